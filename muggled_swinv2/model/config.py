@@ -1,0 +1,77 @@
+"""The numbers that define one SwinV2-DPT depth model."""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SwinV2DPTConfig:
+    """Architecture of a SwinV2 encoder + DPT decoder.
+
+    Stage i works on a token grid of (H / (patch_size * 2**i), W / (patch_size * 2**i)) with
+    `embed_dims[i]` channels, `depths[i]` blocks and `num_heads[i]` attention heads.
+    `pretrained_window_sizes[i]` is the window that stage was pre-trained with (0 = none); the
+    continuous position bias normalises its offsets by it (see windows.relative_coords_table).
+    `native_size` is the square image side the checkpoint was trained at (pixels).
+    """
+
+    embed_dims: tuple[int, ...]
+    depths: tuple[int, ...]
+    num_heads: tuple[int, ...]
+    window_size: int
+    pretrained_window_sizes: tuple[int, ...]
+    native_size: int
+    patch_size: int = 4
+    mlp_hidden_dims: tuple[int, ...] = ()
+    fusion_channels: int = 256
+    head_channels: tuple[int, int] = (128, 32)
+
+    def __post_init__(self):
+        if not self.mlp_hidden_dims:
+            object.__setattr__(self, "mlp_hidden_dims", tuple(4 * dim for dim in self.embed_dims))
+        stage_count = len(self.embed_dims)
+        per_stage = (self.depths, self.num_heads, self.pretrained_window_sizes, self.mlp_hidden_dims)
+        if stage_count != 4 or any(len(values) != stage_count for values in per_stage):
+            raise ValueError(f"a SwinV2-DPT model has 4 stages, got config {self}")
+        for dim, heads in zip(self.embed_dims, self.num_heads):
+            if dim % heads:
+                raise ValueError(f"stage width {dim} is not divisible by its {heads} heads")
+        for dim, next_dim in zip(self.embed_dims, self.embed_dims[1:]):
+            if next_dim != 2 * dim:
+                raise ValueError(f"patch merging doubles the width, but widths are {self.embed_dims}")
+
+    @property
+    def stride(self) -> int:
+        """Input sides must be multiples of this (the deepest stage's downsampling)."""
+        return self.patch_size * 2 ** (len(self.depths) - 1)
+
+    @property
+    def variant(self) -> str:
+        """Name of the MiDaS v3.1 release this config matches, or 'custom'."""
+        for name, dims, depths, size in (
+            ("tiny-256", (96, 192, 384, 768), (2, 2, 6, 2), 256),
+            ("base-384", (128, 256, 512, 1024), (2, 2, 18, 2), 384),
+            ("large-384", (192, 384, 768, 1536), (2, 2, 18, 2), 384),
+        ):
+            if (self.embed_dims, self.depths, self.native_size) == (dims, depths, size):
+                return name
+        return "custom"
+
+    def to_dict(self) -> dict:
+        return {
+            "variant": self.variant,
+            "embed_dims": list(self.embed_dims),
+            "depths": list(self.depths),
+            "num_heads": list(self.num_heads),
+            "window_size": self.window_size,
+            "pretrained_window_sizes": list(self.pretrained_window_sizes),
+            "native_size": self.native_size,
+            "patch_size": self.patch_size,
+            "mlp_hidden_dims": list(self.mlp_hidden_dims),
+            "fusion_channels": self.fusion_channels,
+            "head_channels": list(self.head_channels),
+        }
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "SwinV2DPTConfig":
+        fields = {key: value for key, value in values.items() if key != "variant"}
+        return cls(**{key: tuple(value) if isinstance(value, list) else value for key, value in fields.items()})

@@ -1,0 +1,85 @@
+"""DPT decoder: reassemble the 4 stage outputs into images, fuse them coarse to fine, predict depth."""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import SwinV2DPTConfig
+
+
+def upsample_bilinear(image_bchw: torch.Tensor, size_hw) -> torch.Tensor:
+    return F.interpolate(image_bchw, size=tuple(size_hw), mode="bilinear", align_corners=True)
+
+
+class ResidualConvUnit(nn.Module):
+    """x + conv2(relu(conv1(relu(x)))), 3x3 convolutions keeping the channels."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
+        self.conv2 = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
+
+    def forward(self, image_bchw: torch.Tensor) -> torch.Tensor:
+        return image_bchw + self.conv2(F.relu(self.conv1(F.relu(image_bchw))))
+
+
+class FusionBlock(nn.Module):
+    """out_conv(up(unit(x + skip_unit(skip)))): adds a finer stage, then upsamples to the next one.
+
+    The deepest block has no skip input (and so no skip_unit).
+    """
+
+    def __init__(self, channels: int, has_skip: bool):
+        super().__init__()
+        self.skip_unit = ResidualConvUnit(channels) if has_skip else None
+        self.unit = ResidualConvUnit(channels)
+        self.out_conv = nn.Conv2d(channels, channels, kernel_size=1)
+
+    def forward(self, coarse_bchw, skip_bchw: torch.Tensor | None, out_size_hw) -> torch.Tensor:
+        if self.skip_unit is not None:
+            coarse_bchw = coarse_bchw + self.skip_unit(skip_bchw)
+        return self.out_conv(upsample_bilinear(self.unit(coarse_bchw), out_size_hw))
+
+
+class DepthHead(nn.Module):
+    """(B, C, H/2, W/2) fused features -> (B, H, W) non-negative relative inverse depth."""
+
+    def __init__(self, in_channels: int, hidden_channels: tuple[int, int]):
+        super().__init__()
+        mid_channels, last_channels = hidden_channels
+        self.conv1 = nn.Conv2d(in_channels, mid_channels, kernel_size=3, padding=1)
+        self.conv2 = nn.Conv2d(mid_channels, last_channels, kernel_size=3, padding=1)
+        self.conv3 = nn.Conv2d(last_channels, 1, kernel_size=1)
+
+    def forward(self, features_bchw: torch.Tensor) -> torch.Tensor:
+        height, width = features_bchw.shape[-2:]
+        hidden = upsample_bilinear(self.conv1(features_bchw), (2 * height, 2 * width))
+        hidden = F.relu(self.conv2(hidden))
+        return F.relu(self.conv3(hidden)).squeeze(1)
+
+
+class DPTDecoder(nn.Module):
+    """Stage outputs [(B, H_i, W_i, C_i)], finest first (H_0 = H / 4) -> depth (B, H, W).
+
+    reassemble[i]: tokens of stage i as an image, projected to the fusion width by a 3x3 conv.
+    fusion[i]: fuses stage i into the running result coming from stage i + 1.
+    """
+
+    def __init__(self, config: SwinV2DPTConfig):
+        super().__init__()
+        channels = config.fusion_channels
+        stage_count = len(config.embed_dims)
+        self.reassemble = nn.ModuleList(
+            nn.Conv2d(dim, channels, kernel_size=3, padding=1, bias=False) for dim in config.embed_dims
+        )
+        self.fusion = nn.ModuleList(FusionBlock(channels, has_skip=i < stage_count - 1) for i in range(stage_count))
+        self.head = DepthHead(channels, config.head_channels)
+
+    def forward(self, stage_outputs: list[torch.Tensor]) -> torch.Tensor:
+        images = [conv(tokens.permute(0, 3, 1, 2)) for conv, tokens in zip(self.reassemble, stage_outputs)]
+        # Each fusion block upsamples to the next finer stage's size; the finest one doubles its own.
+        out_sizes_hw = [[2 * side for side in images[0].shape[-2:]]] + [image.shape[-2:] for image in images[:-1]]
+        fused = self.fusion[-1](images[-1], None, out_sizes_hw[-1])
+        for index in reversed(range(len(images) - 1)):
+            fused = self.fusion[index](fused, images[index], out_sizes_hw[index])
+        return self.head(fused)

@@ -1,0 +1,39 @@
+"""The whole depth model: SwinV2 encoder -> DPT decoder."""
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..predict import predict_depth
+from .config import SwinV2DPTConfig
+from .dpt_decoder import DPTDecoder
+from .swinv2_encoder import SwinV2Encoder
+
+
+class SwinV2DPT(nn.Module):
+    """MiDaS v3.1 SwinV2-DPT: (B, 3, H, W) normalised RGB -> (B, H, W) relative inverse depth.
+
+    Input: RGB scaled to [0, 1], then (x - 0.5) / 0.5. H and W: any multiples of config.stride (32);
+    the output is bigger where things are nearer, up to an unknown scale and shift.
+    """
+
+    def __init__(self, config: SwinV2DPTConfig):
+        super().__init__()
+        self.config = config
+        self.encoder = SwinV2Encoder(config)
+        self.decoder = DPTDecoder(config)
+
+    def forward(self, image_bchw: torch.Tensor) -> torch.Tensor:
+        stride = self.config.stride
+        if image_bchw.ndim != 4 or image_bchw.shape[1] != 3 or image_bchw.shape[2] % stride or image_bchw.shape[3] % stride:
+            raise ValueError(
+                f"expected a (B, 3, H, W) image with H and W multiples of {stride}, got shape {tuple(image_bchw.shape)}"
+            )
+        return self.decoder(self.encoder(image_bchw))
+
+    def predict(self, image: np.ndarray, square: bool = False, size: int | None = None) -> np.ndarray:
+        """Inverse depth (H, W) float32 for one OpenCV image (BGR/BGRA/gray, uint8/uint16/float).
+
+        See muggled_swinv2.predict.predict_depth for the two preprocessing modes.
+        """
+        return predict_depth(self, image, square=square, size=size)

@@ -1,0 +1,81 @@
+"""From an OpenCV image to inverse depth at the image's own resolution.
+
+Two preprocessing modes:
+- square=True reproduces MiDaS v3.1's run.py for SwinV2 exactly: RGB in [0, 1] as float64,
+  cv2.INTER_CUBIC resize to the native square size (aspect ratio not kept), (x - 0.5) / 0.5.
+- the default keeps the aspect ratio: the long side goes to `size` (default: the native size) and
+  both sides are rounded to multiples of 32, so the windows see undistorted geometry.
+Either way the prediction is resized back with bicubic interpolation (align_corners=False).
+"""
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import cv2
+
+
+def to_rgb_unit(image: np.ndarray, dtype=np.float32) -> np.ndarray:
+    """OpenCV image (H, W), (H, W, 1), (H, W, 3) BGR or (H, W, 4) BGRA -> (H, W, 3) RGB in [0, 1].
+
+    uint8 is divided by 255, uint16 by 65535; float images are taken to be in [0, 1] already.
+    Alpha is dropped.
+    """
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"expected a numpy image array, got {type(image).__name__}")
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)) or 0 in image.shape:
+        raise ValueError(f"expected an (H, W), (H, W, 3) or (H, W, 4) image, got shape {image.shape}")
+    if image.dtype == np.uint8:
+        full_scale = 255.0
+    elif image.dtype == np.uint16:
+        full_scale = 65535.0
+    elif image.dtype in (np.float32, np.float64):
+        full_scale = 1.0
+    else:
+        raise ValueError(f"unsupported image dtype {image.dtype} (use uint8, uint16 or float)")
+    if image.ndim == 2:
+        rgb = np.repeat(image[:, :, None], 3, axis=2)
+    else:
+        rgb = image[:, :, 2::-1]  # BGR(A) -> RGB, alpha dropped
+    return rgb.astype(dtype) / dtype(full_scale)
+
+
+def network_size_hw(image_hw: tuple[int, int], long_side: int, multiple: int = 32) -> tuple[int, int]:
+    """Keep the aspect ratio, long side near `long_side`, both sides positive multiples of `multiple`."""
+    scale = long_side / max(image_hw)
+    return tuple(max(multiple, int(round(side * scale / multiple)) * multiple) for side in image_hw)
+
+
+def prepare_input(image: np.ndarray, native_size: int, square: bool, size: int | None) -> np.ndarray:
+    """OpenCV image -> (3, h, w) float32 network input, normalised to [-1, 1]."""
+    if square:
+        rgb = to_rgb_unit(image, np.float64)  # MiDaS resizes the float64 image
+        resized = cv2.resize(rgb, (native_size, native_size), interpolation=cv2.INTER_CUBIC)
+    else:
+        rgb = to_rgb_unit(image, np.float32)
+        height, width = network_size_hw(rgb.shape[:2], size or native_size)
+        shrinking = height * width < rgb.shape[0] * rgb.shape[1]
+        interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC
+        resized = cv2.resize(rgb, (width, height), interpolation=interpolation)
+    normalized = (resized - 0.5) / 0.5
+    return np.ascontiguousarray(normalized.transpose(2, 0, 1)).astype(np.float32)
+
+
+def resize_depth(depth_bhw: torch.Tensor, size_hw: tuple[int, int]) -> torch.Tensor:
+    """Bicubic (align_corners=False) resize of (B, h, w) depth to (B, H, W), as MiDaS does."""
+    resized = F.interpolate(depth_bhw.float()[:, None], size=tuple(size_hw), mode="bicubic", align_corners=False)
+    return resized[:, 0]
+
+
+@torch.inference_mode()
+def predict_depth(model, image: np.ndarray, square: bool = False, size: int | None = None) -> np.ndarray:
+    """(H, W) float32 relative inverse depth of one image, at the image's own resolution."""
+    if size is not None and size < 1:
+        raise ValueError(f"size must be a positive number of pixels, got {size}")
+    network_input = prepare_input(image, model.config.native_size, square, size)
+    parameter = next(model.parameters())
+    input_bchw = torch.from_numpy(network_input)[None].to(parameter.device, parameter.dtype)
+    depth = resize_depth(model(input_bchw), image.shape[:2])
+    return depth[0].cpu().numpy()
