@@ -45,7 +45,7 @@ def to_rgb_unit(image: np.ndarray, dtype=np.float32) -> np.ndarray:
 def network_size_hw(image_hw: tuple[int, int], long_side: int, multiple: int = 32) -> tuple[int, int]:
     """Keep the aspect ratio, long side near `long_side`, both sides positive multiples of `multiple`."""
     scale = long_side / max(image_hw)
-    return tuple(max(multiple, int(round(side * scale / multiple)) * multiple) for side in image_hw)
+    return tuple(max(multiple, int(side * scale / multiple + 0.5) * multiple) for side in image_hw)  # half up
 
 
 def prepare_input(image: np.ndarray, native_size: int, square: bool, size: int | None) -> np.ndarray:

@@ -1,0 +1,22 @@
+import pytest
+import torch
+
+from midas_layout import SMALL_CONFIG, make_midas_state_dict
+
+from muggled_swinv2.checkpoint import build_model, infer_midas_config, map_midas_state_dict
+
+
+
+
+@pytest.fixture(scope="session")
+def small_checkpoint(tmp_path_factory):
+    """A random-weight checkpoint file in the MiDaS layout (small config, native 64x64)."""
+    path = tmp_path_factory.mktemp("weights") / "dpt_swin2_small_64.pt"
+    torch.save(make_midas_state_dict(SMALL_CONFIG, seed=11), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def small_model(small_checkpoint):
+    state_dict = torch.load(small_checkpoint, weights_only=True)
+    return build_model(infer_midas_config(state_dict), map_midas_state_dict(state_dict)).eval()
