@@ -282,4 +282,4 @@ def load_model(path, device="cpu", dtype=torch.float32) -> SwinV2DPT:
     except CheckpointError as error:
         raise CheckpointError(f"{path}: {error}") from None
     model.checkpoint_format = "midas-pt"
-    return model.to(device=device, dtype=dtype).eval()
+    return model.to(device=device).set_dtype(dtype).eval()

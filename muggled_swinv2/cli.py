@@ -1,17 +1,112 @@
-"""Command line: `muggled-swinv2 <command> ...` (also `python -m muggled_swinv2`)."""
+"""Command line: `muggled-swinv2 <command> ...` (also `python -m muggled_swinv2`).
+
+User errors end with a one-line message on stderr and a non-zero exit code, never a traceback.
+"""
 
 import argparse
 import sys
+from pathlib import Path
 
 from .checkpoint import CheckpointError, load_model
+from .colormaps import COLORMAPS
+from .devices import DTYPES, DeviceError, select_device, select_dtype
+from .image_job import RAW_FORMATS, ImageJobOptions, expand_inputs, plan_tasks, report_error, run_image_job
+from .video_io import VideoError
+from .video_job import VideoJobOptions, run_video_job
+from .weights import OFFICIAL_FILES, RELEASE_URL, WeightsError, download, resolve_weights
+
+EXIT_FAILED = 1  # some inputs failed
+EXIT_USAGE = 2  # nothing could be done
+EXIT_INTERRUPTED = 130
+
+
+class UsageError(Exception):
+    """A bad argument, reported as one line."""
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def raw_formats(text: str) -> tuple[str, ...]:
+    formats = tuple(dict.fromkeys(part.strip().lower() for part in text.split(",") if part.strip()))
+    unknown = [name for name in formats if name not in RAW_FORMATS]
+    if unknown or not formats:
+        raise argparse.ArgumentTypeError(f"unknown format {','.join(unknown) or text!r}; choose from {','.join(RAW_FORMATS)}")
+    return formats
+
+
+def open_model(args):
+    device = select_device(args.device)
+    dtype = select_dtype(args.dtype, device)
+    return load_model(resolve_weights(args.weights), device=device, dtype=dtype)
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def command_image(args) -> int:
+    out_dir = Path(args.out)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"--out {out_dir}: exists and is not a folder")
+    sources, errors = expand_inputs(args.inputs, args.recursive, exclude_dir=out_dir.resolve())
+    for message in errors:
+        report_error(message)
+    if not sources:
+        raise UsageError("no input images found")
+    options = ImageJobOptions(
+        out_dir=out_dir,
+        raw_formats=args.raw or (),
+        colormap=args.colormap,
+        side_by_side=args.side_by_side,
+        square=args.square,
+        size=args.size,
+        batch_size=args.batch_size,
+        overwrite=args.overwrite,
+    )
+    model = open_model(args)
+    summary = run_image_job(model, plan_tasks(sources, options), options, quiet=args.quiet)
+    if not args.quiet:
+        print(summary.line(), file=sys.stderr)
+    return EXIT_FAILED if summary.failed or errors else 0
+
+
+def command_video(args) -> int:
+    source, target = Path(args.input), Path(args.out)
+    if not source.is_file():
+        raise UsageError(f"{source}: no such video file")
+    outputs = [target] + ([target.with_suffix(".npz")] if args.raw else [])
+    if any(path.resolve() == source.resolve() for path in outputs):
+        raise UsageError(f"--out {target}: would overwrite the input video")
+    existing = [str(path) for path in outputs if path.exists()]
+    if existing and not args.overwrite:
+        raise UsageError(f"{', '.join(existing)} exists; pass --overwrite to replace it")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    options = VideoJobOptions(
+        colormap=args.colormap,
+        side_by_side=args.side_by_side,
+        per_frame_range=args.per_frame_range,
+        raw_npz=bool(args.raw),
+        square=args.square,
+        size=args.size,
+        batch_size=args.batch_size,
+    )
+    summary = run_video_job(open_model(args), source, target, options, quiet=args.quiet)
+    if not args.quiet or summary.interrupted:
+        print(f"{target}: {summary.line()}", file=sys.stderr)
+    return EXIT_INTERRUPTED if summary.interrupted else 0
 
 
 def command_info(args) -> int:
-    model = load_model(args.weights)
+    path = resolve_weights(args.weights)
+    model = load_model(path)
     config = model.config
     parameters = sum(tensor.numel() for tensor in model.parameters())
     rows = [
-        ("file", args.weights),
+        ("file", path),
         ("format", model.checkpoint_format),
         ("variant", config.variant),
         ("widths", ", ".join(map(str, config.embed_dims))),
@@ -27,12 +122,66 @@ def command_info(args) -> int:
     return 0
 
 
+def command_download(args) -> int:
+    path = download(args.variant, args.dir, base_url=args.base_url, quiet=args.quiet)
+    print(f"{path}: ready ({path.stat().st_size / 2**20:.1f} MiB)")
+    return 0
+
+
+# ----------------------------------------------------------------------------- parser
+
+
+def add_model_arguments(parser):
+    parser.add_argument("--weights", "-w", help="checkpoint file (default: the one checkpoint in weights/ "
+                        "or in $MUGGLED_SWINV2_WEIGHTS)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
+    parser.add_argument("--dtype", default="float32", choices=DTYPES, help="precision (float16: CUDA only)")
+
+
+def add_prediction_arguments(parser):
+    parser.add_argument("--colormap", default="inferno", choices=COLORMAPS)
+    parser.add_argument("--side-by-side", action="store_true", help="put the picture left of its depth")
+    parser.add_argument("--square", action="store_true", help="MiDaS's exact pipeline: squash to the native square")
+    parser.add_argument("--size", type=positive_int, help="long side fed to the network (default: native size)")
+    parser.add_argument("--batch-size", type=positive_int, default=1, help="images or frames per forward pass")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary (errors still shown)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="muggled-swinv2", description="SwinV2-DPT monocular depth estimation")
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="muggled-swinv2", description="SwinV2-DPT (MiDaS v3.1) monocular depth estimation")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    image = commands.add_parser("image", help="depth maps for image files, folders or glob patterns")
+    image.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
+    image.add_argument("--out", "-o", default="outputs", help="output folder (default: outputs)")
+    image.add_argument("--recursive", "-r", action="store_true", help="also look in sub-folders")
+    image.add_argument("--raw", type=raw_formats, metavar="FORMATS",
+                       help=f"also write float depth, comma separated: {','.join(RAW_FORMATS)}")
+    add_prediction_arguments(image)
+    add_model_arguments(image)
+    image.set_defaults(run=command_image)
+
+    video = commands.add_parser("video", help="depth video of a video file")
+    video.add_argument("input", metavar="INPUT", help="video file")
+    video.add_argument("--out", "-o", required=True, help="output video (.mp4 or .avi)")
+    video.add_argument("--raw", choices=["npz"], help="also write the float depth frames to OUT.npz")
+    video.add_argument("--per-frame-range", action="store_true",
+                       help="colour each frame by its own min/max (default: a smooth running range)")
+    add_prediction_arguments(video)
+    add_model_arguments(video)
+    video.set_defaults(run=command_video)
+
     info = commands.add_parser("info", help="describe a checkpoint")
-    info.add_argument("weights", help="checkpoint file (MiDaS v3.1 SwinV2 .pt)")
+    info.add_argument("weights", nargs="?", help="checkpoint (default: the one in weights/)")
     info.set_defaults(run=command_info)
+
+    fetch = commands.add_parser("download", help="fetch an official MiDaS v3.1 checkpoint into weights/")
+    fetch.add_argument("variant", nargs="?", default="tiny", choices=OFFICIAL_FILES)
+    fetch.add_argument("--dir", help="folder to save into (default: weights/ or $MUGGLED_SWINV2_WEIGHTS)")
+    fetch.add_argument("--base-url", default=RELEASE_URL, help="mirror to download from")
+    fetch.add_argument("--quiet", "-q", action="store_true")
+    fetch.set_defaults(run=command_download)
     return parser
 
 
@@ -40,9 +189,12 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except CheckpointError as error:
+    except (CheckpointError, WeightsError, DeviceError, VideoError, UsageError) as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -1,12 +1,12 @@
 """Reading images and writing depth outputs, always atomically (temp file + rename)."""
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 import cv2
+
+from .atomic import write_atomically
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".jpe", ".tif", ".tiff", ".bmp", ".dib", ".webp", ".ppm", ".pgm", ".pbm", ".pnm", ".jp2", ".exr", ".hdr", ".sr", ".ras"}
 
@@ -30,19 +30,6 @@ def read_image(path) -> np.ndarray:
     if image is None:
         raise ImageReadError(f"{path}: not an image OpenCV can decode")
     return image
-
-
-def write_atomically(path, write_to) -> None:
-    """Call write_to(file object) on a temp file beside `path`, then rename it into place."""
-    path = Path(path)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            write_to(file)
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
 
 
 def encode_image(path, image: np.ndarray) -> bytes:

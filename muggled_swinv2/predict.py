@@ -70,12 +70,22 @@ def resize_depth(depth_bhw: torch.Tensor, size_hw: tuple[int, int]) -> torch.Ten
 
 
 @torch.inference_mode()
-def predict_depth(model, image: np.ndarray, square: bool = False, size: int | None = None) -> np.ndarray:
-    """(H, W) float32 relative inverse depth of one image, at the image's own resolution."""
+def predict_batch(model, images: list, square: bool = False, size: int | None = None) -> list[np.ndarray]:
+    """predict_depth for several images; those with the same network size run as one batch."""
     if size is not None and size < 1:
         raise ValueError(f"size must be a positive number of pixels, got {size}")
-    network_input = prepare_input(image, model.config.native_size, square, size)
-    parameter = next(model.parameters())
-    input_bchw = torch.from_numpy(network_input)[None].to(parameter.device, parameter.dtype)
-    depth = resize_depth(model(input_bchw), image.shape[:2])
-    return depth[0].cpu().numpy()
+    inputs = [prepare_input(image, model.config.native_size, square, size) for image in images]
+    device = next(model.parameters()).device
+    depths = [None] * len(images)
+    for shape in dict.fromkeys(array.shape for array in inputs):
+        indices = [index for index, array in enumerate(inputs) if array.shape == shape]
+        batch_bchw = torch.from_numpy(np.stack([inputs[index] for index in indices])).to(device)
+        predictions = model(batch_bchw)
+        for index, prediction in zip(indices, predictions):
+            depths[index] = resize_depth(prediction[None], images[index].shape[:2])[0].cpu().numpy()
+    return depths
+
+
+def predict_depth(model, image: np.ndarray, square: bool = False, size: int | None = None) -> np.ndarray:
+    """(H, W) float32 relative inverse depth of one image, at the image's own resolution."""
+    return predict_batch(model, [image], square, size)[0]

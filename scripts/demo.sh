@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
-# The main job: sets up .venv (first run only), then describes the checkpoint found in weights/.
+# The main job: set up .venv (first run only), get the tiny checkpoint if weights/ has none,
+# and write depth maps of the example pictures to outputs/examples/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup_env.sh
 shopt -s nullglob
-checkpoints=(weights/*.pt)
-if [ ${#checkpoints[@]} -eq 0 ]; then
-    echo "No checkpoint in weights/. Download one, e.g.:" >&2
-    echo "  curl -L -o weights/dpt_swin2_tiny_256.pt https://github.com/isl-org/MiDaS/releases/download/v3_1/dpt_swin2_tiny_256.pt" >&2
-    echo "(see weights/README.md for all three)" >&2
-    exit 1
+found=(weights/*.pt weights/*.safetensors)
+if [ -f weights/dpt_swin2_tiny_256.pt ]; then
+    checkpoint=weights/dpt_swin2_tiny_256.pt
+elif [ ${#found[@]} -gt 0 ]; then
+    checkpoint=${found[0]}
+else
+    echo "No checkpoint in weights/: downloading the tiny model (164 MiB) ..." >&2
+    muggled-swinv2 download tiny --dir weights || exit 1
+    checkpoint=weights/dpt_swin2_tiny_256.pt
 fi
-muggled-swinv2 info "${checkpoints[0]}"
+muggled-swinv2 info "$checkpoint"
+muggled-swinv2 image scripts/examples --weights "$checkpoint" --out outputs/examples --side-by-side --raw npy --overwrite
+echo "Depth maps: outputs/examples/ (picture | depth, brighter = nearer; .npy = float inverse depth)"

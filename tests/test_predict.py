@@ -2,35 +2,11 @@
 
 import numpy as np
 import pytest
-import torch
-import torch.nn.functional as F
 
 import cv2
 
 from muggled_swinv2.predict import network_size_hw, prepare_input, to_rgb_unit
-
-
-def photo(height=48, width=80, seed=0):
-    """A BGR uint8 test picture: gradient, a disc and noise."""
-    rng = np.random.default_rng(seed)
-    image = np.zeros((height, width, 3), np.uint8)
-    image[:] = np.linspace(0, 255, width, dtype=np.uint8)[None, :, None]
-    cv2.circle(image, (width // 3, height // 2), max(1, min(height, width) // 4), (40, 200, 90), -1)
-    return np.clip(image + rng.integers(0, 30, image.shape), 0, 255).astype(np.uint8)
-
-
-def midas_square_pipeline(model, image_bgr):
-    """MiDaS run.py for SwinV2, written out: float64 RGB / 255, cubic to the native square,
-    (x - 0.5) / 0.5, network, bicubic back to the image size."""
-    rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB) / 255.0
-    size = model.config.native_size
-    resized = cv2.resize(rgb, (size, size), interpolation=cv2.INTER_CUBIC)
-    normalized = (resized - np.array([0.5, 0.5, 0.5])) / np.array([0.5, 0.5, 0.5])
-    sample = torch.from_numpy(np.ascontiguousarray(normalized.transpose(2, 0, 1)).astype(np.float32))[None]
-    with torch.no_grad():
-        prediction = model(sample)
-    resized_back = F.interpolate(prediction.unsqueeze(1), size=image_bgr.shape[:2], mode="bicubic", align_corners=False)
-    return resized_back.squeeze().numpy()
+from pictures import midas_square_pipeline, photo
 
 
 def test_square_mode_is_the_midas_pipeline(small_model):

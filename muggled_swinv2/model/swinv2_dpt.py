@@ -14,7 +14,7 @@ class SwinV2DPT(nn.Module):
     """MiDaS v3.1 SwinV2-DPT: (B, 3, H, W) normalised RGB -> (B, H, W) relative inverse depth.
 
     Input: RGB scaled to [0, 1], then (x - 0.5) / 0.5. H and W: any multiples of config.stride (32);
-    the output is bigger where things are nearer, up to an unknown scale and shift.
+    the output (float32) is bigger where things are nearer, up to an unknown scale and shift.
     """
 
     def __init__(self, config: SwinV2DPTConfig):
@@ -29,7 +29,17 @@ class SwinV2DPT(nn.Module):
             raise ValueError(
                 f"expected a (B, 3, H, W) image with H and W multiples of {stride}, got shape {tuple(image_bchw.shape)}"
             )
-        return self.decoder(self.encoder(image_bchw))
+        encoder_dtype = self.encoder.patch_embed.proj.weight.dtype
+        decoder_dtype = self.decoder.head.conv3.weight.dtype
+        stage_outputs = self.encoder(image_bchw.to(encoder_dtype))
+        return self.decoder([tokens.to(decoder_dtype) for tokens in stage_outputs]).float()
+
+    def set_dtype(self, dtype: torch.dtype) -> "SwinV2DPT":
+        """Cast for inference. float16 keeps the SwinV2 encoder in float32: its post-norm residual
+        stream overflows float16 (as MiDaS warns); the convolutional decoder runs in float16."""
+        self.encoder.to(torch.float32 if dtype == torch.float16 else dtype)
+        self.decoder.to(dtype)
+        return self
 
     def predict(self, image: np.ndarray, square: bool = False, size: int | None = None) -> np.ndarray:
         """Inverse depth (H, W) float32 for one OpenCV image (BGR/BGRA/gray, uint8/uint16/float).

@@ -1,0 +1,172 @@
+"""Depth maps for many image files: input expansion, output naming, batching, per-file errors."""
+
+import glob
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from .colormaps import colorize, normalize, to_uint16
+from .image_io import IMAGE_SUFFIXES, ImageReadError, read_image, save_image, save_npy, save_pfm
+from .predict import predict_batch
+
+# Output kind -> (file name from the stem, writer(path, depth, colored image)).
+OUTPUTS = {
+    "png": ("{}.png", lambda path, depth, picture: save_image(path, picture)),
+    "npy": ("{}.npy", lambda path, depth, picture: save_npy(path, depth)),
+    "pfm": ("{}.pfm", lambda path, depth, picture: save_pfm(path, depth)),
+    "png16": ("{}_16bit.png", lambda path, depth, picture: save_image(path, to_uint16(depth))),
+    "tiff": ("{}.tiff", lambda path, depth, picture: save_image(path, depth.astype(np.float32))),
+}
+RAW_FORMATS = tuple(kind for kind in OUTPUTS if kind != "png")
+
+
+@dataclass
+class ImageTask:
+    source: Path
+    outputs: dict[str, Path]  # kind -> file to write
+
+
+@dataclass
+class ImageJobOptions:
+    out_dir: Path
+    raw_formats: tuple[str, ...] = ()
+    colormap: str = "inferno"
+    side_by_side: bool = False
+    square: bool = False
+    size: int | None = None
+    batch_size: int = 1
+    overwrite: bool = False
+
+
+@dataclass
+class JobSummary:
+    processed: int = 0
+    skipped: int = 0
+    failed: list[str] = field(default_factory=list)  # one-line messages
+    seconds: float = 0.0
+
+    def line(self) -> str:
+        per_image = f", {self.seconds / self.processed:.3f} s per image" if self.processed else ""
+        skipped = f", skipped {self.skipped} (outputs exist; --overwrite to redo)" if self.skipped else ""
+        return f"processed {self.processed}{skipped}, failed {len(self.failed)}{per_image}"
+
+
+def expand_inputs(inputs, recursive: bool, exclude_dir: Path | None = None) -> tuple[list[tuple[Path, str]], list[str]]:
+    """INPUT arguments -> ([(image file, output stem)], [errors]).
+
+    Files are taken as given; folders give their images (sub-folders too with `recursive`, mirrored
+    in the output stems); anything else is a glob pattern. Duplicates are dropped, and so are
+    files that folders or patterns find inside `exclude_dir` (the outputs of an earlier run).
+    """
+    found, errors, seen = [], [], set()
+
+    def add(path: Path, stem: str, named: bool = False):
+        key = path.resolve()
+        if key not in seen and (named or not (exclude_dir and exclude_dir in key.parents)):
+            seen.add(key)
+            found.append((path, stem))
+
+    for argument in map(str, inputs):
+        path = Path(argument)
+        if path.is_file():
+            add(path, path.stem, named=True)
+        elif path.is_dir():
+            pattern = "**/*" if recursive else "*"
+            images = sorted(p for p in path.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not images:
+                errors.append(f"{path}: no images in this folder" + ("" if recursive else " (--recursive for sub-folders)"))
+            for image in images:
+                add(image, str(image.relative_to(path).with_suffix("")))
+        elif glob.has_magic(argument):
+            matches = sorted(Path(match) for match in glob.glob(argument, recursive=True) if Path(match).is_file())
+            if not matches:
+                errors.append(f"{argument}: no files match this pattern")
+            for match in matches:
+                add(match, match.stem)
+        else:
+            errors.append(f"{path}: no such file or folder")
+    return found, errors
+
+
+def plan_tasks(sources: list[tuple[Path, str]], options: ImageJobOptions) -> list[ImageTask]:
+    """Output paths per input; stems that collide (same name from two folders) get _2, _3, ..."""
+    taken, tasks = set(), []
+    for source, stem in sources:
+        unique, number = stem, 1
+        while unique.lower() in taken:
+            number += 1
+            unique = f"{stem}_{number}"
+        taken.add(unique.lower())
+        kinds = ("png", *options.raw_formats)
+        tasks.append(ImageTask(source, {kind: options.out_dir / OUTPUTS[kind][0].format(unique) for kind in kinds}))
+    return tasks
+
+
+def display_bgr(image: np.ndarray) -> np.ndarray:
+    """Any image read_image returns -> 8-bit BGR for showing beside the depth."""
+    if image.dtype == np.uint16:
+        image = (image / 257.0).round().astype(np.uint8)
+    elif image.dtype != np.uint8:
+        image = (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
+    return np.repeat(image[:, :, None], 3, axis=2) if image.ndim == 2 else image
+
+
+def depth_picture(image: np.ndarray, depth: np.ndarray, colormap: str, side_by_side: bool) -> np.ndarray:
+    colored = colorize(normalize(depth), colormap)
+    return np.hstack([display_bgr(image), colored]) if side_by_side else colored
+
+
+def report_error(message: str):
+    """Errors always reach stderr, above the progress bar, even with --quiet."""
+    tqdm.write(message, file=sys.stderr)
+
+
+def run_image_job(model, tasks: list[ImageTask], options: ImageJobOptions, quiet: bool = False) -> JobSummary:
+    """Predict and write every task's outputs; a file that fails is reported and skipped."""
+    summary = JobSummary()
+    input_paths = {task.source.resolve() for task in tasks}
+    pending = []
+    for task in tasks:
+        if any(path.resolve() in input_paths for path in task.outputs.values()):
+            summary.failed.append(f"{task.source}: its output would overwrite an input image; choose another --out")
+        elif not options.overwrite and all(path.exists() for path in task.outputs.values()):
+            summary.skipped += 1
+        else:
+            pending.append(task)
+    for message in summary.failed:
+        report_error(message)
+    options.out_dir.mkdir(parents=True, exist_ok=True)
+
+    started = time.perf_counter()
+    with tqdm(total=len(pending), unit="image", disable=quiet, dynamic_ncols=True) as progress:
+        for first in range(0, len(pending), max(1, options.batch_size)):
+            batch = []
+            for task in pending[first : first + options.batch_size]:
+                try:
+                    batch.append((task, read_image(task.source)))
+                except ImageReadError as error:
+                    summary.failed.append(str(error))
+                    report_error(str(error))
+                    progress.update(1)
+            if not batch:
+                continue
+            depths = predict_batch(model, [image for _, image in batch], options.square, options.size)
+            for (task, image), depth in zip(batch, depths):
+                picture = depth_picture(image, depth, options.colormap, options.side_by_side)
+                try:
+                    for kind, path in task.outputs.items():
+                        if options.overwrite or not path.exists():
+                            path.parent.mkdir(parents=True, exist_ok=True)
+                            OUTPUTS[kind][1](path, depth, picture)
+                    summary.processed += 1
+                except (OSError, ValueError) as error:
+                    message = f"{task.source}: cannot write its output ({error})"
+                    summary.failed.append(message)
+                    report_error(message)
+                progress.update(1)
+    summary.seconds = time.perf_counter() - started
+    return summary

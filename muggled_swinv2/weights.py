@@ -1,0 +1,116 @@
+"""Finding checkpoints on disk and fetching the official ones."""
+
+import http.client
+import os
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path
+
+from tqdm import tqdm
+
+WEIGHTS_ENV = "MUGGLED_SWINV2_WEIGHTS"
+RELEASE_URL = "https://github.com/isl-org/MiDaS/releases/download/v3_1/"
+OFFICIAL_FILES = {
+    "tiny": "dpt_swin2_tiny_256.pt",
+    "base": "dpt_swin2_base_384.pt",
+    "large": "dpt_swin2_large_384.pt",
+}
+CHECKPOINT_SUFFIXES = {".pt", ".pth", ".safetensors", ".bin"}
+
+
+class WeightsError(Exception):
+    """No usable checkpoint, or a download that failed; one-line message saying what to do."""
+
+
+def weights_dirs() -> list[Path]:
+    """$MUGGLED_SWINV2_WEIGHTS if set, else ./weights and the weights/ folder of this repository."""
+    if os.environ.get(WEIGHTS_ENV):
+        return [Path(os.environ[WEIGHTS_ENV])]
+    candidates = [Path.cwd() / "weights", Path(__file__).resolve().parent.parent / "weights"]
+    unique = []
+    for folder in candidates:
+        if folder.is_dir() and all(not folder.samefile(seen) for seen in unique):
+            unique.append(folder)
+    return unique or [Path("weights")]
+
+
+def find_checkpoints() -> list[Path]:
+    """Checkpoint files (and Hugging Face model folders) in the weights folders."""
+    found = []
+    for folder in weights_dirs():
+        if not folder.is_dir():
+            continue
+        for entry in sorted(folder.iterdir()):
+            is_file = entry.is_file() and entry.suffix in CHECKPOINT_SUFFIXES
+            is_hf_dir = entry.is_dir() and (entry / "config.json").is_file()
+            if is_file or is_hf_dir:
+                found.append(entry)
+    return found
+
+
+def resolve_weights(path) -> Path:
+    """The --weights argument, or the single checkpoint in the weights folders."""
+    if path:
+        return Path(path)
+    found = find_checkpoints()
+    if len(found) == 1:
+        return found[0]
+    where = " or ".join(str(folder) for folder in weights_dirs())
+    if not found:
+        raise WeightsError(
+            f"no checkpoint in {where}; get one with `muggled-swinv2 download tiny` "
+            f"(or see weights/README.md), or pass --weights FILE"
+        )
+    names = ", ".join(entry.name for entry in found)
+    raise WeightsError(f"several checkpoints in {where} ({names}); choose one with --weights FILE")
+
+
+def download(variant: str, folder=None, base_url: str = RELEASE_URL, quiet: bool = False) -> Path:
+    """Fetch an official checkpoint into `folder` (default: the first weights folder).
+
+    Written to NAME.partial and renamed only once complete and of the announced size; an existing
+    .partial file is resumed with an HTTP range request.
+    """
+    name = OFFICIAL_FILES[variant]
+    folder = Path(folder) if folder else weights_dirs()[0]
+    folder.mkdir(parents=True, exist_ok=True)
+    target, partial = folder / name, folder / (name + ".partial")
+    if target.exists():
+        return target
+    url = base_url.rstrip("/") + "/" + name
+    have = partial.stat().st_size if partial.exists() else 0
+    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            resumed = response.status == 206
+            if not resumed:
+                have = 0  # the server ignored the range: start over
+            length = response.headers.get("Content-Length")
+            total = have + int(length) if length else None
+            with open(partial, "ab" if resumed else "wb") as file, tqdm(
+                total=total, initial=have, unit="B", unit_scale=True, desc=name, disable=quiet
+            ) as progress:
+                while chunk := response.read(1 << 20):
+                    file.write(chunk)
+                    progress.update(len(chunk))
+    except urllib.error.HTTPError as error:
+        if error.code == 416 and have:  # range past the end: the partial file is already whole
+            total = have
+        else:
+            raise WeightsError(f"download of {url} failed: HTTP {error.code} {error.reason}") from None
+    except http.client.HTTPException as error:  # e.g. the connection dropped mid-file
+        raise WeightsError(f"download of {url} broke off ({type(error).__name__}); run again to resume") from None
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise WeightsError(
+            f"cannot download {url} ({reason}); with no network, fetch it elsewhere and copy it to {target}"
+        ) from None
+    size = partial.stat().st_size
+    if total is not None and size != total:
+        raise WeightsError(f"download of {url} stopped at {size} of {total} bytes; run again to resume")
+    if not zipfile.is_zipfile(partial):
+        partial.unlink()
+        raise WeightsError(f"{url} did not return a PyTorch checkpoint (deleted the download)")
+    os.replace(partial, target)
+    return target

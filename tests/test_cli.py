@@ -1,0 +1,374 @@
+"""End-to-end command line runs on real files written by the tests."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import cv2
+from muggled_swinv2 import load_model
+from muggled_swinv2.cli import main
+from muggled_swinv2.colormaps import COLORMAPS, colorize, normalize, to_uint16
+from muggled_swinv2.image_io import read_pfm
+from pictures import midas_square_pipeline, photo, read_video, write_video
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def model(small_checkpoint):
+    return load_model(small_checkpoint)
+
+
+@pytest.fixture
+def pictures(tmp_path):
+    folder = tmp_path / "pictures"
+    (folder / "sub").mkdir(parents=True)
+    cv2.imwrite(str(folder / "street.jpg"), photo(60, 90, seed=1))
+    cv2.imwrite(str(folder / "gray.png"), cv2.cvtColor(photo(40, 40, seed=2), cv2.COLOR_BGR2GRAY))
+    cv2.imwrite(str(folder / "deep.png"), photo(50, 70, seed=3).astype(np.uint16) * 257)
+    cv2.imwrite(str(folder / "alpha.png"), cv2.cvtColor(photo(30, 50, seed=4), cv2.COLOR_BGR2BGRA))
+    cv2.imwrite(str(folder / "sub" / "street.png"), photo(45, 45, seed=5))
+    return folder
+
+
+def run(capsys, *args):
+    code = main([str(arg) for arg in args])
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    return code, captured.out, captured.err
+
+
+# ----------------------------------------------------------------------------- images
+
+
+def test_every_output_format_matches_predict(tmp_path, capsys, small_checkpoint, model, pictures):
+    out = tmp_path / "out"
+    code, _, err = run(capsys, "image", pictures / "street.jpg", "-w", small_checkpoint, "--out", out,
+                       "--raw", "npy,pfm,png16,tiff")
+    assert code == 0, err
+    expected = model.predict(cv2.imread(str(pictures / "street.jpg")))
+    assert np.array_equal(np.load(out / "street.npy"), expected)
+    assert np.array_equal(read_pfm(out / "street.pfm"), expected)
+    assert np.array_equal(cv2.imread(str(out / "street.tiff"), cv2.IMREAD_UNCHANGED), expected)
+    assert np.array_equal(cv2.imread(str(out / "street_16bit.png"), cv2.IMREAD_UNCHANGED), to_uint16(expected))
+    assert np.array_equal(cv2.imread(str(out / "street.png")), colorize(normalize(expected), "inferno"))
+    assert "processed 1, failed 0" in err
+
+
+def test_pfm_layout_is_midas(tmp_path, capsys, small_checkpoint, pictures):
+    out = tmp_path / "out"
+    run(capsys, "image", pictures / "street.jpg", "-w", small_checkpoint, "--out", out, "--raw", "pfm,npy")
+    data = (out / "street.pfm").read_bytes()
+    header = b"Pf\n90 60\n-1\n"  # grayscale, width height, little-endian
+    assert data.startswith(header) and len(data) == len(header) + 60 * 90 * 4
+    rows_bottom_up = np.frombuffer(data[len(header):], "<f4").reshape(60, 90)
+    assert np.array_equal(rows_bottom_up[::-1], np.load(out / "street.npy"))
+
+
+def test_square_is_the_midas_pipeline(tmp_path, capsys, small_checkpoint, model, pictures):
+    out = tmp_path / "out"
+    run(capsys, "image", pictures / "street.jpg", "-w", small_checkpoint, "--out", out, "--square", "--raw", "npy")
+    expected = midas_square_pipeline(model, cv2.imread(str(pictures / "street.jpg")))
+    assert np.array_equal(np.load(out / "street.npy"), expected)
+
+
+def test_size_option(tmp_path, capsys, small_checkpoint, model, pictures):
+    out = tmp_path / "out"
+    run(capsys, "image", pictures / "street.jpg", "-w", small_checkpoint, "--out", out, "--size", "96", "--raw", "npy")
+    expected = model.predict(cv2.imread(str(pictures / "street.jpg")), size=96)
+    assert np.array_equal(np.load(out / "street.npy"), expected)
+
+
+def test_folder_recursive_collisions_and_formats(tmp_path, capsys, small_checkpoint, pictures):
+    out = tmp_path / "out"
+    code, _, err = run(capsys, "image", pictures, "-w", small_checkpoint, "--out", out, "--recursive", "--raw", "npy")
+    assert code == 0, err
+    names = sorted(str(path.relative_to(out)) for path in out.rglob("*.png"))
+    assert names == ["alpha.png", "deep.png", "gray.png", "street.png", "sub/street.png"]
+    assert np.load(out / "deep.npy").shape == (50, 70)
+    assert np.load(out / "alpha.npy").shape == (30, 50)
+
+
+def test_same_stem_from_two_folders_does_not_overwrite(tmp_path, capsys, small_checkpoint, pictures):
+    out = tmp_path / "out"
+    code, _, err = run(capsys, "image", pictures / "street.jpg", pictures / "sub" / "street.png",
+                       "-w", small_checkpoint, "--out", out, "--raw", "npy")
+    assert code == 0, err
+    assert np.load(out / "street.npy").shape == (60, 90)
+    assert np.load(out / "street_2.npy").shape == (45, 45)
+
+
+def test_glob_pattern(tmp_path, capsys, small_checkpoint, pictures):
+    out = tmp_path / "out"
+    code, _, err = run(capsys, "image", str(pictures / "*.png"), "-w", small_checkpoint, "--out", out)
+    assert code == 0, err
+    assert sorted(path.name for path in out.iterdir()) == ["alpha.png", "deep.png", "gray.png"]
+
+
+def test_side_by_side_and_colormaps(tmp_path, capsys, small_checkpoint, pictures):
+    pictures_out = {}
+    for colormap in ("gray", "inferno", "magma", "turbo", "viridis"):
+        out = tmp_path / colormap
+        code, _, err = run(capsys, "image", pictures / "street.jpg", "-w", small_checkpoint, "--out", out,
+                           "--side-by-side", "--colormap", colormap)
+        assert code == 0, err
+        picture = cv2.imread(str(out / "street.png"))
+        assert picture.shape == (60, 180, 3)
+        assert np.abs(picture[:, :90].astype(int) - cv2.imread(str(pictures / "street.jpg")).astype(int)).max() <= 1
+        pictures_out[colormap] = picture[:, 90:]
+    assert len({image.tobytes() for image in pictures_out.values()}) == 5
+    assert set(pictures_out) <= set(COLORMAPS)
+
+
+def test_batches_give_the_same_depth(tmp_path, capsys, small_checkpoint, pictures):
+    for batch in (1, 3):
+        run(capsys, "image", pictures, "-w", small_checkpoint, "--out", tmp_path / f"b{batch}", "--raw", "npy",
+            "--batch-size", batch)
+    for name in ("street", "gray", "deep", "alpha"):
+        one, three = np.load(tmp_path / "b1" / f"{name}.npy"), np.load(tmp_path / "b3" / f"{name}.npy")
+        assert np.allclose(one, three, atol=1e-5 * np.ptp(one)), name
+
+
+def test_bad_file_is_reported_and_the_rest_continue(tmp_path, capsys, small_checkpoint, pictures):
+    (pictures / "broken.jpg").write_bytes(b"\xff\xd8 definitely not a jpeg")
+    (pictures / "empty.png").write_bytes(b"")
+    out = tmp_path / "out"
+    code, _, err = run(capsys, "image", pictures, "-w", small_checkpoint, "--out", out)
+    assert code == 1
+    assert "broken.jpg: not an image OpenCV can decode" in err and "empty.png" in err
+    assert "processed 4, failed 2" in err
+    assert sorted(path.name for path in out.iterdir()) == ["alpha.png", "deep.png", "gray.png", "street.png"]
+
+
+def test_missing_input_is_reported(tmp_path, capsys, small_checkpoint, pictures):
+    code, _, err = run(capsys, "image", pictures / "street.jpg", tmp_path / "nope.jpg", "-w", small_checkpoint,
+                       "--out", tmp_path / "out")
+    assert code == 1 and "nope.jpg: no such file or folder" in err
+    assert (tmp_path / "out" / "street.png").exists()
+
+
+def test_no_inputs_at_all(tmp_path, capsys, small_checkpoint):
+    code, _, err = run(capsys, "image", tmp_path / "nope.jpg", "-w", small_checkpoint, "--out", tmp_path / "out")
+    assert code == 2 and "no input images found" in err
+
+
+def test_existing_outputs_skipped_unless_overwrite(tmp_path, capsys, small_checkpoint, pictures):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "street.png").write_bytes(b"keep me")
+    code, _, err = run(capsys, "image", pictures / "street.jpg", "-w", small_checkpoint, "--out", out)
+    assert code == 0 and "skipped 1" in err and (out / "street.png").read_bytes() == b"keep me"
+    code, _, err = run(capsys, "image", pictures / "street.jpg", "-w", small_checkpoint, "--out", out, "--overwrite")
+    assert code == 0 and "processed 1" in err and cv2.imread(str(out / "street.png")) is not None
+
+
+def test_never_overwrites_an_input(tmp_path, capsys, small_checkpoint, pictures):
+    original = (pictures / "gray.png").read_bytes()
+    code, _, err = run(capsys, "image", pictures / "gray.png", "-w", small_checkpoint, "--out", pictures, "--overwrite")
+    assert code == 1 and "would overwrite an input" in err
+    assert (pictures / "gray.png").read_bytes() == original
+
+
+def test_output_folder_inside_input_folder_is_not_read_back(tmp_path, capsys, small_checkpoint, pictures):
+    out = pictures / "depth"
+    for _ in range(2):
+        code, _, err = run(capsys, "image", pictures, "-r", "-w", small_checkpoint, "--out", out)
+        assert code == 0, err
+    assert not list(out.rglob("depth"))  # no depth/depth/... from reading outputs as inputs
+
+
+def test_out_is_a_file(tmp_path, capsys, small_checkpoint, pictures):
+    (tmp_path / "file").write_text("x")
+    code, _, err = run(capsys, "image", pictures, "-w", small_checkpoint, "--out", tmp_path / "file")
+    assert code == 2 and "not a folder" in err
+
+
+def test_quiet_prints_nothing_on_success(tmp_path, capsys, small_checkpoint, pictures):
+    code, out, err = run(capsys, "image", pictures / "street.jpg", "-w", small_checkpoint, "--out", tmp_path / "o", "-q")
+    assert code == 0 and out == "" and err == ""
+
+
+def test_no_partial_files_left(tmp_path, capsys, small_checkpoint, pictures):
+    out = tmp_path / "out"
+    run(capsys, "image", pictures, "-r", "-w", small_checkpoint, "--out", out, "--raw", "npy,pfm,png16,tiff")
+    assert not [path for path in out.rglob("*") if "partial" in path.name or path.name.startswith(".")]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (out / "street.png").stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's private 0600
+
+
+@pytest.mark.parametrize("option, value", [("--raw", "jpeg"), ("--batch-size", "0"), ("--colormap", "rainbow"),
+                                           ("--size", "-5"), ("--dtype", "int8")])
+def test_bad_options_are_usage_errors(tmp_path, capsys, small_checkpoint, pictures, option, value):
+    with pytest.raises(SystemExit) as caught:
+        main(["image", str(pictures), "-w", str(small_checkpoint), option, value])
+    assert caught.value.code == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- weights discovery
+
+
+def test_weights_found_in_weights_folder(tmp_path, capsys, monkeypatch, small_checkpoint, pictures):
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    monkeypatch.setenv("MUGGLED_SWINV2_WEIGHTS", str(folder))
+    code, _, err = run(capsys, "image", pictures / "street.jpg", "--out", tmp_path / "out")
+    assert code == 2 and "no checkpoint in" in err and "muggled-swinv2 download tiny" in err
+    (folder / "one.pt").symlink_to(small_checkpoint)
+    code, _, err = run(capsys, "image", pictures / "street.jpg", "--out", tmp_path / "out")
+    assert code == 0, err
+    (folder / "two.pt").symlink_to(small_checkpoint)
+    code, _, err = run(capsys, "image", pictures / "street.jpg", "--out", tmp_path / "out2")
+    assert code == 2 and "several checkpoints" in err and "one.pt, two.pt" in err
+
+
+def test_bad_checkpoint_is_one_line(tmp_path, capsys, pictures):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"garbage")
+    code, _, err = run(capsys, "image", pictures, "-w", bad, "--out", tmp_path / "out")
+    assert code == 2 and err.count("\n") == 1 and "bad.pt" in err
+
+
+def test_unavailable_device_and_dtype(tmp_path, capsys, small_checkpoint, pictures):
+    if not __import__("torch").cuda.is_available():
+        code, _, err = run(capsys, "image", pictures, "-w", small_checkpoint, "--device", "cuda")
+        assert code == 2 and "no CUDA GPU" in err
+    code, _, err = run(capsys, "image", pictures, "-w", small_checkpoint, "--device", "cpu", "--dtype", "float16")
+    assert code == 2 and "float16 needs a CUDA GPU" in err
+
+
+def test_bfloat16_on_cpu(tmp_path, capsys, small_checkpoint, model, pictures):
+    out = tmp_path / "out"
+    code, _, err = run(capsys, "image", pictures / "street.jpg", "-w", small_checkpoint, "--out", out,
+                       "--dtype", "bfloat16", "--raw", "npy")
+    assert code == 0, err
+    depth = np.load(out / "street.npy")
+    expected = model.predict(cv2.imread(str(pictures / "street.jpg")))
+    assert np.isfinite(depth).all() and np.abs(depth - expected).max() < 0.1 * np.ptp(expected)
+
+
+# ----------------------------------------------------------------------------- info and entry points
+
+
+def test_info(capsys, small_checkpoint):
+    code, out, _ = run(capsys, "info", small_checkpoint)
+    assert code == 0 and "native size: 64x64" in out and "parameters" in out
+
+
+def test_console_script_installed(tmp_path, small_checkpoint):
+    script = Path(sys.executable).parent / "muggled-swinv2"
+    result = subprocess.run([str(script), "info", str(small_checkpoint)], capture_output=True, text=True)
+    assert result.returncode == 0 and "custom" in result.stdout
+
+
+# ----------------------------------------------------------------------------- video
+
+
+@pytest.fixture
+def clip(tmp_path):
+    return write_video(tmp_path / "clip.mp4", frames=7, size_wh=(96, 64), fps=12.0)
+
+
+def test_video_frames_size_rate_and_raw(tmp_path, capsys, small_checkpoint, model, clip):
+    target = tmp_path / "depth.mp4"
+    code, _, err = run(capsys, "video", clip, "-w", small_checkpoint, "--out", target, "--raw", "npz", "--batch-size", 3)
+    assert code == 0, err
+    frames, fps = read_video(target)
+    assert len(frames) == 7 and frames[0].shape == (64, 96, 3) and fps == pytest.approx(12.0)
+    inputs, _ = read_video(clip)
+    raw = np.load(tmp_path / "depth.npz")
+    assert sorted(raw.files) == [f"frame_{index:06d}" for index in range(7)]
+    for index, frame in enumerate(inputs):
+        expected = model.predict(frame)
+        assert np.allclose(raw[f"frame_{index:06d}"], expected, atol=1e-5 * np.ptp(expected))
+    assert "wrote 7 frames" in err
+
+
+def test_video_side_by_side_and_per_frame(tmp_path, capsys, small_checkpoint, clip):
+    for extra in ([], ["--per-frame-range"]):
+        target = tmp_path / f"sbs{len(extra)}.avi"
+        code, _, err = run(capsys, "video", clip, "-w", small_checkpoint, "--out", target, "--side-by-side", *extra)
+        assert code == 0, err
+        frames, _ = read_video(target)
+        assert len(frames) == 7 and frames[0].shape == (64, 192, 3)
+
+
+def test_video_running_range_is_steadier_than_per_frame():
+    from muggled_swinv2.video_job import RunningRange
+
+    running = RunningRange()
+    lows = [running.update(np.array([0.0, 1.0 + (index % 2)]))[1] for index in range(20)]
+    assert max(np.diff(lows[5:])) < 0.2  # the per-frame max jumps by 1 every frame
+
+
+def test_video_bad_inputs(tmp_path, capsys, small_checkpoint, clip):
+    corrupt = tmp_path / "corrupt.mp4"
+    corrupt.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 200)
+    code, _, err = run(capsys, "video", corrupt, "-w", small_checkpoint, "--out", tmp_path / "o.mp4")
+    assert code == 2 and "corrupt.mp4" in err and not (tmp_path / "o.mp4").exists()
+    code, _, err = run(capsys, "video", tmp_path / "missing.mp4", "-w", small_checkpoint, "--out", tmp_path / "o.mp4")
+    assert code == 2 and "no such video file" in err
+    code, _, err = run(capsys, "video", clip, "-w", small_checkpoint, "--out", clip, "--overwrite")
+    assert code == 2 and "would overwrite the input" in err and len(read_video(clip)[0]) == 7
+    (tmp_path / "exists.mp4").write_bytes(b"old")
+    code, _, err = run(capsys, "video", clip, "-w", small_checkpoint, "--out", tmp_path / "exists.mp4")
+    assert code == 2 and "--overwrite" in err and (tmp_path / "exists.mp4").read_bytes() == b"old"
+    assert not [path for path in tmp_path.iterdir() if "partial" in path.name]
+
+
+def test_video_with_zero_frames(tmp_path, capsys, small_checkpoint):
+    empty = write_video(tmp_path / "empty.avi", frames=0, fourcc="MJPG")
+    if empty.exists() and empty.stat().st_size:
+        code, _, err = run(capsys, "video", empty, "-w", small_checkpoint, "--out", tmp_path / "o.mp4")
+        assert code == 2 and ("no frames" in err or "cannot open" in err)
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_video_interrupt_leaves_a_playable_file(tmp_path, monkeypatch, small_checkpoint, model, clip):
+    import muggled_swinv2.video_job as video_job
+
+    real_predict = video_job.predict_batch
+    calls = []
+
+    def interrupt_on_fourth_call(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return real_predict(*args, **kwargs)
+
+    monkeypatch.setattr(video_job, "predict_batch", interrupt_on_fourth_call)
+    summary = video_job.run_video_job(model, clip, tmp_path / "cut.mp4", video_job.VideoJobOptions(raw_npz=True), quiet=True)
+    assert summary.interrupted and summary.frames == 3
+    assert len(read_video(tmp_path / "cut.mp4")[0]) == 3
+    assert len(np.load(tmp_path / "cut.npz").files) == 3
+    assert not [path for path in tmp_path.iterdir() if "partial" in path.name]
+
+
+# ----------------------------------------------------------------------------- webcam demo
+
+
+def test_webcam_demo_headless(tmp_path, small_checkpoint, clip):
+    target = tmp_path / "live.mp4"
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "webcam_demo.py"), "--source", str(clip), "--weights",
+         str(small_checkpoint), "--headless", "--max-frames", "5", "--save", str(target)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    frames, fps = read_video(target)
+    assert len(frames) == 5 and frames[0].shape == (64, 192, 3) and fps == pytest.approx(12.0)
+    assert frames[0][:, 96:].max() > 0  # the depth half is drawn from the first frame on
+
+
+def test_webcam_demo_bad_source(tmp_path, small_checkpoint):
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "webcam_demo.py"), "--source", str(tmp_path / "nope.mp4"),
+         "--weights", str(small_checkpoint), "--headless"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 2 and "cannot open" in result.stderr and "Traceback" not in result.stderr

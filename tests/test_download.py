@@ -1,0 +1,130 @@
+"""`muggled-swinv2 download` against a local HTTP server on 127.0.0.1 (no real network here)."""
+
+import http.server
+import io
+import threading
+import zipfile
+
+import pytest
+
+from muggled_swinv2.cli import main
+from muggled_swinv2.weights import OFFICIAL_FILES
+
+
+def small_checkpoint_bytes() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:  # torch.save files are zip archives
+        archive.writestr("archive/data.pkl", b"x" * 50_000)
+    return buffer.getvalue()
+
+
+class Server:
+    """Serves `files` with HTTP range support; records the Range header of every request."""
+
+    def __init__(self, files: dict[str, bytes], cut_after: int | None = None):
+        self.files, self.ranges, self.cut_after = files, [], cut_after
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                body = server.files.get(self.path.rsplit("/", 1)[-1])
+                if body is None:
+                    self.send_error(404)
+                    return
+                requested = self.headers.get("Range")
+                server.ranges.append(requested)
+                start = int(requested.split("=")[1].rstrip("-")) if requested else 0
+                if start >= len(body):
+                    self.send_error(416)
+                    return
+                self.send_response(206 if requested else 200)
+                self.send_header("Content-Length", str(len(body) - start))
+                self.end_headers()
+                sent = body[start:] if server.cut_after is None else body[start : start + server.cut_after]
+                self.wfile.write(sent)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v3_1/"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def payload():
+    return small_checkpoint_bytes()
+
+
+@pytest.fixture
+def server(payload):
+    running = Server({OFFICIAL_FILES["tiny"]: payload})
+    yield running
+    running.close()
+
+
+def download(capsys, folder, url):
+    code = main(["download", "tiny", "--dir", str(folder), "--base-url", url, "--quiet"])
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    return code, captured.out, captured.err
+
+
+def test_downloads_complete_file(tmp_path, capsys, server, payload):
+    code, out, _ = download(capsys, tmp_path, server.url)
+    assert code == 0 and "ready" in out
+    assert (tmp_path / OFFICIAL_FILES["tiny"]).read_bytes() == payload
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_resumes_a_partial_download(tmp_path, capsys, server, payload):
+    (tmp_path / (OFFICIAL_FILES["tiny"] + ".partial")).write_bytes(payload[:20_000])
+    code, _, _ = download(capsys, tmp_path, server.url)
+    assert code == 0 and server.ranges == ["bytes=20000-"]
+    assert (tmp_path / OFFICIAL_FILES["tiny"]).read_bytes() == payload
+
+
+def test_broken_connection_keeps_partial_for_resume(tmp_path, capsys, payload):
+    cutting = Server({OFFICIAL_FILES["tiny"]: payload}, cut_after=30_000)
+    try:
+        code, _, err = download(capsys, tmp_path, cutting.url)
+        assert code == 2 and "run again to resume" in err
+        assert not (tmp_path / OFFICIAL_FILES["tiny"]).exists()
+        assert (tmp_path / (OFFICIAL_FILES["tiny"] + ".partial")).stat().st_size == 30_000
+        cutting.cut_after = None
+        code, _, _ = download(capsys, tmp_path, cutting.url)
+        assert code == 0 and (tmp_path / OFFICIAL_FILES["tiny"]).read_bytes() == payload
+    finally:
+        cutting.close()
+
+
+def test_already_downloaded_is_kept(tmp_path, capsys, server):
+    (tmp_path / OFFICIAL_FILES["tiny"]).write_bytes(b"existing")
+    code, _, _ = download(capsys, tmp_path, server.url)
+    assert code == 0 and server.ranges == [] and (tmp_path / OFFICIAL_FILES["tiny"]).read_bytes() == b"existing"
+
+
+def test_no_network_says_what_to_do(tmp_path, capsys):
+    code, _, err = download(capsys, tmp_path, "http://127.0.0.1:9/v3_1/")  # nothing listens on port 9
+    assert code == 2 and "cannot download" in err and "copy it to" in err and err.count("\n") == 1
+    assert not list(tmp_path.iterdir()) or not (tmp_path / OFFICIAL_FILES["tiny"]).exists()
+
+
+def test_not_a_checkpoint_is_discarded(tmp_path, capsys):
+    html = Server({OFFICIAL_FILES["tiny"]: b"<html>rate limited</html>"})
+    try:
+        code, _, err = download(capsys, tmp_path, html.url)
+    finally:
+        html.close()
+    assert code == 2 and "did not return a PyTorch checkpoint" in err
+    assert not list(tmp_path.iterdir())
+
+
+def test_http_error(tmp_path, capsys, server):
+    server.files.clear()
+    code, _, err = download(capsys, tmp_path, server.url)
+    assert code == 2 and "HTTP 404" in err
