@@ -59,3 +59,17 @@ def test_any_multiple_of_32_and_batch_consistency(small_model, image_hw):
 def test_rejects_bad_input_shapes(small_model, shape):
     with pytest.raises(ValueError, match="multiples of 32"):
         small_model(torch.zeros(shape))
+
+
+def test_float16_stays_finite_and_close(small_checkpoint, small_model):
+    """float16 runs the decoder in half precision and keeps the encoder (which overflows) in float32."""
+    from muggled_swinv2 import load_model
+
+    half = load_model(small_checkpoint, dtype=torch.float16)
+    assert half.encoder.patch_embed.proj.weight.dtype == torch.float32
+    assert half.decoder.head.conv1.weight.dtype == torch.float16
+    image = torch.randn(2, 3, 64, 96, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        reference, result = small_model(image), half(image)
+    assert result.dtype == torch.float32 and torch.isfinite(result).all()
+    assert (result - reference).abs().max() <= 1e-2 * (reference.max() - reference.min())
