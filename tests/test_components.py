@@ -127,13 +127,13 @@ def test_position_bias_per_token_pair():
 
 def test_cosine_attention_formula():
     generator = torch.Generator().manual_seed(0)
-    q, k, v = (torch.randn(2, 3, 5, 4, generator=generator) for _ in range(3))
+    q, k, v = (torch.randn(2, 4, 3, 5, 8, generator=generator) for _ in range(3))  # (B, windows, heads, N, d)
     logit_scale = torch.tensor([1.0, 2.0, 6.0]).view(3, 1, 1)  # 6 > ln 100: clamped
-    bias = torch.randn(3, 5, 5, generator=generator)
     cosine = (q / q.norm(dim=-1, keepdim=True)) @ (k / k.norm(dim=-1, keepdim=True)).transpose(-1, -2)
     temperature = torch.tensor([math.e, math.e**2, 100.0]).view(3, 1, 1)
-    expected = torch.softmax(cosine * temperature + bias, dim=-1) @ v
-    assert torch.allclose(cosine_window_attention(q, k, v, logit_scale, bias), expected, atol=1e-5)
+    for bias in (torch.randn(3, 5, 5, generator=generator), torch.randn(4, 3, 5, 5, generator=generator)):
+        expected = torch.softmax(cosine * temperature + bias, dim=-1) @ v
+        assert torch.allclose(cosine_window_attention(q, k, v, logit_scale, bias), expected, atol=1e-5)
 
 
 def brute_force_window_attention(block: SwinV2Block, tokens_hwc: torch.Tensor, window: int, shifted: bool):

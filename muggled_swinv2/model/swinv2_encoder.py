@@ -28,15 +28,23 @@ MAX_LOGIT_SCALE = math.log(100.0)
 def cosine_window_attention(q, k, v, logit_scale, bias):
     """SwinV2's scaled cosine attention, per window and head.
 
-    q, k, v: (..., heads, N, head_dim); logit_scale: (heads, 1, 1), a learned log temperature;
-    bias: broadcastable to (..., heads, N, N), position bias plus masks. Returns like v:
-        softmax(cos(q_i, k_j) * exp(min(logit_scale, ln 100)) + bias_ij) @ v
-    The temperature is folded into the unit-length queries so the fused kernel computes the rest.
+    q, k, v: (B, windows, heads, N, head_dim); logit_scale: (heads, 1, 1), a learned log
+    temperature; bias: (heads, N, N) or (windows, heads, N, N), position bias plus masks.
+    Returns like v:  softmax(cos(q_i, k_j) * exp(min(logit_scale, ln 100)) + bias_ij) @ v
+    The temperature is folded into the unit-length queries, and the rest runs in PyTorch's fused
+    attention kernel, which needs 4-D inputs and a 4-D bias (else it falls back to a slow path).
     """
+    batch, windows, heads, tokens, head_dim = q.shape
     temperature = logit_scale.clamp(max=MAX_LOGIT_SCALE).exp()
     q_scaled = F.normalize(q, dim=-1) * temperature
     k_unit = F.normalize(k, dim=-1)
-    return F.scaled_dot_product_attention(q_scaled, k_unit, v, attn_mask=bias, scale=1.0)
+    if bias.ndim == 3:  # one bias for all windows: windows join the batch
+        shape, bias_4d = (batch * windows, heads, tokens, head_dim), bias[None]
+    else:  # a bias per window: windows join the heads
+        shape, bias_4d = (batch, windows * heads, tokens, head_dim), bias.reshape(1, windows * heads, tokens, tokens)
+    q_scaled, k_unit, v_4d = (tensor.reshape(shape) for tensor in (q_scaled, k_unit, v))
+    attended = F.scaled_dot_product_attention(q_scaled, k_unit, v_4d, attn_mask=bias_4d, scale=1.0)
+    return attended.view(batch, windows, heads, tokens, head_dim)
 
 
 class WindowAttention(nn.Module):
@@ -52,14 +60,24 @@ class WindowAttention(nn.Module):
         self.v_bias = nn.Parameter(torch.zeros(dim))
         self.cpb_mlp = nn.Sequential(nn.Linear(2, 512), nn.ReLU(), nn.Linear(512, num_heads, bias=False))
         self.proj = nn.Linear(dim, dim)
+        self._bias_cache_key, self._bias_cache = None, None
 
     def position_bias(self, window_hw: tuple[int, int]) -> torch.Tensor:
-        """(heads, N, N) bias 16 * sigmoid(CPB(offset from key j to query i))."""
+        """(heads, N, N) bias 16 * sigmoid(CPB(offset from query i to key j))."""
+        index = relative_position_index(window_hw).to(self.proj.weight.device)
+        return self.bias_per_offset(window_hw).index_select(1, index.flatten()).view(-1, *index.shape)
+
+    def bias_per_offset(self, window_hw: tuple[int, int]) -> torch.Tensor:
+        """(heads, offsets) table; in inference it is kept until the weights change."""
         weight = self.cpb_mlp[0].weight
-        coords = relative_coords_table(window_hw, self.pretrained_window).to(weight.device, weight.dtype)
-        bias_per_offset = 16 * torch.sigmoid(self.cpb_mlp(coords))  # (offsets, heads)
-        index = relative_position_index(window_hw).to(weight.device)
-        return bias_per_offset[index].permute(2, 0, 1)
+        key = (window_hw, weight.device, weight.dtype, *(p._version for p in self.cpb_mlp.parameters()))
+        if torch.is_grad_enabled() or self._bias_cache_key != key:
+            coords = relative_coords_table(window_hw, self.pretrained_window).to(weight.device, weight.dtype)
+            table = (16 * torch.sigmoid(self.cpb_mlp(coords))).T.contiguous()
+            if torch.is_grad_enabled():
+                return table
+            self._bias_cache_key, self._bias_cache = key, table
+        return self._bias_cache
 
     def forward(self, windows_bnlc: torch.Tensor, layout: WindowLayout, mask: torch.Tensor | None) -> torch.Tensor:
         """(B, windows, N, C) -> same shape; `mask` is (windows, N, N) or None."""

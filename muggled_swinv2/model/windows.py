@@ -13,6 +13,7 @@ equals the `attn_mask` buffers stored in the MiDaS files.
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 
@@ -92,6 +93,7 @@ def attention_mask(layout: WindowLayout, device=None) -> torch.Tensor | None:
     return mask + padding_windows[:, None, :].float() * PAD_MASK_VALUE
 
 
+@lru_cache(maxsize=64)
 def relative_coords_table(window_hw: tuple[int, int], pretrained_window: int) -> torch.Tensor:
     """Log-spaced relative offsets ((2wh-1) * (2ww-1), 2) fed to the continuous position bias MLP.
 
@@ -109,8 +111,11 @@ def relative_coords_table(window_hw: tuple[int, int], pretrained_window: int) ->
     return torch.sign(table) * torch.log2(table.abs() + 1.0) / math.log2(8)
 
 
+@lru_cache(maxsize=64)
 def relative_position_index(window_hw: tuple[int, int]) -> torch.Tensor:
-    """(N, N) row index into relative_coords_table of the offset from key j to query i."""
+    """(N, N) row index into relative_coords_table of the offset from key j to query i.
+
+    Cached per window (like relative_coords_table): callers must not modify it in place."""
     wh, ww = window_hw
     coords = torch.stack(torch.meshgrid(torch.arange(wh), torch.arange(ww), indexing="ij")).flatten(1)
     offset_y, offset_x = coords[:, :, None] - coords[:, None, :]
