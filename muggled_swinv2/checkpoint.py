@@ -1,105 +1,74 @@
-"""Checkpoint files -> a ready SwinV2DPT: reading, recognising, configuring and key mapping.
+"""Checkpoint files -> a ready SwinV2DPT: recognising the format, configuring, key mapping.
 
-MiDaS v3.1 `.pt` files are plain state dicts. They are read with `weights_only=True` (no code is
-ever unpickled) and memory-mapped, so tensors the depth model does not use are never read.
+Formats, recognised from the content (never the file name):
+- MiDaS v3.1 `.pt` (a plain state dict; the configuration is inferred from the tensors);
+- our own `.safetensors` (only the tensors the model uses, the configuration in its metadata);
+- Hugging Face transformers DPT-SwinV2: a folder with config.json and model.safetensors or
+  pytorch_model.bin, or the safetensors file alone.
+PyTorch files are read with `weights_only=True` (no code is ever unpickled) and memory-mapped.
+Names are mapped through the one table in key_table.py.
 """
 
+import json
 import math
 import pickle
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError, safe_open
 
+from .key_table import HF, MIDAS, KeyMappingError, summarize, to_native
 from .model import SwinV2DPT, SwinV2DPTConfig
 
-BLOCK = "pretrained.model.layers.{stage}.blocks.{block}."
-OURS_BLOCK = "encoder.stages.{stage}.blocks.{block}."
-
-# Every tensor the model uses: (MiDaS name, our name). {stage} and {block} count from 0 on both
-# sides; MiDaS numbers the decoder levels from 1 ({level}), we index them from 0 ({index}).
-MIDAS_KEY_TABLE = (
-    ("pretrained.model.patch_embed.proj.{param}", "encoder.patch_embed.proj.{param}"),
-    ("pretrained.model.patch_embed.norm.{param}", "encoder.patch_embed.norm.{param}"),
-    (BLOCK + "attn.logit_scale", OURS_BLOCK + "attn.logit_scale"),
-    (BLOCK + "attn.q_bias", OURS_BLOCK + "attn.q_bias"),
-    (BLOCK + "attn.v_bias", OURS_BLOCK + "attn.v_bias"),
-    (BLOCK + "attn.qkv.weight", OURS_BLOCK + "attn.qkv.weight"),
-    (BLOCK + "attn.cpb_mlp.0.{param}", OURS_BLOCK + "attn.cpb_mlp.0.{param}"),
-    (BLOCK + "attn.cpb_mlp.2.weight", OURS_BLOCK + "attn.cpb_mlp.2.weight"),
-    (BLOCK + "attn.proj.{param}", OURS_BLOCK + "attn.proj.{param}"),
-    (BLOCK + "norm1.{param}", OURS_BLOCK + "norm1.{param}"),
-    (BLOCK + "mlp.fc1.{param}", OURS_BLOCK + "mlp.fc1.{param}"),
-    (BLOCK + "mlp.fc2.{param}", OURS_BLOCK + "mlp.fc2.{param}"),
-    (BLOCK + "norm2.{param}", OURS_BLOCK + "norm2.{param}"),
-    ("pretrained.model.layers.{stage}.downsample.reduction.weight", "encoder.merges.{stage}.reduction.weight"),
-    ("pretrained.model.layers.{stage}.downsample.norm.{param}", "encoder.merges.{stage}.norm.{param}"),
-    ("scratch.layer{level}_rn.weight", "decoder.reassemble.{index}.weight"),
-    ("scratch.refinenet{level}.resConfUnit1.conv1.{param}", "decoder.fusion.{index}.skip_unit.conv1.{param}"),
-    ("scratch.refinenet{level}.resConfUnit1.conv2.{param}", "decoder.fusion.{index}.skip_unit.conv2.{param}"),
-    ("scratch.refinenet{level}.resConfUnit2.conv1.{param}", "decoder.fusion.{index}.unit.conv1.{param}"),
-    ("scratch.refinenet{level}.resConfUnit2.conv2.{param}", "decoder.fusion.{index}.unit.conv2.{param}"),
-    ("scratch.refinenet{level}.out_conv.{param}", "decoder.fusion.{index}.out_conv.{param}"),
-    ("scratch.output_conv.0.{param}", "decoder.head.conv1.{param}"),
-    ("scratch.output_conv.2.{param}", "decoder.head.conv2.{param}"),
-    ("scratch.output_conv.4.{param}", "decoder.head.conv3.{param}"),
-)
-
-# Tensors MiDaS files hold that depth estimation does not use, and why.
-MIDAS_UNUSED = (
-    ("pretrained.model.head.{any}", "ImageNet classifier"),
-    ("pretrained.model.norm.{param}", "the classifier's final norm"),
-    (BLOCK + "attn_mask", "shift masks, rebuilt for every input size"),
-    (BLOCK + "attn.relative_position_index", "derived from the window size"),
-    (BLOCK + "attn.relative_coords_table", "derived from the window size"),
-    ("scratch.refinenet4.resConfUnit1.{any}", "the deepest fusion block has no skip input"),
-)
-
-_PLACEHOLDERS = {"stage": r"\d+", "block": r"\d+", "level": r"[1-9]", "param": r"weight|bias", "any": r".+"}
+NATIVE_FORMAT_NAME = "muggled_swinv2"
+NATIVE_FORMAT_VERSION = "1"
+_MIDAS_BLOCK_KEY = re.compile(r"pretrained\.model\.layers\.(?P<stage>\d+)\.blocks\.(?P<block>\d+)\.")
+_HF_BLOCK_KEY = re.compile(r"backbone\.encoder\.layers\.(?P<stage>\d+)\.blocks\.(?P<block>\d+)\.")
+# Hugging Face files alone carry no window or resolution: the published conversions, by width.
+_HF_PUBLISHED = {
+    96: dict(window_size=16, native_size=256, pretrained_window_sizes=(0, 0, 0, 0)),
+    128: dict(window_size=24, native_size=384, pretrained_window_sizes=(12, 12, 12, 6)),
+    192: dict(window_size=24, native_size=384, pretrained_window_sizes=(12, 12, 12, 6)),
+}
 
 
 class CheckpointError(Exception):
     """A checkpoint that cannot be loaded; the message is one line naming the file and the fault."""
 
 
-def _template_regex(template: str) -> re.Pattern:
-    pattern = re.escape(template)
-    for name, regex in _PLACEHOLDERS.items():
-        pattern = pattern.replace(re.escape("{" + name + "}"), f"(?P<{name}>{regex})")
-    return re.compile(pattern)
+@dataclass
+class Checkpoint:
+    """What a file held, in our terms."""
+
+    config: SwinV2DPTConfig
+    state_dict: dict  # our names -> tensors
+    format: str  # midas-pt, muggled-safetensors, hf-directory, hf-safetensors, ...
+    dropped: dict = field(default_factory=dict)  # reason -> number of tensors not used
 
 
-_BLOCK_KEY = re.compile(r"pretrained\.model\.layers\.(?P<stage>\d+)\.blocks\.(?P<block>\d+)\.")
-_MIDAS_MAPPING = [(_template_regex(midas), ours) for midas, ours in MIDAS_KEY_TABLE]
-_MIDAS_UNUSED = [(_template_regex(template), reason) for template, reason in MIDAS_UNUSED]
+# --------------------------------------------------------------------------- reading files
 
 
-def midas_to_native_key(midas_key: str) -> str | None:
-    """Our name for a MiDaS tensor name, or None if the table does not know it."""
-    for regex, ours in _MIDAS_MAPPING:
-        match = regex.fullmatch(midas_key)
-        if match:
-            fields = match.groupdict()
-            if "level" in fields:
-                fields["index"] = int(fields["level"]) - 1
-            return ours.format(**fields)
-    return None
-
-
-def unused_reason(midas_key: str) -> str | None:
-    for regex, reason in _MIDAS_UNUSED:
-        if regex.fullmatch(midas_key):
-            return reason
-    return None
-
-
-def _summarize(keys, limit: int = 5) -> str:
-    keys = sorted(keys)
-    more = f" (+{len(keys) - limit} more)" if len(keys) > limit else ""
-    return ", ".join(keys[:limit]) + more
-
-
-# --------------------------------------------------------------------------- reading the file
+def sniff_container(path: Path) -> str:
+    """'directory', 'safetensors' or 'torch', from the first bytes of the file."""
+    if path.is_dir():
+        return "directory"
+    with open(path, "rb") as file:
+        head = file.read(9)
+    size = path.stat().st_size
+    if not head:
+        raise CheckpointError(f"{path}: empty file, corrupt or truncated?")
+    if head[:4] == b"PK\x03\x04" or head[:1] == b"\x80":  # torch.save zip, or a legacy pickle
+        return "torch"
+    header_length = int.from_bytes(head[:8].ljust(8, b"\0"), "little")
+    if head[8:9] == b"{" and 2 <= header_length <= size - 8:
+        return "safetensors"
+    raise CheckpointError(
+        f"{path}: not a checkpoint (expected a PyTorch .pt/.bin, a .safetensors file or a Hugging Face "
+        f"model folder), corrupt or truncated?"
+    )
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -126,6 +95,25 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return state_dict
 
 
+def read_safetensors(path: Path) -> tuple[dict, dict]:
+    """(tensors, metadata) of a safetensors file (memory-mapped)."""
+    try:
+        with safe_open(path, framework="pt") as file:
+            return {key: file.get_tensor(key) for key in file.keys()}, file.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as error:
+        reason = (str(error).splitlines() or [type(error).__name__])[0][:160]
+        raise CheckpointError(f"{path}: not a readable safetensors file, corrupt or truncated? ({reason})") from None
+
+
+def count_blocks(state_dict: dict, block_key: re.Pattern) -> tuple[int, ...]:
+    """Blocks per stage, from the names of the tensors."""
+    matches = [match for match in map(block_key.match, state_dict) if match]
+    if not matches:
+        raise CheckpointError("no transformer blocks found")
+    stage_count = 1 + max(int(match["stage"]) for match in matches)
+    return tuple(len({m["block"] for m in matches if int(m["stage"]) == stage}) for stage in range(stage_count))
+
+
 def identify_family(state_dict: dict) -> str | None:
     """A short description of what a non-SwinV2-DPT state dict looks like, or None if it is one."""
     keys = state_dict.keys()
@@ -140,7 +128,7 @@ def identify_family(state_dict: dict) -> str | None:
         return "a DPT model with another backbone"
     if has("attn.cpb_mlp."):
         return "a SwinV2 encoder without the DPT depth decoder (a classifier?)"
-    return "not a SwinV2-DPT model"
+    return f"unrecognised tensor names such as {min(keys, default='(none)')}"
 
 
 # --------------------------------------------------------------------------- configuration
@@ -165,7 +153,7 @@ def _native_grid_from_masks(state_dict: dict, depths, patch_size: int) -> tuple[
     found = set()
     for stage, depth in enumerate(depths):
         for block in range(1, depth, 2):
-            mask = state_dict.get(BLOCK.format(stage=stage, block=block) + "attn_mask")
+            mask = state_dict.get(f"pretrained.model.layers.{stage}.blocks.{block}.attn_mask")
             if mask is None:
                 continue
             window, windows_per_side = math.isqrt(mask.shape[-1]), math.isqrt(mask.shape[0])
@@ -180,12 +168,8 @@ def _native_grid_from_masks(state_dict: dict, depths, patch_size: int) -> tuple[
 
 def infer_midas_config(state_dict: dict) -> SwinV2DPTConfig:
     """Whole architecture from the tensors alone (widths, depths, heads, window, native size)."""
-    block_ids = [_BLOCK_KEY.match(key) for key in state_dict]
-    stage_count = 1 + max(int(match["stage"]) for match in block_ids if match)
-    depths = tuple(
-        len({match["block"] for match in block_ids if match and int(match["stage"]) == stage})
-        for stage in range(stage_count)
-    )
+    depths = count_blocks(state_dict, _MIDAS_BLOCK_KEY)
+    stage_count = len(depths)
 
     def shape(key):
         if key not in state_dict:
@@ -193,7 +177,7 @@ def infer_midas_config(state_dict: dict) -> SwinV2DPTConfig:
         return state_dict[key].shape
 
     patch_size = shape("pretrained.model.patch_embed.proj.weight")[-1]
-    first_block = [BLOCK.format(stage=stage, block=0) for stage in range(stage_count)]
+    first_block = [f"pretrained.model.layers.{stage}.blocks.0." for stage in range(stage_count)]
     window_size, native_size = _native_grid_from_masks(state_dict, depths, patch_size)
     try:
         return SwinV2DPTConfig(
@@ -212,74 +196,165 @@ def infer_midas_config(state_dict: dict) -> SwinV2DPTConfig:
         raise CheckpointError(f"inconsistent architecture: {error}") from None
 
 
-# --------------------------------------------------------------------------- mapping and building
-
-
-def map_midas_state_dict(state_dict: dict) -> dict[str, torch.Tensor]:
-    """MiDaS names -> our names; known-unused tensors dropped, unknown ones refused."""
-    mapped, unknown = {}, []
-    for key, tensor in state_dict.items():
-        if unused_reason(key):
-            continue
-        ours = midas_to_native_key(key)
-        if ours is None:
-            unknown.append(key)
-        else:
-            mapped[ours] = tensor
-    if unknown:
-        raise CheckpointError(f"{len(unknown)} unexpected tensors: {_summarize(unknown)}")
-    return mapped
+# --------------------------------------------------------------------------- building
 
 
 def build_model(config: SwinV2DPTConfig, native_state_dict: dict) -> SwinV2DPT:
-    """SwinV2DPT holding exactly `native_state_dict` (checked: every key, every shape)."""
+    """SwinV2DPT holding exactly `native_state_dict` (checked: every key, every shape, finite)."""
     with torch.device("meta"):
         model = SwinV2DPT(config)
     expected = model.state_dict()
     missing = expected.keys() - native_state_dict.keys()
     extra = native_state_dict.keys() - expected.keys()
     if missing:
-        raise CheckpointError(f"{len(missing)} missing tensors: {_summarize(missing)}")
+        raise CheckpointError(f"{len(missing)} missing tensors: {summarize(missing)}")
     if extra:
-        raise CheckpointError(f"{len(extra)} tensors the model does not have: {_summarize(extra)}")
+        raise CheckpointError(f"{len(extra)} tensors the model does not have: {summarize(extra)}")
     wrong = [
         f"{key} {tuple(native_state_dict[key].shape)} (expected {tuple(tensor.shape)})"
         for key, tensor in expected.items()
         if native_state_dict[key].shape != tensor.shape
     ]
     if wrong:
-        raise CheckpointError(f"{len(wrong)} tensors of the wrong shape: {_summarize(wrong, 3)}")
+        raise CheckpointError(f"{len(wrong)} tensors of the wrong shape: {summarize(wrong, 3)}")
     non_finite = [key for key, tensor in native_state_dict.items() if not torch.isfinite(tensor).all()]
     if non_finite:
-        raise CheckpointError(f"{len(non_finite)} tensors hold NaN or Inf (damaged file?): {_summarize(non_finite)}")
+        raise CheckpointError(f"{len(non_finite)} tensors hold NaN or Inf (damaged file?): {summarize(non_finite)}")
     model.load_state_dict(native_state_dict, assign=True)
     return model
 
 
-def load_model(path, device="cpu", dtype=torch.float32) -> SwinV2DPT:
-    """Load a MiDaS v3.1 SwinV2-DPT checkpoint; returns the model in eval mode on device/dtype.
+def hf_config(config_json: dict, state_dict: dict) -> SwinV2DPTConfig:
+    """Our configuration from a transformers DPTConfig dict (or from the tensors if it is empty)."""
+    if config_json:
+        backbone = config_json.get("backbone_config") or {}
+        if config_json.get("model_type") != "dpt" or backbone.get("model_type") != "swinv2":
+            kind = f"{config_json.get('model_type')} with a {backbone.get('model_type')} backbone"
+            raise CheckpointError(f"config.json describes {kind}, not DPT with a SwinV2 backbone")
+        try:
+            embed, depths = backbone["embed_dim"], tuple(backbone["depths"])
+            image_size = backbone.get("image_size", 224)
+            sizes = image_size if isinstance(image_size, (list, tuple)) else (image_size, image_size)
+            mlp_ratio = backbone.get("mlp_ratio", 4.0)
+            return SwinV2DPTConfig(
+                embed_dims=tuple(embed * 2**stage for stage in range(len(depths))),
+                depths=depths,
+                num_heads=tuple(backbone["num_heads"]),
+                window_size=backbone["window_size"],
+                pretrained_window_sizes=tuple(backbone.get("pretrained_window_sizes") or (0,) * len(depths)),
+                native_size=max(sizes),
+                patch_size=backbone.get("patch_size", 4),
+                mlp_hidden_dims=tuple(int(embed * 2**stage * mlp_ratio) for stage in range(len(depths))),
+                fusion_channels=config_json.get("fusion_hidden_size", 256),
+                head_channels=(config_json.get("fusion_hidden_size", 256) // 2, 32),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise CheckpointError(f"config.json does not describe a usable SwinV2 backbone ({error})") from None
+    depths = count_blocks(state_dict, _HF_BLOCK_KEY)
+    first_block = [f"backbone.encoder.layers.{stage}.blocks.0." for stage in range(len(depths))]
 
-    The configuration is inferred from the tensors (model.config); `model.checkpoint_format`
-    says what kind of file it was. Raises CheckpointError with a one-line reason otherwise.
-    """
+    def shape(key):
+        if key not in state_dict:
+            raise CheckpointError(f"missing tensor {key}")
+        return state_dict[key].shape
+
+    embed_dims = tuple(shape(block + "layernorm_before.weight")[0] for block in first_block)
+    if embed_dims[0] not in _HF_PUBLISHED:
+        raise CheckpointError("a Hugging Face checkpoint of an unpublished width needs its config.json beside it")
+    try:
+        return SwinV2DPTConfig(
+            embed_dims=embed_dims,
+            depths=depths,
+            num_heads=tuple(shape(block + "attention.self.logit_scale")[0] for block in first_block),
+            mlp_hidden_dims=tuple(shape(block + "intermediate.dense.weight")[0] for block in first_block),
+            patch_size=shape("backbone.embeddings.patch_embeddings.projection.weight")[-1],
+            fusion_channels=shape("neck.convs.0.weight")[0],
+            head_channels=(shape("head.head.0.weight")[0], shape("head.head.2.weight")[0]),
+            **_HF_PUBLISHED[embed_dims[0]],
+        )
+    except ValueError as error:
+        raise CheckpointError(f"inconsistent architecture: {error}") from None
+
+
+def native_config(metadata: dict) -> SwinV2DPTConfig:
+    if metadata.get("format_version") != NATIVE_FORMAT_VERSION:
+        raise CheckpointError(
+            f"format version {metadata.get('format_version')!r} is not one this muggled_swinv2 reads "
+            f"({NATIVE_FORMAT_VERSION}); upgrade muggled_swinv2"
+        )
+    try:
+        return SwinV2DPTConfig.from_dict(json.loads(metadata["config"]))
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f"unreadable configuration in the metadata ({error})") from None
+
+
+def _mapped(state_dict: dict, column: int) -> tuple[dict, dict]:
+    try:
+        return to_native(state_dict, column)
+    except KeyMappingError as error:
+        raise CheckpointError(str(error)) from None
+
+
+def read_checkpoint(path) -> Checkpoint:
+    """Any supported checkpoint -> configuration + our state dict (not yet a model)."""
     path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such file")
+    container = sniff_container(path)
+    config_json = {}
+    source = path
+    if container == "directory":
+        if not (path / "config.json").is_file():
+            raise CheckpointError(f"{path}: a folder without config.json, not a Hugging Face model folder")
+        try:
+            config_json = json.loads((path / "config.json").read_text())
+        except (OSError, ValueError) as error:
+            raise CheckpointError(f"{path}/config.json: not readable JSON ({error})") from None
+        candidates = [path / name for name in ("model.safetensors", "pytorch_model.bin") if (path / name).is_file()]
+        if not candidates:
+            raise CheckpointError(f"{path}: holds no model.safetensors or pytorch_model.bin")
+        source = candidates[0]
+        container = sniff_container(source)
+    try:
+        if container == "safetensors":
+            state_dict, metadata = read_safetensors(source)
+        else:
+            state_dict, metadata = read_state_dict(source), {}
+        suffix = "directory" if path.is_dir() else ("safetensors" if container == "safetensors" else "pt")
+        if metadata.get("format") == NATIVE_FORMAT_NAME:
+            config = native_config(metadata)
+            return Checkpoint(config, state_dict, "muggled-safetensors")
+        if any(key.startswith("backbone.embeddings.") for key in state_dict):
+            native, dropped = _mapped(state_dict, HF)
+            if any(key.endswith("attention.self.key.bias") for key in state_dict):
+                raise CheckpointError("has a key bias, which SwinV2 does not have")
+            config = hf_config(config_json, state_dict)
+            return Checkpoint(config, native, f"hf-{suffix}", dropped)
+        family = identify_family(state_dict)
+        if family:
+            raise CheckpointError(f"not a SwinV2-DPT checkpoint ({family})")
+        config = infer_midas_config(state_dict)
+        native, dropped = _mapped(state_dict, MIDAS)
+        return Checkpoint(config, native, f"midas-{suffix}", dropped)
+    except CheckpointError as error:
+        message = str(error)
+        raise CheckpointError(message if message.startswith(str(source)) else f"{source}: {message}") from None
+
+
+def load_model(path, device="cpu", dtype=torch.float32) -> SwinV2DPT:
+    """Load any supported SwinV2-DPT checkpoint; returns the model in eval mode on device/dtype.
+
+    `model.config` describes it and `model.checkpoint_format` says what kind of file it was.
+    Raises CheckpointError with a one-line reason for a missing, damaged or foreign file.
+    """
     if isinstance(dtype, str):
         dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}.get(dtype, dtype)
     if dtype not in (torch.float32, torch.float16, torch.bfloat16):
         raise ValueError(f"dtype must be float32, float16 or bfloat16, got {dtype}")
-    if not path.exists():
-        raise CheckpointError(f"{path}: no such file")
-    if path.is_dir():
-        raise CheckpointError(f"{path}: is a directory, expected a checkpoint file")
-
-    state_dict = read_state_dict(path)
-    family = identify_family(state_dict)
-    if family:
-        raise CheckpointError(f"{path}: not a MiDaS SwinV2-DPT checkpoint ({family})")
+    checkpoint = read_checkpoint(path)
     try:
-        config = infer_midas_config(state_dict)
-        model = build_model(config, map_midas_state_dict(state_dict))
+        model = build_model(checkpoint.config, checkpoint.state_dict)
     except CheckpointError as error:
         raise CheckpointError(f"{path}: {error}") from None
-    model.checkpoint_format = "midas-pt"
+    model.checkpoint_format = checkpoint.format
     return model.to(device=device).set_dtype(dtype).eval()

@@ -3,7 +3,7 @@ import torch
 
 from midas_layout import SMALL_CONFIG, make_midas_state_dict
 
-from muggled_swinv2.checkpoint import build_model, infer_midas_config, map_midas_state_dict
+from muggled_swinv2 import load_model
 
 
 
@@ -18,5 +18,4 @@ def small_checkpoint(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def small_model(small_checkpoint):
-    state_dict = torch.load(small_checkpoint, weights_only=True)
-    return build_model(infer_midas_config(state_dict), map_midas_state_dict(state_dict)).eval()
+    return load_model(small_checkpoint)

@@ -10,6 +10,9 @@ import math
 
 import torch
 
+from muggled_swinv2.checkpoint import build_model, infer_midas_config
+from muggled_swinv2.key_table import MIDAS, to_native
+
 MIDAS_CONFIGS = {
     "tiny": dict(
         embed_dims=(96, 192, 384, 768), depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24),
@@ -121,3 +124,9 @@ def make_midas_state_dict(config: dict, seed: int = 0, fusion: int = 256) -> dic
 
 def save_midas_checkpoint(path, config: dict, seed: int = 0) -> None:
     torch.save(make_midas_state_dict(config, seed), path)
+
+
+def native_model(midas_state_dict: dict):
+    """Our model (eval mode) holding a MiDaS-layout state dict, without a file."""
+    native, _ = to_native(midas_state_dict, MIDAS)
+    return build_model(infer_midas_config(midas_state_dict), native).eval()

@@ -9,7 +9,7 @@ import torch
 from midas_layout import MIDAS_CONFIGS, SMALL_CONFIG, make_midas_state_dict
 
 from muggled_swinv2 import CheckpointError, SwinV2DPT, load_model
-from muggled_swinv2.checkpoint import MIDAS_KEY_TABLE, midas_to_native_key
+from muggled_swinv2.key_table import KEY_TABLE, MIDAS, from_native, to_native, unused_reason
 from muggled_swinv2.model.windows import attention_mask, window_layout
 
 
@@ -54,24 +54,25 @@ def test_infers_custom_config(tmp_path, small_state_dict):
 
 def test_every_used_tensor_is_loaded_unchanged(tmp_path, small_state_dict):
     model = load_model(save(tmp_path, small_state_dict))
-    ours = model.state_dict()
-    mapped = {midas_to_native_key(key): key for key in small_state_dict if midas_to_native_key(key) in ours}
-    assert mapped.keys() == ours.keys()
-    for native_key, midas_key in mapped.items():
-        assert torch.equal(ours[native_key], small_state_dict[midas_key]), native_key
+    native, dropped = to_native(small_state_dict, MIDAS)
+    assert native.keys() == model.state_dict().keys()
+    for key, tensor in model.state_dict().items():
+        assert torch.equal(tensor, native[key]), key
+    used = {key: value for key, value in small_state_dict.items() if not unused_reason(key, MIDAS)}
+    round_trip = from_native(native, MIDAS)
+    assert round_trip.keys() == used.keys() and all(torch.equal(round_trip[k], used[k]) for k in used)
+    assert sum(dropped.values()) == len(small_state_dict) - len(used)
 
 
-def test_key_table_covers_model_exactly(small_state_dict):
+def test_key_table_names_are_unique(small_state_dict):
     """The table maps onto our module tree one to one; the unused MiDaS tensors are named."""
-    from muggled_swinv2.checkpoint import unused_reason
-
-    targets = [midas_to_native_key(key) for key in small_state_dict if not unused_reason(key)]
-    assert None not in targets and len(targets) == len(set(targets))
-    unused = sorted(key for key in small_state_dict if unused_reason(key))
+    for column in range(3):
+        cells = [row[column] for row in KEY_TABLE]
+        assert len(cells) == len(set(cells))
+    unused = sorted(key for key in small_state_dict if unused_reason(key, MIDAS))
     assert any(key.endswith("attn_mask") for key in unused)
     assert "pretrained.model.head.weight" in unused and "pretrained.model.norm.weight" in unused
     assert "scratch.refinenet4.resConfUnit1.conv1.weight" in unused
-    assert len(MIDAS_KEY_TABLE) == len({midas for midas, _ in MIDAS_KEY_TABLE})
 
 
 @pytest.mark.parametrize("name", ["tiny", "base"])
@@ -118,7 +119,7 @@ def test_missing_file(tmp_path):
 
 
 def test_directory(tmp_path):
-    assert_one_line_error(tmp_path, "directory")
+    assert_one_line_error(tmp_path, "folder without config.json")
 
 
 def test_truncated_file(tmp_path, small_state_dict):
@@ -137,7 +138,7 @@ def test_garbage_file(tmp_path):
 def test_empty_file(tmp_path):
     path = tmp_path / "empty.pt"
     path.write_bytes(b"")
-    assert_one_line_error(path, "corrupt or truncated")
+    assert_one_line_error(path, "empty file")
 
 
 def test_corrupted_tensor_data(tmp_path, small_state_dict):
@@ -215,7 +216,7 @@ def test_classifier_checkpoint(tmp_path, small_state_dict):
 
 
 def test_unrelated_state_dict(tmp_path):
-    assert_one_line_error(save(tmp_path, {"weight": torch.zeros(3)}), "not a MiDaS SwinV2-DPT checkpoint")
+    assert_one_line_error(save(tmp_path, {"weight": torch.zeros(3)}), "not a SwinV2-DPT checkpoint \\(unrecognised tensor names such as weight")
 
 
 def test_missing_tensor(tmp_path, small_state_dict):

@@ -4,15 +4,9 @@ import pytest
 import torch
 
 from hf_reference import build_hf_reference, hf_depth
-from midas_layout import MIDAS_CONFIGS, SMALL_CONFIG, make_midas_state_dict
-
-from muggled_swinv2.checkpoint import build_model, infer_midas_config, map_midas_state_dict
+from midas_layout import MIDAS_CONFIGS, SMALL_CONFIG, make_midas_state_dict, native_model
 
 TOLERANCE = 1e-4  # of the output range, float32
-
-
-def native_model(state_dict):
-    return build_model(infer_midas_config(state_dict), map_midas_state_dict(state_dict)).eval()
 
 
 def relative_error(ours: torch.Tensor, reference: torch.Tensor) -> float:
