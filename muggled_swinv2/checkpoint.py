@@ -60,11 +60,11 @@ def sniff_container(path: Path) -> str:
     size = path.stat().st_size
     if not head:
         raise CheckpointError(f"{path}: empty file, corrupt or truncated?")
+    header_length = int.from_bytes(head[:8].ljust(8, b"\0"), "little")
+    if head[8:9] == b"{" and 2 <= header_length <= size - 8:  # 8-byte length, then a JSON header
+        return "safetensors"
     if head[:4] == b"PK\x03\x04" or head[:1] == b"\x80":  # torch.save zip, or a legacy pickle
         return "torch"
-    header_length = int.from_bytes(head[:8].ljust(8, b"\0"), "little")
-    if head[8:9] == b"{" and 2 <= header_length <= size - 8:
-        return "safetensors"
     raise CheckpointError(
         f"{path}: not a checkpoint (expected a PyTorch .pt/.bin, a .safetensors file or a Hugging Face "
         f"model folder), corrupt or truncated?"
@@ -95,11 +95,21 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return state_dict
 
 
+def _aligned(tensor: torch.Tensor) -> torch.Tensor:
+    """The tensor, copied if its data does not start on a 64-byte boundary.
+
+    safetensors packs tensors back to back, so memory-mapped ones are often unaligned. CPU kernels
+    take other code paths for unaligned data, which changes results in the last bits: aligned
+    weights make every format compute bit for bit the same numbers.
+    """
+    return tensor if tensor.data_ptr() % 64 == 0 else tensor.clone()
+
+
 def read_safetensors(path: Path) -> tuple[dict, dict]:
     """(tensors, metadata) of a safetensors file (memory-mapped)."""
     try:
         with safe_open(path, framework="pt") as file:
-            return {key: file.get_tensor(key) for key in file.keys()}, file.metadata() or {}
+            return {key: _aligned(file.get_tensor(key)) for key in file.keys()}, file.metadata() or {}
     except (SafetensorError, OSError, ValueError) as error:
         reason = (str(error).splitlines() or [type(error).__name__])[0][:160]
         raise CheckpointError(f"{path}: not a readable safetensors file, corrupt or truncated? ({reason})") from None
@@ -250,6 +260,8 @@ def hf_config(config_json: dict, state_dict: dict) -> SwinV2DPTConfig:
             )
         except (KeyError, TypeError, ValueError) as error:
             raise CheckpointError(f"config.json does not describe a usable SwinV2 backbone ({error})") from None
+    if not any(".attention.self.continuous_position_bias_mlp." in key for key in state_dict):
+        raise CheckpointError("not a SwinV2-DPT checkpoint (a Hugging Face model with another backbone?)")
     depths = count_blocks(state_dict, _HF_BLOCK_KEY)
     first_block = [f"backbone.encoder.layers.{stage}.blocks.0." for stage in range(len(depths))]
 
@@ -324,11 +336,11 @@ def read_checkpoint(path) -> Checkpoint:
         if metadata.get("format") == NATIVE_FORMAT_NAME:
             config = native_config(metadata)
             return Checkpoint(config, state_dict, "muggled-safetensors")
-        if any(key.startswith("backbone.embeddings.") for key in state_dict):
-            native, dropped = _mapped(state_dict, HF)
+        if config_json or any(key.startswith("backbone.embeddings.") for key in state_dict):
+            config = hf_config(config_json, state_dict)  # checks the model family first
             if any(key.endswith("attention.self.key.bias") for key in state_dict):
                 raise CheckpointError("has a key bias, which SwinV2 does not have")
-            config = hf_config(config_json, state_dict)
+            native, dropped = _mapped(state_dict, HF)
             return Checkpoint(config, native, f"hf-{suffix}", dropped)
         family = identify_family(state_dict)
         if family:

@@ -9,6 +9,9 @@ from pathlib import Path
 
 from .checkpoint import CheckpointError, load_model
 from .colormaps import COLORMAPS
+from .convert import DTYPES as CONVERT_DTYPES
+from .convert import TARGETS as CONVERT_TARGETS
+from .convert import ConversionError, convert
 from .devices import DTYPES, DeviceError, select_device, select_dtype
 from .image_job import RAW_FORMATS, ImageJobOptions, expand_inputs, plan_tasks, report_error, run_image_job
 from .video_io import VideoError
@@ -122,6 +125,12 @@ def command_info(args) -> int:
     return 0
 
 
+def command_convert(args) -> int:
+    report = convert(args.input, args.output, dtype=args.dtype, to=args.to, overwrite=args.overwrite)
+    print("\n".join(report.lines()))
+    return 0
+
+
 def command_download(args) -> int:
     path = download(args.variant, args.dir, base_url=args.base_url, quiet=args.quiet)
     print(f"{path}: ready ({path.stat().st_size / 2**20:.1f} MiB)")
@@ -176,6 +185,18 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("weights", nargs="?", help="checkpoint (default: the one in weights/)")
     info.set_defaults(run=command_info)
 
+    conversion = commands.add_parser("convert", help="convert a checkpoint to our safetensors format (or to Hugging Face's)")
+    conversion.add_argument("input", metavar="IN", help="MiDaS .pt, our .safetensors, or a Hugging Face model (folder or file)")
+    conversion.add_argument("output", metavar="OUT", help="file to write (.safetensors), or a folder with --to hf")
+    conversion.add_argument("--dtype", default="float32", choices=CONVERT_DTYPES,
+                            help="precision stored (float32 keeps the outputs bit for bit)")
+    conversion.add_argument("--to", default="muggled", choices=CONVERT_TARGETS,
+                            help="muggled: our single-file format (default); hf: a transformers model folder")
+    conversion.add_argument("--overwrite", action="store_true", help="replace OUT if it exists (never the input)")
+    conversion.set_defaults(run=command_convert)
+
+    commands.add_parser("bench", help="speed and memory benchmark (see `muggled-swinv2 bench --help`)", add_help=False)
+
     fetch = commands.add_parser("download", help="fetch an official MiDaS v3.1 checkpoint into weights/")
     fetch.add_argument("variant", nargs="?", default="tiny", choices=OFFICIAL_FILES)
     fetch.add_argument("--dir", help="folder to save into (default: weights/ or $MUGGLED_SWINV2_WEIGHTS)")
@@ -186,10 +207,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:  # its own parser, and its heavy imports, only when asked for
+        from .bench import main as bench_main
+
+        return bench_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (CheckpointError, WeightsError, DeviceError, VideoError, UsageError) as error:
+    except (CheckpointError, ConversionError, WeightsError, DeviceError, VideoError, UsageError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -1,0 +1,203 @@
+"""Writing checkpoints: our own safetensors format, and the Hugging Face transformers layout.
+
+Our format is one `.safetensors` file holding exactly the tensors SwinV2DPT uses, under its own
+module names, with the configuration (JSON) and a format version in the metadata: loading it needs
+no inference, no name mapping and no pickle. The Hugging Face export writes a folder that
+`transformers.DPTForDepthEstimation.from_pretrained` reads (config.json + model.safetensors).
+Both are written atomically: into a temp file or folder beside the target, then renamed.
+"""
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+from . import __version__
+from .atomic import publish, reserve_temp
+from .checkpoint import NATIVE_FORMAT_NAME, NATIVE_FORMAT_VERSION, Checkpoint, CheckpointError, read_checkpoint
+from .key_table import HF, from_native
+from .model import SwinV2DPTConfig
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+TARGETS = ("muggled", "hf")
+
+
+class ConversionError(Exception):
+    """A conversion that cannot be done; the message is one line."""
+
+
+@dataclass
+class ConversionReport:
+    source: Path
+    target: Path
+    source_format: str
+    target_format: str
+    variant: str
+    dtype: str
+    tensors_kept: int
+    dropped: dict  # reason -> number of source tensors left out
+    bytes_before: int
+    bytes_after: int
+
+    def lines(self) -> list[str]:
+        dropped = "; ".join(f"{count} {reason}" for reason, count in self.dropped.items()) or "none"
+        return [
+            f"{self.source} ({self.source_format}, {self.variant}) -> {self.target} ({self.target_format}, {self.dtype})",
+            f"  tensors kept: {self.tensors_kept}; dropped: {dropped}",
+            f"  size: {self.bytes_before / 2**20:.1f} MiB -> {self.bytes_after / 2**20:.1f} MiB",
+        ]
+
+
+def native_metadata(config: SwinV2DPTConfig) -> dict[str, str]:
+    return {
+        "format": NATIVE_FORMAT_NAME,
+        "format_version": NATIVE_FORMAT_VERSION,
+        "config": json.dumps(config.to_dict()),
+        "written_by": f"muggled_swinv2 {__version__}",
+    }
+
+
+def _cast(state_dict: dict, dtype: torch.dtype) -> dict:
+    """Weight matrices and kernels in `dtype`; vectors (norms, biases, logit scales) and the small
+    position-bias MLPs stay float32. Those are under 1% of the bytes but where half precision
+    hurts most: a gain of 1.0 +- 0.4% in every post-norm compounds through the blocks."""
+    return {
+        key: tensor.to(dtype if tensor.ndim >= 2 and ".cpb_mlp." not in key else torch.float32).contiguous()
+        for key, tensor in state_dict.items()
+    }
+
+
+def save_native(checkpoint: Checkpoint, path, dtype: torch.dtype = torch.float32) -> None:
+    """Our format: only the model's tensors, in `dtype`, configuration in the metadata."""
+    temp = reserve_temp(path)
+    try:
+        save_file(_cast(checkpoint.state_dict, dtype), str(temp), metadata=native_metadata(checkpoint.config))
+        publish(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
+def hf_config_json(config: SwinV2DPTConfig) -> dict:
+    """transformers DPTConfig (SwinV2 backbone) for our configuration."""
+    mlp_ratios = {hidden / dim for hidden, dim in zip(config.mlp_hidden_dims, config.embed_dims)}
+    if len(mlp_ratios) != 1 or config.head_channels != (config.fusion_channels // 2, 32):
+        raise ConversionError("this model's MLP or head widths have no Hugging Face DPTConfig equivalent")
+    return {
+        "model_type": "dpt",
+        "architectures": ["DPTForDepthEstimation"],
+        "backbone_config": {
+            "model_type": "swinv2",
+            "image_size": [config.native_size, config.native_size],
+            "patch_size": config.patch_size,
+            "embed_dim": config.embed_dims[0],
+            "depths": list(config.depths),
+            "num_heads": list(config.num_heads),
+            "window_size": config.window_size,
+            "pretrained_window_sizes": list(config.pretrained_window_sizes),
+            "mlp_ratio": mlp_ratios.pop(),
+            "qkv_bias": True,
+            "hidden_act": "gelu",
+            "drop_path_rate": 0.0,
+            "out_features": [f"stage{index + 1}" for index in range(len(config.depths))],
+        },
+        "neck_hidden_sizes": list(config.embed_dims),
+        "fusion_hidden_size": config.fusion_channels,
+        "use_batch_norm_in_fusion_residual": False,
+        "add_projection": False,
+        "head_in_index": -1,
+        "is_hybrid": False,
+    }
+
+
+def hf_state_dict(checkpoint: Checkpoint, dtype: torch.dtype) -> dict:
+    """Our tensors under transformers' names (q/k/v split apart)."""
+    tensors = from_native(_cast(checkpoint.state_dict, dtype), HF)
+    # transformers builds a first residual unit for its deepest fusion layer too, though it never
+    # runs (that layer has no skip input): zeros, so that it loads without "newly initialised" noise.
+    channels = checkpoint.config.fusion_channels
+    for conv in ("convolution1", "convolution2"):
+        prefix = f"neck.fusion_stage.layers.0.residual_layer1.{conv}."
+        tensors[prefix + "weight"] = torch.zeros(channels, channels, 3, 3, dtype=dtype)
+        tensors[prefix + "bias"] = torch.zeros(channels, dtype=dtype)
+    return tensors
+
+
+def save_hf(checkpoint: Checkpoint, folder, dtype: torch.dtype = torch.float32) -> None:
+    """A Hugging Face model folder (config.json + model.safetensors), replacing `folder` whole."""
+    folder = Path(folder)
+    config_json = hf_config_json(checkpoint.config) | {"torch_dtype": str(dtype).removeprefix("torch.")}
+    temp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".partial", dir=folder.parent))
+    try:
+        save_file(hf_state_dict(checkpoint, dtype), str(temp / "model.safetensors"), metadata={"format": "pt"})
+        (temp / "config.json").write_text(json.dumps(config_json, indent=2) + "\n")
+        os.chmod(temp, 0o755)
+        if folder.exists():  # only reached with overwrite: swap the old folder out, then delete it
+            old = folder.with_name(f".{folder.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(folder, old)
+            os.replace(temp, folder)
+            shutil.rmtree(old)
+        else:
+            os.replace(temp, folder)
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
+
+
+def _size(path: Path) -> int:
+    if path.is_dir():
+        return sum(child.stat().st_size for child in path.rglob("*") if child.is_file())
+    return path.stat().st_size
+
+
+def _overlaps(a: Path, b: Path) -> bool:
+    """True if one path is the other or lies inside it."""
+    return a == b or a in b.parents or b in a.parents
+
+
+def convert(source, target, dtype: str = "float32", to: str = "muggled", overwrite: bool = False) -> ConversionReport:
+    """Any checkpoint we read -> our safetensors file (to="muggled") or a Hugging Face folder ("hf")."""
+    source, target = Path(source), Path(target)
+    if dtype not in DTYPES:
+        raise ConversionError(f"--dtype {dtype}: choose from {', '.join(DTYPES)}")
+    if to not in TARGETS:
+        raise ConversionError(f"--to {to}: choose from {', '.join(TARGETS)}")
+    if source.exists() and _overlaps(source.resolve(), target.resolve()):
+        raise ConversionError(f"{target}: would overwrite the input {source}")
+    if target.exists() and not overwrite:
+        raise ConversionError(f"{target}: exists; pass --overwrite to replace it")
+    if to == "muggled" and target.is_dir():
+        raise ConversionError(f"{target}: is a folder; give the .safetensors file to write")
+    if to == "hf" and target.exists() and not target.is_dir():
+        raise ConversionError(f"{target}: is a file; --to hf writes a folder")
+    if not target.parent.is_dir():
+        raise ConversionError(f"{target.parent}: no such folder")
+
+    checkpoint = read_checkpoint(source)
+    if to == "muggled":
+        save_native(checkpoint, target, DTYPES[dtype])
+        target_format = f"{NATIVE_FORMAT_NAME} safetensors v{NATIVE_FORMAT_VERSION}"
+    else:
+        save_hf(checkpoint, target, DTYPES[dtype])
+        target_format = "Hugging Face DPTForDepthEstimation folder"
+    return ConversionReport(
+        source=source,
+        target=target,
+        source_format=checkpoint.format,
+        target_format=target_format,
+        variant=checkpoint.config.variant,
+        dtype=dtype,
+        tensors_kept=len(checkpoint.state_dict),
+        dropped=checkpoint.dropped,
+        bytes_before=_size(source),
+        bytes_after=_size(target),
+    )
+
+
+__all__ = ["ConversionError", "ConversionReport", "CheckpointError", "convert", "save_hf", "save_native"]

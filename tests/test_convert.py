@@ -1,0 +1,312 @@
+"""Checkpoint formats: our safetensors, Hugging Face transformers folders/files, and the converter."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from midas_layout import SMALL_CONFIG, make_midas_state_dict
+
+from muggled_swinv2 import CheckpointError, load_model
+from muggled_swinv2.cli import main
+from muggled_swinv2.convert import ConversionError, convert
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def midas_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("midas") / "small.pt"
+    torch.save(make_midas_state_dict(SMALL_CONFIG, seed=5), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def image_batch():
+    return torch.randn(2, 3, 64, 96, generator=torch.Generator().manual_seed(0))
+
+
+def depth(path_or_model, image_bchw):
+    model = load_model(path_or_model) if isinstance(path_or_model, (str, Path)) else path_or_model
+    with torch.no_grad():
+        return model(image_bchw)
+
+
+def relative_error(a, b):
+    return ((a - b).abs().max() / (b.max() - b.min())).item()
+
+
+# ----------------------------------------------------------------------------- our format
+
+
+def test_float32_conversion_is_bit_exact_and_holds_only_used_tensors(tmp_path, midas_file, image_batch):
+    target = tmp_path / "small.safetensors"
+    report = convert(midas_file, target)
+    model = load_model(target)
+    assert model.checkpoint_format == "muggled-safetensors"
+    assert torch.equal(depth(model, image_batch), depth(midas_file, image_batch))
+    with safe_open(target, framework="pt") as file:
+        keys, metadata = set(file.keys()), file.metadata()
+    assert keys == set(model.state_dict()) and report.tensors_kept == len(keys)
+    assert metadata["format"] == "muggled_swinv2" and metadata["format_version"] == "1"
+    assert json.loads(metadata["config"])["embed_dims"] == list(SMALL_CONFIG["embed_dims"])
+    assert sum(report.dropped.values()) == 10  # head 2, norm 2, masks 2, refinenet4.resConfUnit1 4
+    assert not list(tmp_path.glob(".*partial"))
+
+
+# Max error / output range. This random-weight model is harsher than a trained one (attention
+# temperatures up to 100 over random keys make softmax nearly argmax); measured here: float16 0.2%,
+# bfloat16 (8-bit mantissa) 1.5% with the vectors kept float32, 3.1% if they are rounded too.
+HALF_TOLERANCE = {"float16": 1e-2, "bfloat16": 2e-2}
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_conversion_halves_the_size_and_stays_close(tmp_path, midas_file, image_batch, dtype):
+    full, half = tmp_path / "full.safetensors", tmp_path / f"{dtype}.safetensors"
+    convert(midas_file, full)
+    report = convert(midas_file, half, dtype=dtype)
+    assert report.bytes_after < 0.52 * full.stat().st_size
+    with safe_open(half, framework="pt") as file:
+        stored = {key: file.get_tensor(key).dtype for key in file.keys()}
+    assert stored["decoder.head.conv1.weight"] == stored["encoder.stages.0.blocks.0.attn.qkv.weight"] == getattr(torch, dtype)
+    assert stored["encoder.stages.0.blocks.0.norm1.weight"] == stored["encoder.stages.0.blocks.0.attn.cpb_mlp.0.weight"] == torch.float32
+    assert relative_error(depth(half, image_batch), depth(midas_file, image_batch)) < HALF_TOLERANCE[dtype]
+
+
+def test_metadata_config_that_contradicts_the_tensors(tmp_path, midas_file):
+    target = tmp_path / "small.safetensors"
+    convert(midas_file, target)
+    with safe_open(target, framework="pt") as file:
+        tensors, metadata = {key: file.get_tensor(key) for key in file.keys()}, file.metadata()
+    config = json.loads(metadata["config"])
+    config["depths"] = [2, 2, 4, 2]
+    save_file(tensors, target, metadata={**metadata, "config": json.dumps(config)})
+    with pytest.raises(CheckpointError, match="missing tensors"):
+        load_model(target)
+
+
+def test_unknown_format_version(tmp_path, midas_file):
+    target = tmp_path / "small.safetensors"
+    convert(midas_file, target)
+    with safe_open(target, framework="pt") as file:
+        tensors, metadata = {key: file.get_tensor(key) for key in file.keys()}, file.metadata()
+    save_file(tensors, target, metadata={**metadata, "format_version": "99"})
+    with pytest.raises(CheckpointError, match="format version '99'.*upgrade"):
+        load_model(target)
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.999])
+def test_truncated_safetensors(tmp_path, midas_file, keep):
+    target = tmp_path / "small.safetensors"
+    convert(midas_file, target)
+    data = target.read_bytes()
+    target.write_bytes(data[: int(len(data) * keep)])
+    with pytest.raises(CheckpointError, match="corrupt or truncated") as caught:
+        load_model(target)
+    assert "\n" not in str(caught.value) and str(target) in str(caught.value)
+
+
+def test_corrupt_safetensors_header(tmp_path, midas_file):
+    target = tmp_path / "small.safetensors"
+    convert(midas_file, target)
+    data = bytearray(target.read_bytes())
+    data[8:40] = b"{" + b"\x00" * 31  # a header that is not JSON
+    target.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        load_model(target)
+
+
+def test_safetensors_of_another_family(tmp_path):
+    path = tmp_path / "vit.safetensors"
+    save_file({"pretrained.model.cls_token": torch.zeros(1, 1, 8), "scratch.layer1_rn.weight": torch.zeros(4, 8, 3, 3)}, path)
+    with pytest.raises(CheckpointError, match="not a SwinV2-DPT checkpoint \\(a ViT/BEiT model\\)"):
+        load_model(path)
+
+
+# ----------------------------------------------------------------------------- converter edges
+
+
+def test_refuses_to_overwrite_its_input(tmp_path, midas_file):
+    before = midas_file.read_bytes()
+    with pytest.raises(ConversionError, match="would overwrite the input"):
+        convert(midas_file, midas_file, overwrite=True)
+    hf_folder = tmp_path / "hf"
+    convert(midas_file, hf_folder, to="hf")
+    with pytest.raises(ConversionError, match="would overwrite the input"):
+        convert(hf_folder, hf_folder / "model.safetensors", overwrite=True)
+    assert midas_file.read_bytes() == before and load_model(hf_folder)
+
+
+def test_existing_output_needs_overwrite(tmp_path, midas_file):
+    target = tmp_path / "small.safetensors"
+    target.write_bytes(b"precious")
+    with pytest.raises(ConversionError, match="exists; pass --overwrite"):
+        convert(midas_file, target)
+    assert target.read_bytes() == b"precious"
+    convert(midas_file, target, overwrite=True)
+    assert load_model(target).checkpoint_format == "muggled-safetensors"
+
+
+def test_bad_input_leaves_no_output(tmp_path):
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"not a checkpoint" * 100)
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        convert(broken, tmp_path / "out.safetensors")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["broken.pt"]
+
+
+def test_missing_output_folder(tmp_path, midas_file):
+    with pytest.raises(ConversionError, match="no such folder"):
+        convert(midas_file, tmp_path / "nowhere" / "out.safetensors")
+
+
+def test_cli_convert_prints_what_it_did(tmp_path, midas_file, capsys):
+    target = tmp_path / "small16.safetensors"
+    assert main(["convert", str(midas_file), str(target), "--dtype", "float16"]) == 0
+    printed = capsys.readouterr().out
+    assert "midas-pt" in printed and "float16" in printed and "tensors kept: 195" in printed
+    assert "ImageNet classifier" in printed and "MiB ->" in printed
+    assert main(["convert", str(midas_file), str(target)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "exists; pass --overwrite" in error
+
+
+def test_convert_script_and_info(tmp_path, midas_file):
+    target = tmp_path / "small.safetensors"
+    script = [sys.executable, str(REPO / "scripts" / "convert_weights.py"), str(midas_file), str(target)]
+    result = subprocess.run(script, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert str(target) in result.stdout
+    info = subprocess.run([sys.executable, "-m", "muggled_swinv2", "info", str(target)], capture_output=True, text=True, timeout=120)
+    assert info.returncode == 0 and "muggled-safetensors" in info.stdout
+
+
+# ----------------------------------------------------------------------------- Hugging Face
+
+
+@pytest.fixture(scope="module")
+def hf_tiny(tmp_path_factory):
+    """A random transformers DPTForDepthEstimation with the tiny-256 config, saved with save_pretrained."""
+    from transformers import DPTConfig, DPTForDepthEstimation, Swinv2Config
+
+    backbone = Swinv2Config(
+        image_size=256, patch_size=4, embed_dim=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24],
+        window_size=16, pretrained_window_sizes=[0, 0, 0, 0], out_features=["stage1", "stage2", "stage3", "stage4"],
+    )
+    config = DPTConfig(
+        backbone_config=backbone, neck_hidden_sizes=[96, 192, 384, 768], fusion_hidden_size=256,
+        use_batch_norm_in_fusion_residual=False, add_projection=False, head_in_index=-1,
+    )
+    torch.manual_seed(0)
+    model = DPTForDepthEstimation(config).eval()
+    with torch.no_grad():  # a head that leans positive, so the depth is not all clipped to zero
+        model.head.head[4].bias.fill_(1.0)
+    folder = tmp_path_factory.mktemp("hf") / "dpt-swinv2-tiny-256"
+    model.save_pretrained(folder)
+    return model, folder
+
+
+@pytest.fixture(scope="module")
+def tiny_image():
+    return torch.randn(1, 3, 256, 256, generator=torch.Generator().manual_seed(1))
+
+
+def test_hf_folder_matches_transformers(hf_tiny, tiny_image):
+    reference, folder = hf_tiny
+    model = load_model(folder)
+    assert model.checkpoint_format == "hf-directory" and model.config.variant == "tiny-256"
+    with torch.no_grad():
+        expected = reference(pixel_values=tiny_image).predicted_depth
+    assert expected.max() - expected.min() > 0
+    assert relative_error(depth(model, tiny_image), expected) < 1e-4
+
+
+def test_hf_safetensors_alone_and_pytorch_bin(tmp_path, hf_tiny, tiny_image):
+    _, folder = hf_tiny
+    expected = depth(folder, tiny_image)
+    alone = load_model(folder / "model.safetensors")  # as published: the configuration from the tensors
+    assert alone.checkpoint_format == "hf-safetensors" and alone.config == load_model(folder).config
+    assert torch.equal(depth(alone, tiny_image), expected)
+    bin_folder = tmp_path / "bin"
+    bin_folder.mkdir()
+    (bin_folder / "config.json").write_text((folder / "config.json").read_text())
+    torch.save(hf_tiny[0].state_dict(), bin_folder / "pytorch_model.bin")
+    assert torch.equal(depth(bin_folder, tiny_image), expected)
+
+
+def test_round_trip_ours_hf_ours(tmp_path, hf_tiny, tiny_image):
+    _, folder = hf_tiny
+    ours, exported, back = tmp_path / "tiny.safetensors", tmp_path / "exported", tmp_path / "back.safetensors"
+    convert(folder, ours)
+    report = convert(ours, exported, to="hf")
+    assert report.target_format.startswith("Hugging Face")
+    convert(exported, back)
+    first, last = load_model(ours).state_dict(), load_model(back).state_dict()
+    assert first.keys() == last.keys() and all(torch.equal(first[key], last[key]) for key in first)
+    assert torch.equal(depth(back, tiny_image), depth(folder, tiny_image))
+
+
+def test_exported_folder_loads_in_transformers(tmp_path, midas_file, image_batch):
+    from transformers import DPTForDepthEstimation
+
+    exported = tmp_path / "exported"
+    convert(midas_file, exported, to="hf")
+    reference = DPTForDepthEstimation.from_pretrained(exported).eval()
+    square = image_batch[..., :64]  # transformers lays windows out for its configured (native) size
+    with torch.no_grad():
+        expected = reference(pixel_values=square).predicted_depth
+    assert relative_error(depth(midas_file, square), expected) < 1e-4
+
+
+def test_hf_config_that_contradicts_the_tensors(tmp_path, hf_tiny):
+    _, folder = hf_tiny
+    copy = tmp_path / "contradicting"
+    copy.mkdir()
+    (copy / "model.safetensors").symlink_to(folder / "model.safetensors")
+    config = json.loads((folder / "config.json").read_text())
+    config["backbone_config"]["depths"] = [2, 2, 18, 2]
+    (copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="missing tensors"):
+        load_model(copy)
+
+
+def test_hf_folder_of_another_family(tmp_path):
+    folder = tmp_path / "dpt-beit"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "dpt", "backbone_config": {"model_type": "beit"}}))
+    save_file({"backbone.embeddings.cls_token": torch.zeros(1, 1, 8)}, folder / "model.safetensors")
+    with pytest.raises(CheckpointError, match="describes dpt with a beit backbone"):
+        load_model(folder)
+    (folder / "config.json").unlink()
+    with pytest.raises(CheckpointError, match="folder without config.json"):
+        load_model(folder)
+    with pytest.raises(CheckpointError, match="another backbone"):
+        load_model(folder / "model.safetensors")
+
+
+def test_hf_folder_without_weights_and_bad_json(tmp_path):
+    folder = tmp_path / "empty-hf"
+    folder.mkdir()
+    (folder / "config.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="not readable JSON"):
+        load_model(folder)
+    (folder / "config.json").write_text("{}")
+    with pytest.raises(CheckpointError, match="no model.safetensors or pytorch_model.bin"):
+        load_model(folder)
+
+
+def test_safetensors_whose_header_length_looks_like_a_pickle(tmp_path):
+    """A header length whose first byte is 0x80 (a pickle's first byte) is still safetensors."""
+    path = tmp_path / "tricky.safetensors"
+    for padding in range(256):
+        save_file({"weight": torch.zeros(3)}, path, metadata={"padding": "x" * padding})
+        if path.read_bytes()[0] == 0x80:
+            break
+    assert path.read_bytes()[0] == 0x80
+    with pytest.raises(CheckpointError, match="unrecognised tensor names such as weight"):
+        load_model(path)
