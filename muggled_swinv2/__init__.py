@@ -6,7 +6,8 @@
 """
 
 from .checkpoint import CheckpointError, load_model
+from .devices import DeviceError
 from .model import SwinV2DPT, SwinV2DPTConfig
 
 __version__ = "0.1.0"
-__all__ = ["CheckpointError", "SwinV2DPT", "SwinV2DPTConfig", "load_model", "__version__"]
+__all__ = ["CheckpointError", "DeviceError", "SwinV2DPT", "SwinV2DPTConfig", "load_model", "__version__"]

@@ -6,18 +6,28 @@ from pathlib import Path
 
 
 def reserve_temp(path, suffix: str = ".partial") -> Path:
-    """An empty temp file in the target's folder (same filesystem, so the rename is atomic)."""
+    """An empty temp file in the target's folder (same filesystem, so the rename is atomic).
+
+    Its name starts with at most 64 bytes of the target's stem, so that a target whose own name is
+    near the file system's 255-byte limit still gets a temp file.
+    """
     path = Path(path)
-    handle, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix, dir=path.parent)
+    stem = os.fsdecode(os.fsencode(path.stem)[:64])
+    handle, name = tempfile.mkstemp(prefix=f".{stem}.", suffix=suffix, dir=path.parent)
     os.close(handle)
     return Path(name)
 
 
-def publish(temp: Path, path) -> None:
-    """Give the temp file normal permissions (mkstemp makes it private) and move it into place."""
+def usual_mode(mode: int = 0o666) -> int:
+    """`mode` less the process's umask: the permissions a plainly created file or folder gets."""
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(temp, 0o666 & ~umask)
+    return mode & ~umask
+
+
+def publish(temp: Path, path) -> None:
+    """Give the temp file normal permissions (mkstemp makes it private) and move it into place."""
+    os.chmod(temp, usual_mode())
     os.replace(temp, path)
 
 

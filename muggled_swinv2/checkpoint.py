@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError, safe_open
 
+from .devices import DTYPES, select_device
 from .key_table import HF, MIDAS, KeyMappingError, summarize, to_native
 from .model import SwinV2DPT, SwinV2DPTConfig
 
@@ -356,13 +357,15 @@ def read_checkpoint(path) -> Checkpoint:
 def load_model(path, device="cpu", dtype=torch.float32) -> SwinV2DPT:
     """Load any supported SwinV2-DPT checkpoint; returns the model in eval mode on device/dtype.
 
+    device: "cpu", "cuda", "cuda:N" or "auto" (CUDA when available); raises DeviceError if absent.
     `model.config` describes it and `model.checkpoint_format` says what kind of file it was.
     Raises CheckpointError with a one-line reason for a missing, damaged or foreign file.
     """
     if isinstance(dtype, str):
-        dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}.get(dtype, dtype)
-    if dtype not in (torch.float32, torch.float16, torch.bfloat16):
+        dtype = DTYPES.get(dtype, dtype)
+    if dtype not in DTYPES.values():
         raise ValueError(f"dtype must be float32, float16 or bfloat16, got {dtype}")
+    device = select_device(str(device))  # DeviceError for an unknown or missing device, before reading
     checkpoint = read_checkpoint(path)
     try:
         model = build_model(checkpoint.config, checkpoint.state_dict)

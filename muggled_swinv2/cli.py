@@ -7,12 +7,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from .atomic import reserve_temp
 from .checkpoint import CheckpointError, load_model
 from .colormaps import COLORMAPS
 from .convert import DTYPES as CONVERT_DTYPES
 from .convert import TARGETS as CONVERT_TARGETS
 from .convert import ConversionError, convert
 from .devices import DTYPES, DeviceError, select_device, select_dtype
+from .image_io import silence_opencv
 from .image_job import RAW_FORMATS, ImageJobOptions, expand_inputs, plan_tasks, report_error, run_image_job
 from .video_io import VideoError
 from .video_job import VideoJobOptions, run_video_job
@@ -48,6 +50,21 @@ def open_model(args):
     return load_model(resolve_weights(args.weights), device=device, dtype=dtype)
 
 
+def make_writable_folder(folder: Path, option: str):
+    """Create `folder` if needed and check that files can be written in it, before any work."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        reserve_temp(folder / "write-check").unlink()
+    except OSError as error:
+        raise UsageError(f"{option} {folder}: cannot write there ({error.strerror or error})") from None
+
+
+def os_error_line(error: OSError) -> str:
+    """An OSError as one line naming the file: 'PATH: reason'."""
+    reason = error.strerror or str(error)
+    return f"{error.filename}: {reason}" if error.filename else reason
+
+
 # ----------------------------------------------------------------------------- commands
 
 
@@ -70,10 +87,13 @@ def command_image(args) -> int:
         batch_size=args.batch_size,
         overwrite=args.overwrite,
     )
+    make_writable_folder(out_dir, "--out")
     model = open_model(args)
     summary = run_image_job(model, plan_tasks(sources, options), options, quiet=args.quiet)
-    if not args.quiet:
+    if not args.quiet or summary.interrupted:
         print(summary.line(), file=sys.stderr)
+    if summary.interrupted:
+        return EXIT_INTERRUPTED
     return EXIT_FAILED if summary.failed or errors else 0
 
 
@@ -81,13 +101,15 @@ def command_video(args) -> int:
     source, target = Path(args.input), Path(args.out)
     if not source.is_file():
         raise UsageError(f"{source}: no such video file")
+    if target.is_dir():
+        raise UsageError(f"--out {target}: is a folder; give the video file to write, e.g. {target / 'depth.mp4'}")
     outputs = [target] + ([target.with_suffix(".npz")] if args.raw else [])
     if any(path.resolve() == source.resolve() for path in outputs):
         raise UsageError(f"--out {target}: would overwrite the input video")
     existing = [str(path) for path in outputs if path.exists()]
     if existing and not args.overwrite:
         raise UsageError(f"{', '.join(existing)} exists; pass --overwrite to replace it")
-    target.parent.mkdir(parents=True, exist_ok=True)
+    make_writable_folder(target.parent, "--out folder")
     options = VideoJobOptions(
         colormap=args.colormap,
         side_by_side=args.side_by_side,
@@ -126,6 +148,8 @@ def command_info(args) -> int:
 
 
 def command_convert(args) -> int:
+    if Path(args.output).parent.is_dir():  # convert itself says if it is missing
+        make_writable_folder(Path(args.output).parent, "OUT folder")
     report = convert(args.input, args.output, dtype=args.dtype, to=args.to, overwrite=args.overwrite)
     print("\n".join(report.lines()))
     return 0
@@ -150,8 +174,9 @@ def add_model_arguments(parser):
 def add_prediction_arguments(parser):
     parser.add_argument("--colormap", default="inferno", choices=COLORMAPS)
     parser.add_argument("--side-by-side", action="store_true", help="put the picture left of its depth")
-    parser.add_argument("--square", action="store_true", help="MiDaS's exact pipeline: squash to the native square")
-    parser.add_argument("--size", type=positive_int, help="long side fed to the network (default: native size)")
+    preprocessing = parser.add_mutually_exclusive_group()
+    preprocessing.add_argument("--square", action="store_true", help="MiDaS's exact pipeline: squash to the native square")
+    preprocessing.add_argument("--size", type=positive_int, help="long side fed to the network (default: native size)")
     parser.add_argument("--batch-size", type=positive_int, default=1, help="images or frames per forward pass")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary (errors still shown)")
@@ -213,10 +238,14 @@ def main(argv=None) -> int:
 
         return bench_main(argv[1:])
     args = build_parser().parse_args(argv)
+    silence_opencv()
     try:
         return args.run(args)
     except (CheckpointError, ConversionError, WeightsError, DeviceError, VideoError, UsageError) as error:
         print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as error:  # a file or folder the command could not write or read
+        print(f"error: {os_error_line(error)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import save_file
 
 from . import __version__
-from .atomic import publish, reserve_temp
+from .atomic import publish, reserve_temp, usual_mode
 from .checkpoint import NATIVE_FORMAT_NAME, NATIVE_FORMAT_VERSION, Checkpoint, CheckpointError, read_checkpoint
 from .key_table import HF, from_native
 from .model import SwinV2DPTConfig
@@ -72,12 +73,23 @@ def _cast(state_dict: dict, dtype: torch.dtype) -> dict:
     }
 
 
+def _write_error(path, error: Exception) -> ConversionError:
+    reason = getattr(error, "strerror", None) or (str(error).strip().splitlines() or [type(error).__name__])[0]
+    return ConversionError(f"{path}: cannot write ({reason})")
+
+
 def save_native(checkpoint: Checkpoint, path, dtype: torch.dtype = torch.float32) -> None:
     """Our format: only the model's tensors, in `dtype`, configuration in the metadata."""
-    temp = reserve_temp(path)
+    try:
+        temp = reserve_temp(path)
+    except OSError as error:
+        raise _write_error(path, error) from None
     try:
         save_file(_cast(checkpoint.state_dict, dtype), str(temp), metadata=native_metadata(checkpoint.config))
         publish(temp, path)
+    except (OSError, SafetensorError) as error:  # a full disk, say
+        temp.unlink(missing_ok=True)
+        raise _write_error(path, error) from None
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
@@ -132,11 +144,14 @@ def save_hf(checkpoint: Checkpoint, folder, dtype: torch.dtype = torch.float32) 
     """A Hugging Face model folder (config.json + model.safetensors), replacing `folder` whole."""
     folder = Path(folder)
     config_json = hf_config_json(checkpoint.config) | {"torch_dtype": str(dtype).removeprefix("torch.")}
-    temp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".partial", dir=folder.parent))
+    try:
+        temp = Path(tempfile.mkdtemp(prefix=f".{folder.name[:64]}.", suffix=".partial", dir=folder.parent))
+    except OSError as error:
+        raise _write_error(folder, error) from None
     try:
         save_file(hf_state_dict(checkpoint, dtype), str(temp / "model.safetensors"), metadata={"format": "pt"})
         (temp / "config.json").write_text(json.dumps(config_json, indent=2) + "\n")
-        os.chmod(temp, 0o755)
+        os.chmod(temp, usual_mode(0o777))  # mkdtemp makes it private
         if folder.exists():  # only reached with overwrite: swap the old folder out, then delete it
             old = folder.with_name(f".{folder.name}.old")
             shutil.rmtree(old, ignore_errors=True)
@@ -145,6 +160,9 @@ def save_hf(checkpoint: Checkpoint, folder, dtype: torch.dtype = torch.float32) 
             shutil.rmtree(old)
         else:
             os.replace(temp, folder)
+    except (OSError, SafetensorError) as error:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise _write_error(folder, error) from None
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)
         raise

@@ -18,7 +18,7 @@ def select_device(name: str = "auto") -> torch.device:
     except RuntimeError:
         raise DeviceError(f"unknown device {name!r} (use auto, cpu or cuda)") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise DeviceError("--device cuda: no CUDA GPU is available to PyTorch on this machine (use --device cpu)")
+        raise DeviceError(f"device {name!r}: no CUDA GPU is available to PyTorch on this machine (use cpu)")
     if device.type not in ("cpu", "cuda"):
         raise DeviceError(f"unsupported device {name!r} (use auto, cpu or cuda)")
     return device

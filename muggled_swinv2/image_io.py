@@ -1,5 +1,6 @@
 """Reading images and writing depth outputs, always atomically (temp file + rename)."""
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,14 @@ class ImageReadError(Exception):
     """An input image that cannot be read or decoded (one-line message naming the file)."""
 
 
+def silence_opencv():
+    """No warnings from OpenCV and its FFmpeg on stderr ("PNG input buffer is incomplete",
+    "moov atom not found", ...): the command line reports every failure itself, in one line
+    naming the file."""
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # quiet; read when FFmpeg is first used
+
+
 def read_image(path) -> np.ndarray:
     """Image file -> (H, W) gray or (H, W, 3) BGR array, uint8 or uint16 as stored.
 
@@ -26,9 +35,23 @@ def read_image(path) -> np.ndarray:
         data = np.fromfile(path, dtype=np.uint8)
     except OSError as error:
         raise ImageReadError(f"{path}: cannot read ({error.strerror or error})") from None
-    image = cv2.imdecode(data, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR) if data.size else None
+    except MemoryError:
+        raise ImageReadError(f"{path}: too large to read into memory") from None
+    if not data.size:
+        raise ImageReadError(f"{path}: empty file")
+    try:
+        image = cv2.imdecode(data, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
+    except cv2.error as error:  # e.g. more pixels than OpenCV's limit (a decompression bomb)
+        if "CV_IO_MAX_IMAGE_PIXELS" in str(error):
+            raise ImageReadError(f"{path}: more pixels than OpenCV decodes (its CV_IO_MAX_IMAGE_PIXELS limit)") from None
+        reason = str(error).split("error: ", 1)[-1].strip().splitlines()[0]
+        raise ImageReadError(f"{path}: OpenCV cannot decode it ({reason})") from None
     if image is None:
         raise ImageReadError(f"{path}: not an image OpenCV can decode")
+    if image.dtype not in (np.uint8, np.uint16, np.float32, np.float64):
+        raise ImageReadError(f"{path}: {image.dtype} pixels are not supported (use 8 or 16-bit unsigned, or float)")
+    if image.dtype.kind == "f" and not np.isfinite(image).all():
+        raise ImageReadError(f"{path}: holds NaN or infinite pixel values")
     return image
 
 

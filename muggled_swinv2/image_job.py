@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+import cv2
+
 from .colormaps import colorize, normalize, to_uint16
 from .image_io import IMAGE_SUFFIXES, ImageReadError, read_image, save_image, save_npy, save_pfm
 from .predict import predict_batch
@@ -48,11 +50,13 @@ class JobSummary:
     skipped: int = 0
     failed: list[str] = field(default_factory=list)  # one-line messages
     seconds: float = 0.0
+    interrupted: bool = False  # Ctrl-C: the images not reached are left for a later run
 
     def line(self) -> str:
         per_image = f", {self.seconds / self.processed:.3f} s per image" if self.processed else ""
         skipped = f", skipped {self.skipped} (outputs exist; --overwrite to redo)" if self.skipped else ""
-        return f"processed {self.processed}{skipped}, failed {len(self.failed)}{per_image}"
+        stop = " (interrupted: run again to do the rest)" if self.interrupted else ""
+        return f"processed {self.processed}{skipped}, failed {len(self.failed)}{per_image}{stop}"
 
 
 def expand_inputs(inputs, recursive: bool, exclude_dir: Path | None = None) -> tuple[list[tuple[Path, str]], list[str]]:
@@ -60,32 +64,43 @@ def expand_inputs(inputs, recursive: bool, exclude_dir: Path | None = None) -> t
 
     Files are taken as given; folders give their images (sub-folders too with `recursive`, mirrored
     in the output stems); anything else is a glob pattern. Duplicates are dropped, and so are
-    files that folders or patterns find inside `exclude_dir` (the outputs of an earlier run).
+    files that folders or patterns find inside `exclude_dir` (the outputs of an earlier run); a
+    folder that is `exclude_dir` or inside it is an error, since all its images would be dropped.
     """
     found, errors, seen = [], [], set()
 
-    def add(path: Path, stem: str, named: bool = False):
+    def excluded(path: Path) -> bool:
+        return exclude_dir is not None and exclude_dir in path.resolve().parents
+
+    def add(path: Path, stem: str):
         key = path.resolve()
-        if key not in seen and (named or not (exclude_dir and exclude_dir in key.parents)):
+        if key not in seen:
             seen.add(key)
             found.append((path, stem))
 
     for argument in map(str, inputs):
         path = Path(argument)
         if path.is_file():
-            add(path, path.stem, named=True)
+            add(path, path.stem)
         elif path.is_dir():
+            if exclude_dir is not None and (path.resolve() == exclude_dir or excluded(path)):
+                errors.append(f"{path}: this folder is the --out folder or inside it; choose another --out")
+                continue
             pattern = "**/*" if recursive else "*"
             images = sorted(p for p in path.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
             if not images:
                 errors.append(f"{path}: no images in this folder" + ("" if recursive else " (--recursive for sub-folders)"))
             for image in images:
-                add(image, str(image.relative_to(path).with_suffix("")))
+                if not excluded(image):
+                    add(image, str(image.relative_to(path).with_suffix("")))
         elif glob.has_magic(argument):
             matches = sorted(Path(match) for match in glob.glob(argument, recursive=True) if Path(match).is_file())
+            kept = [match for match in matches if not excluded(match)]
             if not matches:
                 errors.append(f"{argument}: no files match this pattern")
-            for match in matches:
+            elif not kept:
+                errors.append(f"{argument}: matches only files in the --out folder; choose another --out")
+            for match in kept:
                 add(match, match.stem)
         else:
             errors.append(f"{path}: no such file or folder")
@@ -93,16 +108,18 @@ def expand_inputs(inputs, recursive: bool, exclude_dir: Path | None = None) -> t
 
 
 def plan_tasks(sources: list[tuple[Path, str]], options: ImageJobOptions) -> list[ImageTask]:
-    """Output paths per input; stems that collide (same name from two folders) get _2, _3, ..."""
+    """Output paths per input; a stem whose outputs would collide with those of another input
+    (same name from two folders, or `x_16bit` beside `x` with --raw png16) gets _2, _3, ..."""
+    kinds = ("png", *options.raw_formats)
     taken, tasks = set(), []
     for source, stem in sources:
         unique, number = stem, 1
-        while unique.lower() in taken:
+        while any(OUTPUTS[kind][0].format(unique).lower() in taken for kind in kinds):
             number += 1
             unique = f"{stem}_{number}"
-        taken.add(unique.lower())
-        kinds = ("png", *options.raw_formats)
-        tasks.append(ImageTask(source, {kind: options.out_dir / OUTPUTS[kind][0].format(unique) for kind in kinds}))
+        names = [OUTPUTS[kind][0].format(unique) for kind in kinds]
+        taken.update(name.lower() for name in names)
+        tasks.append(ImageTask(source, {kind: options.out_dir / name for kind, name in zip(kinds, names)}))
     return tasks
 
 
@@ -125,6 +142,42 @@ def report_error(message: str):
     tqdm.write(message, file=sys.stderr)
 
 
+def one_line(error: BaseException) -> str:
+    """An exception as a short reason for a one-line message."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+
+
+def predict_each(model, batch: list[tuple[ImageTask, np.ndarray]], options: ImageJobOptions):
+    """(task, image, depth or None, error message or None) for each image of a batch.
+
+    The batch runs as one; if that fails (out of memory, say) its images run one by one, so
+    that only the image at fault is reported.
+    """
+    images = [image for _, image in batch]
+    try:
+        depths = predict_batch(model, images, options.square, options.size)
+        return [(task, image, depth, None) for (task, image), depth in zip(batch, depths)]
+    except (RuntimeError, MemoryError, ValueError, cv2.error) as error:
+        if len(batch) == 1:
+            task, image = batch[0]
+            return [(task, image, None, f"{task.source}: depth estimation failed ({one_line(error)})")]
+    return [result for item in batch for result in predict_each(model, [item], options)]
+
+
+def write_outputs(task: ImageTask, depth: np.ndarray, picture: np.ndarray, overwrite: bool) -> str | None:
+    """Write the task's outputs (each atomically); an error message naming the file, or None."""
+    for kind, path in task.outputs.items():
+        if overwrite or not path.exists():
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                OUTPUTS[kind][1](path, depth, picture)
+            except (OSError, ValueError) as error:
+                return f"{task.source}: cannot write {path} ({one_line(error)})"
+    return None
+
+
 def run_image_job(model, tasks: list[ImageTask], options: ImageJobOptions, quiet: bool = False) -> JobSummary:
     """Predict and write every task's outputs; a file that fails is reported and skipped."""
     summary = JobSummary()
@@ -141,32 +194,33 @@ def run_image_job(model, tasks: list[ImageTask], options: ImageJobOptions, quiet
         report_error(message)
     options.out_dir.mkdir(parents=True, exist_ok=True)
 
+    def fail(message: str):
+        summary.failed.append(message)
+        report_error(message)
+
     started = time.perf_counter()
-    with tqdm(total=len(pending), unit="image", disable=quiet, dynamic_ncols=True) as progress:
-        for first in range(0, len(pending), max(1, options.batch_size)):
-            batch = []
-            for task in pending[first : first + options.batch_size]:
-                try:
-                    batch.append((task, read_image(task.source)))
-                except ImageReadError as error:
-                    summary.failed.append(str(error))
-                    report_error(str(error))
+    try:
+        with tqdm(total=len(pending), unit="image", disable=quiet, dynamic_ncols=True) as progress:
+            for first in range(0, len(pending), max(1, options.batch_size)):
+                batch = []
+                for task in pending[first : first + options.batch_size]:
+                    try:
+                        batch.append((task, read_image(task.source)))
+                    except ImageReadError as error:
+                        fail(str(error))
+                        progress.update(1)
+                if not batch:
+                    continue
+                for task, image, depth, error in predict_each(model, batch, options):
+                    if depth is not None:
+                        picture = depth_picture(image, depth, options.colormap, options.side_by_side)
+                        error = write_outputs(task, depth, picture, options.overwrite)
+                    if error:
+                        fail(error)
+                    else:
+                        summary.processed += 1
                     progress.update(1)
-            if not batch:
-                continue
-            depths = predict_batch(model, [image for _, image in batch], options.square, options.size)
-            for (task, image), depth in zip(batch, depths):
-                picture = depth_picture(image, depth, options.colormap, options.side_by_side)
-                try:
-                    for kind, path in task.outputs.items():
-                        if options.overwrite or not path.exists():
-                            path.parent.mkdir(parents=True, exist_ok=True)
-                            OUTPUTS[kind][1](path, depth, picture)
-                    summary.processed += 1
-                except (OSError, ValueError) as error:
-                    message = f"{task.source}: cannot write its output ({error})"
-                    summary.failed.append(message)
-                    report_error(message)
-                progress.update(1)
+    except KeyboardInterrupt:
+        summary.interrupted = True  # every file written so far is complete (written atomically)
     summary.seconds = time.perf_counter() - started
     return summary

@@ -8,6 +8,8 @@ Two preprocessing modes:
 Either way the prediction is resized back with bicubic interpolation (align_corners=False).
 """
 
+import numbers
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -33,6 +35,8 @@ def to_rgb_unit(image: np.ndarray, dtype=np.float32) -> np.ndarray:
         full_scale = 65535.0
     elif image.dtype in (np.float32, np.float64):
         full_scale = 1.0
+        if not np.isfinite(image).all():
+            raise ValueError("the image holds NaN or infinite values")
     else:
         raise ValueError(f"unsupported image dtype {image.dtype} (use uint8, uint16 or float)")
     if image.ndim == 2:
@@ -72,8 +76,10 @@ def resize_depth(depth_bhw: torch.Tensor, size_hw: tuple[int, int]) -> torch.Ten
 @torch.inference_mode()
 def predict_batch(model, images: list, square: bool = False, size: int | None = None) -> list[np.ndarray]:
     """predict_depth for several images; those with the same network size run as one batch."""
-    if size is not None and size < 1:
-        raise ValueError(f"size must be a positive number of pixels, got {size}")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1):
+        raise ValueError(f"size must be a positive number of pixels, got {size!r}")
+    if square and size is not None:
+        raise ValueError("square=True always uses the model's native size; size is for the aspect-keeping mode")
     inputs = [prepare_input(image, model.config.native_size, square, size) for image in images]
     device = next(model.parameters()).device
     depths = [None] * len(images)

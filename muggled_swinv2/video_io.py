@@ -46,7 +46,10 @@ class AtomicVideoWriter:
 
     def __init__(self, path, fps: float, size_wh: tuple[int, int]):
         self.path, self.size_wh = Path(path), tuple(size_wh)
-        self.temp_path = reserve_temp(self.path, suffix=f".partial{self.path.suffix}")  # suffix picks the container
+        try:
+            self.temp_path = reserve_temp(self.path, suffix=f".partial{self.path.suffix}")  # suffix picks the container
+        except OSError as error:
+            raise VideoError(f"{path}: cannot write there ({error.strerror or error})") from None
         fourcc = cv2.VideoWriter_fourcc(*("mp4v" if self.path.suffix.lower() in (".mp4", ".m4v", ".mov") else "MJPG"))
         self.writer = cv2.VideoWriter(str(self.temp_path), fourcc, fps, size_wh)
         self.frames = 0
@@ -59,12 +62,34 @@ class AtomicVideoWriter:
         self.frames += 1
 
     def finish(self):
+        """Publish the video once every frame written can be read back: OpenCV reports no write
+        errors (a full disk gives a truncated, unplayable file), so they are caught here."""
         self.writer.release()
-        publish(self.temp_path, self.path)
+        readable = count_frames(self.temp_path, up_to=self.frames) if self.frames else 0
+        try:
+            if readable < self.frames:
+                raise VideoError(f"{self.path}: could not be written completely ({readable} of {self.frames} "
+                                 f"frames readable back; disk full?); no file written")
+            if self.frames:  # no frames: no file
+                publish(self.temp_path, self.path)
+        except OSError as error:
+            raise VideoError(f"{self.path}: cannot write ({error.strerror or error}); no file written") from None
+        finally:
+            self.temp_path.unlink(missing_ok=True)  # still there only if not published
 
     def abandon(self):
         self.writer.release()
         self.temp_path.unlink(missing_ok=True)
+
+
+def count_frames(path, up_to: int) -> int:
+    """Frames of a video file that decode, counting no further than `up_to`."""
+    capture = cv2.VideoCapture(str(path))
+    count = 0
+    while count < up_to and capture.grab():
+        count += 1
+    capture.release()
+    return count
 
 
 class AtomicNpzWriter:
@@ -72,7 +97,10 @@ class AtomicNpzWriter:
 
     def __init__(self, path):
         self.path = Path(path)
-        self.temp_path = reserve_temp(self.path)
+        try:
+            self.temp_path = reserve_temp(self.path)
+        except OSError as error:
+            raise VideoError(f"{path}: cannot write there ({error.strerror or error})") from None
         self.archive = zipfile.ZipFile(self.temp_path, "w", allowZip64=True)
         self.frames = 0
 
@@ -82,9 +110,18 @@ class AtomicNpzWriter:
         self.frames += 1
 
     def finish(self):
-        self.archive.close()
-        publish(self.temp_path, self.path)
+        try:
+            self.archive.close()
+            if self.frames:  # no frames: no file
+                publish(self.temp_path, self.path)
+        except OSError as error:
+            raise VideoError(f"{self.path}: cannot write ({error.strerror or error}); no file written") from None
+        finally:
+            self.temp_path.unlink(missing_ok=True)  # still there only if not published
 
     def abandon(self):
-        self.archive.close()
+        try:
+            self.archive.close()
+        except OSError:
+            pass  # e.g. the disk is full: the temp file goes anyway
         self.temp_path.unlink(missing_ok=True)

@@ -61,9 +61,16 @@ def run_video_job(model, source: Path, target: Path, options: VideoJobOptions, q
         reader.close()
         raise VideoError(f"{source}: no frames could be read (empty or corrupt video)")
     height, width = first.shape[:2]
-    writers = [AtomicVideoWriter(target, reader.fps, (width * (2 if options.side_by_side else 1), height))]
-    if options.raw_npz:
-        writers.append(AtomicNpzWriter(target.with_suffix(".npz")))
+    writers = []
+    try:
+        writers.append(AtomicVideoWriter(target, reader.fps, (width * (2 if options.side_by_side else 1), height)))
+        if options.raw_npz:
+            writers.append(AtomicNpzWriter(target.with_suffix(".npz")))
+    except VideoError:
+        for writer in writers:
+            writer.abandon()
+        reader.close()
+        raise
     colour_range = RunningRange()
     frames = [first]
     interrupted = False
@@ -84,12 +91,24 @@ def run_video_job(model, source: Path, target: Path, options: VideoJobOptions, q
                 frames = [] if frame is None else [frame]
     except KeyboardInterrupt:
         interrupted = True  # finish the files below so what was written plays
-    except BaseException:
+    except BaseException as error:
         for writer in writers:
             writer.abandon()
         reader.close()
+        if isinstance(error, OSError):  # e.g. the disk filled up while writing the .npz
+            raise VideoError(f"{target}: cannot write ({error.strerror or error}); no file written") from None
+        if isinstance(error, (RuntimeError, MemoryError)):  # e.g. out of memory
+            reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+            raise VideoError(f"{source}: depth estimation failed at frame {writers[0].frames + 1} ({reason}); "
+                             f"no file written") from None
         raise
-    for writer in writers:
-        writer.finish()
-    reader.close()
+    try:
+        for writer in writers:
+            writer.finish()
+    except VideoError:
+        for writer in writers:
+            writer.abandon()  # the ones not finished yet
+        raise
+    finally:
+        reader.close()
     return VideoSummary(writers[0].frames, time.perf_counter() - started, interrupted)

@@ -3,6 +3,7 @@
 import http.client
 import os
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -56,6 +57,11 @@ def resolve_weights(path) -> Path:
     found = find_checkpoints()
     if len(found) == 1:
         return found[0]
+    named = os.environ.get(WEIGHTS_ENV)
+    if named and Path(named).is_file():
+        raise WeightsError(
+            f"${WEIGHTS_ENV}={named} is a file; set it to the folder of checkpoints, or pass --weights {named}"
+        )
     where = " or ".join(str(folder) for folder in weights_dirs())
     if not found:
         raise WeightsError(
@@ -74,11 +80,16 @@ def download(variant: str, folder=None, base_url: str = RELEASE_URL, quiet: bool
     """
     name = OFFICIAL_FILES[variant]
     folder = Path(folder) if folder else weights_dirs()[0]
-    folder.mkdir(parents=True, exist_ok=True)
     target, partial = folder / name, folder / (name + ".partial")
     if target.exists():
         return target
     url = base_url.rstrip("/") + "/" + name
+    if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+        raise WeightsError(f"--base-url {base_url}: not an http:// or https:// address")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise WeightsError(f"{folder}: cannot create the folder to save into ({error.strerror or error})") from None
     have = partial.stat().st_size if partial.exists() else 0
     request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
     try:
@@ -101,11 +112,14 @@ def download(variant: str, folder=None, base_url: str = RELEASE_URL, quiet: bool
             raise WeightsError(f"download of {url} failed: HTTP {error.code} {error.reason}") from None
     except http.client.HTTPException as error:  # e.g. the connection dropped mid-file
         raise WeightsError(f"download of {url} broke off ({type(error).__name__}); run again to resume") from None
-    except (urllib.error.URLError, OSError) as error:
-        reason = getattr(error, "reason", error)
+    except urllib.error.URLError as error:
         raise WeightsError(
-            f"cannot download {url} ({reason}); with no network, fetch it elsewhere and copy it to {target}"
+            f"cannot download {url} ({error.reason}); with no network, fetch it elsewhere and copy it to {target}"
         ) from None
+    except (ConnectionError, TimeoutError) as error:
+        raise WeightsError(f"download of {url} broke off ({error.strerror or error}); run again to resume") from None
+    except OSError as error:  # the partial file could not be written: no permission, full disk
+        raise WeightsError(f"{partial}: cannot write the download ({error.strerror or error})") from None
     size = partial.stat().st_size
     if total is not None and size != total:
         raise WeightsError(f"download of {url} stopped at {size} of {total} bytes; run again to resume")

@@ -5,11 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup_env.sh
 shopt -s nullglob
-found=(weights/*.pt weights/*.safetensors)
+# what the command line reads: checkpoint files, and Hugging Face model folders (with config.json)
+found=(weights/*.pt weights/*.pth weights/*.bin weights/*.safetensors weights/*/config.json)
 if [ -f weights/dpt_swin2_tiny_256.pt ]; then
     checkpoint=weights/dpt_swin2_tiny_256.pt
 elif [ ${#found[@]} -gt 0 ]; then
-    checkpoint=${found[0]}
+    checkpoint=${found[0]%/config.json}
 else
     echo "No checkpoint in weights/: downloading the tiny model (164 MiB) ..." >&2
     muggled-swinv2 download tiny --dir weights || exit 1

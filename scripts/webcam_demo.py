@@ -14,16 +14,23 @@ import argparse
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 
 import cv2
 from muggled_swinv2.checkpoint import CheckpointError, load_model
+from muggled_swinv2.cli import UsageError, make_writable_folder, os_error_line, positive_int
 from muggled_swinv2.colormaps import COLORMAPS, colorize, normalize
 from muggled_swinv2.devices import DTYPES, DeviceError, select_device, select_dtype
+from muggled_swinv2.image_io import save_image, silence_opencv
 from muggled_swinv2.video_io import AtomicVideoWriter, VideoError, VideoReader
 from muggled_swinv2.video_job import RunningRange
 from muggled_swinv2.weights import WeightsError, resolve_weights
+
+
+class DepthError(Exception):
+    """Depth estimation failed in the worker thread (one-line message)."""
 
 
 class DepthWorker:
@@ -49,7 +56,8 @@ class DepthWorker:
 
     def latest(self):
         if self.error:
-            raise self.error
+            reason = (str(self.error).splitlines() or [type(self.error).__name__])[0][:200]
+            raise DepthError(f"depth estimation failed ({reason})")
         with self.lock:
             return self.depth
 
@@ -95,7 +103,36 @@ def compose(frame, depth, colour_range, colormap, side_by_side, caption):
     return view
 
 
+def save_snapshot(view: np.ndarray) -> None:
+    """The picture shown, as depth_snapshot_<time>.png in the current folder (never replacing one)."""
+    stamp = time.strftime("%Y%m%d_%H%M%S")
+    path, number = Path(f"depth_snapshot_{stamp}.png"), 1
+    while path.exists():
+        number += 1
+        path = Path(f"depth_snapshot_{stamp}_{number}.png")
+    try:
+        save_image(path, view)
+    except OSError as error:
+        print(f"cannot save {path} in the current folder ({error.strerror or error})", file=sys.stderr)
+        return
+    print(f"saved {path}", file=sys.stderr)
+
+
+def check_save_target(args):
+    """--save: never the source video, an existing file only with --overwrite, a folder we can write."""
+    save, source = Path(args.save), Path(args.source)
+    if source.exists() and save.resolve() == source.resolve():
+        raise UsageError(f"--save {save}: would overwrite the source video")
+    if save.is_dir():
+        raise UsageError(f"--save {save}: is a folder; give the video file to write")
+    if save.exists() and not args.overwrite:
+        raise UsageError(f"--save {save}: exists; pass --overwrite to replace it")
+    make_writable_folder(save.parent, "--save folder")
+
+
 def run(args) -> int:
+    if args.save:
+        check_save_target(args)
     device = select_device(args.device)
     model = load_model(resolve_weights(args.weights), device=device, dtype=select_dtype(args.dtype, device))
     reader = VideoReader(int(args.source) if args.source.isdigit() else args.source)
@@ -104,7 +141,7 @@ def run(args) -> int:
     colormaps = list(COLORMAPS)
     colormap, side_by_side = args.colormap, True
     writer = None
-    frames, started = 0, time.perf_counter()
+    frames, started, interrupted = 0, time.perf_counter(), False
     try:
         while args.max_frames is None or frames < args.max_frames:
             frame = reader.read()
@@ -134,11 +171,14 @@ def run(args) -> int:
             elif key == ord("s"):
                 side_by_side = not side_by_side
             elif key == ord("p"):
-                snapshot = f"depth_snapshot_{time.strftime('%Y%m%d_%H%M%S')}.png"
-                cv2.imwrite(snapshot, view)
-                print(f"saved {snapshot}", file=sys.stderr)
+                save_snapshot(view)
     except KeyboardInterrupt:
-        pass
+        interrupted = True  # finish the --save file below so what was written plays
+    except BaseException:
+        if writer is not None:
+            writer.abandon()  # an error: no half-written --save file
+            writer = None
+        raise
     finally:
         worker.stop()
         reader.close()
@@ -146,6 +186,8 @@ def run(args) -> int:
             writer.finish()
         if not args.headless:
             cv2.destroyAllWindows()
+    if not frames and not interrupted:
+        raise VideoError(f"{args.source}: no frames could be read (empty or corrupt video, or a busy camera)")
     print(f"{frames} frames, {frames / max(time.perf_counter() - started, 1e-6):.1f} fps", file=sys.stderr)
     return 0
 
@@ -156,16 +198,21 @@ def main(argv=None) -> int:
     parser.add_argument("--weights", "-w", help="checkpoint (default: the one in weights/)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", default="float32", choices=DTYPES)
-    parser.add_argument("--size", type=int, help="long side fed to the network (default: native)")
+    parser.add_argument("--size", type=positive_int, help="long side fed to the network (default: native)")
     parser.add_argument("--colormap", default="inferno", choices=COLORMAPS)
     parser.add_argument("--headless", action="store_true", help="no window (for servers and tests)")
-    parser.add_argument("--max-frames", type=int, help="stop after this many frames")
+    parser.add_argument("--max-frames", type=positive_int, help="stop after this many frames")
     parser.add_argument("--save", help="also write what is shown to this video file")
+    parser.add_argument("--overwrite", action="store_true", help="replace the --save file if it exists")
     args = parser.parse_args(argv)
+    silence_opencv()
     try:
         return run(args)
-    except (CheckpointError, WeightsError, DeviceError, VideoError) as error:
+    except (CheckpointError, WeightsError, DeviceError, VideoError, UsageError, DepthError) as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"error: {os_error_line(error)}", file=sys.stderr)
         return 2
 
 

@@ -1,8 +1,11 @@
 """End-to-end command line runs on real files written by the tests."""
 
 import os
+import shutil
+import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -210,6 +213,127 @@ def test_bad_options_are_usage_errors(tmp_path, capsys, small_checkpoint, pictur
     assert "Traceback" not in capsys.readouterr().err
 
 
+def test_square_and_size_together_are_a_usage_error(tmp_path, capsys, small_checkpoint, pictures):
+    with pytest.raises(SystemExit) as caught:
+        main(["image", str(pictures), "-w", str(small_checkpoint), "--square", "--size", "96"])
+    assert caught.value.code == 2 and "not allowed with argument --square" in capsys.readouterr().err
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG that announces width x height pixels and holds almost none."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 31)) + chunk(b"IEND", b"")
+
+
+def test_images_that_cannot_be_used_fail_alone(tmp_path, capsys, small_checkpoint, pictures):
+    photo_float = photo(20, 30).astype(np.float32) / 255
+    photo_float[3, 4] = np.nan
+    cv2.imwrite(str(pictures / "signed.tiff"), photo(20, 30).astype(np.int16) - 100)
+    cv2.imwrite(str(pictures / "nan.tiff"), photo_float)
+    (pictures / "bomb.png").write_bytes(png_header_only(100_000, 100_000))  # more pixels than OpenCV decodes
+    out = tmp_path / "out"
+    code, _, err = run(capsys, "image", pictures, "-w", small_checkpoint, "--out", out, "--batch-size", "3")
+    assert code == 1
+    assert "signed.tiff: int16 pixels are not supported" in err
+    assert "nan.tiff: holds NaN or infinite pixel values" in err
+    assert "bomb.png: more pixels than OpenCV decodes" in err
+    assert "processed 4, failed 3" in err
+    assert sorted(path.name for path in out.iterdir()) == ["alpha.png", "deep.png", "gray.png", "street.png"]
+
+
+def test_opencv_warnings_do_not_reach_stderr(tmp_path, small_checkpoint, pictures):
+    (pictures / "truncated.png").write_bytes((pictures / "gray.png").read_bytes()[:200])
+    corrupt = tmp_path / "corrupt.mp4"
+    corrupt.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 200)
+    commands = [["image", str(pictures / "truncated.png"), str(pictures / "gray.png"), "--out", str(tmp_path / "o")],
+                ["video", str(corrupt), "--out", str(tmp_path / "o.mp4")]]
+    for command in commands:  # a fresh process each: OpenCV and FFmpeg set up their logging once
+        result = subprocess.run([sys.executable, "-m", "muggled_swinv2", *command, "-w", str(small_checkpoint), "-q"],
+                                capture_output=True, text=True, timeout=300)
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1, result.stderr
+        assert ("truncated.png: not an image" if command[0] == "image" else "corrupt.mp4: cannot open") in lines[0]
+
+
+def test_failed_prediction_fails_only_its_image(tmp_path, capsys, monkeypatch, small_checkpoint, pictures):
+    import muggled_swinv2.image_job as image_job
+
+    real_predict = image_job.predict_batch
+
+    def out_of_memory_on_the_square_one(model, images, *args):
+        if any(image.shape[:2] == (45, 45) for image in images):
+            raise RuntimeError("not enough memory: you tried to allocate 1 TB\nsecond line")
+        return real_predict(model, images, *args)
+
+    monkeypatch.setattr(image_job, "predict_batch", out_of_memory_on_the_square_one)
+    out = tmp_path / "out"
+    code, _, err = run(capsys, "image", pictures, "-r", "-w", small_checkpoint, "--out", out, "--batch-size", "5")
+    assert code == 1
+    assert "street.png: depth estimation failed (not enough memory: you tried to allocate 1 TB)" in err
+    assert "processed 4, failed 1" in err and "second line" not in err
+    assert sorted(path.name for path in out.glob("*.png")) == ["alpha.png", "deep.png", "gray.png", "street.png"]
+    assert not (out / "sub").exists()
+
+
+def test_raw_output_names_never_collide(tmp_path, capsys, small_checkpoint):
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "x.png"), photo(30, 40, seed=1))
+    cv2.imwrite(str(folder / "x_16bit.png"), photo(30, 40, seed=2))  # its colour map would be x's 16-bit map
+    out = tmp_path / "out"
+    code, _, err = run(capsys, "image", folder, "-w", small_checkpoint, "--out", out, "--raw", "png16")
+    assert code == 0 and "processed 2, failed 0" in err
+    assert sorted(path.name for path in out.iterdir()) == ["x.png", "x_16bit.png", "x_16bit_2.png", "x_16bit_2_16bit.png"]
+    assert cv2.imread(str(out / "x_16bit.png"), cv2.IMREAD_UNCHANGED).dtype == np.uint16
+    assert cv2.imread(str(out / "x_16bit_2.png"), cv2.IMREAD_UNCHANGED).shape == (30, 40, 3)
+
+
+def test_out_folder_that_is_the_input_folder(tmp_path, capsys, small_checkpoint, pictures):
+    before = sorted(path.name for path in pictures.iterdir())
+    for argument in (pictures, pictures / "*.png"):
+        code, _, err = run(capsys, "image", argument, "-w", small_checkpoint, "--out", pictures)
+        assert code == 2 and "choose another --out" in err and f"{argument}: " in err
+    assert sorted(path.name for path in pictures.iterdir()) == before
+
+
+def test_out_folder_that_cannot_be_created(tmp_path, capsys, small_checkpoint, pictures):
+    (tmp_path / "file").write_text("x")
+    code, _, err = run(capsys, "image", pictures, "-w", small_checkpoint, "--out", tmp_path / "file" / "depth")
+    assert code == 2 and err.count("\n") == 1 and "file/depth: cannot write there" in err
+
+
+def test_long_file_names(tmp_path, capsys, small_checkpoint):
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    stem = "long" * 60  # 240 bytes: its outputs fit the 255-byte limit, a temp name with the whole stem would not
+    cv2.imwrite(str(folder / f"{stem}.png"), photo(20, 30))
+    code, _, err = run(capsys, "image", folder, "-w", small_checkpoint, "--out", tmp_path / "out", "--raw", "npy")
+    assert code == 0, err
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == [f"{stem}.npy", f"{stem}.png"]
+
+
+def test_interrupted_image_job(tmp_path, capsys, monkeypatch, small_checkpoint, pictures):
+    import muggled_swinv2.image_job as image_job
+
+    real_predict = image_job.predict_batch
+    calls = []
+
+    def interrupt_on_third_call(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_predict(*args, **kwargs)
+
+    monkeypatch.setattr(image_job, "predict_batch", interrupt_on_third_call)
+    out = tmp_path / "out"
+    code, _, err = run(capsys, "image", pictures, "-w", small_checkpoint, "--out", out, "--raw", "npy", "-q")
+    assert code == 130 and "processed 2, failed 0" in err and "interrupted" in err
+    assert sorted(path.name for path in out.iterdir()) == ["alpha.npy", "alpha.png", "deep.npy", "deep.png"]
+
+
 # ----------------------------------------------------------------------------- weights discovery
 
 
@@ -225,6 +349,12 @@ def test_weights_found_in_weights_folder(tmp_path, capsys, monkeypatch, small_ch
     (folder / "two.pt").symlink_to(small_checkpoint)
     code, _, err = run(capsys, "image", pictures / "street.jpg", "--out", tmp_path / "out2")
     assert code == 2 and "several checkpoints" in err and "one.pt, two.pt" in err
+
+
+def test_weights_variable_naming_a_file(tmp_path, capsys, monkeypatch, small_checkpoint):
+    monkeypatch.setenv("MUGGLED_SWINV2_WEIGHTS", str(small_checkpoint))
+    code, _, err = run(capsys, "info")
+    assert code == 2 and "MUGGLED_SWINV2_WEIGHTS" in err and "is a file" in err and "no checkpoint in" not in err
 
 
 def test_bad_checkpoint_is_one_line(tmp_path, capsys, pictures):
@@ -349,6 +479,75 @@ def test_video_interrupt_leaves_a_playable_file(tmp_path, monkeypatch, small_che
     assert not [path for path in tmp_path.iterdir() if "partial" in path.name]
 
 
+def test_video_out_that_is_a_folder_or_cannot_be_written(tmp_path, capsys, small_checkpoint, clip):
+    (tmp_path / "folder").mkdir()
+    code, _, err = run(capsys, "video", clip, "-w", small_checkpoint, "--out", tmp_path / "folder", "--overwrite")
+    assert code == 2 and "is a folder" in err and not list((tmp_path / "folder").iterdir())
+    (tmp_path / "file").write_text("x")
+    code, _, err = run(capsys, "video", clip, "-w", small_checkpoint, "--out", tmp_path / "file" / "depth.mp4")
+    assert code == 2 and err.count("\n") == 1 and "file: cannot write there" in err
+
+
+def test_video_frames_lost_in_writing_leave_no_file(tmp_path, capsys, monkeypatch, small_checkpoint, clip):
+    from muggled_swinv2.video_io import AtomicVideoWriter
+
+    real_write = AtomicVideoWriter.write
+
+    def drop_after_two(writer, frame):  # what OpenCV does, silently, when the disk is full
+        if writer.frames < 2:
+            real_write(writer, frame)
+        else:
+            writer.frames += 1
+
+    monkeypatch.setattr(AtomicVideoWriter, "write", drop_after_two)
+    code, _, err = run(capsys, "video", clip, "-w", small_checkpoint, "--out", tmp_path / "depth.mp4", "--raw", "npz", "-q")
+    assert code == 2 and "depth.mp4: could not be written completely (2 of 7 frames" in err
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["clip.mp4"]
+
+
+def test_video_npz_write_error_leaves_no_file(tmp_path, capsys, monkeypatch, small_checkpoint, clip):
+    from muggled_swinv2.video_io import AtomicNpzWriter
+
+    def disk_full(writer, depth):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(AtomicNpzWriter, "write", disk_full)
+    code, _, err = run(capsys, "video", clip, "-w", small_checkpoint, "--out", tmp_path / "depth.mp4", "--raw", "npz", "-q")
+    assert code == 2 and err.count("\n") == 1 and "depth.mp4: cannot write (No space left on device)" in err
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["clip.mp4"]
+
+
+def test_video_failed_prediction_is_one_line(tmp_path, capsys, monkeypatch, small_checkpoint, clip):
+    import muggled_swinv2.video_job as video_job
+
+    real_predict = video_job.predict_batch
+    calls = []
+
+    def out_of_memory_on_third_call(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("not enough memory: you tried to allocate 1 TB\nsecond line")
+        return real_predict(*args, **kwargs)
+
+    monkeypatch.setattr(video_job, "predict_batch", out_of_memory_on_third_call)
+    code, _, err = run(capsys, "video", clip, "-w", small_checkpoint, "--out", tmp_path / "depth.mp4", "--raw", "npz", "-q")
+    assert code == 2 and err.count("\n") == 1
+    assert "clip.mp4: depth estimation failed at frame 3 (not enough memory: you tried to allocate 1 TB)" in err
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["clip.mp4"]
+
+
+def test_video_interrupted_before_any_frame_writes_nothing(tmp_path, monkeypatch, model, clip):
+    import muggled_swinv2.video_job as video_job
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(video_job, "predict_batch", interrupt)
+    summary = video_job.run_video_job(model, clip, tmp_path / "cut.mp4", video_job.VideoJobOptions(raw_npz=True), quiet=True)
+    assert summary.interrupted and summary.frames == 0
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["clip.mp4"]  # no empty, unplayable file
+
+
 # ----------------------------------------------------------------------------- webcam demo
 
 
@@ -372,3 +571,70 @@ def test_webcam_demo_bad_source(tmp_path, small_checkpoint):
         capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 2 and "cannot open" in result.stderr and "Traceback" not in result.stderr
+
+
+def webcam_demo(*args):
+    return subprocess.run([sys.executable, str(REPO / "scripts" / "webcam_demo.py"), "--headless", *map(str, args)],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_webcam_demo_never_overwrites_the_source_or_an_existing_file(tmp_path, small_checkpoint, clip):
+    original = clip.read_bytes()
+    result = webcam_demo("--source", clip, "--weights", small_checkpoint, "--save", clip, "--overwrite")
+    assert result.returncode == 2 and "would overwrite the source video" in result.stderr
+    assert clip.read_bytes() == original
+    (tmp_path / "old.mp4").write_bytes(b"old")
+    result = webcam_demo("--source", clip, "--weights", small_checkpoint, "--save", tmp_path / "old.mp4")
+    assert result.returncode == 2 and "--overwrite" in result.stderr and (tmp_path / "old.mp4").read_bytes() == b"old"
+
+
+def test_webcam_demo_bad_arguments_are_one_line(tmp_path, small_checkpoint, clip):
+    (tmp_path / "file").write_text("x")
+    empty = write_video(tmp_path / "empty.avi", frames=0, fourcc="MJPG")
+    for args, message in [(["--size", "0"], "must be a positive integer"),
+                          (["--max-frames", "-1"], "must be a positive integer"),
+                          (["--save", tmp_path / "file" / "live.mp4"], "cannot write there"),
+                          (["--source", empty], "empty.avi")]:
+        result = webcam_demo("--source", clip, "--weights", small_checkpoint, *args)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, (args, result.stderr)
+        assert message in result.stderr.strip().splitlines()[-1]  # after argparse's usage lines, if any
+
+
+def test_webcam_snapshot_that_cannot_be_written_is_reported(tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("webcam_demo", REPO / "scripts" / "webcam_demo.py")
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()  # the current folder no longer exists: nothing can be written there
+    demo.save_snapshot(np.zeros((8, 8, 3), np.uint8))
+    err = capsys.readouterr().err
+    assert "cannot save" in err and "saved" not in err
+    monkeypatch.chdir(tmp_path)
+    demo.save_snapshot(np.zeros((8, 8, 3), np.uint8))
+    demo.save_snapshot(np.zeros((8, 8, 3), np.uint8))
+    assert len(list(tmp_path.glob("depth_snapshot_*.png"))) == 2  # the second does not replace the first
+
+
+# ----------------------------------------------------------------------------- demo script
+
+
+def test_demo_uses_any_checkpoint_the_command_line_reads(tmp_path, small_checkpoint):
+    repo = tmp_path / "repo"
+    shutil.copytree(REPO / "scripts", repo / "scripts")
+    (repo / "weights").mkdir()
+    shutil.copy(small_checkpoint, repo / "weights" / "mine.pth")  # a .pth: no download needed
+    venv = tmp_path / "venv"  # already set up: just our console script
+    (venv / "bin").mkdir(parents=True)
+    (venv / ".installed").touch()
+    (venv / "bin" / "muggled-swinv2").symlink_to(Path(sys.executable).parent / "muggled-swinv2")
+    result = subprocess.run(["bash", str(repo / "scripts" / "demo.sh")], env={**os.environ, "MUGGLED_VENV": str(venv)},
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "download" not in result.stderr and "mine.pth" in result.stdout
+    assert sorted(path.name for path in (repo / "outputs" / "examples").iterdir()) == [
+        "corridor.npy", "corridor.png", "room.npy", "room.png"]
+

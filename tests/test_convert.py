@@ -1,13 +1,14 @@
 """Checkpoint formats: our safetensors, Hugging Face transformers folders/files, and the converter."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from midas_layout import SMALL_CONFIG, make_midas_state_dict
@@ -310,3 +311,35 @@ def test_safetensors_whose_header_length_looks_like_a_pickle(tmp_path):
     assert path.read_bytes()[0] == 0x80
     with pytest.raises(CheckpointError, match="unrecognised tensor names such as weight"):
         load_model(path)
+
+
+@pytest.mark.parametrize("to, target_name", [("muggled", "out.safetensors"), ("hf", "out-hf")])
+@pytest.mark.parametrize(
+    "failure, reason",
+    [
+        (SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)"), "Error while serializing"),
+        (PermissionError(13, "Permission denied"), "Permission denied"),
+    ],
+)
+def test_write_errors_are_one_line_and_leave_nothing(tmp_path, monkeypatch, capsys, midas_file, to, target_name, failure, reason):
+    import muggled_swinv2.convert as convert_module
+
+    def failing_save_file(*args, **kwargs):
+        raise failure
+
+    monkeypatch.setattr(convert_module, "save_file", failing_save_file)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    assert main(["convert", str(midas_file), str(out_dir / target_name), "--to", to]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and f"{out_dir / target_name}: cannot write ({reason}" in error
+    assert list(out_dir.iterdir()) == []
+
+
+def test_exported_folder_has_the_usual_permissions(tmp_path, midas_file):
+    exported = tmp_path / "exported"
+    convert(midas_file, exported, to="hf")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert exported.stat().st_mode & 0o777 == 0o777 & ~umask
+    assert (exported / "config.json").stat().st_mode & 0o777 == 0o666 & ~umask

@@ -128,3 +128,23 @@ def test_http_error(tmp_path, capsys, server):
     server.files.clear()
     code, _, err = download(capsys, tmp_path, server.url)
     assert code == 2 and "HTTP 404" in err
+
+
+def test_bad_base_url_is_one_line(tmp_path, capsys):
+    code, _, err = download(capsys, tmp_path, "not-a-url")
+    assert code == 2 and "--base-url not-a-url: not an http:// or https:// address" in err and err.count("\n") == 1
+
+
+def test_dir_that_is_a_file(tmp_path, capsys, server):
+    (tmp_path / "file").write_text("x")
+    code, _, err = download(capsys, tmp_path / "file", server.url)
+    assert code == 2 and "file: cannot create the folder" in err and err.count("\n") == 1
+    assert (tmp_path / "file").read_text() == "x"
+
+
+def test_partial_file_that_cannot_be_written(tmp_path, capsys, server):
+    (tmp_path / (OFFICIAL_FILES["tiny"] + ".partial")).mkdir()  # where the download goes: not writable as a file
+    code, _, err = download(capsys, tmp_path, server.url)
+    assert code == 2 and err.count("\n") == 1
+    assert ".partial: cannot write the download" in err and "no network" not in err
+

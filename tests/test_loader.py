@@ -8,7 +8,7 @@ import torch
 
 from midas_layout import MIDAS_CONFIGS, SMALL_CONFIG, make_midas_state_dict
 
-from muggled_swinv2 import CheckpointError, SwinV2DPT, load_model
+from muggled_swinv2 import CheckpointError, DeviceError, SwinV2DPT, load_model
 from muggled_swinv2.key_table import KEY_TABLE, MIDAS, from_native, to_native, unused_reason
 from muggled_swinv2.model.windows import attention_mask, window_layout
 
@@ -254,3 +254,11 @@ def test_unexpected_tensor(tmp_path, small_state_dict):
 def test_no_masks(tmp_path, small_state_dict):
     broken = {key: value for key, value in small_state_dict.items() if not key.endswith("attn_mask")}
     assert_one_line_error(save(tmp_path, broken), "window size")
+
+
+@pytest.mark.parametrize("device, message", [("bogus", "unknown device 'bogus'"), ("cuda", "no CUDA GPU")])
+def test_unavailable_device_is_a_clear_error(tmp_path, small_state_dict, device, message):
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(DeviceError, match=message):
+        load_model(save(tmp_path, small_state_dict), device=device)

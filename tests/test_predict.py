@@ -93,3 +93,22 @@ def test_rejects_bad_images(small_model, bad, message):
 def test_rejects_bad_size(small_model):
     with pytest.raises(ValueError, match="size"):
         small_model.predict(photo(), size=0)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_rejects_non_finite_pixels(small_model, bad):
+    image = photo(20, 30).astype(np.float32) / 255
+    image[5, 7, 1] = bad
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        small_model.predict(image)
+
+
+@pytest.mark.parametrize("size", ["256", 300.5, True, -1])
+def test_rejects_sizes_that_are_not_positive_integers(small_model, size):
+    with pytest.raises(ValueError, match="size must be a positive number of pixels"):
+        small_model.predict(photo(), size=size)
+
+
+def test_square_with_size_is_refused(small_model):
+    with pytest.raises(ValueError, match="square=True"):  # it would silently use the native size
+        small_model.predict(photo(), square=True, size=96)
