@@ -5,6 +5,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import SwinV2DPTConfig
+from .winograd import Conv3x3
 
 
 def upsample_bilinear(image_bchw: torch.Tensor, size_hw) -> torch.Tensor:
@@ -16,11 +17,12 @@ class ResidualConvUnit(nn.Module):
 
     def __init__(self, channels: int):
         super().__init__()
-        self.conv1 = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
-        self.conv2 = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
+        self.conv1 = Conv3x3(channels, channels)
+        self.conv2 = Conv3x3(channels, channels)
 
     def forward(self, image_bchw: torch.Tensor) -> torch.Tensor:
-        return image_bchw + self.conv2(F.relu(self.conv1(F.relu(image_bchw))))
+        hidden = F.relu(self.conv1(F.relu(image_bchw)), inplace=True)
+        return self.conv2(hidden).add_(image_bchw)
 
 
 class FusionBlock(nn.Module):
@@ -39,7 +41,7 @@ class FusionBlock(nn.Module):
 
     def forward(self, coarse_bchw, skip_bchw: torch.Tensor | None, out_size_hw) -> torch.Tensor:
         if self.skip_unit is not None:
-            coarse_bchw = coarse_bchw + self.skip_unit(skip_bchw)
+            coarse_bchw = self.skip_unit(skip_bchw).add_(coarse_bchw)
         return upsample_bilinear(self.out_conv(self.unit(coarse_bchw)), out_size_hw)
 
 
@@ -56,8 +58,8 @@ class DepthHead(nn.Module):
     def forward(self, features_bchw: torch.Tensor) -> torch.Tensor:
         height, width = features_bchw.shape[-2:]
         hidden = upsample_bilinear(self.conv1(features_bchw), (2 * height, 2 * width))
-        hidden = F.relu(self.conv2(hidden))
-        return F.relu(self.conv3(hidden)).squeeze(1)
+        hidden = F.relu(self.conv2(hidden), inplace=True)
+        return F.relu(self.conv3(hidden), inplace=True).squeeze(1)
 
 
 class DPTDecoder(nn.Module):
@@ -65,6 +67,10 @@ class DPTDecoder(nn.Module):
 
     reassemble[i]: tokens of stage i as an image, projected to the fusion width by a 3x3 conv.
     fusion[i]: fuses stage i into the running result coming from stage i + 1.
+
+    Images stay channels-last throughout: the encoder's (B, H, W, C) tokens already are, and the
+    convolution kernels run fastest on it. The conv weights are kept channels-last too (also after
+    loading a state dict), or every call would re-lay them out.
     """
 
     def __init__(self, config: SwinV2DPTConfig):
@@ -72,10 +78,17 @@ class DPTDecoder(nn.Module):
         channels = config.fusion_channels
         stage_count = len(config.embed_dims)
         self.reassemble = nn.ModuleList(
-            nn.Conv2d(dim, channels, kernel_size=3, padding=1, bias=False) for dim in config.embed_dims
+            Conv3x3(dim, channels, bias=False) for dim in config.embed_dims
         )
         self.fusion = nn.ModuleList(FusionBlock(channels, has_skip=i < stage_count - 1) for i in range(stage_count))
         self.head = DepthHead(channels, config.head_channels)
+        self.weights_to_channels_last()
+        self.register_load_state_dict_post_hook(lambda module, _: module.weights_to_channels_last())
+
+    def weights_to_channels_last(self) -> None:
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                module.weight.data = module.weight.data.contiguous(memory_format=torch.channels_last)
 
     def forward(self, stage_outputs: list[torch.Tensor]) -> torch.Tensor:
         images = [conv(tokens.permute(0, 3, 1, 2)) for conv, tokens in zip(self.reassemble, stage_outputs)]

@@ -23,6 +23,7 @@ from .windows import (
 )
 
 MAX_LOGIT_SCALE = math.log(100.0)
+NORM_EPS = 1e-12  # as F.normalize
 
 
 def cosine_window_attention(q, k, v, logit_scale, bias):
@@ -36,8 +37,8 @@ def cosine_window_attention(q, k, v, logit_scale, bias):
     """
     batch, windows, heads, tokens, head_dim = q.shape
     temperature = logit_scale.clamp(max=MAX_LOGIT_SCALE).exp()
-    q_scaled = F.normalize(q, dim=-1) * temperature
-    k_unit = F.normalize(k, dim=-1)
+    q_scaled = q * (temperature / q.norm(dim=-1, keepdim=True).clamp_min(NORM_EPS))
+    k_unit = k * k.norm(dim=-1, keepdim=True).clamp_min(NORM_EPS).reciprocal()
     if bias.ndim == 3:  # one bias for all windows: windows join the batch
         shape, bias_4d = (batch * windows, heads, tokens, head_dim), bias[None]
     else:  # a bias per window: windows join the heads
@@ -45,6 +46,17 @@ def cosine_window_attention(q, k, v, logit_scale, bias):
     q_scaled, k_unit, v_4d = (tensor.reshape(shape) for tensor in (q_scaled, k_unit, v))
     attended = F.scaled_dot_product_attention(q_scaled, k_unit, v_4d, attn_mask=bias_4d, scale=1.0)
     return attended.view(batch, windows, heads, tokens, head_dim)
+
+
+def reused_buffer(buffers: dict | None, shape, like: torch.Tensor) -> torch.Tensor | None:
+    """An uninitialised tensor from `buffers` (made on first use) for an out= argument, or None
+    (a fresh output) where there is no buffer dict or autograd is recording (out= has no gradient)."""
+    if buffers is None or torch.is_grad_enabled():
+        return None
+    key = (tuple(shape), like.dtype, like.device)
+    if key not in buffers:
+        buffers[key] = torch.empty(key[0], dtype=like.dtype, device=like.device)
+    return buffers[key]
 
 
 class WindowAttention(nn.Module):
@@ -62,10 +74,12 @@ class WindowAttention(nn.Module):
         self.proj = nn.Linear(dim, dim)
         self._bias_cache_key, self._bias_cache = None, None
 
-    def position_bias(self, window_hw: tuple[int, int]) -> torch.Tensor:
+    def position_bias(self, window_hw: tuple[int, int], buffers: dict | None = None) -> torch.Tensor:
         """(heads, N, N) bias 16 * sigmoid(CPB(offset from query i to key j))."""
-        index = relative_position_index(window_hw).to(self.proj.weight.device)
-        return self.bias_per_offset(window_hw).index_select(1, index.flatten()).view(-1, *index.shape)
+        table = self.bias_per_offset(window_hw)
+        index = relative_position_index(window_hw).to(table.device)
+        out = reused_buffer(buffers, (table.shape[0], index.numel()), table)
+        return torch.index_select(table, 1, index.flatten(), out=out).view(-1, *index.shape)
 
     def bias_per_offset(self, window_hw: tuple[int, int]) -> torch.Tensor:
         """(heads, offsets) table; in inference it is kept until the weights change."""
@@ -79,17 +93,22 @@ class WindowAttention(nn.Module):
             self._bias_cache_key, self._bias_cache = key, table
         return self._bias_cache
 
-    def forward(self, windows_bnlc: torch.Tensor, layout: WindowLayout, mask: torch.Tensor | None) -> torch.Tensor:
-        """(B, windows, N, C) -> same shape; `mask` is (windows, N, N) or None."""
+    def forward(self, windows_bnlc, layout: WindowLayout, mask: torch.Tensor | None, buffers: dict | None = None):
+        """(B, windows, N, C) -> same shape; `mask` is (windows, N, N) or None.
+
+        `buffers`: where the (heads, N, N) bias is written, shared by the blocks of a stage (see
+        SwinV2Stage.forward); None for a fresh tensor.
+        """
         batch, num_windows, tokens, channels = windows_bnlc.shape
         qkv_bias = torch.cat((self.q_bias, torch.zeros_like(self.v_bias), self.v_bias))
         qkv = F.linear(windows_bnlc, self.qkv.weight, qkv_bias)
         qkv = qkv.view(batch, num_windows, tokens, 3, self.num_heads, channels // self.num_heads)
         q, k, v = qkv.permute(3, 0, 1, 4, 2, 5)  # each (B, windows, heads, N, head_dim)
 
-        bias = self.position_bias(layout.window_hw)
+        bias = self.position_bias(layout.window_hw, buffers)
         if mask is not None:
-            bias = bias + mask[:, None].to(bias.dtype)  # (windows, heads, N, N)
+            mask = mask[:, None].to(bias.dtype)
+            bias = torch.add(bias, mask, out=reused_buffer(buffers, (mask.shape[0], *bias.shape), bias))
         attended = cosine_window_attention(q, k, v, self.logit_scale, bias)
         attended = attended.transpose(2, 3).reshape(batch, num_windows, tokens, channels)
         return self.proj(attended)
@@ -108,11 +127,13 @@ class SwinV2Block(nn.Module):
         self.mlp.add_module("fc2", nn.Linear(mlp_hidden_dim, dim))
         self.norm2 = nn.LayerNorm(dim)
 
-    def forward(self, tokens_bhwc: torch.Tensor, layout: WindowLayout, mask: torch.Tensor | None) -> torch.Tensor:
-        tokens_bhwc = tokens_bhwc + self.norm1(self.attend_in_windows(tokens_bhwc, layout, mask))
-        return tokens_bhwc + self.norm2(self.mlp(tokens_bhwc))
+    def forward(self, tokens_bhwc, layout: WindowLayout, mask: torch.Tensor | None, buffers: dict | None = None):
+        tokens_bhwc = self.norm1(self.attend_in_windows(tokens_bhwc, layout, mask, buffers)).add_(tokens_bhwc)
+        hidden = self.mlp.fc1(tokens_bhwc)
+        torch.ops.aten.gelu_(hidden)  # exact GELU (self.mlp.act), in place
+        return self.norm2(self.mlp.fc2(hidden)).add_(tokens_bhwc)
 
-    def attend_in_windows(self, tokens_bhwc, layout: WindowLayout, mask) -> torch.Tensor:
+    def attend_in_windows(self, tokens_bhwc, layout: WindowLayout, mask, buffers: dict | None = None) -> torch.Tensor:
         """Pad, roll, cut into windows, attend, and undo all three."""
         (height, width), (padded_h, padded_w) = layout.grid_hw, layout.padded_hw
         shift_h, shift_w = layout.shift_hw
@@ -121,7 +142,7 @@ class SwinV2Block(nn.Module):
             grid = F.pad(grid, (0, 0, 0, padded_w - width, 0, padded_h - height))
         if shift_h or shift_w:
             grid = torch.roll(grid, shifts=(-shift_h, -shift_w), dims=(1, 2))
-        windows = self.attn(partition_windows(grid, layout.window_hw), layout, mask)
+        windows = self.attn(partition_windows(grid, layout.window_hw), layout, mask, buffers)
         grid = merge_windows(windows, layout.window_hw, layout.padded_hw)
         if shift_h or shift_w:
             grid = torch.roll(grid, shifts=(shift_h, shift_w), dims=(1, 2))
@@ -160,8 +181,12 @@ class SwinV2Stage(nn.Module):
         grid_hw = tuple(tokens_bhwc.shape[1:3])
         layouts = [window_layout(grid_hw, self.window_size, shifted) for shifted in (False, True)]
         masks = [attention_mask(layout, tokens_bhwc.device) for layout in layouts]
+        # Each block needs its own (heads, N, N) position bias (with the masks added on shifted
+        # blocks): tens of MB at 384 px. The blocks write them into the same buffers, since memory
+        # that is freed and allocated again per block costs page faults, a good part of the run time.
+        bias_buffers = {}
         for index, block in enumerate(self.blocks):
-            tokens_bhwc = block(tokens_bhwc, layouts[index % 2], masks[index % 2])
+            tokens_bhwc = block(tokens_bhwc, layouts[index % 2], masks[index % 2], bias_buffers)
         return tokens_bhwc
 
 

@@ -1,0 +1,517 @@
+"""Speed and memory benchmark: this project against transformers' DPTForDepthEstimation (SwinV2).
+
+    python scripts/benchmark.py                       # or: muggled-swinv2 bench
+    python scripts/benchmark.py --models tiny --sizes 256,256x448 --batch-sizes 1,4 --json out.json
+
+How each number is obtained (all in one run, on the same random weights):
+
+- Weights: a seeded random state dict in the MiDaS v3.1 layout, mapped to this project's model with
+  the loader's own key table (`key_table.to_native` + `checkpoint.build_model`) and to the peer
+  with `key_table.from_native(..., HF)`. Both models therefore compute on identical tensors.
+- Time: both models live in this process and run the same input; the runs are interleaved (ours,
+  peer, peer, ours, ...) after a warm-up, so machine noise hits both alike. The tables give the
+  median of `--repeats` runs; the speed-up is peer median / our median.
+- FLOPs: counted on our model with `torch.utils.flop_counter` (matmuls, convolutions and the
+  attention kernel; 2 per multiply-add) with its Winograd convolutions switched off: the FLOPs of
+  the direct computation. The Winograd path does fewer multiplications than that, so "% roof" is
+  an effective rate and could in principle pass 100%. The same count serves the peer (it does a
+  little more work: its fusion 1x1 convolutions run after the upsampling).
+- Roofline: the machine's fp32 GEMM rate is measured in the same run (a 2048^3 matmul on the same
+  threads, best of several); roofline time = FLOPs / rate, and "% roof" = roofline time / median
+  time, the fraction of the GEMM-bound floor that a model reaches.
+- Memory: each model is run again in a fresh child process (so nothing of the other model, of
+  this process's timing loop or of the weight building counts). On CPU the child imports
+  everything, notes its RSS, builds the model, frees the building garbage (glibc malloc_trim),
+  resets the kernel's RSS high-water mark (/proc/self/clear_refs) and runs one forward per batch
+  size; "peak MiB" is that high-water mark minus the RSS after the imports: weights plus the
+  forward's working memory. Where the high-water mark cannot be reset, the child's lifetime peak
+  (ru_maxrss, which then includes building the weights) is used instead, and the JSON says so. On
+  CUDA it is torch.cuda.max_memory_allocated() in the child: weights plus activations.
+- The default plan is tiny@256 and base@384 at batch 1 and 4, large@384 at batch 1 only (batch 4
+  takes minutes on 2 cores) and base at the non-square 384x672; --models/--sizes/--batch-sizes
+  replace it with their full product.
+"""
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+import torch
+
+from .checkpoint import build_model
+from .devices import DTYPES, DeviceError, select_device, select_dtype
+from .key_table import HF, MIDAS, from_native, to_native
+from .model import SwinV2DPT, SwinV2DPTConfig
+from .model.windows import window_layout
+from .model.winograd import Conv3x3
+
+VARIANTS = {
+    "tiny": SwinV2DPTConfig(
+        embed_dims=(96, 192, 384, 768), depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24),
+        window_size=16, pretrained_window_sizes=(0, 0, 0, 0), native_size=256,
+    ),
+    "base": SwinV2DPTConfig(
+        embed_dims=(128, 256, 512, 1024), depths=(2, 2, 18, 2), num_heads=(4, 8, 16, 32),
+        window_size=24, pretrained_window_sizes=(12, 12, 12, 6), native_size=384,
+    ),
+    "large": SwinV2DPTConfig(
+        embed_dims=(192, 384, 768, 1536), depths=(2, 2, 18, 2), num_heads=(6, 12, 24, 48),
+        window_size=24, pretrained_window_sizes=(12, 12, 12, 6), native_size=384,
+    ),
+}
+DEFAULT_NON_SQUARE = ("base", (384, 672))
+PEER_MISSING = "the peer needs transformers: pip install -e .[test] (or run with --no-peer)"
+
+
+@dataclass(frozen=True)
+class Case:
+    model: str
+    size_hw: tuple[int, int]
+    batch: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.model}@{self.size_hw[0]}x{self.size_hw[1]} b{self.batch}"
+
+
+# ----------------------------------------------------------------------------- models
+
+
+def random_midas_state_dict(config: SwinV2DPTConfig, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Seeded random tensors under MiDaS v3.1 names, scaled so that the depth is non-trivial.
+
+    Shapes come from our model (built on the meta device), names from the key table.
+    """
+    generator = torch.Generator().manual_seed(seed)
+
+    def normal(shape, std, mean=0.0):
+        return mean + std * torch.randn(shape, generator=generator)
+
+    with torch.device("meta"):
+        shapes = {key: tensor.shape for key, tensor in SwinV2DPT(config).state_dict().items()}
+    native = {}
+    for key, shape in shapes.items():
+        fan_in = math.prod(shape[1:]) if len(shape) > 1 else 1
+        if key.endswith("logit_scale"):  # temperatures around 10, some past the ln(100) clamp
+            native[key] = normal(shape, 1.2, math.log(10))
+        elif "norm" in key and key.endswith("weight"):
+            native[key] = normal(shape, 0.1, 1.0)
+        elif key.endswith("cpb_mlp.0.weight"):
+            native[key] = normal(shape, 1.0)
+        elif key.endswith("cpb_mlp.0.bias"):
+            native[key] = normal(shape, 0.5)
+        elif len(shape) == 1:
+            native[key] = normal(shape, 0.05)
+        else:
+            gain = 3.0 if "cpb_mlp" in key else 0.5 if ".unit" in key else 1.0
+            native[key] = normal(shape, gain / math.sqrt(fan_in))
+    # A head leaning positive: inverse depth above zero over most pixels, as with real weights.
+    native["decoder.head.conv2.bias"] += 0.3
+    native["decoder.head.conv3.weight"] += 0.1
+    native["decoder.head.conv3.bias"].fill_(1.0)
+    return from_native(native, MIDAS)
+
+
+def build_ours(config: SwinV2DPTConfig, midas_sd: dict) -> SwinV2DPT:
+    native, _ = to_native(midas_sd, MIDAS)
+    return build_model(config, native).eval()
+
+
+def build_peer(config: SwinV2DPTConfig, size_hw: tuple[int, int], midas_sd: dict):
+    """transformers' DPTForDepthEstimation for one input size (it fixes its windows at build time)."""
+    try:
+        from transformers import DPTConfig, DPTForDepthEstimation, Swinv2Config
+    except ImportError:
+        raise SystemExit(f"error: {PEER_MISSING}") from None
+    backbone = Swinv2Config(
+        image_size=list(size_hw), patch_size=config.patch_size, embed_dim=config.embed_dims[0],
+        depths=list(config.depths), num_heads=list(config.num_heads), window_size=config.window_size,
+        pretrained_window_sizes=list(config.pretrained_window_sizes), drop_path_rate=0.0,
+        out_features=["stage1", "stage2", "stage3", "stage4"],
+    )
+    peer = DPTForDepthEstimation(
+        DPTConfig(
+            backbone_config=backbone, neck_hidden_sizes=list(config.embed_dims),
+            fusion_hidden_size=config.fusion_channels, use_batch_norm_in_fusion_residual=False,
+            add_projection=False, head_in_index=-1,
+        )
+    ).eval()
+    native, _ = to_native(midas_sd, MIDAS)
+    weights = from_native(native, HF)
+    # The deepest fusion layer's first residual unit exists in the peer but is never used.
+    unused = "neck.fusion_stage.layers.0.residual_layer1."
+    weights.update({key: value for key, value in peer.state_dict().items() if key.startswith(unused)})
+    missing, unexpected = peer.load_state_dict(weights, strict=False)
+    missing = [key for key in missing if "relative_" not in key]  # buffers it derives itself
+    if missing or unexpected:
+        raise RuntimeError(f"peer weights do not fit: missing {missing[:3]}, unexpected {unexpected[:3]}")
+    return peer
+
+
+def prepare(model, device: torch.device, dtype: torch.dtype, compiled: bool, is_ours: bool):
+    model = model.to(device)
+    if is_ours:
+        model.set_dtype(dtype)
+    else:
+        model.to(dtype)
+    forward = (lambda x: model(x)) if is_ours else (lambda x: model(pixel_values=x).predicted_depth)
+    return torch.compile(forward) if compiled else forward
+
+
+def make_input(case: Case, device, dtype) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(1)
+    image = torch.rand(case.batch, 3, *case.size_hw, generator=generator) * 2 - 1
+    return image.to(device, dtype)
+
+
+# ----------------------------------------------------------------------------- measuring
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(forward, image, device) -> tuple[float, torch.Tensor]:
+    synchronize(device)
+    start = time.perf_counter()
+    with torch.inference_mode():
+        out = forward(image)
+    synchronize(device)
+    return time.perf_counter() - start, out
+
+
+def gemm_rate(device: torch.device, dtype: torch.dtype, repeats: int = 5) -> float:
+    """Best FLOP/s of a 2048^3 matmul on this device, dtype and thread count."""
+    side = 2048
+    a, b = (torch.randn(side, side, device=device).to(dtype) for _ in range(2))
+    best = math.inf
+    with torch.inference_mode():
+        for _ in range(repeats + 1):
+            synchronize(device)
+            start = time.perf_counter()
+            torch.mm(a, b)
+            synchronize(device)
+            best = min(best, time.perf_counter() - start)
+    return 2 * side**3 / best
+
+
+def count_flops(model: SwinV2DPT, image: torch.Tensor) -> int:
+    """FLOPs of one forward done the direct way (Winograd off); the CPU attention kernel is added
+    to the counter's table."""
+    from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
+
+    def cpu_attention(query, key, value, *args, **kwargs):
+        return sdpa_flop_count(query, key, value)
+
+    counter = FlopCounterMode(
+        display=False, custom_mapping={torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: cpu_attention}
+    )
+    convs = [module for module in model.modules() if isinstance(module, Conv3x3)]
+    switches = [conv.winograd for conv in convs]
+    try:
+        for conv in convs:
+            conv.winograd = False
+        with counter, torch.inference_mode():
+            model(image)
+    finally:
+        for conv, switch in zip(convs, switches):
+            conv.winograd = switch
+    return counter.get_total_flops()
+
+
+def peer_computes_same_function(config: SwinV2DPTConfig, size_hw: tuple[int, int]) -> bool:
+    """Whether transformers lays out the windows of every block as we do at this input size.
+
+    It takes the window and shift of the grid's HEIGHT for both axes (we choose them per axis) and
+    pads a grid that is not a multiple of the window with zeros that take part in attention (we
+    mask them out), so off the square the two often compute different functions.
+    """
+    window = config.window_size
+    for level in range(len(config.depths)):
+        height, width = (side // (config.patch_size * 2**level) for side in size_hw)
+        for shifted in (False, True):
+            ours = window_layout((height, width), window, shifted)
+            side, shift = min(height, window), window // 2 if shifted and height > window else 0
+            if ours.is_padded or (ours.window_hw, ours.shift_hw) != ((side, side), (shift, shift)):
+                return False
+    return True
+
+
+def relative_difference(ours: torch.Tensor, peer: torch.Tensor) -> float:
+    ours, peer = ours.float(), peer.float()
+    value_range = (peer.max() - peer.min()).item()
+    return (ours - peer).abs().max().item() / value_range if value_range > 0 else math.nan
+
+
+def time_case(case: Case, forwards: dict, image, device, repeats: int) -> tuple[dict, dict]:
+    """Median seconds per implementation, interleaved; also whether each output was finite."""
+    outputs = {name: timed(forward, image, device)[1] for name, forward in forwards.items()}  # warm-up
+    times = {name: [] for name in forwards}
+    names = list(forwards)
+    for repeat in range(repeats):
+        for name in names if repeat % 2 == 0 else reversed(names):
+            times[name].append(timed(forwards[name], image, device)[0])
+    return {name: statistics.median(values) for name, values in times.items()}, outputs
+
+
+# ----------------------------------------------------------------------------- memory (child processes)
+
+
+def _rss_bytes(field: str) -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise OSError(f"{field} not in /proc/self/status")
+
+
+def _reset_peak_rss() -> bool:
+    """Free unused heap, then make the RSS high-water mark the current RSS. False where unsupported."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        with open("/proc/self/clear_refs", "w") as clear_refs:
+            clear_refs.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def memory_child(spec: dict) -> dict:
+    """Runs in a fresh process: peak memory of one implementation at one size, per batch size."""
+    import resource
+
+    device, dtype = torch.device(spec["device"]), DTYPES[spec["dtype"]]
+    torch.set_num_threads(spec["threads"])
+    config, size_hw, is_ours = VARIANTS[spec["model"]], tuple(spec["size_hw"]), spec["impl"] == "ours"
+    if not is_ours:
+        import transformers  # noqa: F401  (its import is not the model's memory)
+    rss_after_imports = _rss_bytes("VmRSS") if device.type == "cpu" else 0
+    midas_sd = random_midas_state_dict(config, spec["seed"])
+    model = build_ours(config, midas_sd) if is_ours else build_peer(config, size_hw, midas_sd)
+    del midas_sd
+    forward = prepare(model, device, dtype, spec["compile"], is_ours)
+    peaks, method = {}, "cuda max_memory_allocated"
+    for batch in sorted(spec["batches"]):
+        image = make_input(Case(spec["model"], size_hw, batch), device, dtype)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+            timed(forward, image, device)
+            peak = torch.cuda.max_memory_allocated(device)
+        else:
+            if _reset_peak_rss():
+                method = "RSS high-water mark over the forward (reset before it), minus RSS after imports"
+                timed(forward, image, device)
+                peak = _rss_bytes("VmHWM")
+            else:
+                method = "lifetime peak RSS (ru_maxrss: includes building the weights), minus RSS after imports"
+                timed(forward, image, device)
+                peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+            peak -= rss_after_imports
+        peaks[batch] = peak / 2**20
+        del image
+    return {"peak_mib": peaks, "method": method}
+
+
+def measure_memory(impl: str, model: str, size_hw, batches, args) -> tuple[dict, str]:
+    spec = dict(
+        impl=impl, model=model, size_hw=list(size_hw), batches=list(batches), device=args.device,
+        dtype=args.dtype, threads=args.threads, compile=args.compile, seed=args.seed,
+    )
+    command = [sys.executable, "-m", "muggled_swinv2.bench", "--memory-child", json.dumps(spec)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        print(f"  memory of {impl} {model}@{size_hw}: child failed: {tail}", file=sys.stderr)
+        return {}, "failed"
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return {int(batch): mib for batch, mib in result["peak_mib"].items()}, result["method"]
+
+
+# ----------------------------------------------------------------------------- plan and report
+
+
+def parse_size(text: str, model: str) -> tuple[int, int]:
+    if text == "native":
+        return (VARIANTS[model].native_size,) * 2
+    height, _, width = text.partition("x")
+    return int(height), int(width or height)
+
+
+def make_plan(args) -> list[Case]:
+    models = [name.strip() for name in args.models.split(",") if name.strip()]
+    unknown = [name for name in models if name not in VARIANTS]
+    if unknown or not models:
+        raise SystemExit(f"error: unknown model {','.join(unknown) or args.models!r}; choose from {','.join(VARIANTS)}")
+    batches = [int(value) for value in args.batch_sizes.split(",")] if args.batch_sizes else None
+    plan = []
+    for model in models:
+        if args.sizes:
+            sizes = [parse_size(text.strip(), model) for text in args.sizes.split(",") if text.strip()]
+        else:
+            sizes = [parse_size("native", model)] + [size for name, size in [DEFAULT_NON_SQUARE] if name == model]
+        for size_hw in sizes:
+            stride = VARIANTS[model].stride
+            if size_hw[0] % stride or size_hw[1] % stride:
+                raise SystemExit(f"error: size {size_hw[0]}x{size_hw[1]} is not a multiple of {stride}")
+            is_default_native = not args.sizes and size_hw == parse_size("native", model)
+            default_batches = [1, 4] if is_default_native and model != "large" else [1]
+            plan.extend(Case(model, size_hw, batch) for batch in batches or default_batches)
+    return plan
+
+
+def machine_description(device: torch.device, threads: int) -> str:
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}"
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            name = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    isa = torch.backends.cpu.get_cpu_capability()
+    return f"{name}, {os.cpu_count()} cores, {isa}, torch {torch.__version__}, {threads} threads"
+
+
+def format_table(rows: list[dict], has_peer: bool) -> str:
+    header = ["case", "GFLOP", "ours s", "ours fps", "ours % roof", "ours MiB"]
+    if has_peer:
+        header += ["peer s", "peer % roof", "peer MiB", "speed-up", "max diff"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+
+    def number(value, pattern):
+        return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else pattern.format(value)
+
+    for row in rows:
+        cells = [
+            row["case"], number(row["gflop"], "{:.1f}"), number(row["ours_s"], "{:.3f}"),
+            number(row["ours_fps"], "{:.2f}"), number(row["ours_roofline"], "{:.0%}"), number(row["ours_peak_mib"], "{:.0f}"),
+        ]
+        if has_peer:
+            cells += [
+                number(row["peer_s"], "{:.3f}"), number(row["peer_roofline"], "{:.0%}"),
+                number(row["peer_peak_mib"], "{:.0f}"), number(row["speedup"], "{:.2f}x"),
+                number(row["max_diff"], "{:.1e}"),
+            ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(
+        prog="muggled-swinv2 bench", description="Speed and memory against transformers' DPTForDepthEstimation."
+    )
+    parser.add_argument("--models", default="tiny,base,large", help="comma-separated: tiny, base, large")
+    parser.add_argument("--sizes", help="comma-separated HxW or H (square) or 'native'; default: see module doc")
+    parser.add_argument("--batch-sizes", help="comma-separated, e.g. 1,4; default: 1,4 (large: 1)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per implementation (median)")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="CPU threads")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    parser.add_argument("--dtype", default="float32", choices=list(DTYPES))
+    parser.add_argument("--compile", action="store_true", help="torch.compile both models")
+    parser.add_argument("--no-peer", action="store_true", help="measure this project only")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory child processes")
+    parser.add_argument("--seed", type=int, default=0, help="of the random weights")
+    parser.add_argument("--json", metavar="OUT", help="write the results here")
+    parser.add_argument("--memory-child", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.memory_child:
+        print(json.dumps(memory_child(json.loads(args.memory_child))))
+        return 0
+    try:
+        device = select_device(args.device)
+        dtype = select_dtype(args.dtype, device)
+    except DeviceError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    args.device = str(device)
+    torch.set_num_threads(args.threads)
+    if not args.no_peer:
+        try:
+            import transformers  # noqa: F401
+        except ImportError:
+            print(f"error: {PEER_MISSING}", file=sys.stderr)
+            return 2
+    plan = make_plan(args)
+    machine = machine_description(device, args.threads)
+    print(f"machine: {machine}", flush=True)
+    rate = gemm_rate(device, dtype)
+    print(f"GEMM rate ({args.dtype}, 2048^3): {rate / 1e9:.1f} GFLOP/s", flush=True)
+
+    rows, memory_methods, different_windows = [], set(), []
+    for model_name in dict.fromkeys(case.model for case in plan):
+        config = VARIANTS[model_name]
+        midas_sd = random_midas_state_dict(config, args.seed)
+        ours_model = build_ours(config, midas_sd)
+        ours = prepare(ours_model, device, dtype, args.compile, is_ours=True)
+        for size_hw in dict.fromkeys(case.size_hw for case in plan if case.model == model_name):
+            cases = [case for case in plan if case.model == model_name and case.size_hw == size_hw]
+            forwards = {"ours": ours}
+            same_function = peer_computes_same_function(config, size_hw)
+            if not args.no_peer and not same_function:
+                different_windows.append(f"{model_name}@{size_hw[0]}x{size_hw[1]}")
+            if not args.no_peer:
+                forwards["peer"] = prepare(build_peer(config, size_hw, midas_sd), device, dtype, args.compile, False)
+            for case in cases:
+                image = make_input(case, device, dtype)
+                flops = count_flops(ours_model, image)
+                seconds, outputs = time_case(case, forwards, image, device, args.repeats)
+                row = dict(
+                    case=case.label, model=case.model, size_hw=list(case.size_hw), batch=case.batch, gflop=flops / 1e9,
+                    ours_s=seconds["ours"], ours_fps=case.batch / seconds["ours"], ours_roofline=flops / rate / seconds["ours"],
+                    ours_finite=bool(torch.isfinite(outputs["ours"]).all()), ours_peak_mib=None,
+                    peer_s=None, peer_roofline=None, peer_peak_mib=None, speedup=None, max_diff=None, peer_finite=None,
+                )
+                if "peer" in seconds:
+                    row.update(
+                        peer_s=seconds["peer"], peer_roofline=flops / rate / seconds["peer"],
+                        speedup=seconds["peer"] / seconds["ours"],
+                        max_diff=relative_difference(outputs["ours"], outputs["peer"]) if same_function else None,
+                        peer_finite=bool(torch.isfinite(outputs["peer"]).all()),
+                    )
+                rows.append(row)
+                print(format_table([row], "peer" in seconds).splitlines()[-1], flush=True)
+            if not args.no_memory:
+                for impl in forwards:
+                    peaks, method = measure_memory(impl, model_name, size_hw, [case.batch for case in cases], args)
+                    memory_methods.add(method)
+                    for row in rows:
+                        if row["model"] == model_name and tuple(row["size_hw"]) == size_hw:
+                            row[f"{impl}_peak_mib"] = peaks.get(row["batch"])
+            del forwards
+        del ours, ours_model, midas_sd
+
+    print()
+    print(f"{machine}; GEMM {rate / 1e9:.1f} GFLOP/s; {args.dtype}{', compiled' if args.compile else ''}; "
+          f"median of {args.repeats}")
+    print(format_table(rows, not args.no_peer))
+    if different_windows:
+        print(f"max diff '-' ({', '.join(different_windows)}): the peer lays out windows differently at that size "
+              "(the height's window on both axes, unmasked padding), so it computes another function there")
+    if args.json:
+        settings = {key: value for key, value in vars(args).items() if key not in ("memory_child", "json")}
+        report = dict(
+            machine=machine, gemm_gflops=rate / 1e9, settings=settings,
+            memory_method=sorted(memory_methods), peer_computes_another_function=different_windows, results=rows,
+        )
+        with open(args.json, "w") as out:
+            json.dump(report, out, indent=2)
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

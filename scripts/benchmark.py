@@ -1,0 +1,3 @@
+"""Speed and memory against transformers' DPTForDepthEstimation: see muggled_swinv2/bench.py."""
+from muggled_swinv2.bench import main
+raise SystemExit(main())

@@ -1,0 +1,103 @@
+"""The benchmark: runs end to end (small sizes), reports what it measured, and its FLOP count and
+its claim of where transformers computes the same function are right."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from hf_reference import build_hf_reference, hf_depth
+from midas_layout import SMALL_CONFIG, make_midas_state_dict, native_model
+
+from muggled_swinv2.bench import VARIANTS, count_flops, peer_computes_same_function
+from muggled_swinv2.model import SwinV2DPTConfig
+from muggled_swinv2.model.winograd import Conv3x3
+
+
+def small_config() -> SwinV2DPTConfig:
+    return SwinV2DPTConfig(
+        embed_dims=SMALL_CONFIG["embed_dims"], depths=SMALL_CONFIG["depths"], num_heads=SMALL_CONFIG["num_heads"],
+        window_size=SMALL_CONFIG["window"], pretrained_window_sizes=SMALL_CONFIG["pretrained_windows"],
+        native_size=SMALL_CONFIG["native"],
+    )
+
+
+def test_bench_command_writes_a_complete_report(tmp_path):
+    out = tmp_path / "bench.json"
+    command = [sys.executable, "-m", "muggled_swinv2", "bench", "--models", "tiny", "--sizes", "64,64x96",
+               "--batch-sizes", "1", "--repeats", "1", "--json", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "| case |" in result.stdout and "GEMM" in result.stdout
+    report = json.loads(out.read_text())
+    assert report["gemm_gflops"] > 0
+    rows = {row["case"]: row for row in report["results"]}
+    assert set(rows) == {"tiny@64x64 b1", "tiny@64x96 b1"}
+    for row in rows.values():
+        assert row["gflop"] > 0 and row["ours_s"] > 0 and row["peer_s"] > 0 and row["speedup"] > 0
+        assert row["ours_finite"] and row["peer_finite"]
+        assert row["ours_peak_mib"] > 0 and row["peer_peak_mib"] > 0
+    assert rows["tiny@64x64 b1"]["max_diff"] <= 1e-4  # the same function, on the same weights
+    assert rows["tiny@64x96 b1"]["max_diff"] is None  # the peer's windows differ there: no parity claim
+    assert report["peer_computes_another_function"] == ["tiny@64x96"]
+
+
+def test_bench_rejects_bad_plans():
+    for args in (["--models", "huge"], ["--models", "tiny", "--sizes", "100"]):
+        result = subprocess.run([sys.executable, "-m", "muggled_swinv2", "bench", *args], capture_output=True, text=True)
+        assert result.returncode != 0
+        assert result.stderr.strip().startswith("error:") and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_flops_are_those_of_the_direct_computation():
+    """Winograd does fewer multiplications; the count must not depend on it (and must be exact)."""
+    config = small_config()
+    model = native_model(make_midas_state_dict(SMALL_CONFIG, seed=1))
+    image = torch.zeros(1, 3, 256, 256)  # the finest fusion grid is 64x64: Winograd runs there
+    with torch.inference_mode():
+        assert any(conv.uses_winograd(torch.zeros(1, 16, 64, 64)) for conv in model.modules() if isinstance(conv, Conv3x3))
+    flops = count_flops(model, image)
+    assert all(conv.winograd for conv in model.modules() if isinstance(conv, Conv3x3))  # switched back on
+
+    # The decoder's convolutions, counted by hand: 2 FLOPs per multiply-add.
+    channels, (mid, last) = config.fusion_channels, config.head_channels
+    grids = [(256 // 4 // 2**level) ** 2 for level in range(4)]
+    reassemble = sum(2 * 9 * dim * channels * grid for dim, grid in zip(config.embed_dims, grids))
+    units = sum(2 * 2 * 9 * channels * channels * grid * (2 if level < 3 else 1) for level, grid in enumerate(grids))
+    out_convs = sum(2 * channels * channels * grid for grid in grids)
+    head = 2 * 9 * channels * mid * (128 * 128) + 2 * 9 * mid * last * (256 * 256) + 2 * last * 256 * 256
+    decoder = reassemble + units + out_convs + head
+    assert flops > decoder
+    with torch.inference_mode():
+        stage_outputs = model.encoder(image)
+    decoder_only = count_flops(model.decoder, stage_outputs)
+    assert decoder_only == decoder
+
+
+@pytest.mark.parametrize(
+    "name, size_hw, same",
+    [
+        ("tiny", (256, 256), True),
+        ("base", (384, 384), True),
+        ("large", (768, 768), True),
+        ("base", (384, 672), False),  # stage 2 grid 48x84: padded
+        ("tiny", (256, 384), False),  # stage 3 grid 16x24: we shift the long axis, the peer does not
+    ],
+)
+def test_peer_window_agreement_on_released_configs(name, size_hw, same):
+    assert peer_computes_same_function(VARIANTS[name], size_hw) is same
+
+
+@pytest.mark.parametrize("image_hw, same", [((256, 384), True), ((64, 96), False), ((96, 64), False)])
+def test_peer_window_agreement_is_what_transformers_does(image_hw, same):
+    """Where the claim says 'same', transformers agrees with us; where it says 'different', it does not."""
+    assert peer_computes_same_function(small_config(), image_hw) is same
+    state_dict = make_midas_state_dict(SMALL_CONFIG, seed=2)
+    image = torch.randn(1, 3, *image_hw, generator=torch.Generator().manual_seed(4)).clamp(-1, 1)
+    reference = hf_depth(build_hf_reference(SMALL_CONFIG, image_hw, state_dict), image)
+    with torch.no_grad():
+        ours = native_model(state_dict)(image)
+    error = ((ours - reference).abs().max() / (reference.max() - reference.min())).item()
+    assert (error <= 1e-4) is same
