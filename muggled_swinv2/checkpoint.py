@@ -13,6 +13,7 @@ import json
 import math
 import pickle
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,12 +76,15 @@ def sniff_container(path: Path) -> str:
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Plain {name: tensor} dict from a torch.save file, never unpickling code."""
     try:
-        try:
-            state_dict = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError as error:
-            if "mmap" not in str(error):
-                raise
-            state_dict = torch.load(path, map_location="cpu", weights_only=True)  # legacy, non-zip file
+        # torch warns about unusual pickle protocols before refusing them: the error below says it all.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                state_dict = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            except RuntimeError as error:
+                if "mmap" not in str(error):
+                    raise
+                state_dict = torch.load(path, map_location="cpu", weights_only=True)  # legacy, non-zip file
     except pickle.UnpicklingError as error:
         raise CheckpointError(
             f"{path}: holds Python objects besides tensors; refusing to unpickle it "
