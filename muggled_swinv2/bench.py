@@ -45,12 +45,13 @@ from dataclasses import dataclass
 
 import torch
 
+from .atomic import reserve_temp, write_atomically
 from .checkpoint import build_model
 from .devices import DTYPES, DeviceError, select_device, select_dtype
 from .key_table import HF, MIDAS, from_native, to_native
 from .model import SwinV2DPT, SwinV2DPTConfig
 from .model.windows import window_layout
-from .model.winograd import Conv3x3
+from .model.winograd import direct_convolutions
 
 VARIANTS = {
     "tiny": SwinV2DPTConfig(
@@ -165,6 +166,12 @@ def prepare(model, device: torch.device, dtype: torch.dtype, compiled: bool, is_
     return torch.compile(forward) if compiled else forward
 
 
+def run_direct(model: SwinV2DPT, forward, image: torch.Tensor) -> torch.Tensor:
+    """Our forward with every 3x3 convolution computed the plain way."""
+    with direct_convolutions(model):
+        return forward(image)
+
+
 def make_input(case: Case, device, dtype) -> torch.Tensor:
     generator = torch.Generator().manual_seed(1)
     image = torch.rand(case.batch, 3, *case.size_hw, generator=generator) * 2 - 1
@@ -214,16 +221,8 @@ def count_flops(model: SwinV2DPT, image: torch.Tensor) -> int:
     counter = FlopCounterMode(
         display=False, custom_mapping={torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: cpu_attention}
     )
-    convs = [module for module in model.modules() if isinstance(module, Conv3x3)]
-    switches = [conv.winograd for conv in convs]
-    try:
-        for conv in convs:
-            conv.winograd = False
-        with counter, torch.inference_mode():
-            model(image)
-    finally:
-        for conv, switch in zip(convs, switches):
-            conv.winograd = switch
+    with direct_convolutions(model), counter, torch.inference_mode():
+        model(image)
     return counter.get_total_flops()
 
 
@@ -341,10 +340,36 @@ def measure_memory(impl: str, model: str, size_hw, batches, args) -> tuple[dict,
 
 
 def parse_size(text: str, model: str) -> tuple[int, int]:
+    """'native', 'H' (square) or 'HxW' -> (H, W), positive multiples of the model's stride."""
     if text == "native":
         return (VARIANTS[model].native_size,) * 2
     height, _, width = text.partition("x")
-    return int(height), int(width or height)
+    try:
+        size_hw = int(height), int(width or height)
+    except ValueError:
+        raise SystemExit(f"error: --sizes {text!r}: expected native, H or HxW") from None
+    stride = VARIANTS[model].stride
+    if min(size_hw) < 1 or size_hw[0] % stride or size_hw[1] % stride:
+        raise SystemExit(f"error: --sizes {text}: {model} needs positive multiples of {stride}")
+    return size_hw
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: one positive integer."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(text)
+
+
+def positive_ints(text: str) -> list[int]:
+    """'1,4' -> [1, 4] (an argparse type)."""
+    try:
+        values = [int(value) for value in text.split(",") if value.strip()]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers separated by commas, got {text!r}")
+    return values
 
 
 def make_plan(args) -> list[Case]:
@@ -352,7 +377,7 @@ def make_plan(args) -> list[Case]:
     unknown = [name for name in models if name not in VARIANTS]
     if unknown or not models:
         raise SystemExit(f"error: unknown model {','.join(unknown) or args.models!r}; choose from {','.join(VARIANTS)}")
-    batches = [int(value) for value in args.batch_sizes.split(",")] if args.batch_sizes else None
+    batches = args.batch_sizes
     plan = []
     for model in models:
         if args.sizes:
@@ -360,9 +385,6 @@ def make_plan(args) -> list[Case]:
         else:
             sizes = [parse_size("native", model)] + [size for name, size in [DEFAULT_NON_SQUARE] if name == model]
         for size_hw in sizes:
-            stride = VARIANTS[model].stride
-            if size_hw[0] % stride or size_hw[1] % stride:
-                raise SystemExit(f"error: size {size_hw[0]}x{size_hw[1]} is not a multiple of {stride}")
             is_default_native = not args.sizes and size_hw == parse_size("native", model)
             default_batches = [1, 4] if is_default_native and model != "large" else [1]
             plan.extend(Case(model, size_hw, batch) for batch in batches or default_batches)
@@ -383,9 +405,12 @@ def machine_description(device: torch.device, threads: int) -> str:
 
 
 def format_table(rows: list[dict], has_peer: bool) -> str:
+    has_plain = any("plain_s" in row for row in rows)
     header = ["case", "GFLOP", "ours s", "ours fps", "ours % roof", "ours MiB"]
     if has_peer:
         header += ["peer s", "peer % roof", "peer MiB", "speed-up", "max diff"]
+    if has_plain:
+        header += ["no-Winograd s", "Winograd gain"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
 
     def number(value, pattern):
@@ -402,6 +427,8 @@ def format_table(rows: list[dict], has_peer: bool) -> str:
                 number(row["peer_peak_mib"], "{:.0f}"), number(row["speedup"], "{:.2f}x"),
                 number(row["max_diff"], "{:.1e}"),
             ]
+        if has_plain:
+            cells += [number(row.get("plain_s"), "{:.3f}"), number(row.get("winograd_gain"), "{:.2f}x")]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -412,13 +439,15 @@ def parse_args(argv):
     )
     parser.add_argument("--models", default="tiny,base,large", help="comma-separated: tiny, base, large")
     parser.add_argument("--sizes", help="comma-separated HxW or H (square) or 'native'; default: see module doc")
-    parser.add_argument("--batch-sizes", help="comma-separated, e.g. 1,4; default: 1,4 (large: 1)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per implementation (median)")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="CPU threads")
+    parser.add_argument("--batch-sizes", type=positive_ints, help="comma-separated, e.g. 1,4; default: 1,4 (large: 1)")
+    parser.add_argument("--repeats", type=positive_int, default=3, help="timed runs per implementation (median)")
+    parser.add_argument("--threads", type=positive_int, default=torch.get_num_threads(), help="CPU threads")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     parser.add_argument("--dtype", default="float32", choices=list(DTYPES))
     parser.add_argument("--compile", action="store_true", help="torch.compile both models")
     parser.add_argument("--no-peer", action="store_true", help="measure this project only")
+    parser.add_argument("--plain", action="store_true",
+                        help="also time our model with its Winograd convolutions off (interleaved): what they buy")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory child processes")
     parser.add_argument("--seed", type=int, default=0, help="of the random weights")
     parser.add_argument("--json", metavar="OUT", help="write the results here")
@@ -448,6 +477,12 @@ def main(argv=None) -> int:
     plan = make_plan(args)
     machine = machine_description(device, args.threads)
     print(f"machine: {machine}", flush=True)
+    if args.json:  # fail now, not after minutes of measuring
+        try:
+            reserve_temp(args.json).unlink()
+        except OSError as error:
+            print(f"error: --json {args.json}: cannot write there ({error.strerror or error})", file=sys.stderr)
+            return 2
     rate = gemm_rate(device, dtype)
     print(f"GEMM rate ({args.dtype}, 2048^3): {rate / 1e9:.1f} GFLOP/s", flush=True)
 
@@ -465,6 +500,8 @@ def main(argv=None) -> int:
                 different_windows.append(f"{model_name}@{size_hw[0]}x{size_hw[1]}")
             if not args.no_peer:
                 forwards["peer"] = prepare(build_peer(config, size_hw, midas_sd), device, dtype, args.compile, False)
+            if args.plain:
+                forwards["plain"] = lambda image, model=ours_model, forward=ours: run_direct(model, forward, image)
             for case in cases:
                 image = make_input(case, device, dtype)
                 flops = count_flops(ours_model, image)
@@ -482,10 +519,12 @@ def main(argv=None) -> int:
                         max_diff=relative_difference(outputs["ours"], outputs["peer"]) if same_function else None,
                         peer_finite=bool(torch.isfinite(outputs["peer"]).all()),
                     )
+                if "plain" in seconds:
+                    row.update(plain_s=seconds["plain"], winograd_gain=seconds["plain"] / seconds["ours"])
                 rows.append(row)
                 print(format_table([row], "peer" in seconds).splitlines()[-1], flush=True)
             if not args.no_memory:
-                for impl in forwards:
+                for impl in [name for name in forwards if name != "plain"]:
                     peaks, method = measure_memory(impl, model_name, size_hw, [case.batch for case in cases], args)
                     memory_methods.add(method)
                     for row in rows:
@@ -494,6 +533,13 @@ def main(argv=None) -> int:
             del forwards
         del ours, ours_model, midas_sd
 
+    # Measured again at the end, keeping the best: a busy moment at the start must not make the
+    # roofline look slower than the machine is (which would flatter both implementations).
+    rate = max(rate, gemm_rate(device, dtype))
+    for row in rows:
+        row["ours_roofline"] = row["gflop"] * 1e9 / rate / row["ours_s"]
+        if row["peer_s"] is not None:
+            row["peer_roofline"] = row["gflop"] * 1e9 / rate / row["peer_s"]
     print()
     print(f"{machine}; GEMM {rate / 1e9:.1f} GFLOP/s; {args.dtype}{', compiled' if args.compile else ''}; "
           f"median of {args.repeats}")
@@ -507,8 +553,7 @@ def main(argv=None) -> int:
             machine=machine, gemm_gflops=rate / 1e9, settings=settings,
             memory_method=sorted(memory_methods), peer_computes_another_function=different_windows, results=rows,
         )
-        with open(args.json, "w") as out:
-            json.dump(report, out, indent=2)
+        write_atomically(args.json, lambda out: out.write(json.dumps(report, indent=2).encode()))
         print(f"wrote {args.json}")
     return 0
 

@@ -358,6 +358,16 @@ def read_checkpoint(path) -> Checkpoint:
         raise CheckpointError(message if message.startswith(str(source)) else f"{source}: {message}") from None
 
 
+def read_checked_checkpoint(path) -> tuple[Checkpoint, SwinV2DPT]:
+    """read_checkpoint, then the model built on its tensors: every tensor present, of the right
+    shape and finite, or a CheckpointError naming the file."""
+    checkpoint = read_checkpoint(path)
+    try:
+        return checkpoint, build_model(checkpoint.config, checkpoint.state_dict)
+    except CheckpointError as error:
+        raise CheckpointError(f"{path}: {error}") from None
+
+
 def load_model(path, device="cpu", dtype=torch.float32) -> SwinV2DPT:
     """Load any supported SwinV2-DPT checkpoint; returns the model in eval mode on device/dtype.
 
@@ -370,10 +380,6 @@ def load_model(path, device="cpu", dtype=torch.float32) -> SwinV2DPT:
     if dtype not in DTYPES.values():
         raise ValueError(f"dtype must be float32, float16 or bfloat16, got {dtype}")
     device = select_device(str(device))  # DeviceError for an unknown or missing device, before reading
-    checkpoint = read_checkpoint(path)
-    try:
-        model = build_model(checkpoint.config, checkpoint.state_dict)
-    except CheckpointError as error:
-        raise CheckpointError(f"{path}: {error}") from None
+    checkpoint, model = read_checked_checkpoint(path)
     model.checkpoint_format = checkpoint.format
     return model.to(device=device).set_dtype(dtype).eval()

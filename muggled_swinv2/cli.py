@@ -10,7 +10,6 @@ from pathlib import Path
 from .atomic import reserve_temp
 from .checkpoint import CheckpointError, load_model
 from .colormaps import COLORMAPS
-from .convert import DTYPES as CONVERT_DTYPES
 from .convert import TARGETS as CONVERT_TARGETS
 from .convert import ConversionError, convert
 from .devices import DTYPES, DeviceError, select_device, select_dtype
@@ -199,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     video = commands.add_parser("video", help="depth video of a video file")
     video.add_argument("input", metavar="INPUT", help="video file")
     video.add_argument("--out", "-o", required=True, help="output video (.mp4 or .avi)")
-    video.add_argument("--raw", choices=["npz"], help="also write the float depth frames to OUT.npz")
+    video.add_argument("--raw", choices=["npz"], help="also write the float depth frames beside OUT, as .npz (depth.mp4 -> depth.npz)")
     video.add_argument("--per-frame-range", action="store_true",
                        help="colour each frame by its own min/max (default: a smooth running range)")
     add_prediction_arguments(video)
@@ -213,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     conversion = commands.add_parser("convert", help="convert a checkpoint to our safetensors format (or to Hugging Face's)")
     conversion.add_argument("input", metavar="IN", help="MiDaS .pt, our .safetensors, or a Hugging Face model (folder or file)")
     conversion.add_argument("output", metavar="OUT", help="file to write (.safetensors), or a folder with --to hf")
-    conversion.add_argument("--dtype", default="float32", choices=CONVERT_DTYPES,
+    conversion.add_argument("--dtype", default="float32", choices=DTYPES,
                             help="precision stored (float32 keeps the outputs bit for bit)")
     conversion.add_argument("--to", default="muggled", choices=CONVERT_TARGETS,
                             help="muggled: our single-file format (default); hf: a transformers model folder")

@@ -20,11 +20,11 @@ from safetensors.torch import save_file
 
 from . import __version__
 from .atomic import publish, reserve_temp, usual_mode
-from .checkpoint import NATIVE_FORMAT_NAME, NATIVE_FORMAT_VERSION, Checkpoint, CheckpointError, read_checkpoint
+from .checkpoint import NATIVE_FORMAT_NAME, NATIVE_FORMAT_VERSION, Checkpoint, CheckpointError, read_checked_checkpoint
+from .devices import DTYPES
 from .key_table import HF, from_native
 from .model import SwinV2DPTConfig
 
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 TARGETS = ("muggled", "hf")
 
 
@@ -140,9 +140,20 @@ def hf_state_dict(checkpoint: Checkpoint, dtype: torch.dtype) -> dict:
     return tensors
 
 
+HF_FOLDER_FILES = {"config.json", "model.safetensors", "pytorch_model.bin"}
+
+
 def save_hf(checkpoint: Checkpoint, folder, dtype: torch.dtype = torch.float32) -> None:
-    """A Hugging Face model folder (config.json + model.safetensors), replacing `folder` whole."""
-    folder = Path(folder)
+    """A Hugging Face model folder (config.json + model.safetensors), replacing `folder` whole.
+
+    An existing folder is replaced only if it holds nothing but a model's files (HF_FOLDER_FILES):
+    anything else in it would be deleted with it."""
+    folder = Path(folder).resolve()
+    if folder.is_dir():
+        others = sorted(child.name for child in folder.iterdir() if child.name not in HF_FOLDER_FILES)
+        if others:
+            listed = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+            raise ConversionError(f"{folder}: holds other files ({listed}); refusing to replace it, choose a new folder")
     config_json = hf_config_json(checkpoint.config) | {"torch_dtype": str(dtype).removeprefix("torch.")}
     try:
         temp = Path(tempfile.mkdtemp(prefix=f".{folder.name[:64]}.", suffix=".partial", dir=folder.parent))
@@ -197,7 +208,7 @@ def convert(source, target, dtype: str = "float32", to: str = "muggled", overwri
     if not target.parent.is_dir():
         raise ConversionError(f"{target.parent}: no such folder")
 
-    checkpoint = read_checkpoint(source)
+    checkpoint, _ = read_checked_checkpoint(source)  # the loader's checks: what we write will load
     if to == "muggled":
         save_native(checkpoint, target, DTYPES[dtype])
         target_format = f"{NATIVE_FORMAT_NAME} safetensors v{NATIVE_FORMAT_VERSION}"

@@ -12,7 +12,6 @@ from collections import defaultdict
 import torch
 
 OURS, MIDAS, HF = 0, 1, 2
-FORMAT_COLUMNS = {"midas": MIDAS, "hf": HF}
 
 _OB = "encoder.stages.{stage}.blocks.{block}."
 _MB = "pretrained.model.layers.{stage}.blocks.{block}."

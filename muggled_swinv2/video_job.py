@@ -54,7 +54,7 @@ class VideoSummary:
 
 
 def run_video_job(model, source: Path, target: Path, options: VideoJobOptions, quiet: bool = False) -> VideoSummary:
-    """Write the depth video of `source` to `target` (and target.npz with --raw npz)."""
+    """Write the depth video of `source` to `target` (and the float frames to target.with_suffix(".npz") with --raw npz)."""
     reader = VideoReader(str(source))
     first = reader.read()
     if first is None:
@@ -105,9 +105,9 @@ def run_video_job(model, source: Path, target: Path, options: VideoJobOptions, q
     try:
         for writer in writers:
             writer.finish()
-    except VideoError:
+    except BaseException:  # a write error, or Ctrl-C while the video is read back
         for writer in writers:
-            writer.abandon()  # the ones not finished yet
+            writer.abandon()  # the temp files of the ones not finished yet
         raise
     finally:
         reader.close()

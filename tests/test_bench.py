@@ -27,10 +27,10 @@ def small_config() -> SwinV2DPTConfig:
 def test_bench_command_writes_a_complete_report(tmp_path):
     out = tmp_path / "bench.json"
     command = [sys.executable, "-m", "muggled_swinv2", "bench", "--models", "tiny", "--sizes", "64,64x96",
-               "--batch-sizes", "1", "--repeats", "1", "--json", str(out)]
+               "--batch-sizes", "1", "--repeats", "1", "--plain", "--json", str(out)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
-    assert "| case |" in result.stdout and "GEMM" in result.stdout
+    assert "| case |" in result.stdout and "GEMM" in result.stdout and "Winograd gain" in result.stdout
     report = json.loads(out.read_text())
     assert report["gemm_gflops"] > 0
     rows = {row["case"]: row for row in report["results"]}
@@ -39,6 +39,7 @@ def test_bench_command_writes_a_complete_report(tmp_path):
         assert row["gflop"] > 0 and row["ours_s"] > 0 and row["peer_s"] > 0 and row["speedup"] > 0
         assert row["ours_finite"] and row["peer_finite"]
         assert row["ours_peak_mib"] > 0 and row["peer_peak_mib"] > 0
+        assert row["plain_s"] > 0 and row["winograd_gain"] == pytest.approx(row["plain_s"] / row["ours_s"])
     assert rows["tiny@64x64 b1"]["max_diff"] <= 1e-4  # the same function, on the same weights
     assert rows["tiny@64x96 b1"]["max_diff"] is None  # the peer's windows differ there: no parity claim
     assert report["peer_computes_another_function"] == ["tiny@64x96"]
@@ -101,3 +102,23 @@ def test_peer_window_agreement_is_what_transformers_does(image_hw, same):
         ours = native_model(state_dict)(image)
     error = ((ours - reference).abs().max() / (reference.max() - reference.min())).item()
     assert (error <= 1e-4) is same
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--threads", "0"], "--threads: expected a positive integer"),
+        (["--repeats", "0"], "--repeats: expected a positive integer"),
+        (["--batch-sizes", "x"], "--batch-sizes: expected positive integers"),
+        (["--sizes", "abc"], "--sizes 'abc': expected native, H or HxW"),
+        (["--sizes", "0"], "--sizes 0: tiny needs positive multiples of 32"),
+        (["--sizes", "64x70"], "--sizes 64x70: tiny needs positive multiples of 32"),
+        (["--no-peer", "--sizes", "64", "--json", "/nonexistent/out.json"], "--json /nonexistent/out.json: cannot write"),
+    ],
+)
+def test_bench_bad_arguments_are_one_line_errors(args, message):
+    result = subprocess.run([sys.executable, "-m", "muggled_swinv2", "bench", "--models", "tiny", *args],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert message in result.stderr.strip().splitlines()[-1]

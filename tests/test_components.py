@@ -225,3 +225,31 @@ def test_patch_merging_matches_strided_slices():
     )
     expected = F.layer_norm(gathered @ merge.reduction.weight.T, (12,), merge.norm.weight, merge.norm.bias)
     assert torch.allclose(merge(tokens), expected, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- caches
+
+
+def test_position_bias_cache_follows_new_weights():
+    """The cached bias table must be recomputed when weights are replaced, cast or changed in place."""
+    from midas_layout import SMALL_CONFIG, make_midas_state_dict, native_model
+
+    image = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    model = native_model(make_midas_state_dict(SMALL_CONFIG, seed=1))
+    other = native_model(make_midas_state_dict(SMALL_CONFIG, seed=2))
+    with torch.inference_mode():
+        model(image)  # fills the caches
+        expected = other(image)
+    model.load_state_dict(other.state_dict(), assign=True)  # fresh tensors, version 0 again
+    with torch.inference_mode():
+        assert torch.equal(model(image), expected)
+    with torch.no_grad():
+        for block in model.encoder.stages[0].blocks:
+            block.attn.cpb_mlp[0].bias.add_(0.5)
+    with torch.inference_mode():
+        changed = model(image)
+    with torch.no_grad():
+        for block in model.encoder.stages[0].blocks:
+            block.attn._bias_cache_key = None
+    with torch.inference_mode():
+        assert torch.equal(changed, model(image)) and not torch.equal(changed, expected)

@@ -161,6 +161,48 @@ def test_bad_input_leaves_no_output(tmp_path):
     assert sorted(path.name for path in tmp_path.iterdir()) == ["broken.pt"]
 
 
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda sd: sd.pop("scratch.output_conv.4.weight"), "1 missing tensors"),
+        (lambda sd: sd.__setitem__("scratch.layer2_rn.weight", torch.zeros(256, 31, 3, 3)), "wrong shape"),
+        (lambda sd: sd["scratch.refinenet1.out_conv.bias"].__setitem__(3, float("nan")), "NaN or Inf"),
+    ],
+)
+def test_damaged_checkpoint_is_not_converted(tmp_path, damage, message):
+    """The converter checks the tensors as the loader does: it never writes a file that would not load."""
+    state_dict = make_midas_state_dict(SMALL_CONFIG, seed=5)
+    damage(state_dict)
+    source = tmp_path / "damaged.pt"
+    torch.save(state_dict, source)
+    for to, target in (("muggled", tmp_path / "out.safetensors"), ("hf", tmp_path / "out-hf")):
+        with pytest.raises(CheckpointError, match=message) as error:
+            convert(source, target, to=to)
+        assert str(error.value).startswith(str(source))
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["damaged.pt"]
+
+
+def test_hf_overwrite_replaces_only_a_model_folder(tmp_path, midas_file, monkeypatch):
+    folder = tmp_path / "docs"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "notes.txt").write_text("precious")
+    (folder / "config.json").write_text("{}")
+    with pytest.raises(ConversionError, match="holds other files \\(notes.txt, sub\\)"):
+        convert(midas_file, folder, to="hf", overwrite=True)
+    assert (folder / "notes.txt").read_text() == "precious" and (folder / "sub").is_dir()
+
+    monkeypatch.chdir(folder)  # "." is a folder too: the same rule, no crash on its empty name
+    with pytest.raises(ConversionError, match="holds other files"):
+        convert(midas_file, ".", to="hf", overwrite=True)
+
+    model_folder = tmp_path / "model"
+    convert(midas_file, model_folder, to="hf")
+    convert(midas_file, model_folder, to="hf", overwrite=True, dtype="float16")  # a model folder: replaced
+    assert sorted(path.name for path in model_folder.iterdir()) == ["config.json", "model.safetensors"]
+    assert json.loads((model_folder / "config.json").read_text())["torch_dtype"] == "float16"
+    assert not [path for path in tmp_path.iterdir() if path.name.startswith(".")]
+
+
 def test_missing_output_folder(tmp_path, midas_file):
     with pytest.raises(ConversionError, match="no such folder"):
         convert(midas_file, tmp_path / "nowhere" / "out.safetensors")

@@ -4,7 +4,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..predict import predict_depth
 from .config import SwinV2DPTConfig
 from .dpt_decoder import DPTDecoder
 from .swinv2_encoder import SwinV2Encoder
@@ -46,4 +45,6 @@ class SwinV2DPT(nn.Module):
 
         See muggled_swinv2.predict.predict_depth for the two preprocessing modes.
         """
+        from ..predict import predict_depth  # image handling (OpenCV) is not model code: only when asked for
+
         return predict_depth(self, image, square=square, size=size)

@@ -82,9 +82,11 @@ class WindowAttention(nn.Module):
         return torch.index_select(table, 1, index.flatten(), out=out).view(-1, *index.shape)
 
     def bias_per_offset(self, window_hw: tuple[int, int]) -> torch.Tensor:
-        """(heads, offsets) table; in inference it is kept until the weights change."""
+        """(heads, offsets) table; in inference it is kept until the weights change (are replaced,
+        moved, cast or modified in place)."""
         weight = self.cpb_mlp[0].weight
-        key = (window_hw, weight.device, weight.dtype, *(p._version for p in self.cpb_mlp.parameters()))
+        versions = ((p.data_ptr(), p._version) for p in self.cpb_mlp.parameters())
+        key = (window_hw, weight.device, weight.dtype, *versions)
         if torch.is_grad_enabled() or self._bias_cache_key != key:
             coords = relative_coords_table(window_hw, self.pretrained_window).to(weight.device, weight.dtype)
             table = (16 * torch.sigmoid(self.cpb_mlp(coords))).T.contiguous()
@@ -114,6 +116,23 @@ class WindowAttention(nn.Module):
         return self.proj(attended)
 
 
+class MLP(nn.Module):
+    """Linear(C, hidden), exact GELU, Linear(hidden, C) on (..., C) tokens."""
+
+    def __init__(self, dim: int, hidden_dim: int):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden_dim)
+        self.fc2 = nn.Linear(hidden_dim, dim)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        hidden = self.fc1(tokens)
+        if torch.is_grad_enabled():
+            hidden = F.gelu(hidden)
+        else:  # in place: the (tokens, 4C) hidden activations are the largest tensor of a block
+            torch.ops.aten.gelu_(hidden)
+        return self.fc2(hidden)
+
+
 class SwinV2Block(nn.Module):
     """Post-norm transformer block on windows: x + norm1(attn(x)), then x + norm2(mlp(x))."""
 
@@ -121,17 +140,12 @@ class SwinV2Block(nn.Module):
         super().__init__()
         self.attn = WindowAttention(dim, num_heads, pretrained_window)
         self.norm1 = nn.LayerNorm(dim)
-        self.mlp = nn.Sequential()
-        self.mlp.add_module("fc1", nn.Linear(dim, mlp_hidden_dim))
-        self.mlp.add_module("act", nn.GELU())
-        self.mlp.add_module("fc2", nn.Linear(mlp_hidden_dim, dim))
+        self.mlp = MLP(dim, mlp_hidden_dim)
         self.norm2 = nn.LayerNorm(dim)
 
     def forward(self, tokens_bhwc, layout: WindowLayout, mask: torch.Tensor | None, buffers: dict | None = None):
         tokens_bhwc = self.norm1(self.attend_in_windows(tokens_bhwc, layout, mask, buffers)).add_(tokens_bhwc)
-        hidden = self.mlp.fc1(tokens_bhwc)
-        torch.ops.aten.gelu_(hidden)  # exact GELU (self.mlp.act), in place
-        return self.norm2(self.mlp.fc2(hidden)).add_(tokens_bhwc)
+        return self.norm2(self.mlp(tokens_bhwc)).add_(tokens_bhwc)
 
     def attend_in_windows(self, tokens_bhwc, layout: WindowLayout, mask, buffers: dict | None = None) -> torch.Tensor:
         """Pad, roll, cut into windows, attend, and undo all three."""

@@ -31,14 +31,6 @@ class WindowLayout:
     padded_hw: tuple[int, int]
 
     @property
-    def tokens_per_window(self) -> int:
-        return self.window_hw[0] * self.window_hw[1]
-
-    @property
-    def num_windows(self) -> int:
-        return (self.padded_hw[0] // self.window_hw[0]) * (self.padded_hw[1] // self.window_hw[1])
-
-    @property
     def is_padded(self) -> bool:
         return self.padded_hw != self.grid_hw
 

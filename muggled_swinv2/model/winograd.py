@@ -20,6 +20,7 @@ The matrices come from polynomial multiplication by evaluation and interpolation
 differs from direct convolution by a few 1e-6 of the output scale (direct itself: ~1e-6).
 """
 
+from contextlib import contextmanager
 from fractions import Fraction
 
 import torch
@@ -181,3 +182,18 @@ class Conv3x3(nn.Conv2d):
             return super().forward(image_bchw)
         image_bhwc = image_bchw.permute(0, 2, 3, 1)
         return winograd_conv3x3(image_bhwc, self.transformed_weight(), self.bias).permute(0, 3, 1, 2)
+
+
+@contextmanager
+def direct_convolutions(model: nn.Module):
+    """Inside this block every Conv3x3 of `model` runs as the plain convolution (to count the
+    FLOPs of the direct computation, or to time what Winograd buys)."""
+    convs = [module for module in model.modules() if isinstance(module, Conv3x3)]
+    switches = [conv.winograd for conv in convs]
+    for conv in convs:
+        conv.winograd = False
+    try:
+        yield
+    finally:
+        for conv, switch in zip(convs, switches):
+            conv.winograd = switch
