@@ -56,8 +56,13 @@ class DepthHead(nn.Module):
         self.conv3 = nn.Conv2d(last_channels, 1, kernel_size=1)
 
     def forward(self, features_bchw: torch.Tensor) -> torch.Tensor:
-        height, width = features_bchw.shape[-2:]
-        hidden = upsample_bilinear(self.conv1(features_bchw), (2 * height, 2 * width))
+        # One image at a time: after the upsampling, (B, 128, H, W) is the largest activation of the
+        # whole model, and nothing here mixes images, so a batch needs no more memory than one image.
+        return torch.cat([self.depth_of_one(image_1chw) for image_1chw in features_bchw.split(1)])
+
+    def depth_of_one(self, features_1chw: torch.Tensor) -> torch.Tensor:
+        height, width = features_1chw.shape[-2:]
+        hidden = upsample_bilinear(self.conv1(features_1chw), (2 * height, 2 * width))
         hidden = F.relu(self.conv2(hidden), inplace=True)
         return F.relu(self.conv3(hidden), inplace=True).squeeze(1)
 
