@@ -251,7 +251,7 @@ def relative_difference(ours: torch.Tensor, peer: torch.Tensor) -> float:
 
 
 def time_case(case: Case, forwards: dict, image, device, repeats: int) -> tuple[dict, dict]:
-    """Median seconds per implementation, interleaved; also whether each output was finite."""
+    """Median seconds per implementation (runs interleaved), and each one's output."""
     outputs = {name: timed(forward, image, device)[1] for name, forward in forwards.items()}  # warm-up
     times = {name: [] for name in forwards}
     names = list(forwards)
@@ -544,6 +544,9 @@ def main(argv=None) -> int:
     print(f"{machine}; GEMM {rate / 1e9:.1f} GFLOP/s; {args.dtype}{', compiled' if args.compile else ''}; "
           f"median of {args.repeats}")
     print(format_table(rows, not args.no_peer))
+    if args.dtype == "float16":
+        print("float16: our SwinV2 encoder runs in float32 (it overflows float16, as MiDaS warns), the peer's "
+              "in float16: compare its finiteness too")
     if different_windows:
         print(f"max diff '-' ({', '.join(different_windows)}): the peer lays out windows differently at that size "
               "(the height's window on both axes, unmasked padding), so it computes another function there")

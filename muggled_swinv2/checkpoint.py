@@ -78,7 +78,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     try:
         # torch warns about unusual pickle protocols before refusing them: the error below says it all.
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
             try:
                 state_dict = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
             except RuntimeError as error:

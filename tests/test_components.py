@@ -253,3 +253,55 @@ def test_position_bias_cache_follows_new_weights():
             block.attn._bias_cache_key = None
     with torch.inference_mode():
         assert torch.equal(changed, model(image)) and not torch.equal(changed, expected)
+
+
+def test_caches_are_forgotten_on_train_and_eval():
+    """Fused optimizer steps and edits through .data change weights without a trace in their
+    version counter: switching train()/eval() must drop the cached transforms."""
+    from midas_layout import SMALL_CONFIG, make_midas_state_dict, native_model
+
+    from muggled_swinv2.model.winograd import direct_convolutions
+
+    model = native_model(make_midas_state_dict(SMALL_CONFIG, seed=1))
+    image = torch.randn(1, 3, 128, 128, generator=torch.Generator().manual_seed(0))  # Winograd at 32x32
+    with torch.inference_mode():
+        before = model(image)  # fills the caches
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, fused=True)
+    model(image).mean().backward()
+    optimizer.step()
+    with torch.no_grad():
+        model.encoder.stages[0].blocks[0].attn.cpb_mlp[0].weight.data.mul_(1.5)
+    model.eval()
+    with torch.inference_mode():
+        after = model(image)
+        with direct_convolutions(model):
+            reference = model(image)
+    assert not torch.allclose(after, before)
+    assert ((after - reference).abs().max() / reference.abs().max()).item() < 1e-5
+    for block in model.encoder.stages[0].blocks:
+        block.attn._bias_cache_key = None  # recomputed from the current weights
+    with torch.inference_mode():
+        assert torch.equal(model(image), after)
+
+
+def test_training_pass_after_inference_and_autocast_after_plain():
+    """Cached tables made under inference_mode serve training passes; an autocast pass does not
+    leave a half-precision bias behind for a float32 one."""
+    import pickle
+
+    from midas_layout import SMALL_CONFIG, make_midas_state_dict, native_model
+
+    model = native_model(make_midas_state_dict(SMALL_CONFIG, seed=3))
+    image = torch.randn(1, 3, 64, 96, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        plain = model(image)
+    model(image).mean().backward()  # windows' cached index tables are ordinary tensors
+    assert model.encoder.stages[0].blocks[0].attn.cpb_mlp[0].weight.grad is not None
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.isfinite(model(image)).all()
+    with torch.no_grad():
+        assert torch.allclose(model(image), plain, atol=1e-5 * plain.abs().max().item())
+    restored = pickle.loads(pickle.dumps(model))  # whole-model pickling works (no lambdas in hooks)
+    with torch.no_grad():
+        assert torch.equal(restored(image), model(image))

@@ -56,15 +56,22 @@ class DepthHead(nn.Module):
         self.conv3 = nn.Conv2d(last_channels, 1, kernel_size=1)
 
     def forward(self, features_bchw: torch.Tensor) -> torch.Tensor:
-        # One image at a time: after the upsampling, (B, 128, H, W) is the largest activation of the
-        # whole model, and nothing here mixes images, so a batch needs no more memory than one image.
-        return torch.cat([self.depth_of_one(image_1chw) for image_1chw in features_bchw.split(1)])
+        # On a CPU one image at a time: after the upsampling, (B, 128, H, W) is the largest activation
+        # of the whole model, and nothing here mixes images, so a batch needs no more memory than one
+        # image. (A GPU keeps the batch: there, one call per image would cost time.)
+        if features_bchw.device.type != "cpu":
+            return self.depth_from_features(features_bchw)
+        return torch.cat([self.depth_from_features(image_1chw) for image_1chw in features_bchw.split(1)])
 
-    def depth_of_one(self, features_1chw: torch.Tensor) -> torch.Tensor:
-        height, width = features_1chw.shape[-2:]
-        hidden = upsample_bilinear(self.conv1(features_1chw), (2 * height, 2 * width))
+    def depth_from_features(self, features_bchw: torch.Tensor) -> torch.Tensor:
+        height, width = features_bchw.shape[-2:]
+        hidden = upsample_bilinear(self.conv1(features_bchw), (2 * height, 2 * width))
         hidden = F.relu(self.conv2(hidden), inplace=True)
         return F.relu(self.conv3(hidden), inplace=True).squeeze(1)
+
+
+def _weights_to_channels_last_after_load(decoder: "DPTDecoder", incompatible_keys) -> None:
+    decoder.weights_to_channels_last()  # a module-level function, not a lambda: the model pickles
 
 
 class DPTDecoder(nn.Module):
@@ -88,7 +95,7 @@ class DPTDecoder(nn.Module):
         self.fusion = nn.ModuleList(FusionBlock(channels, has_skip=i < stage_count - 1) for i in range(stage_count))
         self.head = DepthHead(channels, config.head_channels)
         self.weights_to_channels_last()
-        self.register_load_state_dict_post_hook(lambda module, _: module.weights_to_channels_last())
+        self.register_load_state_dict_post_hook(_weights_to_channels_last_after_load)
 
     def weights_to_channels_last(self) -> None:
         for module in self.modules():

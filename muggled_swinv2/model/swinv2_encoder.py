@@ -37,7 +37,7 @@ def cosine_window_attention(q, k, v, logit_scale, bias):
     """
     batch, windows, heads, tokens, head_dim = q.shape
     temperature = logit_scale.clamp(max=MAX_LOGIT_SCALE).exp()
-    q_scaled = q * (temperature / q.norm(dim=-1, keepdim=True).clamp_min(NORM_EPS))
+    q_scaled = q / q.norm(dim=-1, keepdim=True).clamp_min(NORM_EPS) * temperature  # this order: <= 100 in float16
     k_unit = k * k.norm(dim=-1, keepdim=True).clamp_min(NORM_EPS).reciprocal()
     if bias.ndim == 3:  # one bias for all windows: windows join the batch
         shape, bias_4d = (batch * windows, heads, tokens, head_dim), bias[None]
@@ -81,12 +81,20 @@ class WindowAttention(nn.Module):
         out = reused_buffer(buffers, (table.shape[0], index.numel()), table)
         return torch.index_select(table, 1, index.flatten(), out=out).view(-1, *index.shape)
 
+    def train(self, mode: bool = True):
+        """model.train() / model.eval() also forget the cached bias table: weights can change in
+        ways its key cannot see (fused optimizer steps, edits through .data)."""
+        self._bias_cache_key, self._bias_cache = None, None
+        return super().train(mode)
+
     def bias_per_offset(self, window_hw: tuple[int, int]) -> torch.Tensor:
-        """(heads, offsets) table; in inference it is kept until the weights change (are replaced,
-        moved, cast or modified in place)."""
+        """(heads, offsets) table; in inference it is kept until the weights are replaced, moved,
+        cast or modified in place, the autocast setting changes, or train()/eval() is called."""
         weight = self.cpb_mlp[0].weight
         versions = ((p.data_ptr(), p._version) for p in self.cpb_mlp.parameters())
-        key = (window_hw, weight.device, weight.dtype, *versions)
+        device_type = weight.device.type
+        autocast = torch.is_autocast_enabled(device_type) and torch.get_autocast_dtype(device_type)
+        key = (window_hw, weight.device, weight.dtype, autocast, *versions)
         if torch.is_grad_enabled() or self._bias_cache_key != key:
             coords = relative_coords_table(window_hw, self.pretrained_window).to(weight.device, weight.dtype)
             table = (16 * torch.sigmoid(self.cpb_mlp(coords))).T.contiguous()

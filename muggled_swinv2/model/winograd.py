@@ -147,7 +147,7 @@ def winograd_conv3x3(image_bhwc: torch.Tensor, weight_tio: torch.Tensor, bias: t
 class Conv3x3(nn.Conv2d):
     """3x3 convolution, stride 1, zero padding 1, on channels-last images (B, C, H, W).
 
-    On a CPU in float32 inference, grids from 32x32 pixels with sides that are multiples of 4 run as
+    On a CPU in float32 inference, grids of at least MIN_GRID pixels with sides that are multiples of 4 run as
     Winograd F(4x4, 3x3) (`winograd = False` turns that off, for the plain computation).
     Elsewhere it is nn.Conv2d: CUDA's cuDNN picks its own algorithms, and on small grids the
     transforms cost more than they save. The transformed weight is cached until the weight changes.
@@ -169,6 +169,12 @@ class Conv3x3(nn.Conv2d):
             and width % TILE == 0
             and height * width >= MIN_GRID
         )
+
+    def train(self, mode: bool = True):
+        """model.train() / model.eval() also forget the transformed weight: weights can change in
+        ways its key cannot see (fused optimizer steps, edits through .data)."""
+        self._transformed_key, self._transformed = None, None
+        return super().train(mode)
 
     def transformed_weight(self) -> torch.Tensor:
         weight = self.weight
