@@ -50,23 +50,11 @@ from .checkpoint import build_model
 from .devices import DTYPES, DeviceError, select_device, select_dtype
 from .key_table import HF, MIDAS, from_native, to_native
 from .model import SwinV2DPT, SwinV2DPTConfig
+from .model.config import RELEASED_CONFIGS
 from .model.windows import window_layout
 from .model.winograd import direct_convolutions
 
-VARIANTS = {
-    "tiny": SwinV2DPTConfig(
-        embed_dims=(96, 192, 384, 768), depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24),
-        window_size=16, pretrained_window_sizes=(0, 0, 0, 0), native_size=256,
-    ),
-    "base": SwinV2DPTConfig(
-        embed_dims=(128, 256, 512, 1024), depths=(2, 2, 18, 2), num_heads=(4, 8, 16, 32),
-        window_size=24, pretrained_window_sizes=(12, 12, 12, 6), native_size=384,
-    ),
-    "large": SwinV2DPTConfig(
-        embed_dims=(192, 384, 768, 1536), depths=(2, 2, 18, 2), num_heads=(6, 12, 24, 48),
-        window_size=24, pretrained_window_sizes=(12, 12, 12, 6), native_size=384,
-    ),
-}
+VARIANTS = RELEASED_CONFIGS
 DEFAULT_NON_SQUARE = ("base", (384, 672))
 PEER_MISSING = "the peer needs transformers: pip install -e .[test] (or run with --no-peer)"
 

@@ -23,16 +23,20 @@ from safetensors import SafetensorError, safe_open
 from .devices import DTYPES, select_device
 from .key_table import HF, MIDAS, KeyMappingError, summarize, to_native
 from .model import SwinV2DPT, SwinV2DPTConfig
+from .model.config import RELEASED_CONFIGS
 
 NATIVE_FORMAT_NAME = "muggled_swinv2"
 NATIVE_FORMAT_VERSION = "1"
 _MIDAS_BLOCK_KEY = re.compile(r"pretrained\.model\.layers\.(?P<stage>\d+)\.blocks\.(?P<block>\d+)\.")
 _HF_BLOCK_KEY = re.compile(r"backbone\.encoder\.layers\.(?P<stage>\d+)\.blocks\.(?P<block>\d+)\.")
-# Hugging Face files alone carry no window or resolution: the published conversions, by width.
+# Hugging Face files alone carry no window or resolution: the published conversions (of the
+# MiDaS releases), by width.
 _HF_PUBLISHED = {
-    96: dict(window_size=16, native_size=256, pretrained_window_sizes=(0, 0, 0, 0)),
-    128: dict(window_size=24, native_size=384, pretrained_window_sizes=(12, 12, 12, 6)),
-    192: dict(window_size=24, native_size=384, pretrained_window_sizes=(12, 12, 12, 6)),
+    config.embed_dims[0]: dict(
+        window_size=config.window_size, native_size=config.native_size,
+        pretrained_window_sizes=config.pretrained_window_sizes,
+    )
+    for config in RELEASED_CONFIGS.values()
 }
 
 

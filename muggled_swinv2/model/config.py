@@ -46,14 +46,11 @@ class SwinV2DPTConfig:
 
     @property
     def variant(self) -> str:
-        """Name of the MiDaS v3.1 release this config matches, or 'custom'."""
-        for name, dims, depths, size in (
-            ("tiny-256", (96, 192, 384, 768), (2, 2, 6, 2), 256),
-            ("base-384", (128, 256, 512, 1024), (2, 2, 18, 2), 384),
-            ("large-384", (192, 384, 768, 1536), (2, 2, 18, 2), 384),
-        ):
-            if (self.embed_dims, self.depths, self.native_size) == (dims, depths, size):
-                return name
+        """Name of the MiDaS v3.1 release this config matches (e.g. 'tiny-256'), or 'custom'."""
+        identity = (self.embed_dims, self.depths, self.native_size)
+        for name, released in RELEASED_CONFIGS.items():
+            if identity == (released.embed_dims, released.depths, released.native_size):
+                return f"{name}-{released.native_size}"
         return "custom"
 
     def to_dict(self) -> dict:
@@ -75,3 +72,20 @@ class SwinV2DPTConfig:
     def from_dict(cls, values: dict) -> "SwinV2DPTConfig":
         fields = {key: value for key, value in values.items() if key != "variant"}
         return cls(**{key: tuple(value) if isinstance(value, list) else value for key, value in fields.items()})
+
+
+# The MiDaS v3.1 SwinV2-DPT releases (dpt_swin2_{tiny_256,base_384,large_384}.pt).
+RELEASED_CONFIGS = {
+    "tiny": SwinV2DPTConfig(
+        embed_dims=(96, 192, 384, 768), depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24),
+        window_size=16, pretrained_window_sizes=(0, 0, 0, 0), native_size=256,
+    ),
+    "base": SwinV2DPTConfig(
+        embed_dims=(128, 256, 512, 1024), depths=(2, 2, 18, 2), num_heads=(4, 8, 16, 32),
+        window_size=24, pretrained_window_sizes=(12, 12, 12, 6), native_size=384,
+    ),
+    "large": SwinV2DPTConfig(
+        embed_dims=(192, 384, 768, 1536), depths=(2, 2, 18, 2), num_heads=(6, 12, 24, 48),
+        window_size=24, pretrained_window_sizes=(12, 12, 12, 6), native_size=384,
+    ),
+}
