@@ -23,7 +23,6 @@ from .windows import (
 )
 
 MAX_LOGIT_SCALE = math.log(100.0)
-NORM_EPS = 1e-12  # as F.normalize
 
 
 def cosine_window_attention(q, k, v, logit_scale, bias):
@@ -37,8 +36,8 @@ def cosine_window_attention(q, k, v, logit_scale, bias):
     """
     batch, windows, heads, tokens, head_dim = q.shape
     temperature = logit_scale.clamp(max=MAX_LOGIT_SCALE).exp()
-    q_scaled = q / q.norm(dim=-1, keepdim=True).clamp_min(NORM_EPS) * temperature  # this order: <= 100 in float16
-    k_unit = k * k.norm(dim=-1, keepdim=True).clamp_min(NORM_EPS).reciprocal()
+    q_scaled = F.normalize(q, dim=-1) * temperature  # unit length first: stays <= 100 in float16
+    k_unit = F.normalize(k, dim=-1)
     if bias.ndim == 3:  # one bias for all windows: windows join the batch
         shape, bias_4d = (batch * windows, heads, tokens, head_dim), bias[None]
     else:  # a bias per window: windows join the heads

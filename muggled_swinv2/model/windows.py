@@ -13,7 +13,7 @@ equals the `attn_mask` buffers stored in the MiDaS files.
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, wraps
 
 import torch
 
@@ -85,32 +85,42 @@ def attention_mask(layout: WindowLayout, device=None) -> torch.Tensor | None:
     return mask + padding_windows[:, None, :].float() * PAD_MASK_VALUE
 
 
-@lru_cache(maxsize=64)
+def cached_table(make_table):
+    """lru_cache for the per-window tables, made outside inference mode: a table first made during
+    inference must also serve later training passes (inference tensors cannot be saved for backward).
+    Callers must not modify a table in place."""
+
+    @lru_cache(maxsize=64)
+    @wraps(make_table)
+    def cached(*args):
+        with torch.inference_mode(False):
+            return make_table(*args)
+
+    return cached
+
+
+@cached_table
 def relative_coords_table(window_hw: tuple[int, int], pretrained_window: int) -> torch.Tensor:
     """Log-spaced relative offsets ((2wh-1) * (2ww-1), 2) fed to the continuous position bias MLP.
 
     Offsets (dy, dx) are divided by (pretrained_window - 1), or by (window side - 1) when the stage
     has no pretrained window, scaled to [-8, 8] and mapped by sign(t) * log2(1 + |t|) / log2(8).
     """
-    with torch.inference_mode(False):  # cached: must serve later training passes too
-        offsets = [torch.arange(-(side - 1), side, dtype=torch.float32) for side in window_hw]
-        table = torch.stack(torch.meshgrid(offsets, indexing="ij"), dim=-1).reshape(-1, 2)
-        if pretrained_window > 0:
-            table = table / (pretrained_window - 1)
-        else:
-            # A side of 1 only has the offset 0: leave it as is rather than divide by zero.
-            table = table / torch.tensor([max(side - 1, 1) for side in window_hw], dtype=torch.float32)
-        table = table * 8
-        return torch.sign(table) * torch.log2(table.abs() + 1.0) / math.log2(8)
+    offsets = [torch.arange(-(side - 1), side, dtype=torch.float32) for side in window_hw]
+    table = torch.stack(torch.meshgrid(offsets, indexing="ij"), dim=-1).reshape(-1, 2)
+    if pretrained_window > 0:
+        table = table / (pretrained_window - 1)
+    else:
+        # A side of 1 only has the offset 0: leave it as is rather than divide by zero.
+        table = table / torch.tensor([max(side - 1, 1) for side in window_hw], dtype=torch.float32)
+    table = table * 8
+    return torch.sign(table) * torch.log2(table.abs() + 1.0) / math.log2(8)
 
 
-@lru_cache(maxsize=64)
+@cached_table
 def relative_position_index(window_hw: tuple[int, int]) -> torch.Tensor:
-    """(N, N) row index into relative_coords_table of the offset from key j to query i.
-
-    Cached per window (like relative_coords_table): callers must not modify it in place."""
+    """(N, N) row index into relative_coords_table of the offset from key j to query i."""
     wh, ww = window_hw
-    with torch.inference_mode(False):  # cached: must serve later training passes too
-        coords = torch.stack(torch.meshgrid(torch.arange(wh), torch.arange(ww), indexing="ij")).flatten(1)
-        offset_y, offset_x = coords[:, :, None] - coords[:, None, :]
-        return (offset_y + wh - 1) * (2 * ww - 1) + (offset_x + ww - 1)
+    coords = torch.stack(torch.meshgrid(torch.arange(wh), torch.arange(ww), indexing="ij")).flatten(1)
+    offset_y, offset_x = coords[:, :, None] - coords[:, None, :]
+    return (offset_y + wh - 1) * (2 * ww - 1) + (offset_x + ww - 1)
