@@ -27,6 +27,7 @@ from .model.config import RELEASED_CONFIGS
 
 NATIVE_FORMAT_NAME = "muggled_swinv2"
 NATIVE_FORMAT_VERSION = "1"
+HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")  # in a Hugging Face model folder, preferred first
 _MIDAS_BLOCK_KEY = re.compile(r"pretrained\.model\.layers\.(?P<stage>\d+)\.blocks\.(?P<block>\d+)\.")
 _HF_BLOCK_KEY = re.compile(r"backbone\.encoder\.layers\.(?P<stage>\d+)\.blocks\.(?P<block>\d+)\.")
 # Hugging Face files alone carry no window or resolution: the published conversions (of the
@@ -185,16 +186,23 @@ def _native_grid_from_masks(state_dict: dict, depths, patch_size: int) -> tuple[
     return found.pop()
 
 
-def infer_midas_config(state_dict: dict) -> SwinV2DPTConfig:
-    """Whole architecture from the tensors alone (widths, depths, heads, window, native size)."""
-    depths = count_blocks(state_dict, _MIDAS_BLOCK_KEY)
-    stage_count = len(depths)
+def _shapes_of(state_dict: dict):
+    """shape(key) of a tensor the configuration is read from; a missing one is a CheckpointError."""
 
     def shape(key):
         if key not in state_dict:
             raise CheckpointError(f"missing tensor {key}")
         return state_dict[key].shape
 
+    return shape
+
+
+def infer_midas_config(state_dict: dict) -> SwinV2DPTConfig:
+    """Whole architecture from the tensors alone (widths, depths, heads, window, native size)."""
+    depths = count_blocks(state_dict, _MIDAS_BLOCK_KEY)
+    stage_count = len(depths)
+
+    shape = _shapes_of(state_dict)
     patch_size = shape("pretrained.model.patch_embed.proj.weight")[-1]
     first_block = [f"pretrained.model.layers.{stage}.blocks.0." for stage in range(stage_count)]
     window_size, native_size = _native_grid_from_masks(state_dict, depths, patch_size)
@@ -274,11 +282,7 @@ def hf_config(config_json: dict, state_dict: dict) -> SwinV2DPTConfig:
     depths = count_blocks(state_dict, _HF_BLOCK_KEY)
     first_block = [f"backbone.encoder.layers.{stage}.blocks.0." for stage in range(len(depths))]
 
-    def shape(key):
-        if key not in state_dict:
-            raise CheckpointError(f"missing tensor {key}")
-        return state_dict[key].shape
-
+    shape = _shapes_of(state_dict)
     embed_dims = tuple(shape(block + "layernorm_before.weight")[0] for block in first_block)
     if embed_dims[0] not in _HF_PUBLISHED:
         raise CheckpointError("a Hugging Face checkpoint of an unpublished width needs its config.json beside it")
@@ -331,7 +335,7 @@ def read_checkpoint(path) -> Checkpoint:
             config_json = json.loads((path / "config.json").read_text())
         except (OSError, ValueError) as error:
             raise CheckpointError(f"{path}/config.json: not readable JSON ({error})") from None
-        candidates = [path / name for name in ("model.safetensors", "pytorch_model.bin") if (path / name).is_file()]
+        candidates = [path / name for name in HF_WEIGHT_FILES if (path / name).is_file()]
         if not candidates:
             raise CheckpointError(f"{path}: holds no model.safetensors or pytorch_model.bin")
         source = candidates[0]

@@ -20,7 +20,14 @@ from safetensors.torch import save_file
 
 from . import __version__
 from .atomic import publish, reserve_temp, usual_mode
-from .checkpoint import NATIVE_FORMAT_NAME, NATIVE_FORMAT_VERSION, Checkpoint, CheckpointError, read_checked_checkpoint
+from .checkpoint import (
+    HF_WEIGHT_FILES,
+    NATIVE_FORMAT_NAME,
+    NATIVE_FORMAT_VERSION,
+    Checkpoint,
+    CheckpointError,
+    read_checked_checkpoint,
+)
 from .devices import DTYPES
 from .key_table import HF, from_native
 from .model import SwinV2DPTConfig
@@ -140,7 +147,7 @@ def hf_state_dict(checkpoint: Checkpoint, dtype: torch.dtype) -> dict:
     return tensors
 
 
-HF_FOLDER_FILES = {"config.json", "model.safetensors", "pytorch_model.bin"}
+HF_FOLDER_FILES = {"config.json", *HF_WEIGHT_FILES}
 
 
 def save_hf(checkpoint: Checkpoint, folder, dtype: torch.dtype = torch.float32) -> None:
