@@ -21,13 +21,6 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def midas_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("midas") / "small.pt"
-    torch.save(make_midas_state_dict(SMALL_CONFIG, seed=5), path)
-    return path
-
-
-@pytest.fixture(scope="module")
 def image_batch():
     return torch.randn(2, 3, 64, 96, generator=torch.Generator().manual_seed(0))
 
@@ -45,12 +38,12 @@ def relative_error(a, b):
 # ----------------------------------------------------------------------------- our format
 
 
-def test_float32_conversion_is_bit_exact_and_holds_only_used_tensors(tmp_path, midas_file, image_batch):
+def test_float32_conversion_is_bit_exact_and_holds_only_used_tensors(tmp_path, small_checkpoint, image_batch):
     target = tmp_path / "small.safetensors"
-    report = convert(midas_file, target)
+    report = convert(small_checkpoint, target)
     model = load_model(target)
     assert model.checkpoint_format == "muggled-safetensors"
-    assert torch.equal(depth(model, image_batch), depth(midas_file, image_batch))
+    assert torch.equal(depth(model, image_batch), depth(small_checkpoint, image_batch))
     with safe_open(target, framework="pt") as file:
         keys, metadata = set(file.keys()), file.metadata()
     assert keys == set(model.state_dict()) and report.tensors_kept == len(keys)
@@ -67,21 +60,21 @@ HALF_TOLERANCE = {"float16": 1e-2, "bfloat16": 2e-2}
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
-def test_half_conversion_halves_the_size_and_stays_close(tmp_path, midas_file, image_batch, dtype):
+def test_half_conversion_halves_the_size_and_stays_close(tmp_path, small_checkpoint, image_batch, dtype):
     full, half = tmp_path / "full.safetensors", tmp_path / f"{dtype}.safetensors"
-    convert(midas_file, full)
-    report = convert(midas_file, half, dtype=dtype)
+    convert(small_checkpoint, full)
+    report = convert(small_checkpoint, half, dtype=dtype)
     assert report.bytes_after < 0.52 * full.stat().st_size
     with safe_open(half, framework="pt") as file:
         stored = {key: file.get_tensor(key).dtype for key in file.keys()}
     assert stored["decoder.head.conv1.weight"] == stored["encoder.stages.0.blocks.0.attn.qkv.weight"] == getattr(torch, dtype)
     assert stored["encoder.stages.0.blocks.0.norm1.weight"] == stored["encoder.stages.0.blocks.0.attn.cpb_mlp.0.weight"] == torch.float32
-    assert relative_error(depth(half, image_batch), depth(midas_file, image_batch)) < HALF_TOLERANCE[dtype]
+    assert relative_error(depth(half, image_batch), depth(small_checkpoint, image_batch)) < HALF_TOLERANCE[dtype]
 
 
-def test_metadata_config_that_contradicts_the_tensors(tmp_path, midas_file):
+def test_metadata_config_that_contradicts_the_tensors(tmp_path, small_checkpoint):
     target = tmp_path / "small.safetensors"
-    convert(midas_file, target)
+    convert(small_checkpoint, target)
     with safe_open(target, framework="pt") as file:
         tensors, metadata = {key: file.get_tensor(key) for key in file.keys()}, file.metadata()
     config = json.loads(metadata["config"])
@@ -91,9 +84,9 @@ def test_metadata_config_that_contradicts_the_tensors(tmp_path, midas_file):
         load_model(target)
 
 
-def test_unknown_format_version(tmp_path, midas_file):
+def test_unknown_format_version(tmp_path, small_checkpoint):
     target = tmp_path / "small.safetensors"
-    convert(midas_file, target)
+    convert(small_checkpoint, target)
     with safe_open(target, framework="pt") as file:
         tensors, metadata = {key: file.get_tensor(key) for key in file.keys()}, file.metadata()
     save_file(tensors, target, metadata={**metadata, "format_version": "99"})
@@ -102,9 +95,9 @@ def test_unknown_format_version(tmp_path, midas_file):
 
 
 @pytest.mark.parametrize("keep", [0.5, 0.999])
-def test_truncated_safetensors(tmp_path, midas_file, keep):
+def test_truncated_safetensors(tmp_path, small_checkpoint, keep):
     target = tmp_path / "small.safetensors"
-    convert(midas_file, target)
+    convert(small_checkpoint, target)
     data = target.read_bytes()
     target.write_bytes(data[: int(len(data) * keep)])
     with pytest.raises(CheckpointError, match="corrupt or truncated") as caught:
@@ -112,9 +105,9 @@ def test_truncated_safetensors(tmp_path, midas_file, keep):
     assert "\n" not in str(caught.value) and str(target) in str(caught.value)
 
 
-def test_corrupt_safetensors_header(tmp_path, midas_file):
+def test_corrupt_safetensors_header(tmp_path, small_checkpoint):
     target = tmp_path / "small.safetensors"
-    convert(midas_file, target)
+    convert(small_checkpoint, target)
     data = bytearray(target.read_bytes())
     data[8:40] = b"{" + b"\x00" * 31  # a header that is not JSON
     target.write_bytes(bytes(data))
@@ -132,24 +125,24 @@ def test_safetensors_of_another_family(tmp_path):
 # ----------------------------------------------------------------------------- converter edges
 
 
-def test_refuses_to_overwrite_its_input(tmp_path, midas_file):
-    before = midas_file.read_bytes()
+def test_refuses_to_overwrite_its_input(tmp_path, small_checkpoint):
+    before = small_checkpoint.read_bytes()
     with pytest.raises(ConversionError, match="would overwrite the input"):
-        convert(midas_file, midas_file, overwrite=True)
+        convert(small_checkpoint, small_checkpoint, overwrite=True)
     hf_folder = tmp_path / "hf"
-    convert(midas_file, hf_folder, to="hf")
+    convert(small_checkpoint, hf_folder, to="hf")
     with pytest.raises(ConversionError, match="would overwrite the input"):
         convert(hf_folder, hf_folder / "model.safetensors", overwrite=True)
-    assert midas_file.read_bytes() == before and load_model(hf_folder)
+    assert small_checkpoint.read_bytes() == before and load_model(hf_folder)
 
 
-def test_existing_output_needs_overwrite(tmp_path, midas_file):
+def test_existing_output_needs_overwrite(tmp_path, small_checkpoint):
     target = tmp_path / "small.safetensors"
     target.write_bytes(b"precious")
     with pytest.raises(ConversionError, match="exists; pass --overwrite"):
-        convert(midas_file, target)
+        convert(small_checkpoint, target)
     assert target.read_bytes() == b"precious"
-    convert(midas_file, target, overwrite=True)
+    convert(small_checkpoint, target, overwrite=True)
     assert load_model(target).checkpoint_format == "muggled-safetensors"
 
 
@@ -182,46 +175,46 @@ def test_damaged_checkpoint_is_not_converted(tmp_path, damage, message):
     assert sorted(path.name for path in tmp_path.iterdir()) == ["damaged.pt"]
 
 
-def test_hf_overwrite_replaces_only_a_model_folder(tmp_path, midas_file, monkeypatch):
+def test_hf_overwrite_replaces_only_a_model_folder(tmp_path, small_checkpoint, monkeypatch):
     folder = tmp_path / "docs"
     (folder / "sub").mkdir(parents=True)
     (folder / "notes.txt").write_text("precious")
     (folder / "config.json").write_text("{}")
     with pytest.raises(ConversionError, match="holds other files \\(notes.txt, sub\\)"):
-        convert(midas_file, folder, to="hf", overwrite=True)
+        convert(small_checkpoint, folder, to="hf", overwrite=True)
     assert (folder / "notes.txt").read_text() == "precious" and (folder / "sub").is_dir()
 
     monkeypatch.chdir(folder)  # "." is a folder too: the same rule, no crash on its empty name
     with pytest.raises(ConversionError, match="holds other files"):
-        convert(midas_file, ".", to="hf", overwrite=True)
+        convert(small_checkpoint, ".", to="hf", overwrite=True)
 
     model_folder = tmp_path / "model"
-    convert(midas_file, model_folder, to="hf")
-    convert(midas_file, model_folder, to="hf", overwrite=True, dtype="float16")  # a model folder: replaced
+    convert(small_checkpoint, model_folder, to="hf")
+    convert(small_checkpoint, model_folder, to="hf", overwrite=True, dtype="float16")  # a model folder: replaced
     assert sorted(path.name for path in model_folder.iterdir()) == ["config.json", "model.safetensors"]
     assert json.loads((model_folder / "config.json").read_text())["torch_dtype"] == "float16"
     assert not [path for path in tmp_path.iterdir() if path.name.startswith(".")]
 
 
-def test_missing_output_folder(tmp_path, midas_file):
+def test_missing_output_folder(tmp_path, small_checkpoint):
     with pytest.raises(ConversionError, match="no such folder"):
-        convert(midas_file, tmp_path / "nowhere" / "out.safetensors")
+        convert(small_checkpoint, tmp_path / "nowhere" / "out.safetensors")
 
 
-def test_cli_convert_prints_what_it_did(tmp_path, midas_file, capsys):
+def test_cli_convert_prints_what_it_did(tmp_path, small_checkpoint, capsys):
     target = tmp_path / "small16.safetensors"
-    assert main(["convert", str(midas_file), str(target), "--dtype", "float16"]) == 0
+    assert main(["convert", str(small_checkpoint), str(target), "--dtype", "float16"]) == 0
     printed = capsys.readouterr().out
     assert "midas-pt" in printed and "float16" in printed and "tensors kept: 195" in printed
     assert "ImageNet classifier" in printed and "MiB ->" in printed
-    assert main(["convert", str(midas_file), str(target)]) == 2
+    assert main(["convert", str(small_checkpoint), str(target)]) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "exists; pass --overwrite" in error
 
 
-def test_convert_script_and_info(tmp_path, midas_file):
+def test_convert_script_and_info(tmp_path, small_checkpoint):
     target = tmp_path / "small.safetensors"
-    script = [sys.executable, str(REPO / "scripts" / "convert_weights.py"), str(midas_file), str(target)]
+    script = [sys.executable, str(REPO / "scripts" / "convert_weights.py"), str(small_checkpoint), str(target)]
     result = subprocess.run(script, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert str(target) in result.stdout
@@ -294,16 +287,16 @@ def test_round_trip_ours_hf_ours(tmp_path, hf_tiny, tiny_image):
     assert torch.equal(depth(back, tiny_image), depth(folder, tiny_image))
 
 
-def test_exported_folder_loads_in_transformers(tmp_path, midas_file, image_batch):
+def test_exported_folder_loads_in_transformers(tmp_path, small_checkpoint, image_batch):
     from transformers import DPTForDepthEstimation
 
     exported = tmp_path / "exported"
-    convert(midas_file, exported, to="hf")
+    convert(small_checkpoint, exported, to="hf")
     reference = DPTForDepthEstimation.from_pretrained(exported).eval()
     square = image_batch[..., :64]  # transformers lays windows out for its configured (native) size
     with torch.no_grad():
         expected = reference(pixel_values=square).predicted_depth
-    assert relative_error(depth(midas_file, square), expected) < 1e-4
+    assert relative_error(depth(small_checkpoint, square), expected) < 1e-4
 
 
 def test_hf_config_that_contradicts_the_tensors(tmp_path, hf_tiny):
@@ -363,7 +356,7 @@ def test_safetensors_whose_header_length_looks_like_a_pickle(tmp_path):
         (PermissionError(13, "Permission denied"), "Permission denied"),
     ],
 )
-def test_write_errors_are_one_line_and_leave_nothing(tmp_path, monkeypatch, capsys, midas_file, to, target_name, failure, reason):
+def test_write_errors_are_one_line_and_leave_nothing(tmp_path, monkeypatch, capsys, small_checkpoint, to, target_name, failure, reason):
     import muggled_swinv2.convert as convert_module
 
     def failing_save_file(*args, **kwargs):
@@ -372,15 +365,15 @@ def test_write_errors_are_one_line_and_leave_nothing(tmp_path, monkeypatch, caps
     monkeypatch.setattr(convert_module, "save_file", failing_save_file)
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    assert main(["convert", str(midas_file), str(out_dir / target_name), "--to", to]) == 2
+    assert main(["convert", str(small_checkpoint), str(out_dir / target_name), "--to", to]) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and f"{out_dir / target_name}: cannot write ({reason}" in error
     assert list(out_dir.iterdir()) == []
 
 
-def test_exported_folder_has_the_usual_permissions(tmp_path, midas_file):
+def test_exported_folder_has_the_usual_permissions(tmp_path, small_checkpoint):
     exported = tmp_path / "exported"
-    convert(midas_file, exported, to="hf")
+    convert(small_checkpoint, exported, to="hf")
     umask = os.umask(0)
     os.umask(umask)
     assert exported.stat().st_mode & 0o777 == 0o777 & ~umask
