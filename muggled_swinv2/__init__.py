@@ -5,7 +5,7 @@
     inverse_depth = model.predict(cv2.imread("photo.jpg"))  # float32 (H, W), bigger = nearer
 """
 
-from .checkpoint import CheckpointError, load_model
+from .formats.checkpoint import CheckpointError, load_model
 from .devices import DeviceError
 from .model import SwinV2DPT, SwinV2DPTConfig
 

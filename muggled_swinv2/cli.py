@@ -7,17 +7,17 @@ import argparse
 import sys
 from pathlib import Path
 
-from .atomic import reserve_temp
-from .checkpoint import CheckpointError, load_model
-from .colormaps import COLORMAPS
-from .convert import TARGETS as CONVERT_TARGETS
-from .convert import ConversionError, convert
+from .io.atomic import reserve_temp
+from .formats.checkpoint import CheckpointError, load_model
+from .io.colormaps import COLORMAPS
+from .formats.convert import TARGETS as CONVERT_TARGETS
+from .formats.convert import ConversionError, convert
 from .devices import DTYPES, DeviceError, select_device, select_dtype
-from .image_io import silence_opencv
-from .image_job import RAW_FORMATS, ImageJobOptions, expand_inputs, plan_tasks, report_error, run_image_job
-from .video_io import VideoError
-from .video_job import VideoJobOptions, run_video_job
-from .weights import OFFICIAL_FILES, RELEASE_URL, WeightsError, download, resolve_weights
+from .io.images import silence_opencv
+from .jobs.images import RAW_FORMATS, ImageJobOptions, expand_inputs, plan_tasks, report_error, run_image_job
+from .io.video import VideoError
+from .jobs.video import VideoJobOptions, run_video_job
+from .formats.weights import OFFICIAL_FILES, RELEASE_URL, WeightsError, download, resolve_weights
 
 EXIT_FAILED = 1  # some inputs failed
 EXIT_USAGE = 2  # nothing could be done
@@ -233,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["bench"]:  # its own parser, and its heavy imports, only when asked for
-        from .bench import main as bench_main
+        from .jobs.bench import main as bench_main
 
         return bench_main(argv[1:])
     args = build_parser().parse_args(argv)

@@ -1,3 +1,3 @@
-"""Speed and memory against transformers' DPTForDepthEstimation: see muggled_swinv2/bench.py."""
-from muggled_swinv2.bench import main
+"""Speed and memory against transformers' DPTForDepthEstimation: see muggled_swinv2/jobs/bench.py."""
+from muggled_swinv2.jobs.bench import main
 raise SystemExit(main())

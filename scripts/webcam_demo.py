@@ -19,14 +19,14 @@ from pathlib import Path
 import numpy as np
 
 import cv2
-from muggled_swinv2.checkpoint import CheckpointError, load_model
+from muggled_swinv2.formats.checkpoint import CheckpointError, load_model
 from muggled_swinv2.cli import UsageError, make_writable_folder, os_error_line, positive_int
-from muggled_swinv2.colormaps import COLORMAPS, colorize, normalize
+from muggled_swinv2.io.colormaps import COLORMAPS, colorize, normalize
 from muggled_swinv2.devices import DTYPES, DeviceError, select_device, select_dtype
-from muggled_swinv2.image_io import save_image, silence_opencv
-from muggled_swinv2.video_io import AtomicVideoWriter, VideoError, VideoReader
-from muggled_swinv2.video_job import RunningRange
-from muggled_swinv2.weights import WeightsError, resolve_weights
+from muggled_swinv2.io.images import save_image, silence_opencv
+from muggled_swinv2.io.video import AtomicVideoWriter, VideoError, VideoReader
+from muggled_swinv2.jobs.video import RunningRange
+from muggled_swinv2.formats.weights import WeightsError, resolve_weights
 
 
 class DepthError(Exception):

@@ -10,8 +10,8 @@ import math
 
 import torch
 
-from muggled_swinv2.checkpoint import build_model, infer_midas_config
-from muggled_swinv2.key_table import MIDAS, to_native
+from muggled_swinv2.formats.checkpoint import build_model, infer_midas_config
+from muggled_swinv2.formats.key_table import MIDAS, to_native
 
 MIDAS_CONFIGS = {
     "tiny": dict(

@@ -11,7 +11,7 @@ import torch
 from hf_reference import build_hf_reference, hf_depth
 from midas_layout import SMALL_CONFIG, make_midas_state_dict, native_model
 
-from muggled_swinv2.bench import VARIANTS, count_flops, peer_computes_same_function
+from muggled_swinv2.jobs.bench import VARIANTS, count_flops, peer_computes_same_function
 from muggled_swinv2.model import SwinV2DPTConfig
 from muggled_swinv2.model.winograd import Conv3x3
 

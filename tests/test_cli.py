@@ -14,8 +14,8 @@ import pytest
 import cv2
 from muggled_swinv2 import load_model
 from muggled_swinv2.cli import main
-from muggled_swinv2.colormaps import COLORMAPS, colorize, normalize, to_uint16
-from muggled_swinv2.image_io import read_pfm
+from muggled_swinv2.io.colormaps import COLORMAPS, colorize, normalize, to_uint16
+from muggled_swinv2.io.images import read_pfm
 from pictures import midas_square_pipeline, photo, read_video, write_video
 
 REPO = Path(__file__).resolve().parent.parent
@@ -259,7 +259,7 @@ def test_opencv_warnings_do_not_reach_stderr(tmp_path, small_checkpoint, picture
 
 
 def test_failed_prediction_fails_only_its_image(tmp_path, capsys, monkeypatch, small_checkpoint, pictures):
-    import muggled_swinv2.image_job as image_job
+    import muggled_swinv2.jobs.images as image_job
 
     real_predict = image_job.predict_batch
 
@@ -316,7 +316,7 @@ def test_long_file_names(tmp_path, capsys, small_checkpoint):
 
 
 def test_interrupted_image_job(tmp_path, capsys, monkeypatch, small_checkpoint, pictures):
-    import muggled_swinv2.image_job as image_job
+    import muggled_swinv2.jobs.images as image_job
 
     real_predict = image_job.predict_batch
     calls = []
@@ -429,7 +429,7 @@ def test_video_side_by_side_and_per_frame(tmp_path, capsys, small_checkpoint, cl
 
 
 def test_video_running_range_is_steadier_than_per_frame():
-    from muggled_swinv2.video_job import RunningRange
+    from muggled_swinv2.jobs.video import RunningRange
 
     running = RunningRange()
     lows = [running.update(np.array([0.0, 1.0 + (index % 2)]))[1] for index in range(20)]
@@ -460,7 +460,7 @@ def test_video_with_zero_frames(tmp_path, capsys, small_checkpoint):
 
 
 def test_video_interrupt_leaves_a_playable_file(tmp_path, monkeypatch, small_checkpoint, model, clip):
-    import muggled_swinv2.video_job as video_job
+    import muggled_swinv2.jobs.video as video_job
 
     real_predict = video_job.predict_batch
     calls = []
@@ -489,7 +489,7 @@ def test_video_out_that_is_a_folder_or_cannot_be_written(tmp_path, capsys, small
 
 
 def test_video_frames_lost_in_writing_leave_no_file(tmp_path, capsys, monkeypatch, small_checkpoint, clip):
-    from muggled_swinv2.video_io import AtomicVideoWriter
+    from muggled_swinv2.io.video import AtomicVideoWriter
 
     real_write = AtomicVideoWriter.write
 
@@ -506,7 +506,7 @@ def test_video_frames_lost_in_writing_leave_no_file(tmp_path, capsys, monkeypatc
 
 
 def test_video_npz_write_error_leaves_no_file(tmp_path, capsys, monkeypatch, small_checkpoint, clip):
-    from muggled_swinv2.video_io import AtomicNpzWriter
+    from muggled_swinv2.io.video import AtomicNpzWriter
 
     def disk_full(writer, depth):
         raise OSError(28, "No space left on device")
@@ -518,7 +518,7 @@ def test_video_npz_write_error_leaves_no_file(tmp_path, capsys, monkeypatch, sma
 
 
 def test_video_failed_prediction_is_one_line(tmp_path, capsys, monkeypatch, small_checkpoint, clip):
-    import muggled_swinv2.video_job as video_job
+    import muggled_swinv2.jobs.video as video_job
 
     real_predict = video_job.predict_batch
     calls = []
@@ -537,7 +537,7 @@ def test_video_failed_prediction_is_one_line(tmp_path, capsys, monkeypatch, smal
 
 
 def test_video_interrupted_before_any_frame_writes_nothing(tmp_path, monkeypatch, model, clip):
-    import muggled_swinv2.video_job as video_job
+    import muggled_swinv2.jobs.video as video_job
 
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt

@@ -15,7 +15,7 @@ from midas_layout import SMALL_CONFIG, make_midas_state_dict
 
 from muggled_swinv2 import CheckpointError, load_model
 from muggled_swinv2.cli import main
-from muggled_swinv2.convert import ConversionError, convert
+from muggled_swinv2.formats.convert import ConversionError, convert
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -357,7 +357,7 @@ def test_safetensors_whose_header_length_looks_like_a_pickle(tmp_path):
     ],
 )
 def test_write_errors_are_one_line_and_leave_nothing(tmp_path, monkeypatch, capsys, small_checkpoint, to, target_name, failure, reason):
-    import muggled_swinv2.convert as convert_module
+    import muggled_swinv2.formats.convert as convert_module
 
     def failing_save_file(*args, **kwargs):
         raise failure

@@ -8,7 +8,7 @@ import zipfile
 import pytest
 
 from muggled_swinv2.cli import main
-from muggled_swinv2.weights import OFFICIAL_FILES
+from muggled_swinv2.formats.weights import OFFICIAL_FILES
 
 
 def small_checkpoint_bytes() -> bytes:

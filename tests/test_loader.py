@@ -10,7 +10,7 @@ import torch
 from midas_layout import MIDAS_CONFIGS, SMALL_CONFIG, make_midas_state_dict
 
 from muggled_swinv2 import CheckpointError, DeviceError, SwinV2DPT, load_model
-from muggled_swinv2.key_table import KEY_TABLE, MIDAS, from_native, to_native, unused_reason
+from muggled_swinv2.formats.key_table import KEY_TABLE, MIDAS, from_native, to_native, unused_reason
 from muggled_swinv2.model.windows import attention_mask, window_layout
 
 

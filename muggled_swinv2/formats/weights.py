@@ -28,7 +28,7 @@ def weights_dirs() -> list[Path]:
     """$MUGGLED_SWINV2_WEIGHTS if set, else ./weights and the weights/ folder of this repository."""
     if os.environ.get(WEIGHTS_ENV):
         return [Path(os.environ[WEIGHTS_ENV])]
-    candidates = [Path.cwd() / "weights", Path(__file__).resolve().parent.parent / "weights"]
+    candidates = [Path.cwd() / "weights", Path(__file__).resolve().parents[2] / "weights"]
     unique = []
     for folder in candidates:
         if folder.is_dir() and all(not folder.samefile(seen) for seen in unique):

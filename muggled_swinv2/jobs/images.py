@@ -11,9 +11,9 @@ from tqdm import tqdm
 
 import cv2
 
-from .colormaps import colorize, normalize, to_uint16
-from .image_io import IMAGE_SUFFIXES, ImageReadError, read_image, save_image, save_npy, save_pfm
-from .predict import predict_batch
+from ..io.colormaps import colorize, normalize, to_uint16
+from ..io.images import IMAGE_SUFFIXES, ImageReadError, read_image, save_image, save_npy, save_pfm
+from ..predict import predict_batch
 
 # Output kind -> (file name from the stem, writer(path, depth, colored image)).
 OUTPUTS = {

@@ -45,14 +45,14 @@ from dataclasses import dataclass
 
 import torch
 
-from .atomic import reserve_temp, write_atomically
-from .checkpoint import build_model
-from .devices import DTYPES, DeviceError, select_device, select_dtype
-from .key_table import HF, MIDAS, from_native, to_native
-from .model import SwinV2DPT, SwinV2DPTConfig
-from .model.config import RELEASED_CONFIGS
-from .model.windows import window_layout
-from .model.winograd import direct_convolutions
+from ..io.atomic import reserve_temp, write_atomically
+from ..formats.checkpoint import build_model
+from ..devices import DTYPES, DeviceError, select_device, select_dtype
+from ..formats.key_table import HF, MIDAS, from_native, to_native
+from ..model import SwinV2DPT, SwinV2DPTConfig
+from ..model.config import RELEASED_CONFIGS
+from ..model.windows import window_layout
+from ..model.winograd import direct_convolutions
 
 VARIANTS = RELEASED_CONFIGS
 DEFAULT_NON_SQUARE = ("base", (384, 672))
@@ -314,7 +314,7 @@ def measure_memory(impl: str, model: str, size_hw, batches, args) -> tuple[dict,
         impl=impl, model=model, size_hw=list(size_hw), batches=list(batches), device=args.device,
         dtype=args.dtype, threads=args.threads, compile=args.compile, seed=args.seed,
     )
-    command = [sys.executable, "-m", "muggled_swinv2.bench", "--memory-child", json.dumps(spec)]
+    command = [sys.executable, "-m", "muggled_swinv2.jobs.bench", "--memory-child", json.dumps(spec)]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]

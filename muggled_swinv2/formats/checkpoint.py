@@ -20,10 +20,10 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError, safe_open
 
-from .devices import DTYPES, select_device
+from ..devices import DTYPES, select_device
 from .key_table import HF, MIDAS, KeyMappingError, summarize, to_native
-from .model import SwinV2DPT, SwinV2DPTConfig
-from .model.config import RELEASED_CONFIGS
+from ..model import SwinV2DPT, SwinV2DPTConfig
+from ..model.config import RELEASED_CONFIGS
 
 NATIVE_FORMAT_NAME = "muggled_swinv2"
 NATIVE_FORMAT_VERSION = "1"

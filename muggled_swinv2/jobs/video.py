@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .colormaps import colorize, normalize
-from .predict import predict_batch
-from .video_io import AtomicNpzWriter, AtomicVideoWriter, VideoError, VideoReader
+from ..io.colormaps import colorize, normalize
+from ..predict import predict_batch
+from ..io.video import AtomicNpzWriter, AtomicVideoWriter, VideoError, VideoReader
 
 
 class RunningRange:

@@ -18,8 +18,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import save_file
 
-from . import __version__
-from .atomic import publish, reserve_temp, usual_mode
+from .. import __version__
+from ..io.atomic import publish, reserve_temp, usual_mode
 from .checkpoint import (
     HF_WEIGHT_FILES,
     NATIVE_FORMAT_NAME,
@@ -28,9 +28,9 @@ from .checkpoint import (
     CheckpointError,
     read_checked_checkpoint,
 )
-from .devices import DTYPES
+from ..devices import DTYPES
 from .key_table import HF, from_native
-from .model import SwinV2DPTConfig
+from ..model import SwinV2DPTConfig
 
 TARGETS = ("muggled", "hf")
 

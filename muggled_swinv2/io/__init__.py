@@ -1,0 +1,1 @@
+"""File I/O: images, video, atomic writes, colour maps."""
