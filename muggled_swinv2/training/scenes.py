@@ -370,6 +370,8 @@ def _texture_coordinates(points: np.ndarray, normals: np.ndarray) -> np.ndarray:
 def _sample(texture: np.ndarray, uv_metres: np.ndarray, metres_per_tile: float) -> np.ndarray:
     """Texture colours (N, 3) at wrapped texture coordinates (bilinear)."""
     size = texture.shape[0]
+    if not len(uv_metres):
+        return np.zeros((0, 3), np.float32)
     maps = (uv_metres / metres_per_tile * size).astype(np.float32) % size
     count = len(maps)
     rows = -(-count // 256)  # OpenCV maps must be under 32767 wide: lay the points out in rows of 256
