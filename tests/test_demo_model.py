@@ -1,0 +1,47 @@
+"""The embedded demo model: shipped, small, installed with the package, and as good as its card says."""
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from muggled_swinv2 import load_model
+from muggled_swinv2.demo import DEMO_WEIGHTS
+from muggled_swinv2.evaluation.protocol import evaluate_samples
+from muggled_swinv2.training.datasets import render_split
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_demo_model_is_shipped_small_and_loads():
+    assert DEMO_WEIGHTS.is_file(), "the demo model is committed with the package"
+    assert DEMO_WEIGHTS.stat().st_size <= 10 * 2**20
+    model = load_model(DEMO_WEIGHTS)
+    assert model.checkpoint_format == "muggled-safetensors"
+    assert model.config.native_size == 256
+
+
+@pytest.mark.xfail(strict=True, reason="the shipped demo model does not meet issue 8's targets yet (see weights/README.md)")
+def test_demo_model_meets_its_targets_on_a_fixed_test_split():
+    """The card's targets (AbsRel <= 0.10, delta1 >= 0.90, 2x better than the row gradient), on the
+    first 24 held-out test scenes (the card's numbers are on 200); a little slack for the smaller set."""
+    model = load_model(DEMO_WEIGHTS)
+    result = evaluate_samples(model, render_split("test", 24, 256, quiet=True, workers=1))
+    assert result["mean"]["absrel"] <= 0.11, result["mean"]
+    assert result["mean"]["delta1"] >= 0.88, result["mean"]
+    assert result["mean"]["absrel"] * 2 <= result["baseline"]["absrel"], result
+
+
+def test_a_non_editable_install_carries_the_demo_model(tmp_path):
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(REPO)],
+        capture_output=True, text=True,
+    )
+    if built.returncode and "No module named" in built.stderr:
+        pytest.skip(f"cannot build a wheel here: {built.stderr.strip().splitlines()[-1]}")
+    assert built.returncode == 0, built.stderr
+    wheel = next(tmp_path.glob("*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    assert f"muggled_swinv2/demo/{DEMO_WEIGHTS.name}" in names
