@@ -7,17 +7,18 @@ import argparse
 import sys
 from pathlib import Path
 
+# Only light modules here, so that `--help` answers at once: PyTorch, the model and the jobs are
+# imported inside the commands that run them (tests/test_cli.py checks both).
+from . import __version__
+from .formats.weights import OFFICIAL_FILES, RELEASE_URL
 from .io.atomic import reserve_temp
-from .formats.checkpoint import CheckpointError, load_model
 from .io.colormaps import COLORMAPS
-from .formats.convert import TARGETS as CONVERT_TARGETS
-from .formats.convert import ConversionError, convert
-from .devices import DTYPES, DeviceError, select_device, select_dtype
-from .io.images import silence_opencv
-from .jobs.images import RAW_FORMATS, ImageJobOptions, expand_inputs, plan_tasks, report_error, run_image_job
-from .io.video import VideoError
-from .jobs.video import VideoJobOptions, run_video_job
-from .formats.weights import OFFICIAL_FILES, RELEASE_URL, WeightsError, download, resolve_weights
+
+# Choices that --help lists; the modules that implement them import PyTorch, so the names are
+# repeated here (tests/test_cli.py checks that they match).
+RAW_FORMATS = ("npy", "pfm", "png16", "tiff")  # jobs.images.RAW_FORMATS
+DTYPE_NAMES = ("float32", "float16", "bfloat16")  # devices.DTYPES
+CONVERT_TARGETS = ("muggled", "hf")  # formats.convert.TARGETS
 
 EXIT_FAILED = 1  # some inputs failed
 EXIT_USAGE = 2  # nothing could be done
@@ -26,6 +27,17 @@ EXIT_INTERRUPTED = 130
 
 class UsageError(Exception):
     """A bad argument, reported as one line."""
+
+
+def expected_errors() -> tuple[type[Exception], ...]:
+    """The exceptions that carry a one-line message for the user (imported when a command runs)."""
+    from .devices import DeviceError
+    from .formats.checkpoint import CheckpointError
+    from .formats.convert import ConversionError
+    from .formats.weights import WeightsError
+    from .io.video import VideoError
+
+    return CheckpointError, ConversionError, WeightsError, DeviceError, VideoError, UsageError
 
 
 def positive_int(text: str) -> int:
@@ -44,6 +56,10 @@ def raw_formats(text: str) -> tuple[str, ...]:
 
 
 def open_model(args):
+    from .devices import select_device, select_dtype
+    from .formats.checkpoint import load_model
+    from .formats.weights import resolve_weights
+
     device = select_device(args.device)
     dtype = select_dtype(args.dtype, device)
     return load_model(resolve_weights(args.weights), device=device, dtype=dtype)
@@ -68,6 +84,8 @@ def os_error_line(error: OSError) -> str:
 
 
 def command_image(args) -> int:
+    from .jobs.images import ImageJobOptions, expand_inputs, plan_tasks, report_error, run_image_job
+
     out_dir = Path(args.out)
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--out {out_dir}: exists and is not a folder")
@@ -97,6 +115,8 @@ def command_image(args) -> int:
 
 
 def command_video(args) -> int:
+    from .jobs.video import VideoJobOptions, run_video_job
+
     source, target = Path(args.input), Path(args.out)
     if not source.is_file():
         raise UsageError(f"{source}: no such video file")
@@ -125,6 +145,9 @@ def command_video(args) -> int:
 
 
 def command_info(args) -> int:
+    from .formats.checkpoint import load_model
+    from .formats.weights import resolve_weights
+
     path = resolve_weights(args.weights)
     model = load_model(path)
     config = model.config
@@ -147,6 +170,8 @@ def command_info(args) -> int:
 
 
 def command_convert(args) -> int:
+    from .formats.convert import convert
+
     if Path(args.output).parent.is_dir():  # convert itself says if it is missing
         make_writable_folder(Path(args.output).parent, "OUT folder")
     report = convert(args.input, args.output, dtype=args.dtype, to=args.to, overwrite=args.overwrite)
@@ -155,6 +180,8 @@ def command_convert(args) -> int:
 
 
 def command_download(args) -> int:
+    from .formats.weights import download
+
     path = download(args.variant, args.dir, base_url=args.base_url, quiet=args.quiet)
     print(f"{path}: ready ({path.stat().st_size / 2**20:.1f} MiB)")
     return 0
@@ -167,11 +194,12 @@ def add_model_arguments(parser):
     parser.add_argument("--weights", "-w", help="checkpoint file (default: the one checkpoint in weights/ "
                         "or in $MUGGLED_SWINV2_WEIGHTS)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
-    parser.add_argument("--dtype", default="float32", choices=DTYPES, help="precision (float16: CUDA only)")
+    parser.add_argument("--dtype", default="float32", choices=DTYPE_NAMES, help="precision (float16: CUDA only)")
 
 
 def add_prediction_arguments(parser):
-    parser.add_argument("--colormap", default="inferno", choices=COLORMAPS)
+    parser.add_argument("--colormap", default="inferno", choices=COLORMAPS,
+                        help="colours of the depth map, bright = near (default: inferno; gray writes a 1-channel PNG)")
     parser.add_argument("--side-by-side", action="store_true", help="put the picture left of its depth")
     preprocessing = parser.add_mutually_exclusive_group()
     preprocessing.add_argument("--square", action="store_true", help="MiDaS's exact pipeline: squash to the native square")
@@ -183,6 +211,7 @@ def add_prediction_arguments(parser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="muggled-swinv2", description="SwinV2-DPT (MiDaS v3.1) monocular depth estimation")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     image = commands.add_parser("image", help="depth maps for image files, folders or glob patterns")
@@ -212,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     conversion = commands.add_parser("convert", help="convert a checkpoint to our safetensors format (or to Hugging Face's)")
     conversion.add_argument("input", metavar="IN", help="MiDaS .pt, our .safetensors, or a Hugging Face model (folder or file)")
     conversion.add_argument("output", metavar="OUT", help="file to write (.safetensors), or a folder with --to hf")
-    conversion.add_argument("--dtype", default="float32", choices=DTYPES,
+    conversion.add_argument("--dtype", default="float32", choices=DTYPE_NAMES,
                             help="precision stored (float32 keeps the outputs bit for bit)")
     conversion.add_argument("--to", default="muggled", choices=CONVERT_TARGETS,
                             help="muggled: our single-file format (default); hf: a transformers model folder")
@@ -222,10 +251,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("bench", help="speed and memory benchmark (see `muggled-swinv2 bench --help`)", add_help=False)
 
     fetch = commands.add_parser("download", help="fetch an official MiDaS v3.1 checkpoint into weights/")
-    fetch.add_argument("variant", nargs="?", default="tiny", choices=OFFICIAL_FILES)
+    fetch.add_argument("variant", nargs="?", default="tiny", choices=OFFICIAL_FILES,
+                       help="which release: " + ", ".join(f"{name} ({file})" for name, file in OFFICIAL_FILES.items())
+                       + " (default: tiny)")
     fetch.add_argument("--dir", help="folder to save into (default: weights/ or $MUGGLED_SWINV2_WEIGHTS)")
-    fetch.add_argument("--base-url", default=RELEASE_URL, help="mirror to download from")
-    fetch.add_argument("--quiet", "-q", action="store_true")
+    fetch.add_argument("--base-url", default=RELEASE_URL, help=f"mirror to download from (default: {RELEASE_URL})")
+    fetch.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     fetch.set_defaults(run=command_download)
     return parser
 
@@ -233,22 +264,30 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["bench"]:  # its own parser, and its heavy imports, only when asked for
-        from .jobs.bench import main as bench_main
+        try:
+            from .jobs.bench import main as bench_main
 
-        return bench_main(argv[1:])
+            return bench_main(argv[1:])
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
     args = build_parser().parse_args(argv)
-    silence_opencv()
     try:
+        from .io.images import silence_opencv
+
+        silence_opencv()
         return args.run(args)
-    except (CheckpointError, ConversionError, WeightsError, DeviceError, VideoError, UsageError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_USAGE
+    except KeyboardInterrupt:  # also while PyTorch is still being imported
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except OSError as error:  # a file or folder the command could not write or read
         print(f"error: {os_error_line(error)}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except Exception as error:
+        if not isinstance(error, expected_errors()):
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":
