@@ -12,7 +12,7 @@ from pathlib import Path
 from . import __version__
 from .formats.weights import OFFICIAL_FILES, RELEASE_URL
 from .io.atomic import reserve_temp
-from .io.colormaps import COLORMAPS
+from .io.colormaps import COLORMAPS, parse_range
 
 # Choices that --help lists; the modules that implement them import PyTorch, so the names are
 # repeated here (tests/test_cli.py checks that they match).
@@ -53,6 +53,13 @@ def raw_formats(text: str) -> tuple[str, ...]:
     if unknown or not formats:
         raise argparse.ArgumentTypeError(f"unknown format {','.join(unknown) or text!r}; choose from {','.join(RAW_FORMATS)}")
     return formats
+
+
+def value_range(text: str):
+    try:
+        return parse_range(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def open_model(args):
@@ -103,6 +110,8 @@ def command_image(args) -> int:
         size=args.size,
         batch_size=args.batch_size,
         overwrite=args.overwrite,
+        value_range=args.range,
+        invert=args.invert,
     )
     make_writable_folder(out_dir, "--out")
     model = open_model(args)
@@ -115,6 +124,8 @@ def command_image(args) -> int:
 
 
 def command_video(args) -> int:
+    from .io.ledger import OutputLedger
+    from .io.video import check_video_target
     from .jobs.video import VideoJobOptions, run_video_job
 
     source, target = Path(args.input), Path(args.out)
@@ -122,12 +133,16 @@ def command_video(args) -> int:
         raise UsageError(f"{source}: no such video file")
     if target.is_dir():
         raise UsageError(f"--out {target}: is a folder; give the video file to write, e.g. {target / 'depth.mp4'}")
+    check_video_target(target)
     outputs = [target] + ([target.with_suffix(".npz")] if args.raw else [])
     if any(path.resolve() == source.resolve() for path in outputs):
         raise UsageError(f"--out {target}: would overwrite the input video")
-    existing = [str(path) for path in outputs if path.exists()]
+    existing = [path for path in outputs if path.exists()]
     if existing and not args.overwrite:
-        raise UsageError(f"{', '.join(existing)} exists; pass --overwrite to replace it")
+        raise UsageError(f"{', '.join(map(str, existing))} exists; pass --overwrite to replace it")
+    if foreign := [str(path) for path in existing if not OutputLedger().is_ours(path)]:
+        raise UsageError(f"{', '.join(foreign)} exists and was not written by muggled-swinv2; refusing to replace it, "
+                         f"choose another --out")
     make_writable_folder(target.parent, "--out folder")
     options = VideoJobOptions(
         colormap=args.colormap,
@@ -205,7 +220,8 @@ def add_prediction_arguments(parser):
     preprocessing.add_argument("--square", action="store_true", help="MiDaS's exact pipeline: squash to the native square")
     preprocessing.add_argument("--size", type=positive_int, help="long side fed to the network (default: native size)")
     parser.add_argument("--batch-size", type=positive_int, default=1, help="images or frames per forward pass")
-    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace existing outputs that this tool wrote (never anyone else's file)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary (errors still shown)")
 
 
@@ -220,13 +236,18 @@ def build_parser() -> argparse.ArgumentParser:
     image.add_argument("--recursive", "-r", action="store_true", help="also look in sub-folders")
     image.add_argument("--raw", type=raw_formats, metavar="FORMATS",
                        help=f"also write float depth, comma separated: {','.join(RAW_FORMATS)}")
+    image.add_argument("--range", type=value_range, metavar="LOW,HIGH",
+                       help="colour range of the maps (and of png16): inverse depth values, the same for every "
+                            "image so that maps compare, or percentiles of each map, e.g. 2%%,98%% "
+                            "(default: each map's own min and max)")
+    image.add_argument("--invert", action="store_true", help="far is bright (default: near is bright)")
     add_prediction_arguments(image)
     add_model_arguments(image)
     image.set_defaults(run=command_image)
 
     video = commands.add_parser("video", help="depth video of a video file")
     video.add_argument("input", metavar="INPUT", help="video file")
-    video.add_argument("--out", "-o", required=True, help="output video (.mp4 or .avi)")
+    video.add_argument("--out", "-o", required=True, help="output video (.mp4, .m4v, .mov, .avi or .mkv)")
     video.add_argument("--raw", choices=["npz"], help="also write the float depth frames beside OUT, as .npz (depth.mp4 -> depth.npz)")
     video.add_argument("--per-frame-range", action="store_true",
                        help="colour each frame by its own min/max (default: a smooth running range)")
