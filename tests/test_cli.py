@@ -407,6 +407,20 @@ def test_out_folder_that_cannot_be_created(tmp_path, capsys, small_checkpoint, p
     assert code == 2 and err.count("\n") == 1 and "file/depth: cannot write there" in err
 
 
+def test_full_disk_is_named_as_such(tmp_path, capsys, monkeypatch, small_checkpoint, pictures):
+    import muggled_swinv2.io.atomic as atomic
+
+    def short_write(array, file):  # what numpy raises when the disk fills up during np.save
+        raise OSError(f"{array.nbytes} requested and 27616 written")
+
+    monkeypatch.setattr(np, "save", lambda file, array: short_write(array, file))
+    monkeypatch.setattr(atomic, "disk_is_full", lambda folder: True)
+    out = tmp_path / "out"
+    code, _, err = run(capsys, "image", pictures / "street.jpg", "-w", small_checkpoint, "--out", out, "--raw", "npy")
+    assert code == 1 and "street.npy (No space left on device)" in err and "requested and" not in err
+    assert not [path for path in out.iterdir() if "partial" in path.name]
+
+
 def test_long_file_names(tmp_path, capsys, small_checkpoint):
     folder = tmp_path / "pictures"
     folder.mkdir()
@@ -482,6 +496,19 @@ def test_bfloat16_on_cpu(tmp_path, capsys, small_checkpoint, model, pictures):
     depth = np.load(out / "street.npy")
     expected = model.predict(cv2.imread(str(pictures / "street.jpg")))
     assert np.isfinite(depth).all() and np.abs(depth - expected).max() < 0.1 * np.ptp(expected)
+
+
+def test_bfloat16_recommended_only_where_the_cpu_has_it(tmp_path, capsys, monkeypatch, small_checkpoint, pictures):
+    import muggled_swinv2.devices as devices
+
+    for native in (False, True):
+        monkeypatch.setattr(devices, "cpu_has_native_bfloat16", lambda: native)
+        code, _, err = run(capsys, "image", pictures, "-w", small_checkpoint, "--device", "cpu", "--dtype", "float16")
+        assert code == 2 and ("or bfloat16" in err) == native
+    monkeypatch.setattr(devices, "cpu_has_native_bfloat16", lambda: False)
+    code, _, err = run(capsys, "image", pictures / "gray.png", "-w", small_checkpoint, "--out", tmp_path / "o",
+                       "--dtype", "bfloat16", "-q")
+    assert code == 0 and err.startswith("warning: this CPU") and "no bfloat16 instructions" in err
 
 
 # ----------------------------------------------------------------------------- info and entry points

@@ -71,3 +71,13 @@ def test_ctrl_c_while_importing_is_one_line(small_checkpoint):
                                 capture_output=True, text=True)
         assert result.returncode == 130, (module, result.stderr)
         assert result.stderr == "interrupted\n", (module, result.stderr)
+
+
+def test_info_shows_stored_precision_and_file_size(tmp_path, small_checkpoint):
+    half = tmp_path / "half.safetensors"
+    assert run_cli("convert", small_checkpoint, half, "--dtype", "float16").returncode == 0
+    result = run_cli("info", half)
+    assert result.returncode == 0, result.stderr
+    assert "stored precision: float16 (" in result.stdout and "float32 (" in result.stdout
+    assert f"file size: {half.stat().st_size / 2**20:.1f} MiB" in result.stdout
+    assert "stored precision: float32\n" in run_cli("info", small_checkpoint).stdout

@@ -1,7 +1,6 @@
 """Reading video frames and writing videos that play even when a run is cut short."""
 
 import math
-import shutil
 import zipfile
 from pathlib import Path
 
@@ -9,7 +8,7 @@ import numpy as np
 
 import cv2
 
-from .atomic import publish, reserve_temp
+from .atomic import disk_is_full, publish, reserve_temp
 from .ledger import OutputLedger
 
 # Containers OpenCV writes here and reads back whole, with the codec for each. Others are refused up
@@ -27,13 +26,6 @@ def check_video_target(path) -> None:
     if suffix not in VIDEO_CONTAINERS:
         kind = f"{suffix} videos" if suffix else "a video without a suffix"
         raise VideoError(f"{path}: cannot write {kind}; use one of {', '.join(VIDEO_CONTAINERS)}")
-
-
-def disk_is_full(folder, needed: int = 16 << 20) -> bool:
-    try:
-        return shutil.disk_usage(folder).free < needed
-    except OSError:
-        return False
 
 
 class VideoReader:
