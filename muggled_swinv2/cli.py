@@ -114,6 +114,7 @@ def command_image(args) -> int:
         overwrite=args.overwrite,
         value_range=args.range,
         invert=args.invert,
+        memory_check=not args.no_memory_check,
     )
     make_writable_folder(out_dir, "--out")
     model = open_model(args)
@@ -154,6 +155,7 @@ def command_video(args) -> int:
         square=args.square,
         size=args.size,
         batch_size=args.batch_size,
+        memory_check=not args.no_memory_check,
     )
     summary = run_video_job(open_model(args), source, target, options, quiet=args.quiet)
     if not args.quiet or summary.interrupted:
@@ -243,6 +245,9 @@ def add_prediction_arguments(parser):
     preprocessing.add_argument("--square", action="store_true", help="MiDaS's exact pipeline: squash to the native square")
     preprocessing.add_argument("--size", type=positive_int, help="long side fed to the network (default: native size)")
     parser.add_argument("--batch-size", type=positive_int, default=1, help="images or frames per forward pass")
+    parser.add_argument("--no-memory-check", action="store_true",
+                        help="run even where the memory estimate says it will not fit (default: refuse, naming "
+                             "the largest --size that fits)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace existing outputs that this tool wrote (never anyone else's file)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary (errors still shown)")

@@ -450,6 +450,44 @@ def test_interrupted_image_job(tmp_path, capsys, monkeypatch, small_checkpoint, 
     assert listing(out) == ["alpha.npy", "alpha.png", "deep.npy", "deep.png"]
 
 
+def test_size_that_does_not_fit_in_memory_is_refused(tmp_path, capsys, monkeypatch, small_checkpoint, pictures, clip):
+    """Defect 3: --size had no memory guard (12 GB RSS and counting)."""
+    import muggled_swinv2.memory as memory
+
+    monkeypatch.setattr(memory, "available_bytes", lambda device=None: 64 * 2**20)
+    out = tmp_path / "out"
+    code, _, err = run(capsys, "image", pictures / "street.jpg", pictures / "gray.png", "-w", small_checkpoint,
+                       "--out", out, "--size", "4096")
+    assert code == 1 and "processed 0, failed 2" in err
+    line = next(line for line in err.splitlines() if "street.jpg" in line)
+    assert "needs about" in line and "GiB available; the largest --size that fits is" in line and "--no-memory-check" in line
+    largest = int(line.split("the largest --size that fits is ")[1].split(" ")[0])
+    assert 32 <= largest < 4096 and listing(out) == []
+    code, _, err = run(capsys, "image", pictures / "street.jpg", "-w", small_checkpoint, "--out", out,
+                       "--size", largest)
+    assert code == 0, err
+    monkeypatch.setattr(memory, "available_bytes", lambda device=None: 2**20)
+    code, _, err = run(capsys, "image", pictures / "gray.png", "-w", small_checkpoint, "--out", out, "--size", "96",
+                       "--no-memory-check")
+    assert code == 0, err
+    code, _, err = run(capsys, "video", clip, "-w", small_checkpoint, "--out", tmp_path / "depth.mp4", "--size", "4096")
+    assert code == 2 and err.count("\n") == 1 and "clip.mp4: needs about" in err and not (tmp_path / "depth.mp4").exists()
+
+
+def test_memory_estimate_follows_the_measured_peak():
+    """scripts/measure_memory.py measured tiny at 2048x1536 (from a 640x480 photo): 3264 MiB above the
+    loaded model; the estimate may err high, not low, and not by much."""
+    from muggled_swinv2.memory import estimate_bytes, largest_fitting_size
+    from muggled_swinv2.model.config import RELEASED_CONFIGS
+
+    tiny = RELEASED_CONFIGS["tiny"]
+    estimate = estimate_bytes(tiny, (1536, 2048), (480, 640)) / 2**20
+    assert 3264 <= estimate <= 1.4 * 3264
+    sizes = [estimate_bytes(tiny, (side * 3 // 4, side), (480, 640)) for side in (256, 512, 1024, 2048, 4096)]
+    assert sizes == sorted(sizes)
+    assert largest_fitting_size(tiny, (480, 640), int(estimate * 2**20)) == 2048
+
+
 # ----------------------------------------------------------------------------- weights discovery
 
 

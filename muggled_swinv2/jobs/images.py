@@ -15,6 +15,7 @@ import cv2
 from ..io.colormaps import colorize, unit_depth
 from ..io.images import IMAGE_SUFFIXES, ImageReadError, read_image, save_image, save_npy, save_pfm
 from ..io.ledger import OutputLedger
+from ..memory import estimate_bytes, memory_refusal, network_hw_for, available_bytes
 from ..predict import predict_batch
 
 # Output kind -> (file name from the stem, writer(path, depth, colored image, depth in [0, 1] as shown)).
@@ -47,6 +48,7 @@ class ImageJobOptions:
     overwrite: bool = False  # replaces only files this tool wrote (see io/ledger.py)
     value_range: tuple | None = None  # colour range (see io.colormaps.parse_range); None: each map's min/max
     invert: bool = False  # far is bright
+    memory_check: bool = True  # refuse an image whose prediction would not fit in memory (see memory.py)
 
 
 @dataclass
@@ -190,6 +192,17 @@ def predict_each(model, batch: list[tuple[ImageTask, np.ndarray]], options: Imag
     that only the image at fault is reported.
     """
     images = [image for _, image in batch]
+    if options.memory_check:
+        config, device = model.config, next(model.parameters()).device
+        if len(batch) == 1:
+            network_hw = network_hw_for(config, images[0].shape[:2], options.square, options.size)
+            if refusal := memory_refusal(config, network_hw, images[0].shape[:2], device=device):
+                return [(batch[0][0], images[0], None, f"{batch[0][0].source}: {refusal}")]
+        else:
+            needed = sum(estimate_bytes(config, network_hw_for(config, image.shape[:2], options.square, options.size),
+                                        image.shape[:2]) for image in images)
+            if needed > (available_bytes(device) or needed):  # together they do not fit: one by one
+                return [result for item in batch for result in predict_each(model, [item], options)]
     try:
         depths = predict_batch(model, images, options.square, options.size)
         return [(task, image, depth, None) for (task, image), depth in zip(batch, depths)]
