@@ -3,11 +3,33 @@
     import cv2, muggled_swinv2
     model = muggled_swinv2.load_model("weights/dpt_swin2_tiny_256.pt")
     inverse_depth = model.predict(cv2.imread("photo.jpg"))  # float32 (H, W), bigger = nearer
+
+The public names are imported on first use, so that `import muggled_swinv2` (and the command
+line's `--help`) does not pay for importing PyTorch.
 """
 
-from .formats.checkpoint import CheckpointError, load_model
-from .devices import DeviceError
-from .model import SwinV2DPT, SwinV2DPTConfig
+import importlib
 
 __version__ = "0.1.0"
-__all__ = ["CheckpointError", "DeviceError", "SwinV2DPT", "SwinV2DPTConfig", "load_model", "__version__"]
+
+# public name -> module that defines it (relative to this package)
+_PUBLIC = {
+    "CheckpointError": ".formats.checkpoint",
+    "load_model": ".formats.checkpoint",
+    "DeviceError": ".devices",
+    "SwinV2DPT": ".model",
+    "SwinV2DPTConfig": ".model",
+}
+__all__ = [*_PUBLIC, "__version__"]
+
+
+def __getattr__(name: str):
+    if name in _PUBLIC:
+        value = getattr(importlib.import_module(_PUBLIC[name], __name__), name)
+        globals()[name] = value  # later look-ups skip this function
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_PUBLIC))

@@ -7,18 +7,19 @@ import argparse
 import sys
 from pathlib import Path
 
-from .io.atomic import reserve_temp
-from .formats.checkpoint import CheckpointError, load_model
-from .io.colormaps import COLORMAPS
-from .formats.convert import TARGETS as CONVERT_TARGETS
-from .formats.convert import ConversionError, convert
-from .devices import DTYPES, DeviceError, select_device, select_dtype
-from .io.images import silence_opencv
-from .jobs.images import RAW_FORMATS, ImageJobOptions, expand_inputs, plan_tasks, report_error, run_image_job
-from .io.video import VideoError
-from .jobs.video import VideoJobOptions, run_video_job
+# Only light modules here, so that `--help` answers at once: PyTorch, the model and the jobs are
+# imported inside the commands that run them (tests/test_cli.py checks both).
+from . import __version__
 from .demo import DEMO_NOTE
-from .formats.weights import OFFICIAL_FILES, RELEASE_URL, WeightsError, download, is_demo, resolve_weights
+from .formats.weights import OFFICIAL_FILES, RELEASE_URL, is_demo, resolve_weights
+from .io.atomic import reserve_temp
+from .io.colormaps import COLORMAPS, parse_range
+
+# Choices that --help lists; the modules that implement them import PyTorch, so the names are
+# repeated here (tests/test_cli.py checks that they match).
+RAW_FORMATS = ("npy", "pfm", "png16", "tiff")  # jobs.images.RAW_FORMATS
+DTYPE_NAMES = ("float32", "float16", "bfloat16")  # devices.DTYPES
+CONVERT_TARGETS = ("muggled", "hf")  # formats.convert.TARGETS
 
 EXIT_FAILED = 1  # some inputs failed
 EXIT_USAGE = 2  # nothing could be done
@@ -27,6 +28,17 @@ EXIT_INTERRUPTED = 130
 
 class UsageError(Exception):
     """A bad argument, reported as one line."""
+
+
+def expected_errors() -> tuple[type[Exception], ...]:
+    """The exceptions that carry a one-line message for the user (imported when a command runs)."""
+    from .devices import DeviceError
+    from .formats.checkpoint import CheckpointError
+    from .formats.convert import ConversionError
+    from .formats.weights import WeightsError
+    from .io.video import VideoError
+
+    return CheckpointError, ConversionError, WeightsError, DeviceError, VideoError, UsageError
 
 
 def positive_int(text: str) -> int:
@@ -44,9 +56,21 @@ def raw_formats(text: str) -> tuple[str, ...]:
     return formats
 
 
+def value_range(text: str):
+    try:
+        return parse_range(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def open_model(args):
+    from .devices import dtype_warning, select_device, select_dtype
+    from .formats.checkpoint import load_model
+
     device = select_device(args.device)
     dtype = select_dtype(args.dtype, device)
+    if warning := dtype_warning(dtype, device):
+        print(f"warning: {warning}", file=sys.stderr)
     return load_model(weights_path(args.weights, quiet=getattr(args, "quiet", False)), device=device, dtype=dtype)
 
 
@@ -77,6 +101,8 @@ def os_error_line(error: OSError) -> str:
 
 
 def command_image(args) -> int:
+    from .jobs.images import ImageJobOptions, expand_inputs, plan_tasks, report_error, run_image_job
+
     out_dir = Path(args.out)
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--out {out_dir}: exists and is not a folder")
@@ -94,6 +120,9 @@ def command_image(args) -> int:
         size=args.size,
         batch_size=args.batch_size,
         overwrite=args.overwrite,
+        value_range=args.range,
+        invert=args.invert,
+        memory_check=not args.no_memory_check,
     )
     make_writable_folder(out_dir, "--out")
     model = open_model(args)
@@ -106,17 +135,25 @@ def command_image(args) -> int:
 
 
 def command_video(args) -> int:
+    from .io.ledger import OutputLedger
+    from .io.video import check_video_target
+    from .jobs.video import VideoJobOptions, run_video_job
+
     source, target = Path(args.input), Path(args.out)
     if not source.is_file():
         raise UsageError(f"{source}: no such video file")
     if target.is_dir():
         raise UsageError(f"--out {target}: is a folder; give the video file to write, e.g. {target / 'depth.mp4'}")
+    check_video_target(target)
     outputs = [target] + ([target.with_suffix(".npz")] if args.raw else [])
     if any(path.resolve() == source.resolve() for path in outputs):
         raise UsageError(f"--out {target}: would overwrite the input video")
-    existing = [str(path) for path in outputs if path.exists()]
+    existing = [path for path in outputs if path.exists()]
     if existing and not args.overwrite:
-        raise UsageError(f"{', '.join(existing)} exists; pass --overwrite to replace it")
+        raise UsageError(f"{', '.join(map(str, existing))} exists; pass --overwrite to replace it")
+    if foreign := [str(path) for path in existing if not OutputLedger().is_ours(path)]:
+        raise UsageError(f"{', '.join(foreign)} exists and was not written by muggled-swinv2; refusing to replace it, "
+                         f"choose another --out")
     make_writable_folder(target.parent, "--out folder")
     options = VideoJobOptions(
         colormap=args.colormap,
@@ -126,6 +163,7 @@ def command_video(args) -> int:
         square=args.square,
         size=args.size,
         batch_size=args.batch_size,
+        memory_check=not args.no_memory_check,
     )
     summary = run_video_job(open_model(args), source, target, options, quiet=args.quiet)
     if not args.quiet or summary.interrupted:
@@ -133,14 +171,37 @@ def command_video(args) -> int:
     return EXIT_INTERRUPTED if summary.interrupted else 0
 
 
+def stored_precision(state_dict: dict) -> str:
+    """The dtypes a checkpoint stores, by share of the bytes: 'float16 (98%), float32 (2%)'."""
+    by_dtype = {}
+    for tensor in state_dict.values():
+        name = str(tensor.dtype).removeprefix("torch.")
+        by_dtype[name] = by_dtype.get(name, 0) + tensor.numel() * tensor.element_size()
+    total = sum(by_dtype.values()) or 1
+    ranked = sorted(by_dtype.items(), key=lambda item: -item[1])
+    if len(ranked) == 1:
+        return ranked[0][0]
+    return ", ".join(f"{name} ({size / total:.0%} of the bytes)" for name, size in ranked)
+
+
+def file_size(path: Path) -> int:
+    if path.is_dir():
+        return sum(child.stat().st_size for child in path.rglob("*") if child.is_file())
+    return path.stat().st_size
+
+
 def command_info(args) -> int:
+    from .formats.checkpoint import read_checked_checkpoint
+
     path = weights_path(args.weights)
-    model = load_model(path)
+    checkpoint, model = read_checked_checkpoint(path)
     config = model.config
     parameters = sum(tensor.numel() for tensor in model.parameters())
     rows = [
         ("file", path),
-        ("format", model.checkpoint_format),
+        ("file size", f"{file_size(Path(path)) / 2**20:.1f} MiB"),
+        ("format", checkpoint.format),
+        ("stored precision", stored_precision(checkpoint.state_dict)),
         ("variant", config.variant),
         ("widths", ", ".join(map(str, config.embed_dims))),
         ("depths", ", ".join(map(str, config.depths))),
@@ -156,6 +217,8 @@ def command_info(args) -> int:
 
 
 def command_convert(args) -> int:
+    from .formats.convert import convert
+
     if Path(args.output).parent.is_dir():  # convert itself says if it is missing
         make_writable_folder(Path(args.output).parent, "OUT folder")
     report = convert(args.input, args.output, dtype=args.dtype, to=args.to, overwrite=args.overwrite)
@@ -164,12 +227,15 @@ def command_convert(args) -> int:
 
 
 def command_download(args) -> int:
+    from .formats.weights import download
+
     path = download(args.variant, args.dir, base_url=args.base_url, quiet=args.quiet)
     print(f"{path}: ready ({path.stat().st_size / 2**20:.1f} MiB)")
     return 0
 
 
 def command_train(args) -> int:
+    from .devices import select_device
     from .training.trainer import TrainingError, TrainOptions, train
 
     if not args.config and not args.init and not args.resume:
@@ -204,6 +270,7 @@ def command_eval(args) -> int:
 
     from .evaluation.protocol import evaluate_samples
     from .io.atomic import write_atomically
+    from .jobs.images import report_error
     from .training.datasets import DataError, load_folder, render_split
 
     try:
@@ -237,22 +304,28 @@ def add_model_arguments(parser):
     parser.add_argument("--weights", "-w", help="checkpoint file (default: the one checkpoint in weights/ "
                         "or in $MUGGLED_SWINV2_WEIGHTS)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
-    parser.add_argument("--dtype", default="float32", choices=DTYPES, help="precision (float16: CUDA only)")
+    parser.add_argument("--dtype", default="float32", choices=DTYPE_NAMES, help="precision (float16: CUDA only)")
 
 
 def add_prediction_arguments(parser):
-    parser.add_argument("--colormap", default="inferno", choices=COLORMAPS)
+    parser.add_argument("--colormap", default="inferno", choices=COLORMAPS,
+                        help="colours of the depth map, bright = near (default: inferno; gray writes a 1-channel PNG)")
     parser.add_argument("--side-by-side", action="store_true", help="put the picture left of its depth")
     preprocessing = parser.add_mutually_exclusive_group()
     preprocessing.add_argument("--square", action="store_true", help="MiDaS's exact pipeline: squash to the native square")
     preprocessing.add_argument("--size", type=positive_int, help="long side fed to the network (default: native size)")
     parser.add_argument("--batch-size", type=positive_int, default=1, help="images or frames per forward pass")
-    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    parser.add_argument("--no-memory-check", action="store_true",
+                        help="run even where the memory estimate says it will not fit (default: refuse, naming "
+                             "the largest --size that fits)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace existing outputs that this tool wrote (never anyone else's file)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary (errors still shown)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="muggled-swinv2", description="SwinV2-DPT (MiDaS v3.1) monocular depth estimation")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     image = commands.add_parser("image", help="depth maps for image files, folders or glob patterns")
@@ -261,13 +334,18 @@ def build_parser() -> argparse.ArgumentParser:
     image.add_argument("--recursive", "-r", action="store_true", help="also look in sub-folders")
     image.add_argument("--raw", type=raw_formats, metavar="FORMATS",
                        help=f"also write float depth, comma separated: {','.join(RAW_FORMATS)}")
+    image.add_argument("--range", type=value_range, metavar="LOW,HIGH",
+                       help="colour range of the maps (and of png16): inverse depth values, the same for every "
+                            "image so that maps compare, or percentiles of each map, e.g. 2%%,98%% "
+                            "(default: each map's own min and max)")
+    image.add_argument("--invert", action="store_true", help="far is bright (default: near is bright)")
     add_prediction_arguments(image)
     add_model_arguments(image)
     image.set_defaults(run=command_image)
 
     video = commands.add_parser("video", help="depth video of a video file")
     video.add_argument("input", metavar="INPUT", help="video file")
-    video.add_argument("--out", "-o", required=True, help="output video (.mp4 or .avi)")
+    video.add_argument("--out", "-o", required=True, help="output video (.mp4, .m4v, .mov, .avi or .mkv)")
     video.add_argument("--raw", choices=["npz"], help="also write the float depth frames beside OUT, as .npz (depth.mp4 -> depth.npz)")
     video.add_argument("--per-frame-range", action="store_true",
                        help="colour each frame by its own min/max (default: a smooth running range)")
@@ -282,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     conversion = commands.add_parser("convert", help="convert a checkpoint to our safetensors format (or to Hugging Face's)")
     conversion.add_argument("input", metavar="IN", help="MiDaS .pt, our .safetensors, or a Hugging Face model (folder or file)")
     conversion.add_argument("output", metavar="OUT", help="file to write (.safetensors), or a folder with --to hf")
-    conversion.add_argument("--dtype", default="float32", choices=DTYPES,
+    conversion.add_argument("--dtype", default="float32", choices=DTYPE_NAMES,
                             help="precision stored (float32 keeps the outputs bit for bit)")
     conversion.add_argument("--to", default="muggled", choices=CONVERT_TARGETS,
                             help="muggled: our single-file format (default); hf: a transformers model folder")
@@ -330,10 +408,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("bench", help="speed and memory benchmark (see `muggled-swinv2 bench --help`)", add_help=False)
 
     fetch = commands.add_parser("download", help="fetch an official MiDaS v3.1 checkpoint into weights/")
-    fetch.add_argument("variant", nargs="?", default="tiny", choices=OFFICIAL_FILES)
+    fetch.add_argument("variant", nargs="?", default="tiny", choices=OFFICIAL_FILES,
+                       help="which release: " + ", ".join(f"{name} ({file})" for name, file in OFFICIAL_FILES.items())
+                       + " (default: tiny)")
     fetch.add_argument("--dir", help="folder to save into (default: weights/ or $MUGGLED_SWINV2_WEIGHTS)")
-    fetch.add_argument("--base-url", default=RELEASE_URL, help="mirror to download from")
-    fetch.add_argument("--quiet", "-q", action="store_true")
+    fetch.add_argument("--base-url", default=RELEASE_URL, help=f"mirror to download from (default: {RELEASE_URL})")
+    fetch.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     fetch.set_defaults(run=command_download)
     return parser
 
@@ -341,22 +421,30 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["bench"]:  # its own parser, and its heavy imports, only when asked for
-        from .jobs.bench import main as bench_main
+        try:
+            from .jobs.bench import main as bench_main
 
-        return bench_main(argv[1:])
+            return bench_main(argv[1:])
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
     args = build_parser().parse_args(argv)
-    silence_opencv()
     try:
+        from .io.images import silence_opencv
+
+        silence_opencv()
         return args.run(args)
-    except (CheckpointError, ConversionError, WeightsError, DeviceError, VideoError, UsageError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_USAGE
+    except KeyboardInterrupt:  # also while PyTorch is still being imported
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except OSError as error:  # a file or folder the command could not write or read
         print(f"error: {os_error_line(error)}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except Exception as error:
+        if not isinstance(error, expected_errors()):
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 """Choosing where and in which precision to run."""
 
+import platform
+
 import torch
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -24,11 +26,36 @@ def select_device(name: str = "auto") -> torch.device:
     return device
 
 
+def cpu_has_native_bfloat16() -> bool | None:
+    """Whether this CPU has bfloat16 arithmetic instructions (x86 AVX512-BF16 or AMX-BF16, Arm
+    BF16); None where that cannot be told (no /proc/cpuinfo). Without them PyTorch emulates
+    bfloat16, several times slower than float32."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as file:
+            for line in file:
+                key, _, value = line.partition(":")
+                if key.strip().lower() in ("flags", "features"):
+                    flags = set(value.split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+    except OSError:
+        pass
+    return None
+
+
+def dtype_warning(dtype: torch.dtype, device: torch.device) -> str | None:
+    """A line to show before a run in a precision that will be slow on this device, or None."""
+    if dtype == torch.bfloat16 and device.type == "cpu" and cpu_has_native_bfloat16() is False:
+        return (f"this CPU ({platform.machine() or 'unknown'}) has no bfloat16 instructions: PyTorch emulates "
+                f"them, several times slower than float32; use --dtype float32")
+    return None
+
+
 def select_dtype(name: str, device: torch.device) -> torch.dtype:
     """float16 only on CUDA (CPUs have no fast float16); bfloat16 where the device supports it."""
     dtype = DTYPES[name]
     if dtype == torch.float16 and device.type != "cuda":
-        raise DeviceError("float16 needs a CUDA GPU; on the CPU use bfloat16 or float32")
+        alternative = " or bfloat16 (this CPU has bfloat16 instructions)" if cpu_has_native_bfloat16() else ""
+        raise DeviceError(f"float16 needs a CUDA GPU; on the CPU use float32{alternative}")
     if dtype == torch.bfloat16 and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise DeviceError("this GPU does not support bfloat16; use float16 or float32")
     return dtype

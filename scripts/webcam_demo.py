@@ -5,9 +5,10 @@
     python scripts/webcam_demo.py --source clip.mp4 --headless --max-frames 100 --save depth.mp4
 
 Keys in the window: c = next colour map, s = toggle side by side, p = save a snapshot (PNG),
-q or Esc = quit. Depth runs in a worker thread: the window keeps showing camera frames at their
-own rate and picks up each new depth map when it is ready, so inference never holds the display
-loop for longer than one frame.
+q or Esc = quit. For a live camera (without --save), depth runs in a worker thread: the window
+keeps showing camera frames at their own rate and picks up each new depth map when it is ready,
+so frames are shown with the newest depth there is. A video file, and any run with --save, gets
+each frame's own depth instead (at the model's pace).
 """
 
 import argparse
@@ -24,7 +25,8 @@ from muggled_swinv2.cli import UsageError, make_writable_folder, os_error_line, 
 from muggled_swinv2.io.colormaps import COLORMAPS, colorize, normalize
 from muggled_swinv2.devices import DTYPES, DeviceError, select_device, select_dtype
 from muggled_swinv2.io.images import save_image, silence_opencv
-from muggled_swinv2.io.video import AtomicVideoWriter, VideoError, VideoReader
+from muggled_swinv2.io.ledger import OutputLedger
+from muggled_swinv2.io.video import AtomicVideoWriter, VideoError, VideoReader, check_video_target
 from muggled_swinv2.jobs.video import RunningRange
 from muggled_swinv2.formats.weights import WeightsError
 
@@ -119,24 +121,43 @@ def save_snapshot(view: np.ndarray) -> None:
 
 
 def check_save_target(args):
-    """--save: never the source video, an existing file only with --overwrite, a folder we can write."""
+    """--save: never the source video, an existing file only with --overwrite and only if this tool
+    wrote it, a container we can write, a folder we can write."""
     save, source = Path(args.save), Path(args.source)
     if source.exists() and save.resolve() == source.resolve():
         raise UsageError(f"--save {save}: would overwrite the source video")
     if save.is_dir():
         raise UsageError(f"--save {save}: is a folder; give the video file to write")
+    check_video_target(save)
     if save.exists() and not args.overwrite:
         raise UsageError(f"--save {save}: exists; pass --overwrite to replace it")
+    if save.exists() and not OutputLedger().is_ours(save):
+        raise UsageError(f"--save {save}: exists and was not written by muggled-swinv2; refusing to replace it")
     make_writable_folder(save.parent, "--save folder")
+
+
+def depth_of(model, frame, size):
+    """The frame's own depth, in this thread (one-line DepthError if it fails)."""
+    try:
+        return model.predict(frame, size=size)
+    except Exception as error:
+        reason = (str(error).splitlines() or [type(error).__name__])[0][:200]
+        raise DepthError(f"depth estimation failed ({reason})") from None
 
 
 def run(args) -> int:
     if args.save:
         check_save_target(args)
-    device = select_device(args.device)
-    model = load_model(weights_path(args.weights), device=device, dtype=select_dtype(args.dtype, device))
-    reader = VideoReader(int(args.source) if args.source.isdigit() else args.source)
-    worker = DepthWorker(model, args.size)
+    source = int(args.source) if args.source.isdigit() else args.source
+    reader = VideoReader(source)  # before the model: a missing camera or file is named at once
+    try:
+        device = select_device(args.device)
+        model = load_model(weights_path(args.weights), device=device, dtype=select_dtype(args.dtype, device))
+    except BaseException:
+        reader.close()
+        raise
+    # Only a live camera without --save may drop frames (shown with the newest depth there is).
+    worker = DepthWorker(model, args.size) if isinstance(source, int) and not args.save else None
     colour_range = RunningRange()
     colormaps = list(COLORMAPS)
     colormap, side_by_side = args.colormap, True
@@ -147,13 +168,19 @@ def run(args) -> int:
             frame = reader.read()
             if frame is None:
                 break
-            worker.submit(frame)
-            depth = worker.latest()
-            if depth is None and args.headless:
-                depth = worker.wait_first()  # nobody is watching: wait for the first depth map
+            if worker is None:
+                depth_started = time.perf_counter()
+                depth = depth_of(model, frame, args.size)
+                seconds_per_depth = time.perf_counter() - depth_started
+            else:
+                worker.submit(frame)
+                depth = worker.latest()
+                if depth is None and args.headless:
+                    depth = worker.wait_first()  # nobody is watching: wait for the first depth map
+                seconds_per_depth = worker.seconds_per_depth
             frames += 1
             fps = frames / max(time.perf_counter() - started, 1e-6)
-            depth_rate = 1 / worker.seconds_per_depth if worker.seconds_per_depth else 0.0
+            depth_rate = 1 / seconds_per_depth if seconds_per_depth else 0.0
             caption = f"{fps:.1f} fps, depth {depth_rate:.1f}/s, {colormap}"
             view = compose(frame, depth, colour_range, colormap, side_by_side, caption)
             if args.save:
@@ -180,7 +207,8 @@ def run(args) -> int:
             writer = None
         raise
     finally:
-        worker.stop()
+        if worker is not None:
+            worker.stop()
         reader.close()
         if writer is not None:
             writer.finish()
@@ -194,7 +222,10 @@ def run(args) -> int:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--source", default="0", help="camera index or video file (default: 0)")
+    parser.add_argument("--source", default="0",
+                        help="camera index or video file (default: 0). A live camera shown on screen drops frames "
+                             "to keep up (each shown with the newest depth); a video file, or any run with --save, "
+                             "gets each frame's own depth")
     parser.add_argument("--weights", "-w", help="checkpoint (default: the one in weights/)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", default="float32", choices=DTYPES)
@@ -202,8 +233,9 @@ def main(argv=None) -> int:
     parser.add_argument("--colormap", default="inferno", choices=COLORMAPS)
     parser.add_argument("--headless", action="store_true", help="no window (for servers and tests)")
     parser.add_argument("--max-frames", type=positive_int, help="stop after this many frames")
-    parser.add_argument("--save", help="also write what is shown to this video file")
-    parser.add_argument("--overwrite", action="store_true", help="replace the --save file if it exists")
+    parser.add_argument("--save", help="also write what is shown to this video file (.mp4, .m4v, .mov, .avi or .mkv); "
+                        "every frame with its own depth")
+    parser.add_argument("--overwrite", action="store_true", help="replace the --save file if this tool wrote it")
     args = parser.parse_args(argv)
     silence_opencv()
     try:

@@ -16,6 +16,7 @@ from muggled_swinv2 import load_model
 from muggled_swinv2.cli import main
 from muggled_swinv2.io.colormaps import COLORMAPS, colorize, normalize, to_uint16
 from muggled_swinv2.io.images import read_pfm
+from muggled_swinv2.io.ledger import LEDGER_NAME
 from pictures import midas_square_pipeline, photo, read_video, write_video
 
 REPO = Path(__file__).resolve().parent.parent
@@ -36,6 +37,11 @@ def pictures(tmp_path):
     cv2.imwrite(str(folder / "alpha.png"), cv2.cvtColor(photo(30, 50, seed=4), cv2.COLOR_BGR2BGRA))
     cv2.imwrite(str(folder / "sub" / "street.png"), photo(45, 45, seed=5))
     return folder
+
+
+def listing(folder) -> list[str]:
+    """The files in a folder, less the ledger of the outputs we wrote there."""
+    return sorted(path.name for path in Path(folder).iterdir() if path.name != LEDGER_NAME)
 
 
 def run(capsys, *args):
@@ -109,7 +115,7 @@ def test_glob_pattern(tmp_path, capsys, small_checkpoint, pictures):
     out = tmp_path / "out"
     code, _, err = run(capsys, "image", str(pictures / "*.png"), "-w", small_checkpoint, "--out", out)
     assert code == 0, err
-    assert sorted(path.name for path in out.iterdir()) == ["alpha.png", "deep.png", "gray.png"]
+    assert listing(out) == ["alpha.png", "deep.png", "gray.png"]
 
 
 def test_side_by_side_and_colormaps(tmp_path, capsys, small_checkpoint, pictures):
@@ -144,7 +150,7 @@ def test_bad_file_is_reported_and_the_rest_continue(tmp_path, capsys, small_chec
     assert code == 1
     assert "broken.jpg: not an image OpenCV can decode" in err and "empty.png" in err
     assert "processed 4, failed 2" in err
-    assert sorted(path.name for path in out.iterdir()) == ["alpha.png", "deep.png", "gray.png", "street.png"]
+    assert listing(out) == ["alpha.png", "deep.png", "gray.png", "street.png"]
 
 
 def test_missing_input_is_reported(tmp_path, capsys, small_checkpoint, pictures):
@@ -161,19 +167,114 @@ def test_no_inputs_at_all(tmp_path, capsys, small_checkpoint):
 
 def test_existing_outputs_skipped_unless_overwrite(tmp_path, capsys, small_checkpoint, pictures):
     out = tmp_path / "out"
-    out.mkdir()
-    (out / "street.png").write_bytes(b"keep me")
     code, _, err = run(capsys, "image", pictures / "street.jpg", "-w", small_checkpoint, "--out", out)
-    assert code == 0 and "skipped 1" in err and (out / "street.png").read_bytes() == b"keep me"
+    assert code == 0 and "processed 1" in err
+    first = (out / "street.png").stat().st_mtime_ns
+    code, _, err = run(capsys, "image", pictures / "street.jpg", "-w", small_checkpoint, "--out", out)
+    assert code == 0 and "skipped 1" in err and (out / "street.png").stat().st_mtime_ns == first
     code, _, err = run(capsys, "image", pictures / "street.jpg", "-w", small_checkpoint, "--out", out, "--overwrite")
     assert code == 0 and "processed 1" in err and cv2.imread(str(out / "street.png")) is not None
+    assert listing(out) == ["street.png"]
+
+
+def test_a_file_we_did_not_write_is_never_replaced(tmp_path, capsys, small_checkpoint):
+    """Defect 2: an unrelated photo.png in --out was 'skipped', then replaced by --overwrite."""
+    folder = tmp_path / "same2"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "photo.jpg"), photo(30, 40, seed=1))
+    users_photo = photo(30, 40, seed=9).astype(np.uint16) * 257
+    cv2.imwrite(str(folder / "photo.png"), users_photo)
+    original = (folder / "photo.png").read_bytes()
+    for extra in ([], ["--overwrite"], ["--overwrite"]):
+        code, _, err = run(capsys, "image", folder / "photo.jpg", "-w", small_checkpoint, "--out", folder, *extra)
+        assert code == 0, err
+        assert "photo.png exists and was not written by muggled-swinv2; writing" in err and "photo_2.png" in err
+        assert (folder / "photo.png").read_bytes() == original
+    assert cv2.imread(str(folder / "photo_2.png")).shape == (30, 40, 3)
+    (folder / "photo_2.png").write_bytes(b"the user's file now")  # changed by someone else: no longer ours
+    code, _, err = run(capsys, "image", folder / "photo.jpg", "-w", small_checkpoint, "--out", folder, "--overwrite")
+    assert code == 0 and (folder / "photo_2.png").read_bytes() == b"the user's file now"
+    assert listing(folder) == ["photo.jpg", "photo.png", "photo_2.png", "photo_3.png"]
+
+
+def test_an_output_name_too_long_fails_only_its_image(tmp_path, capsys, small_checkpoint):
+    """Defect 4: one output name over the file system's limit aborted the whole batch (exit 2)."""
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    long_stem = "x" * 249  # 249 + "_16bit.png" > 255 bytes
+    cv2.imwrite(str(folder / f"{long_stem}.png"), photo(20, 30, seed=1))
+    cv2.imwrite(str(folder / "zzz.png"), photo(20, 30, seed=2))
+    out = tmp_path / "out"
+    code, _, err = run(capsys, "image", folder, "-w", small_checkpoint, "--out", out, "--raw", "png16")
+    assert code == 1, err
+    assert "File name too long" in err and "processed 1, failed 1" in err
+    assert listing(out) == ["zzz.png", "zzz_16bit.png"]
+
+
+def test_glob_takes_only_images_like_a_folder(tmp_path, capsys, small_checkpoint, pictures):
+    (pictures / "notes.txt").write_text("not an image")
+    (pictures / "clip.mp4").write_bytes(b"\0" * 100)
+    out = tmp_path / "out"
+    code, _, err = run(capsys, "image", str(pictures / "*"), "-w", small_checkpoint, "--out", out)
+    assert code == 0, err
+    assert listing(out) == ["alpha.png", "deep.png", "gray.png", "street.png"]
+    code, _, err = run(capsys, "image", str(pictures / "*.txt"), "-w", small_checkpoint, "--out", out)
+    assert code == 2 and "*.txt: matches no image files (1 other files)" in err
+
+
+def test_gif_and_multi_page_tiff(tmp_path, capsys, small_checkpoint):
+    folder = tmp_path / "animated"
+    folder.mkdir()
+    animation = cv2.Animation()
+    animation.frames = [photo(24, 32, seed=index) for index in range(3)]
+    animation.durations = [100] * 3
+    assert cv2.imwriteanimation(str(folder / "moving.gif"), animation)
+    out = tmp_path / "out"
+    code, _, err = run(capsys, "image", folder, "-w", small_checkpoint, "--out", out)  # a folder with only a GIF
+    assert code == 0, err
+    assert "moving.gif: has 3 frames; only the first is used" in err and listing(out) == ["moving.png"]
+    cv2.imwritemulti(str(folder / "scan.tiff"), [photo(24, 32, seed=index) for index in range(2)])
+    code, _, err = run(capsys, "image", folder / "scan.tiff", "-w", small_checkpoint, "--out", out)
+    assert code == 0 and err.count("scan.tiff: has 2 pages; only the first is used") == 1
+
+
+def test_gray_colormap_is_one_channel_and_range_invert(tmp_path, capsys, small_checkpoint, model, pictures):
+    out = tmp_path / "out"
+    code, _, err = run(capsys, "image", pictures / "street.jpg", "-w", small_checkpoint, "--out", out,
+                       "--colormap", "gray")
+    assert code == 0, err
+    gray = cv2.imread(str(out / "street.png"), cv2.IMREAD_UNCHANGED)
+    expected = model.predict(cv2.imread(str(pictures / "street.jpg")))
+    assert gray.shape == (60, 90) and np.array_equal(gray, np.round(normalize(expected) * 255).astype(np.uint8))
+    low, high = float(expected.min()), float(expected.max()) * 2
+    code, _, err = run(capsys, "image", pictures / "street.jpg", "-w", small_checkpoint, "--out", out / "fixed",
+                       "--colormap", "gray", "--range", f"{low},{high}", "--invert", "--raw", "png16")
+    assert code == 0, err
+    fixed = cv2.imread(str(out / "fixed" / "street.png"), cv2.IMREAD_UNCHANGED)
+    unit = 1 - np.clip((expected - low) / (high - low), 0, 1)
+    assert np.abs(fixed.astype(int) - np.round(unit * 255)).max() <= 1
+    sixteen = cv2.imread(str(out / "fixed" / "street_16bit.png"), cv2.IMREAD_UNCHANGED)
+    assert np.abs(sixteen.astype(int) - np.round(unit * 65535)).max() <= 2
+    code, _, err = run(capsys, "image", pictures / "street.jpg", "-w", small_checkpoint, "--out", out / "pct",
+                       "--range", "2%,98%")
+    assert code == 0, err
+
+
+@pytest.mark.parametrize("text", ["1", "a,b", "5,1", "2%,101%"])
+def test_bad_range_is_a_usage_error(capsys, pictures, text):
+    with pytest.raises(SystemExit) as caught:
+        main(["image", str(pictures), "--range", text])
+    assert caught.value.code == 2 and "--range" in capsys.readouterr().err
 
 
 def test_never_overwrites_an_input(tmp_path, capsys, small_checkpoint, pictures):
     original = (pictures / "gray.png").read_bytes()
     code, _, err = run(capsys, "image", pictures / "gray.png", "-w", small_checkpoint, "--out", pictures, "--overwrite")
-    assert code == 1 and "would overwrite an input" in err
-    assert (pictures / "gray.png").read_bytes() == original
+    assert code == 0 and "gray.png exists and was not written by muggled-swinv2; writing" in err
+    assert (pictures / "gray.png").read_bytes() == original and (pictures / "gray_2.png").exists()
+    ours = (pictures / "gray_2.png").read_bytes()  # one of our outputs, given as the input
+    code, _, err = run(capsys, "image", pictures / "gray_2.png", "-w", small_checkpoint, "--out", pictures, "--overwrite")
+    assert code == 1 and "would overwrite an input" in err and (pictures / "gray_2.png").read_bytes() == ours
 
 
 def test_output_folder_inside_input_folder_is_not_read_back(tmp_path, capsys, small_checkpoint, pictures):
@@ -198,7 +299,8 @@ def test_quiet_prints_nothing_on_success(tmp_path, capsys, small_checkpoint, pic
 def test_no_partial_files_left(tmp_path, capsys, small_checkpoint, pictures):
     out = tmp_path / "out"
     run(capsys, "image", pictures, "-r", "-w", small_checkpoint, "--out", out, "--raw", "npy,pfm,png16,tiff")
-    assert not [path for path in out.rglob("*") if "partial" in path.name or path.name.startswith(".")]
+    assert not [path for path in out.rglob("*") if "partial" in path.name or
+                (path.name.startswith(".") and path.name != LEDGER_NAME)]
     umask = os.umask(0)
     os.umask(umask)
     assert (out / "street.png").stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's private 0600
@@ -241,7 +343,7 @@ def test_images_that_cannot_be_used_fail_alone(tmp_path, capsys, small_checkpoin
     assert "nan.tiff: holds NaN or infinite pixel values" in err
     assert "bomb.png: more pixels than OpenCV decodes" in err
     assert "processed 4, failed 3" in err
-    assert sorted(path.name for path in out.iterdir()) == ["alpha.png", "deep.png", "gray.png", "street.png"]
+    assert listing(out) == ["alpha.png", "deep.png", "gray.png", "street.png"]
 
 
 def test_opencv_warnings_do_not_reach_stderr(tmp_path, small_checkpoint, pictures):
@@ -286,7 +388,7 @@ def test_raw_output_names_never_collide(tmp_path, capsys, small_checkpoint):
     out = tmp_path / "out"
     code, _, err = run(capsys, "image", folder, "-w", small_checkpoint, "--out", out, "--raw", "png16")
     assert code == 0 and "processed 2, failed 0" in err
-    assert sorted(path.name for path in out.iterdir()) == ["x.png", "x_16bit.png", "x_16bit_2.png", "x_16bit_2_16bit.png"]
+    assert listing(out) == ["x.png", "x_16bit.png", "x_16bit_2.png", "x_16bit_2_16bit.png"]
     assert cv2.imread(str(out / "x_16bit.png"), cv2.IMREAD_UNCHANGED).dtype == np.uint16
     assert cv2.imread(str(out / "x_16bit_2.png"), cv2.IMREAD_UNCHANGED).shape == (30, 40, 3)
 
@@ -305,6 +407,20 @@ def test_out_folder_that_cannot_be_created(tmp_path, capsys, small_checkpoint, p
     assert code == 2 and err.count("\n") == 1 and "file/depth: cannot write there" in err
 
 
+def test_full_disk_is_named_as_such(tmp_path, capsys, monkeypatch, small_checkpoint, pictures):
+    import muggled_swinv2.io.atomic as atomic
+
+    def short_write(array, file):  # what numpy raises when the disk fills up during np.save
+        raise OSError(f"{array.nbytes} requested and 27616 written")
+
+    monkeypatch.setattr(np, "save", lambda file, array: short_write(array, file))
+    monkeypatch.setattr(atomic, "disk_is_full", lambda folder: True)
+    out = tmp_path / "out"
+    code, _, err = run(capsys, "image", pictures / "street.jpg", "-w", small_checkpoint, "--out", out, "--raw", "npy")
+    assert code == 1 and "street.npy (No space left on device)" in err and "requested and" not in err
+    assert not [path for path in out.iterdir() if "partial" in path.name]
+
+
 def test_long_file_names(tmp_path, capsys, small_checkpoint):
     folder = tmp_path / "pictures"
     folder.mkdir()
@@ -312,7 +428,7 @@ def test_long_file_names(tmp_path, capsys, small_checkpoint):
     cv2.imwrite(str(folder / f"{stem}.png"), photo(20, 30))
     code, _, err = run(capsys, "image", folder, "-w", small_checkpoint, "--out", tmp_path / "out", "--raw", "npy")
     assert code == 0, err
-    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == [f"{stem}.npy", f"{stem}.png"]
+    assert listing(tmp_path / "out") == [f"{stem}.npy", f"{stem}.png"]
 
 
 def test_interrupted_image_job(tmp_path, capsys, monkeypatch, small_checkpoint, pictures):
@@ -331,7 +447,45 @@ def test_interrupted_image_job(tmp_path, capsys, monkeypatch, small_checkpoint, 
     out = tmp_path / "out"
     code, _, err = run(capsys, "image", pictures, "-w", small_checkpoint, "--out", out, "--raw", "npy", "-q")
     assert code == 130 and "processed 2, failed 0" in err and "interrupted" in err
-    assert sorted(path.name for path in out.iterdir()) == ["alpha.npy", "alpha.png", "deep.npy", "deep.png"]
+    assert listing(out) == ["alpha.npy", "alpha.png", "deep.npy", "deep.png"]
+
+
+def test_size_that_does_not_fit_in_memory_is_refused(tmp_path, capsys, monkeypatch, small_checkpoint, pictures, clip):
+    """Defect 3: --size had no memory guard (12 GB RSS and counting)."""
+    import muggled_swinv2.memory as memory
+
+    monkeypatch.setattr(memory, "available_bytes", lambda device=None: 64 * 2**20)
+    out = tmp_path / "out"
+    code, _, err = run(capsys, "image", pictures / "street.jpg", pictures / "gray.png", "-w", small_checkpoint,
+                       "--out", out, "--size", "4096")
+    assert code == 1 and "processed 0, failed 2" in err
+    line = next(line for line in err.splitlines() if "street.jpg" in line)
+    assert "needs about" in line and "GiB available; the largest --size that fits is" in line and "--no-memory-check" in line
+    largest = int(line.split("the largest --size that fits is ")[1].split(" ")[0])
+    assert 32 <= largest < 4096 and listing(out) == []
+    code, _, err = run(capsys, "image", pictures / "street.jpg", "-w", small_checkpoint, "--out", out,
+                       "--size", largest)
+    assert code == 0, err
+    monkeypatch.setattr(memory, "available_bytes", lambda device=None: 2**20)
+    code, _, err = run(capsys, "image", pictures / "gray.png", "-w", small_checkpoint, "--out", out, "--size", "96",
+                       "--no-memory-check")
+    assert code == 0, err
+    code, _, err = run(capsys, "video", clip, "-w", small_checkpoint, "--out", tmp_path / "depth.mp4", "--size", "4096")
+    assert code == 2 and err.count("\n") == 1 and "clip.mp4: needs about" in err and not (tmp_path / "depth.mp4").exists()
+
+
+def test_memory_estimate_follows_the_measured_peak():
+    """scripts/measure_memory.py measured tiny at 2048x1536 (from a 640x480 photo): 3264 MiB above the
+    loaded model; the estimate may err high, not low, and not by much."""
+    from muggled_swinv2.memory import estimate_bytes, largest_fitting_size
+    from muggled_swinv2.model.config import RELEASED_CONFIGS
+
+    tiny = RELEASED_CONFIGS["tiny"]
+    estimate = estimate_bytes(tiny, (1536, 2048), (480, 640)) / 2**20
+    assert 3264 <= estimate <= 1.4 * 3264
+    sizes = [estimate_bytes(tiny, (side * 3 // 4, side), (480, 640)) for side in (256, 512, 1024, 2048, 4096)]
+    assert sizes == sorted(sizes)
+    assert largest_fitting_size(tiny, (480, 640), int(estimate * 2**20)) == 2048
 
 
 # ----------------------------------------------------------------------------- weights discovery
@@ -380,6 +534,19 @@ def test_bfloat16_on_cpu(tmp_path, capsys, small_checkpoint, model, pictures):
     depth = np.load(out / "street.npy")
     expected = model.predict(cv2.imread(str(pictures / "street.jpg")))
     assert np.isfinite(depth).all() and np.abs(depth - expected).max() < 0.1 * np.ptp(expected)
+
+
+def test_bfloat16_recommended_only_where_the_cpu_has_it(tmp_path, capsys, monkeypatch, small_checkpoint, pictures):
+    import muggled_swinv2.devices as devices
+
+    for native in (False, True):
+        monkeypatch.setattr(devices, "cpu_has_native_bfloat16", lambda: native)
+        code, _, err = run(capsys, "image", pictures, "-w", small_checkpoint, "--device", "cpu", "--dtype", "float16")
+        assert code == 2 and ("or bfloat16" in err) == native
+    monkeypatch.setattr(devices, "cpu_has_native_bfloat16", lambda: False)
+    code, _, err = run(capsys, "image", pictures / "gray.png", "-w", small_checkpoint, "--out", tmp_path / "o",
+                       "--dtype", "bfloat16", "-q")
+    assert code == 0 and err.startswith("warning: this CPU") and "no bfloat16 instructions" in err
 
 
 # ----------------------------------------------------------------------------- info and entry points
@@ -451,6 +618,27 @@ def test_video_bad_inputs(tmp_path, capsys, small_checkpoint, clip):
     assert not [path for path in tmp_path.iterdir() if "partial" in path.name]
 
 
+@pytest.mark.parametrize("name", ["clip.gif", "depth.png", "depth.jpg", "depth.webm", "depth"])
+def test_video_containers_we_cannot_write_are_refused_up_front(tmp_path, capsys, clip, name):
+    """Defect 1: .gif/.png/.jpg were processed to the end, then failed blaming the disk, leaving litter."""
+    code, _, err = run(capsys, "video", clip, "-w", tmp_path / "no-weights.pt", "--out", tmp_path / name)
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"{tmp_path / name}: cannot write" in err and "use one of .mp4, .m4v, .mov, .avi, .mkv" in err
+    assert listing(tmp_path) == ["clip.mp4"]  # no model was loaded, nothing written
+
+
+def test_video_overwrite_replaces_only_our_file(tmp_path, capsys, small_checkpoint, clip):
+    target = tmp_path / "depth.avi"
+    target.write_bytes(b"someone's video")
+    code, _, err = run(capsys, "video", clip, "-w", small_checkpoint, "--out", target, "--overwrite", "-q")
+    assert code == 2 and "was not written by muggled-swinv2" in err and target.read_bytes() == b"someone's video"
+    target.unlink()
+    for _ in range(2):  # the second run replaces the file the first one wrote
+        code, _, err = run(capsys, "video", clip, "-w", small_checkpoint, "--out", target, "--overwrite", "-q")
+        assert code == 0, err
+    assert len(read_video(target)[0]) == 7
+
+
 def test_video_with_zero_frames(tmp_path, capsys, small_checkpoint):
     empty = write_video(tmp_path / "empty.avi", frames=0, fourcc="MJPG")
     if empty.exists() and empty.stat().st_size:
@@ -502,7 +690,11 @@ def test_video_frames_lost_in_writing_leave_no_file(tmp_path, capsys, monkeypatc
     monkeypatch.setattr(AtomicVideoWriter, "write", drop_after_two)
     code, _, err = run(capsys, "video", clip, "-w", small_checkpoint, "--out", tmp_path / "depth.mp4", "--raw", "npz", "-q")
     assert code == 2 and "depth.mp4: could not be written completely (2 of 7 frames" in err
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["clip.mp4"]
+    assert "OpenCV wrote a damaged file" in err and "space" not in err  # the disk is fine: not blamed
+    assert listing(tmp_path) == ["clip.mp4"]
+    monkeypatch.setattr("muggled_swinv2.io.video.disk_is_full", lambda folder: True)
+    code, _, err = run(capsys, "video", clip, "-w", small_checkpoint, "--out", tmp_path / "depth.mp4", "-q")
+    assert code == 2 and "(2 of 7 frames readable back; no space left on device)" in err
 
 
 def test_video_npz_write_error_leaves_no_file(tmp_path, capsys, monkeypatch, small_checkpoint, clip):
@@ -514,7 +706,7 @@ def test_video_npz_write_error_leaves_no_file(tmp_path, capsys, monkeypatch, sma
     monkeypatch.setattr(AtomicNpzWriter, "write", disk_full)
     code, _, err = run(capsys, "video", clip, "-w", small_checkpoint, "--out", tmp_path / "depth.mp4", "--raw", "npz", "-q")
     assert code == 2 and err.count("\n") == 1 and "depth.mp4: cannot write (No space left on device)" in err
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["clip.mp4"]
+    assert listing(tmp_path) == ["clip.mp4"]
 
 
 def test_video_failed_prediction_is_one_line(tmp_path, capsys, monkeypatch, small_checkpoint, clip):
@@ -533,7 +725,7 @@ def test_video_failed_prediction_is_one_line(tmp_path, capsys, monkeypatch, smal
     code, _, err = run(capsys, "video", clip, "-w", small_checkpoint, "--out", tmp_path / "depth.mp4", "--raw", "npz", "-q")
     assert code == 2 and err.count("\n") == 1
     assert "clip.mp4: depth estimation failed at frame 3 (not enough memory: you tried to allocate 1 TB)" in err
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["clip.mp4"]
+    assert listing(tmp_path) == ["clip.mp4"]
 
 
 def test_video_interrupted_before_any_frame_writes_nothing(tmp_path, monkeypatch, model, clip):
@@ -545,7 +737,7 @@ def test_video_interrupted_before_any_frame_writes_nothing(tmp_path, monkeypatch
     monkeypatch.setattr(video_job, "predict_batch", interrupt)
     summary = video_job.run_video_job(model, clip, tmp_path / "cut.mp4", video_job.VideoJobOptions(raw_npz=True), quiet=True)
     assert summary.interrupted and summary.frames == 0
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["clip.mp4"]  # no empty, unplayable file
+    assert listing(tmp_path) == ["clip.mp4"]  # no empty, unplayable file
 
 
 # ----------------------------------------------------------------------------- webcam demo
@@ -600,6 +792,44 @@ def test_webcam_demo_bad_arguments_are_one_line(tmp_path, small_checkpoint, clip
         assert message in result.stderr.strip().splitlines()[-1]  # after argparse's usage lines, if any
 
 
+def load_webcam_demo():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("webcam_demo", REPO / "scripts" / "webcam_demo.py")
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    return demo
+
+
+def test_webcam_demo_saved_frames_carry_their_own_depth(tmp_path, monkeypatch, clip):
+    """Defect 6: a file source with --headless --save paired new frames with stale depth maps."""
+    import time
+
+    demo = load_webcam_demo()
+
+    class SlowModel:  # depth = the frame's mean, so each depth map tells which frame it belongs to
+        def predict(self, frame, size=None):
+            time.sleep(0.05)
+            return np.full(frame.shape[:2], frame.mean(), np.float32)
+
+    shown = []
+    real_compose = demo.compose
+    monkeypatch.setattr(demo, "load_model", lambda *args, **kwargs: SlowModel())
+    monkeypatch.setattr(demo, "compose", lambda frame, depth, *rest: shown.append((frame.mean(), depth)) or
+                        real_compose(frame, depth, *rest))
+    code = demo.main(["--source", str(clip), "--weights", "unused.pt", "--headless", "--save", str(tmp_path / "live.avi")])
+    assert code == 0 and len(shown) == 7
+    assert all(depth is not None and depth[0, 0] == np.float32(frame_mean) for frame_mean, depth in shown)
+    assert len(read_video(tmp_path / "live.avi")[0]) == 7
+
+
+def test_webcam_demo_missing_camera_is_named_before_loading_the_model(tmp_path):
+    result = webcam_demo("--source", "7", "--weights", tmp_path / "missing.pt")
+    assert result.returncode == 2 and result.stderr.strip() == "error: no camera 7 (or it is busy)"
+    result = webcam_demo("--source", "0", "--weights", tmp_path / "missing.pt", "--save", tmp_path / "live.gif")
+    assert result.returncode == 2 and "live.gif: cannot write .gif videos" in result.stderr
+
+
 def test_webcam_snapshot_that_cannot_be_written_is_reported(tmp_path, monkeypatch, capsys):
     import importlib.util
 
@@ -636,6 +866,6 @@ def test_demo_uses_any_checkpoint_the_command_line_reads(tmp_path, small_checkpo
     assert result.returncode == 0, result.stderr
     assert "download" not in result.stderr and "mine.pth" in result.stdout
     stems = sorted(path.stem for path in (REPO / "scripts" / "examples").iterdir() if path.suffix in (".jpg", ".png"))
-    assert sorted(path.name for path in (repo / "outputs" / "examples").iterdir()) == sorted(
+    assert listing(repo / "outputs" / "examples") == sorted(
         f"{stem}{suffix}" for stem in stems for suffix in (".npy", ".png"))
 

@@ -138,12 +138,31 @@ def test_refuses_to_overwrite_its_input(tmp_path, small_checkpoint):
 
 def test_existing_output_needs_overwrite(tmp_path, small_checkpoint):
     target = tmp_path / "small.safetensors"
-    target.write_bytes(b"precious")
+    convert(small_checkpoint, target)
     with pytest.raises(ConversionError, match="exists; pass --overwrite"):
         convert(small_checkpoint, target)
-    assert target.read_bytes() == b"precious"
-    convert(small_checkpoint, target, overwrite=True)
+    convert(small_checkpoint, target, overwrite=True, dtype="float16")  # ours: replaced
     assert load_model(target).checkpoint_format == "muggled-safetensors"
+
+
+def test_overwrite_never_replaces_a_file_we_did_not_write(tmp_path, small_checkpoint):
+    target = tmp_path / "precious.safetensors"
+    target.write_bytes(b"precious")
+    foreign_model = tmp_path / "downloaded"
+    foreign_model.mkdir()
+    save_file({"x": torch.zeros(2)}, str(foreign_model / "model.safetensors"), metadata={"format": "pt"})
+    (foreign_model / "config.json").write_text("{}")
+    for path, to in ((target, "muggled"), (foreign_model, "hf")):
+        with pytest.raises(ConversionError, match="was not written by muggled-swinv2; refusing to replace it"):
+            convert(small_checkpoint, path, to=to, overwrite=True)
+    assert target.read_bytes() == b"precious" and (foreign_model / "config.json").read_text() == "{}"
+
+
+def test_existing_folder_as_file_target_is_named_before_overwrite(tmp_path, small_checkpoint):
+    (tmp_path / "folder").mkdir()
+    for overwrite in (False, True):
+        with pytest.raises(ConversionError, match="is a folder; give the .safetensors file"):
+            convert(small_checkpoint, tmp_path / "folder", overwrite=overwrite)
 
 
 def test_bad_input_leaves_no_output(tmp_path):
@@ -378,3 +397,4 @@ def test_exported_folder_has_the_usual_permissions(tmp_path, small_checkpoint):
     os.umask(umask)
     assert exported.stat().st_mode & 0o777 == 0o777 & ~umask
     assert (exported / "config.json").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert (exported / "model.safetensors").stat().st_mode & 0o777 == 0o666 & ~umask  # was 0600

@@ -78,6 +78,15 @@ def sniff_container(path: Path) -> str:
     )
 
 
+def first_sentence(text: str, limit: int = 160) -> str:
+    """The first sentence of an error message (terminal colour codes dropped), cut at a word if long."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", text).strip()
+    sentence = re.split(r"(?<=[.!?])\s|\n", text, maxsplit=1)[0].strip().rstrip(".")
+    if len(sentence) > limit:
+        sentence = sentence[:limit].rsplit(" ", 1)[0] + " ..."
+    return sentence
+
+
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Plain {name: tensor} dict from a torch.save file, never unpickling code."""
     try:
@@ -91,12 +100,11 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
                     raise
                 state_dict = torch.load(path, map_location="cpu", weights_only=True)  # legacy, non-zip file
     except pickle.UnpicklingError as error:
-        raise CheckpointError(
-            f"{path}: holds Python objects besides tensors; refusing to unpickle it "
-            f"({str(error).splitlines()[0][:160]})"
-        ) from None
+        named = re.search(r"GLOBAL ([\w.]+)", str(error))  # the class torch refused, when it says which
+        needs = f" (it asks for {named.group(1)})" if named else ""
+        raise CheckpointError(f"{path}: holds Python objects besides tensors; refusing to unpickle it{needs}") from None
     except Exception as error:  # torch raises many types for damaged files
-        reason = (str(error).splitlines() or [type(error).__name__])[0][:160]
+        reason = first_sentence(str(error)) or type(error).__name__
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint, corrupt or truncated? ({reason})") from None
     if not isinstance(state_dict, dict) or not all(
         isinstance(key, str) and isinstance(value, torch.Tensor) for key, value in state_dict.items()

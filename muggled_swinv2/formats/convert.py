@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from .. import __version__
@@ -61,13 +61,26 @@ class ConversionReport:
         ]
 
 
+WRITTEN_BY = f"muggled_swinv2 {__version__}"  # in the metadata of every safetensors file we write
+
+
 def native_metadata(config: SwinV2DPTConfig) -> dict[str, str]:
     return {
         "format": NATIVE_FORMAT_NAME,
         "format_version": NATIVE_FORMAT_VERSION,
         "config": json.dumps(config.to_dict()),
-        "written_by": f"muggled_swinv2 {__version__}",
+        "written_by": WRITTEN_BY,
     }
+
+
+def written_by_us(path: Path) -> bool:
+    """True for a safetensors file this tool wrote (our mark in its metadata; only the header is read)."""
+    try:
+        with safe_open(path, framework="pt") as file:
+            metadata = file.metadata() or {}
+    except (SafetensorError, OSError, ValueError):
+        return False
+    return metadata.get("written_by", "").startswith("muggled_swinv2 ")
 
 
 def _cast(state_dict: dict, dtype: torch.dtype) -> dict:
@@ -153,22 +166,22 @@ HF_FOLDER_FILES = {"config.json", *HF_WEIGHT_FILES}
 def save_hf(checkpoint: Checkpoint, folder, dtype: torch.dtype = torch.float32) -> None:
     """A Hugging Face model folder (config.json + model.safetensors), replacing `folder` whole.
 
-    An existing folder is replaced only if it holds nothing but a model's files (HF_FOLDER_FILES):
-    anything else in it would be deleted with it."""
+    An existing folder is replaced only if it holds nothing but a model's files (HF_FOLDER_FILES),
+    written by this tool (see check_replaceable): anything else in it would be deleted with it."""
     folder = Path(folder).resolve()
-    if folder.is_dir():
-        others = sorted(child.name for child in folder.iterdir() if child.name not in HF_FOLDER_FILES)
-        if others:
-            listed = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
-            raise ConversionError(f"{folder}: holds other files ({listed}); refusing to replace it, choose a new folder")
+    if folder.exists():
+        check_replaceable(folder)
     config_json = hf_config_json(checkpoint.config) | {"torch_dtype": str(dtype).removeprefix("torch.")}
     try:
         temp = Path(tempfile.mkdtemp(prefix=f".{folder.name[:64]}.", suffix=".partial", dir=folder.parent))
     except OSError as error:
         raise _write_error(folder, error) from None
     try:
-        save_file(hf_state_dict(checkpoint, dtype), str(temp / "model.safetensors"), metadata={"format": "pt"})
+        save_file(hf_state_dict(checkpoint, dtype), str(temp / "model.safetensors"),
+                  metadata={"format": "pt", "written_by": WRITTEN_BY})
         (temp / "config.json").write_text(json.dumps(config_json, indent=2) + "\n")
+        for child in temp.iterdir():  # safetensors creates its file private (0600): the usual mode, as for any output
+            os.chmod(child, usual_mode())
         os.chmod(temp, usual_mode(0o777))  # mkdtemp makes it private
         if folder.exists():  # only reached with overwrite: swap the old folder out, then delete it
             old = folder.with_name(f".{folder.name}.old")
@@ -184,6 +197,22 @@ def save_hf(checkpoint: Checkpoint, folder, dtype: torch.dtype = torch.float32) 
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)
         raise
+
+
+def check_replaceable(target: Path) -> None:
+    """--overwrite replaces only what this tool wrote: our safetensors file, or a Hugging Face folder
+    whose model.safetensors carries our mark (an empty folder too: nothing is lost)."""
+    if target.is_dir():
+        others = sorted(child.name for child in target.iterdir() if child.name not in HF_FOLDER_FILES)
+        if others:
+            listed = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+            raise ConversionError(f"{target}: holds other files ({listed}); refusing to replace it, choose a new folder")
+        if not any(target.iterdir()) or written_by_us(target / "model.safetensors"):
+            return
+    elif written_by_us(target):
+        return
+    raise ConversionError(f"{target}: exists and was not written by muggled-swinv2; refusing to replace it, "
+                          f"choose another name")
 
 
 def _size(path: Path) -> int:
@@ -206,12 +235,14 @@ def convert(source, target, dtype: str = "float32", to: str = "muggled", overwri
         raise ConversionError(f"--to {to}: choose from {', '.join(TARGETS)}")
     if source.exists() and _overlaps(source.resolve(), target.resolve()):
         raise ConversionError(f"{target}: would overwrite the input {source}")
-    if target.exists() and not overwrite:
-        raise ConversionError(f"{target}: exists; pass --overwrite to replace it")
     if to == "muggled" and target.is_dir():
-        raise ConversionError(f"{target}: is a folder; give the .safetensors file to write")
+        raise ConversionError(f"{target}: is a folder; give the .safetensors file to write (or --to hf)")
     if to == "hf" and target.exists() and not target.is_dir():
         raise ConversionError(f"{target}: is a file; --to hf writes a folder")
+    if target.exists() and not overwrite:
+        raise ConversionError(f"{target}: exists; pass --overwrite to replace it")
+    if target.exists():
+        check_replaceable(target)
     if not target.parent.is_dir():
         raise ConversionError(f"{target.parent}: no such folder")
 

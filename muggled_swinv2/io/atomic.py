@@ -1,6 +1,8 @@
 """Writing files so that readers only ever see complete ones: temp file beside, then rename."""
 
+import errno
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -31,6 +33,14 @@ def publish(temp: Path, path) -> None:
     os.replace(temp, path)
 
 
+def disk_is_full(folder, needed: int = 16 << 20) -> bool:
+    """True if the file system of `folder` has less than `needed` bytes free."""
+    try:
+        return shutil.disk_usage(folder).free < needed
+    except OSError:
+        return False
+
+
 def write_atomically(path, write_to) -> None:
     """Call write_to(binary file) on a temp file beside `path`, then publish it; no partial file
     is left behind if writing fails or is interrupted."""
@@ -39,6 +49,12 @@ def write_atomically(path, write_to) -> None:
         with open(temp, "wb") as file:
             write_to(file)
         publish(temp, path)
+    except OSError as error:
+        temp.unlink(missing_ok=True)
+        # numpy reports a short write as "307200 requested and 27616 written", with no errno
+        if error.errno is None and disk_is_full(temp.parent):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from None
+        raise
     except BaseException:
         temp.unlink(missing_ok=True)
         raise

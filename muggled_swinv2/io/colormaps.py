@@ -24,6 +24,37 @@ def normalize(depth: np.ndarray, low: float | None = None, high: float | None = 
     return np.clip((depth.astype(np.float32) - low) / (high - low), 0.0, 1.0)
 
 
+def parse_range(text: str) -> tuple[tuple[float, bool], tuple[float, bool]]:
+    """'LOW,HIGH' -> ((low, is_percentile), (high, is_percentile)). Each bound is a value of inverse
+    depth (the same for every map: comparable colours) or a percentile of each map, such as '2%'."""
+    parts = [part.strip() for part in text.split(",")]
+    if len(parts) != 2:
+        raise ValueError(f"expected LOW,HIGH (values, or percentiles such as 2%,98%), got {text!r}")
+    bounds = []
+    for part in parts:
+        percentile = part.endswith("%")
+        try:
+            value = float(part[:-1] if percentile else part)
+        except ValueError:
+            raise ValueError(f"{part!r} is not a number or a percentile such as 2%") from None
+        if not np.isfinite(value) or (percentile and not 0 <= value <= 100):
+            raise ValueError(f"{part!r} is out of range")
+        bounds.append((value, percentile))
+    if bounds[0][1] == bounds[1][1] and not bounds[1][0] > bounds[0][0]:
+        raise ValueError(f"HIGH must be above LOW, got {text!r}")
+    return bounds[0], bounds[1]
+
+
+def unit_depth(depth: np.ndarray, bounds=None, invert: bool = False) -> np.ndarray:
+    """Depth in [0, 1] for display: between its own min and max, or between `bounds` (see
+    parse_range); near is 1, or far with `invert`."""
+    limits = [None, None]
+    for index, (value, percentile) in enumerate(bounds or ()):
+        limits[index] = float(np.percentile(depth, value)) if percentile else value
+    unit = normalize(depth, *limits)
+    return 1.0 - unit if invert else unit
+
+
 def colorize(unit_depth: np.ndarray, colormap: str = "inferno") -> np.ndarray:
     """(H, W) values in [0, 1] -> (H, W, 3) uint8 BGR image; near (1) is bright."""
     if colormap not in COLORMAPS:

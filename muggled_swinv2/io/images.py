@@ -9,7 +9,7 @@ import cv2
 
 from .atomic import write_atomically
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".jpe", ".tif", ".tiff", ".bmp", ".dib", ".webp", ".ppm", ".pgm", ".pbm", ".pnm", ".jp2", ".exr", ".hdr", ".sr", ".ras"}
+IMAGE_SUFFIXES = {".png", ".gif", ".jpg", ".jpeg", ".jpe", ".tif", ".tiff", ".bmp", ".dib", ".webp", ".ppm", ".pgm", ".pbm", ".pnm", ".jp2", ".exr", ".hdr", ".sr", ".ras"}
 
 
 class ImageReadError(Exception):
@@ -24,11 +24,22 @@ def silence_opencv():
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # quiet; read when FFmpeg is first used
 
 
-def read_image(path) -> np.ndarray:
+def page_count(path: Path, head: bytes) -> int:
+    """Pages of a TIFF or frames of a GIF (1 for other files, or when OpenCV cannot tell)."""
+    if not (head.startswith(b"GIF8") or head[:4] in (b"II*\0", b"MM\0*")):
+        return 1
+    try:
+        return max(1, int(cv2.imcount(str(path))))
+    except (cv2.error, OverflowError):
+        return 1
+
+
+def read_image(path, notes: list | None = None) -> np.ndarray:
     """Image file -> (H, W) gray or (H, W, 3) BGR array, uint8 or uint16 as stored.
 
     EXIF orientation is applied (the depth map lines up with the photo as viewers show it);
-    alpha is dropped. Paths with non-ASCII characters work.
+    alpha is dropped. Paths with non-ASCII characters work. Only the first page of a multi-page
+    TIFF (frame of an animated GIF) is read; with a `notes` list, a line saying so is added to it.
     """
     path = Path(path)
     try:
@@ -52,6 +63,9 @@ def read_image(path) -> np.ndarray:
         raise ImageReadError(f"{path}: {image.dtype} pixels are not supported (use 8 or 16-bit unsigned, or float)")
     if image.dtype.kind == "f" and not np.isfinite(image).all():
         raise ImageReadError(f"{path}: holds NaN or infinite pixel values")
+    if notes is not None and (pages := page_count(path, data[:4].tobytes())) > 1:
+        kind = "frames" if data[:3].tobytes() == b"GIF" else "pages"
+        notes.append(f"{path}: has {pages} {kind}; only the first is used")
     return image
 
 

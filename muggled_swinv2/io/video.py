@@ -8,11 +8,24 @@ import numpy as np
 
 import cv2
 
-from .atomic import publish, reserve_temp
+from .atomic import disk_is_full, publish, reserve_temp
+from .ledger import OutputLedger
+
+# Containers OpenCV writes here and reads back whole, with the codec for each. Others are refused up
+# front: OpenCV cannot open some (.webm), and writes an image sequence for image names (.gif, .png).
+VIDEO_CONTAINERS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
 
 
 class VideoError(Exception):
     """A video that cannot be opened, read or written (one-line message naming the file)."""
+
+
+def check_video_target(path) -> None:
+    """Refuse a video file name whose container we cannot write (one line naming the ones we can)."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in VIDEO_CONTAINERS:
+        kind = f"{suffix} videos" if suffix else "a video without a suffix"
+        raise VideoError(f"{path}: cannot write {kind}; use one of {', '.join(VIDEO_CONTAINERS)}")
 
 
 class VideoReader:
@@ -22,6 +35,8 @@ class VideoReader:
         self.source = source
         self.capture = cv2.VideoCapture(source)
         if not self.capture.isOpened():
+            if isinstance(source, int):
+                raise VideoError(f"no camera {source} (or it is busy)")
             raise VideoError(f"{source}: cannot open as a video")
         fps = self.capture.get(cv2.CAP_PROP_FPS)
         self.fps = fps if math.isfinite(fps) and 0 < fps < 1000 else 30.0
@@ -46,11 +61,12 @@ class AtomicVideoWriter:
 
     def __init__(self, path, fps: float, size_wh: tuple[int, int]):
         self.path, self.size_wh = Path(path), tuple(size_wh)
+        check_video_target(self.path)
         try:
             self.temp_path = reserve_temp(self.path, suffix=f".partial{self.path.suffix}")  # suffix picks the container
         except OSError as error:
             raise VideoError(f"{path}: cannot write there ({error.strerror or error})") from None
-        fourcc = cv2.VideoWriter_fourcc(*("mp4v" if self.path.suffix.lower() in (".mp4", ".m4v", ".mov") else "MJPG"))
+        fourcc = cv2.VideoWriter_fourcc(*VIDEO_CONTAINERS[self.path.suffix.lower()])
         self.writer = cv2.VideoWriter(str(self.temp_path), fourcc, fps, size_wh)
         self.frames = 0
         if not self.writer.isOpened():
@@ -68,10 +84,12 @@ class AtomicVideoWriter:
         readable = count_frames(self.temp_path, up_to=self.frames) if self.frames else 0
         try:
             if readable < self.frames:
+                reason = "no space left on device" if disk_is_full(self.temp_path.parent) else "OpenCV wrote a damaged file"
                 raise VideoError(f"{self.path}: could not be written completely ({readable} of {self.frames} "
-                                 f"frames readable back; disk full?); no file written")
+                                 f"frames readable back; {reason}); no file written")
             if self.frames:  # no frames: no file
                 publish(self.temp_path, self.path)
+                OutputLedger().record(self.path)
         except OSError as error:
             raise VideoError(f"{self.path}: cannot write ({error.strerror or error}); no file written") from None
         finally:
@@ -114,6 +132,7 @@ class AtomicNpzWriter:
             self.archive.close()
             if self.frames:  # no frames: no file
                 publish(self.temp_path, self.path)
+                OutputLedger().record(self.path)
         except OSError as error:
             raise VideoError(f"{self.path}: cannot write ({error.strerror or error}); no file written") from None
         finally:

@@ -1,6 +1,7 @@
 """Depth maps for many image files: input expansion, output naming, batching, per-file errors."""
 
 import glob
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -11,17 +12,19 @@ from tqdm import tqdm
 
 import cv2
 
-from ..io.colormaps import colorize, normalize, to_uint16
+from ..io.colormaps import colorize, unit_depth
 from ..io.images import IMAGE_SUFFIXES, ImageReadError, read_image, save_image, save_npy, save_pfm
+from ..io.ledger import OutputLedger
+from ..memory import estimate_bytes, memory_refusal, network_hw_for, available_bytes
 from ..predict import predict_batch
 
-# Output kind -> (file name from the stem, writer(path, depth, colored image)).
+# Output kind -> (file name from the stem, writer(path, depth, colored image, depth in [0, 1] as shown)).
 OUTPUTS = {
-    "png": ("{}.png", lambda path, depth, picture: save_image(path, picture)),
-    "npy": ("{}.npy", lambda path, depth, picture: save_npy(path, depth)),
-    "pfm": ("{}.pfm", lambda path, depth, picture: save_pfm(path, depth)),
-    "png16": ("{}_16bit.png", lambda path, depth, picture: save_image(path, to_uint16(depth))),
-    "tiff": ("{}.tiff", lambda path, depth, picture: save_image(path, depth.astype(np.float32))),
+    "png": ("{}.png", lambda path, depth, picture, unit: save_image(path, picture)),
+    "npy": ("{}.npy", lambda path, depth, picture, unit: save_npy(path, depth)),
+    "pfm": ("{}.pfm", lambda path, depth, picture, unit: save_pfm(path, depth)),
+    "png16": ("{}_16bit.png", lambda path, depth, picture, unit: save_image(path, np.round(unit * 65535.0).astype(np.uint16))),
+    "tiff": ("{}.tiff", lambda path, depth, picture, unit: save_image(path, depth.astype(np.float32))),
 }
 RAW_FORMATS = tuple(kind for kind in OUTPUTS if kind != "png")
 
@@ -30,6 +33,7 @@ RAW_FORMATS = tuple(kind for kind in OUTPUTS if kind != "png")
 class ImageTask:
     source: Path
     outputs: dict[str, Path]  # kind -> file to write
+    note: str | None = None  # why the outputs got another name than the usual one
 
 
 @dataclass
@@ -41,7 +45,10 @@ class ImageJobOptions:
     square: bool = False
     size: int | None = None
     batch_size: int = 1
-    overwrite: bool = False
+    overwrite: bool = False  # replaces only files this tool wrote (see io/ledger.py)
+    value_range: tuple | None = None  # colour range (see io.colormaps.parse_range); None: each map's min/max
+    invert: bool = False  # far is bright
+    memory_check: bool = True  # refuse an image whose prediction would not fit in memory (see memory.py)
 
 
 @dataclass
@@ -63,7 +70,8 @@ def expand_inputs(inputs, recursive: bool, exclude_dir: Path | None = None) -> t
     """INPUT arguments -> ([(image file, output stem)], [errors]).
 
     Files are taken as given; folders give their images (sub-folders too with `recursive`, mirrored
-    in the output stems); anything else is a glob pattern. Duplicates are dropped, and so are
+    in the output stems); anything else is a glob pattern, of which the images are taken, as in a
+    folder (by suffix: IMAGE_SUFFIXES). Duplicates are dropped, and so are
     files that folders or patterns find inside `exclude_dir` (the outputs of an earlier run); a
     folder that is `exclude_dir` or inside it is an error, since all its images would be dropped.
     """
@@ -94,10 +102,13 @@ def expand_inputs(inputs, recursive: bool, exclude_dir: Path | None = None) -> t
                 if not excluded(image):
                     add(image, str(image.relative_to(path).with_suffix("")))
         elif glob.has_magic(argument):
-            matches = sorted(Path(match) for match in glob.glob(argument, recursive=True) if Path(match).is_file())
+            files = sorted(Path(match) for match in glob.glob(argument, recursive=True) if Path(match).is_file())
+            matches = [match for match in files if match.suffix.lower() in IMAGE_SUFFIXES]  # as for folders
             kept = [match for match in matches if not excluded(match)]
-            if not matches:
+            if not files:
                 errors.append(f"{argument}: no files match this pattern")
+            elif not matches:
+                errors.append(f"{argument}: matches no image files ({len(files)} other files)")
             elif not kept:
                 errors.append(f"{argument}: matches only files in the --out folder; choose another --out")
             for match in kept:
@@ -109,17 +120,36 @@ def expand_inputs(inputs, recursive: bool, exclude_dir: Path | None = None) -> t
 
 def plan_tasks(sources: list[tuple[Path, str]], options: ImageJobOptions) -> list[ImageTask]:
     """Output paths per input; a stem whose outputs would collide with those of another input
-    (same name from two folders, or `x_16bit` beside `x` with --raw png16) gets _2, _3, ..."""
+    (same name from two folders, or `x_16bit` beside `x` with --raw png16), or with a file in the
+    output folder that this tool did not write, gets _2, _3, ... (with a note saying why)."""
     kinds = ("png", *options.raw_formats)
+    ledger = OutputLedger()
     taken, tasks = set(), []
+
+    def foreign(name: str) -> bool:
+        try:
+            return ledger.is_foreign(options.out_dir / name)
+        except OSError:  # a name too long, say: reported when the image's outputs are written
+            return False
+
     for source, stem in sources:
-        unique, number = stem, 1
-        while any(OUTPUTS[kind][0].format(unique).lower() in taken for kind in kinds):
+        unique, number, blocked = stem, 1, None
+        while True:
+            names = [OUTPUTS[kind][0].format(unique) for kind in kinds]
+            if not any(name.lower() in taken for name in names):
+                blocked_here = next((name for name in names if foreign(name)), None)
+                if blocked_here is None:
+                    break
+                blocked = blocked or blocked_here
             number += 1
             unique = f"{stem}_{number}"
-        names = [OUTPUTS[kind][0].format(unique) for kind in kinds]
         taken.update(name.lower() for name in names)
-        tasks.append(ImageTask(source, {kind: options.out_dir / name for kind, name in zip(kinds, names)}))
+        outputs = {kind: options.out_dir / name for kind, name in zip(kinds, names)}
+        note = None
+        if blocked:
+            note = (f"{source}: {options.out_dir / blocked} exists and was not written by muggled-swinv2; "
+                    f"writing {outputs['png']} instead")
+        tasks.append(ImageTask(source, outputs, note))
     return tasks
 
 
@@ -132,8 +162,14 @@ def display_bgr(image: np.ndarray) -> np.ndarray:
     return np.repeat(image[:, :, None], 3, axis=2) if image.ndim == 2 else image
 
 
-def depth_picture(image: np.ndarray, depth: np.ndarray, colormap: str, side_by_side: bool) -> np.ndarray:
-    colored = colorize(normalize(depth), colormap)
+def depth_picture(image: np.ndarray, depth: np.ndarray, colormap: str, side_by_side: bool,
+                  value_range=None, invert: bool = False, unit: np.ndarray | None = None) -> np.ndarray:
+    """The depth map to look at (1-channel for the gray colour map alone), the photo left of it
+    with `side_by_side`. `unit`: the depth already scaled to [0, 1] (see io.colormaps.unit_depth)."""
+    unit = unit_depth(depth, value_range, invert) if unit is None else unit
+    if colormap == "gray" and not side_by_side:
+        return np.round(unit * 255.0).astype(np.uint8)
+    colored = colorize(unit, colormap)
     return np.hstack([display_bgr(image), colored]) if side_by_side else colored
 
 
@@ -156,6 +192,17 @@ def predict_each(model, batch: list[tuple[ImageTask, np.ndarray]], options: Imag
     that only the image at fault is reported.
     """
     images = [image for _, image in batch]
+    if options.memory_check:
+        config, device = model.config, next(model.parameters()).device
+        if len(batch) == 1:
+            network_hw = network_hw_for(config, images[0].shape[:2], options.square, options.size)
+            if refusal := memory_refusal(config, network_hw, images[0].shape[:2], device=device):
+                return [(batch[0][0], images[0], None, f"{batch[0][0].source}: {refusal}")]
+        else:
+            needed = sum(estimate_bytes(config, network_hw_for(config, image.shape[:2], options.square, options.size),
+                                        image.shape[:2]) for image in images)
+            if needed > (available_bytes(device) or needed):  # together they do not fit: one by one
+                return [result for item in batch for result in predict_each(model, [item], options)]
     try:
         depths = predict_batch(model, images, options.square, options.size)
         return [(task, image, depth, None) for (task, image), depth in zip(batch, depths)]
@@ -166,30 +213,64 @@ def predict_each(model, batch: list[tuple[ImageTask, np.ndarray]], options: Imag
     return [result for item in batch for result in predict_each(model, [item], options)]
 
 
-def write_outputs(task: ImageTask, depth: np.ndarray, picture: np.ndarray, overwrite: bool) -> str | None:
-    """Write the task's outputs (each atomically); an error message naming the file, or None."""
+def write_outputs(task: ImageTask, depth: np.ndarray, picture: np.ndarray, overwrite: bool,
+                  unit: np.ndarray | None = None, ledger: OutputLedger | None = None) -> str | None:
+    """Write the task's outputs (each atomically); an error message naming the file, or None.
+
+    An existing output is replaced only with `overwrite`, and only if this tool wrote it (a file
+    that is not ours is never replaced); what is written is recorded in the folder's ledger."""
+    ledger = ledger or OutputLedger()
+    unit = unit_depth(depth) if unit is None else unit
     for kind, path in task.outputs.items():
-        if overwrite or not path.exists():
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                OUTPUTS[kind][1](path, depth, picture)
-            except (OSError, ValueError) as error:
-                return f"{task.source}: cannot write {path} ({one_line(error)})"
+        try:
+            if path.exists() and (not overwrite or not ledger.is_ours(path)):
+                if not overwrite:
+                    continue
+                return f"{task.source}: {path} exists and was not written by muggled-swinv2; not replacing it"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            OUTPUTS[kind][1](path, depth, picture, unit)
+            ledger.record(path)
+        except (OSError, ValueError) as error:
+            return f"{task.source}: cannot write {path} ({one_line(error)})"
     return None
+
+
+def name_max(folder: Path) -> int:
+    """Longest file name (bytes) the file system of `folder` (or of its nearest existing parent) takes."""
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):  # no pathconf (Windows), or no answer
+        return 255
+
+
+def name_too_long(path: Path) -> bool:
+    return len(os.fsencode(path.name)) > name_max(path.parent)
 
 
 def run_image_job(model, tasks: list[ImageTask], options: ImageJobOptions, quiet: bool = False) -> JobSummary:
     """Predict and write every task's outputs; a file that fails is reported and skipped."""
     summary = JobSummary()
+    ledger = OutputLedger()
     input_paths = {task.source.resolve() for task in tasks}
     pending = []
     for task in tasks:
-        if any(path.resolve() in input_paths for path in task.outputs.values()):
-            summary.failed.append(f"{task.source}: its output would overwrite an input image; choose another --out")
-        elif not options.overwrite and all(path.exists() for path in task.outputs.values()):
-            summary.skipped += 1
-        else:
-            pending.append(task)
+        if task.note:
+            report_error(task.note)
+        try:
+            if too_long := next((path for path in task.outputs.values() if name_too_long(path)), None):
+                summary.failed.append(f"{task.source}: cannot write {too_long} (File name too long: "
+                                      f"{len(os.fsencode(too_long.name))} bytes, the file system allows {name_max(too_long.parent)})")
+            elif any(path.resolve() in input_paths for path in task.outputs.values()):
+                summary.failed.append(f"{task.source}: its output would overwrite an input image; choose another --out")
+            elif not options.overwrite and all(path.exists() for path in task.outputs.values()):
+                summary.skipped += 1
+            else:
+                pending.append(task)
+        except OSError as error:  # e.g. an output name longer than the file system allows: this image only
+            path = error.filename or task.outputs["png"]
+            summary.failed.append(f"{task.source}: cannot write {path} ({one_line(error)})")
     for message in summary.failed:
         report_error(message)
     options.out_dir.mkdir(parents=True, exist_ok=True)
@@ -205,7 +286,10 @@ def run_image_job(model, tasks: list[ImageTask], options: ImageJobOptions, quiet
                 batch = []
                 for task in pending[first : first + options.batch_size]:
                     try:
-                        batch.append((task, read_image(task.source)))
+                        notes = []
+                        batch.append((task, read_image(task.source, notes)))
+                        for note in notes:
+                            report_error(note)
                     except ImageReadError as error:
                         fail(str(error))
                         progress.update(1)
@@ -213,8 +297,9 @@ def run_image_job(model, tasks: list[ImageTask], options: ImageJobOptions, quiet
                     continue
                 for task, image, depth, error in predict_each(model, batch, options):
                     if depth is not None:
-                        picture = depth_picture(image, depth, options.colormap, options.side_by_side)
-                        error = write_outputs(task, depth, picture, options.overwrite)
+                        unit = unit_depth(depth, options.value_range, options.invert)
+                        picture = depth_picture(image, depth, options.colormap, options.side_by_side, unit=unit)
+                        error = write_outputs(task, depth, picture, options.overwrite, unit, ledger)
                     if error:
                         fail(error)
                     else:

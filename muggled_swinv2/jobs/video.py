@@ -8,6 +8,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..io.colormaps import colorize, normalize
+from ..memory import memory_refusal, network_hw_for
 from ..predict import predict_batch
 from ..io.video import AtomicNpzWriter, AtomicVideoWriter, VideoError, VideoReader
 
@@ -39,6 +40,7 @@ class VideoJobOptions:
     square: bool = False
     size: int | None = None
     batch_size: int = 1
+    memory_check: bool = True  # refuse a size whose prediction would not fit in memory (see memory.py)
 
 
 @dataclass
@@ -61,6 +63,13 @@ def run_video_job(model, source: Path, target: Path, options: VideoJobOptions, q
         reader.close()
         raise VideoError(f"{source}: no frames could be read (empty or corrupt video)")
     height, width = first.shape[:2]
+    if options.memory_check:
+        network_hw = network_hw_for(model.config, (height, width), options.square, options.size)
+        refusal = memory_refusal(model.config, network_hw, (height, width), batch=options.batch_size,
+                                 device=next(model.parameters()).device)
+        if refusal:
+            reader.close()
+            raise VideoError(f"{source}: {refusal}")
     writers = []
     try:
         writers.append(AtomicVideoWriter(target, reader.fps, (width * (2 if options.side_by_side else 1), height)))
