@@ -16,6 +16,7 @@ from muggled_swinv2 import load_model
 from muggled_swinv2.cli import main
 from muggled_swinv2.io.colormaps import COLORMAPS, colorize, normalize, to_uint16
 from muggled_swinv2.io.images import read_pfm
+from muggled_swinv2.video.stabilize import unstabilize
 from pictures import midas_square_pipeline, photo, read_video, write_video
 
 REPO = Path(__file__).resolve().parent.parent
@@ -412,11 +413,24 @@ def test_video_frames_size_rate_and_raw(tmp_path, capsys, small_checkpoint, mode
     assert len(frames) == 7 and frames[0].shape == (64, 96, 3) and fps == pytest.approx(12.0)
     inputs, _ = read_video(clip)
     raw = np.load(tmp_path / "depth.npz")
-    assert sorted(raw.files) == [f"frame_{index:06d}" for index in range(7)]
+    assert sorted(raw.files) == [f"frame_{index:06d}" for index in range(7)] + ["reset", "scale", "shift"]
+    assert raw["scale"].shape == raw["shift"].shape == raw["reset"].shape == (7,)
+    assert raw["reset"][0] and raw["scale"][0] == 1 and raw["shift"][0] == 0
+    for index, frame in enumerate(inputs):  # stabilised by default; the npz undoes it exactly
+        expected = model.predict(frame)
+        stable = raw[f"frame_{index:06d}"]
+        assert np.allclose(stable, raw["scale"][index] * expected + raw["shift"][index], atol=1e-5 * np.ptp(stable))
+        recovered = unstabilize(stable, raw["scale"][index], raw["shift"][index])
+        assert np.allclose(recovered, expected, atol=1e-5 * np.ptp(expected))
+    assert "wrote 7 frames" in err
+    code, _, err = run(capsys, "video", clip, "-w", small_checkpoint, "--out", target, "--raw", "npz", "--no-stabilize",
+                       "--overwrite")
+    assert code == 0, err
+    raw = np.load(tmp_path / "depth.npz")
+    assert sorted(raw.files) == [f"frame_{index:06d}" for index in range(7)]  # the predictions as they are
     for index, frame in enumerate(inputs):
         expected = model.predict(frame)
         assert np.allclose(raw[f"frame_{index:06d}"], expected, atol=1e-5 * np.ptp(expected))
-    assert "wrote 7 frames" in err
 
 
 def test_video_side_by_side_and_per_frame(tmp_path, capsys, small_checkpoint, clip):
@@ -462,7 +476,7 @@ def test_video_with_zero_frames(tmp_path, capsys, small_checkpoint):
 def test_video_interrupt_leaves_a_playable_file(tmp_path, monkeypatch, small_checkpoint, model, clip):
     import muggled_swinv2.jobs.video as video_job
 
-    real_predict = video_job.predict_batch
+    real_predict = video_job.infer_prepared
     calls = []
 
     def interrupt_on_fourth_call(*args, **kwargs):
@@ -471,11 +485,13 @@ def test_video_interrupt_leaves_a_playable_file(tmp_path, monkeypatch, small_che
             raise KeyboardInterrupt
         return real_predict(*args, **kwargs)
 
-    monkeypatch.setattr(video_job, "predict_batch", interrupt_on_fourth_call)
+    monkeypatch.setattr(video_job, "infer_prepared", interrupt_on_fourth_call)
     summary = video_job.run_video_job(model, clip, tmp_path / "cut.mp4", video_job.VideoJobOptions(raw_npz=True), quiet=True)
     assert summary.interrupted and summary.frames == 3
     assert len(read_video(tmp_path / "cut.mp4")[0]) == 3
-    assert len(np.load(tmp_path / "cut.npz").files) == 3
+    raw = np.load(tmp_path / "cut.npz")
+    assert sorted(raw.files) == ["frame_000000", "frame_000001", "frame_000002", "reset", "scale", "shift"]
+    assert raw["scale"].shape == (3,)
     assert not [path for path in tmp_path.iterdir() if "partial" in path.name]
 
 
@@ -520,7 +536,7 @@ def test_video_npz_write_error_leaves_no_file(tmp_path, capsys, monkeypatch, sma
 def test_video_failed_prediction_is_one_line(tmp_path, capsys, monkeypatch, small_checkpoint, clip):
     import muggled_swinv2.jobs.video as video_job
 
-    real_predict = video_job.predict_batch
+    real_predict = video_job.infer_prepared
     calls = []
 
     def out_of_memory_on_third_call(*args, **kwargs):
@@ -529,7 +545,7 @@ def test_video_failed_prediction_is_one_line(tmp_path, capsys, monkeypatch, smal
             raise RuntimeError("not enough memory: you tried to allocate 1 TB\nsecond line")
         return real_predict(*args, **kwargs)
 
-    monkeypatch.setattr(video_job, "predict_batch", out_of_memory_on_third_call)
+    monkeypatch.setattr(video_job, "infer_prepared", out_of_memory_on_third_call)
     code, _, err = run(capsys, "video", clip, "-w", small_checkpoint, "--out", tmp_path / "depth.mp4", "--raw", "npz", "-q")
     assert code == 2 and err.count("\n") == 1
     assert "clip.mp4: depth estimation failed at frame 3 (not enough memory: you tried to allocate 1 TB)" in err
@@ -542,7 +558,7 @@ def test_video_interrupted_before_any_frame_writes_nothing(tmp_path, monkeypatch
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(video_job, "predict_batch", interrupt)
+    monkeypatch.setattr(video_job, "infer_prepared", interrupt)
     summary = video_job.run_video_job(model, clip, tmp_path / "cut.mp4", video_job.VideoJobOptions(raw_npz=True), quiet=True)
     assert summary.interrupted and summary.frames == 0
     assert sorted(path.name for path in tmp_path.iterdir()) == ["clip.mp4"]  # no empty, unplayable file
