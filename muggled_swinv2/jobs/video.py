@@ -170,13 +170,12 @@ def run_video_job(model, source: Path, target: Path, options: VideoJobOptions, q
 
 
 def job_error(error: BaseException, source: Path, target: Path, frame: int) -> BaseException:
-    """The one-line VideoError for what stopped the pipeline (other errors are passed on as they are)."""
+    """The one-line VideoError for what stopped the job: a reader or model stage (StageError), or
+    writing, colouring and stabilising in the caller's loop at `frame`; other errors pass as they are."""
     if isinstance(error, StageError):
         if error.stage == "reader":
-            return VideoError(f"{source}: cannot read frame {error.index + 1} ({reason_of(error.error)}); no file written")
-        error, frame = error.error, error.index + 1
-        if not isinstance(error, OSError):
-            return VideoError(f"{source}: depth estimation failed at frame {frame} ({reason_of(error)}); no file written")
+            return VideoError(f"{source}: cannot read frame {error.index + 1} ({error.reason}); no file written")
+        return VideoError(f"{source}: depth estimation failed at frame {error.index + 1} ({error.reason}); no file written")
     if isinstance(error, OSError):  # e.g. the disk filled up while writing the .npz
         return VideoError(f"{target}: cannot write ({error.strerror or error}); no file written")
     if isinstance(error, (RuntimeError, MemoryError)):  # e.g. out of memory

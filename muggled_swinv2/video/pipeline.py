@@ -30,8 +30,8 @@ class StageError(Exception):
     it failed at (the first frame of the batch for the model), and the original `error`."""
 
     def __init__(self, stage: str, index: int, error: BaseException):
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
-        super().__init__(f"{stage} failed at frame {index + 1} ({reason})")
+        self.reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]  # one line
+        super().__init__(f"{stage} failed at frame {index + 1} ({self.reason})")
         self.stage, self.index, self.error = stage, index, error
 
 
