@@ -22,7 +22,7 @@ import numpy as np
 
 import cv2
 from muggled_swinv2.formats.checkpoint import CheckpointError, load_model
-from muggled_swinv2.cli import UsageError, make_writable_folder, os_error_line, positive_int
+from muggled_swinv2.cli import UsageError, make_writable_folder, os_error_line, positive_int, weights_path
 from muggled_swinv2.io.colormaps import COLORMAPS, colorize, normalize
 from muggled_swinv2.devices import DTYPES, DeviceError, select_device, select_dtype
 from muggled_swinv2.io.images import save_image, silence_opencv
@@ -31,7 +31,7 @@ from muggled_swinv2.jobs.video import RunningRange
 from muggled_swinv2.predict import infer_prepared, prepare_input, restore_size
 from muggled_swinv2.video.pipeline import FramePipeline, StageError
 from muggled_swinv2.video.stabilize import DepthStabilizer
-from muggled_swinv2.formats.weights import WeightsError, resolve_weights
+from muggled_swinv2.formats.weights import WeightsError
 
 
 class DepthError(Exception):
@@ -91,7 +91,7 @@ def run(args) -> int:
     if args.save:
         check_save_target(args)
     device = select_device(args.device)
-    model = load_model(resolve_weights(args.weights), device=device, dtype=select_dtype(args.dtype, device))
+    model = load_model(weights_path(args.weights), device=device, dtype=select_dtype(args.dtype, device))
     camera = args.source.isdigit()
     reader = VideoReader(int(args.source) if camera else args.source)
     infer = TimedInfer(model)
