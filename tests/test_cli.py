@@ -16,7 +16,7 @@ from muggled_swinv2 import load_model
 from muggled_swinv2.cli import main
 from muggled_swinv2.io.colormaps import COLORMAPS, colorize, normalize, to_uint16
 from muggled_swinv2.io.images import read_pfm
-from muggled_swinv2.video.stabilize import unstabilize
+from muggled_swinv2.video.stabilize import recover_raw
 from pictures import midas_square_pipeline, photo, read_video, write_video
 
 REPO = Path(__file__).resolve().parent.parent
@@ -413,15 +413,16 @@ def test_video_frames_size_rate_and_raw(tmp_path, capsys, small_checkpoint, mode
     assert len(frames) == 7 and frames[0].shape == (64, 96, 3) and fps == pytest.approx(12.0)
     inputs, _ = read_video(clip)
     raw = np.load(tmp_path / "depth.npz")
-    assert sorted(raw.files) == [f"frame_{index:06d}" for index in range(7)] + ["reset", "scale", "shift"]
+    frame_names = [f"frame_{index:06d}" for index in range(7)]
+    assert sorted(raw.files) == sorted(frame_names + [f"smoothed_{index:06d}" for index in range(7)]
+                                       + ["reset", "scale", "shift", "smoothing"])
     assert raw["scale"].shape == raw["shift"].shape == raw["reset"].shape == (7,)
     assert raw["reset"][0] and raw["scale"][0] == 1 and raw["shift"][0] == 0
-    for index, frame in enumerate(inputs):  # stabilised by default; the npz undoes it exactly
+    recovered = recover_raw(raw)  # stabilised by default; the npz undoes it, up to rounding
+    assert len(recovered) == 7
+    for index, frame in enumerate(inputs):
         expected = model.predict(frame)
-        stable = raw[f"frame_{index:06d}"]
-        assert np.allclose(stable, raw["scale"][index] * expected + raw["shift"][index], atol=1e-5 * np.ptp(stable))
-        recovered = unstabilize(stable, raw["scale"][index], raw["shift"][index])
-        assert np.allclose(recovered, expected, atol=1e-5 * np.ptp(expected))
+        assert np.allclose(recovered[index], expected, atol=1e-5 * np.ptp(expected))
     assert "wrote 7 frames" in err
     code, _, err = run(capsys, "video", clip, "-w", small_checkpoint, "--out", target, "--raw", "npz", "--no-stabilize",
                        "--overwrite")
@@ -490,7 +491,8 @@ def test_video_interrupt_leaves_a_playable_file(tmp_path, monkeypatch, small_che
     assert summary.interrupted and summary.frames == 3
     assert len(read_video(tmp_path / "cut.mp4")[0]) == 3
     raw = np.load(tmp_path / "cut.npz")
-    assert sorted(raw.files) == ["frame_000000", "frame_000001", "frame_000002", "reset", "scale", "shift"]
+    assert sorted(name for name in raw.files if "_" in name) == [
+        "frame_000000", "frame_000001", "frame_000002", "smoothed_000000", "smoothed_000001", "smoothed_000002"]
     assert raw["scale"].shape == (3,)
     assert not [path for path in tmp_path.iterdir() if "partial" in path.name]
 

@@ -113,3 +113,31 @@ def test_fit_scale_shift_is_least_squares():
     expected = np.polyfit(x, y, 1)
     assert (scale, shift) == pytest.approx(tuple(expected), rel=1e-9)
     assert np.isnan(fit_scale_shift(np.ones(5), y[:5])[0])
+
+
+def test_smoothing_of_unchanged_pixels_is_undone_by_recover_raw():
+    from muggled_swinv2.video.stabilize import pack_mask, recover_raw
+
+    rng = np.random.default_rng(10)
+    depth = scene(0)
+    stabilizer = DepthStabilizer(smoothing=0.7)
+    archive, raws = {}, []
+    for index, (scale, shift) in enumerate(known_maps(10, seed=11)):
+        frame = depth + 0.01 * rng.standard_normal(depth.shape)
+        frame[20:50, 10 * index:10 * index + 30] = 3.0  # a moving object: changed pixels are not smoothed
+        raw = (scale * frame + shift).astype(np.float32)
+        out = stabilizer(raw)
+        if index:
+            newly_covered = out.smoothed[20:50, 10 * index + 20:10 * index + 30]
+            assert out.smoothed.mean() > 0.8 and not newly_covered.any()
+            first_scale, first_shift = known_maps(10, seed=11)[0]
+            expected = first_scale * 3.0 + first_shift  # the object on the first frame's scale, without lag
+            np.testing.assert_allclose(out.depth[20:50, 10 * index + 20:10 * index + 30], expected, rtol=3e-3)
+        raws.append(raw)
+        archive[f"frame_{index:06d}"] = out.depth
+        archive[f"smoothed_{index:06d}"] = pack_mask(out.smoothed)
+        archive.setdefault("scale", []).append(out.scale)
+        archive.setdefault("shift", []).append(out.shift)
+    archive["smoothing"] = np.array(0.7)
+    for recovered, raw in zip(recover_raw(archive), raws):
+        np.testing.assert_allclose(recovered, raw, atol=2e-5 * np.ptp(raw))

@@ -14,7 +14,7 @@ from ..io.colormaps import colorize, normalize
 from ..io.video import AtomicNpzWriter, AtomicVideoWriter, VideoError, VideoReader
 from ..predict import check_size, infer_prepared, prepare_input, restore_size
 from ..video.pipeline import FramePipeline, StageError
-from ..video.stabilize import DepthStabilizer
+from ..video.stabilize import DepthStabilizer, pack_mask
 
 
 class RunningRange:
@@ -96,16 +96,20 @@ class DepthVideoWriters:
         colored = colorize(normalize(depth, *low_high), self.options.colormap)
         self.writers[0].write(np.hstack([frame, colored]) if self.options.side_by_side else colored)
         if self.options.raw_npz:
+            if self.stabilizer is not None:  # what recover_raw needs to undo the smoothing
+                self.writers[1].write_array(f"smoothed_{self.writers[1].frames:06d}", pack_mask(stable.smoothed))
             self.writers[1].write(depth)
 
     def finish(self):
-        """Publish the files (the npz with scale, shift and reset per frame: raw = (frame - shift) / scale)."""
+        """Publish the files; the npz gets, beside frame_NNNNNN, what undoes the stabilisation: scale,
+        shift and reset per frame, smoothed_NNNNNN (packed bits) and smoothing (video.stabilize.recover_raw)."""
         try:
             if self.options.raw_npz and self.stabilizer is not None:
                 count = self.writers[1].frames
                 self.writers[1].write_array("scale", np.array(self.scales[:count], np.float64))
                 self.writers[1].write_array("shift", np.array(self.shifts[:count], np.float64))
                 self.writers[1].write_array("reset", np.array(self.resets[:count], bool))
+                self.writers[1].write_array("smoothing", np.array(self.stabilizer.smoothing, np.float64))
             for writer in self.writers:
                 writer.finish()
         except BaseException:  # a write error, or Ctrl-C while the video is read back

@@ -1,14 +1,26 @@
-"""Temporal stabilisation of relative inverse depth: one scale and shift per frame.
+"""Temporal stabilisation of relative inverse depth: one scale and shift per frame, then
+smoothing over time of the pixels that did not change.
 
 A monocular model gives each frame's inverse depth with its own unknown scale and shift, so a
-still scene pulses from frame to frame. `DepthStabilizer` brings every frame onto one common
-scale and shift: frame t comes out as `scale_t * raw_t + shift_t`, an affine map of the raw
-prediction (nothing is smoothed per pixel), so the raw frame is always recoverable as
-`(stabilized - shift_t) / scale_t`, and any scale- and shift-invariant measure of a frame (such
-as the MiDaS evaluation protocol) is unchanged by it.
+still scene pulses from frame to frame; and it answers sensor noise and lighting changes with
+small local changes, so a still scene also shimmers. `DepthStabilizer` does two things:
 
-The fit. Each frame is fitted against a running *reference*: the stabilised previous frames, on
-a subsampled grid (at most `fit_pixels` pixels, so the cost does not grow with the video size).
+1. Alignment: frame t is mapped to `aligned_t = scale_t * raw_t + shift_t`, one scale and shift
+   for the whole video, fitted robustly against a running reference (below).
+2. Smoothing: pixels of `aligned_t` within `change_threshold` (times the frame's mean absolute
+   deviation) of the previous output are averaged with it over time,
+   `out_t = smoothing * out_(t-1) + (1 - smoothing) * aligned_t`; the others (what moved, what
+   the camera uncovered) are taken as they are, so nothing lags behind real motion. With
+   `smoothing=0` the output is the aligned frame.
+
+Both steps can be undone: the smoothed pixels of each frame are kept (`Stabilized.smoothed`), so
+`aligned_t = (out_t - smoothing * out_(t-1)) / (1 - smoothing)` there and `raw_t = (aligned_t -
+shift_t) / scale_t` (`recover_raw` does it for the `video` job's npz). Any scale- and
+shift-invariant measure of a single frame, such as the MiDaS evaluation protocol, is unchanged by
+the alignment.
+
+The fit. Each frame is fitted against the reference: the aligned previous frames, on a
+subsampled grid (at most `fit_pixels` pixels, so the cost does not grow with the video size).
 1. Both are normalised robustly, n(v) = (v - median v) / mean |v - median v| (MiDaS's own
    scale/shift normalisation), which makes them comparable whatever the frame's scale.
 2. Pixels whose normalised values differ by less than `static_threshold` are "static": they
@@ -20,16 +32,16 @@ a subsampled grid (at most `fit_pixels` pixels, so the cost does not grow with t
    map exactly, up to float rounding.
 
 The reference. The first frame starts it with scale 1 and shift 0. After each frame, static
-pixels of the reference move towards the new stabilised frame (an exponential average,
-`reference = memory * reference + (1 - memory) * stabilised`), and pixels that changed are
-replaced by the stabilised frame, so the reference follows a moving camera.
+pixels of the reference move towards the new aligned frame (an exponential average,
+`reference = memory * reference + (1 - memory) * aligned`), and pixels that changed are
+replaced by the aligned frame, so the reference follows a moving camera.
 
 Scene cuts. A frame is a cut, and resets the stabiliser, when fewer than `min_static` of its
 pixels are static, when the fit gives a scale that is not a positive finite number, or when the
 frame's size changes. On a reset the frame is mapped so that its median and mean absolute
-deviation match the reference's (so the values, and the colours, stay in the same range), and
-the reference restarts from it. A flat frame (no spread to fit) keeps the previous frame's scale
-and shift.
+deviation match the reference's (so the values, and the colours, stay in the same range), the
+reference restarts from it, and it is not smoothed. A flat frame (no spread to fit) keeps the
+previous frame's scale and shift.
 """
 
 from dataclasses import dataclass
@@ -39,10 +51,11 @@ import numpy as np
 
 @dataclass
 class Stabilized:
-    depth: np.ndarray  # float32 (H, W): scale * raw + shift
-    scale: float
+    depth: np.ndarray  # float32 (H, W): the output
+    scale: float  # aligned = scale * raw + shift
     shift: float
     reset: bool  # True on the first frame and on scene cuts
+    smoothed: np.ndarray  # bool (H, W): the pixels averaged with the previous output
 
 
 def robust_normalize(values: np.ndarray) -> tuple[np.ndarray, float, float]:
@@ -68,8 +81,12 @@ def fit_scale_shift(raw: np.ndarray, target: np.ndarray) -> tuple[float, float]:
 class DepthStabilizer:
     """Puts the frames of a video onto one scale and shift (see the module docstring)."""
 
-    def __init__(self, static_threshold: float = 0.3, min_static: float = 0.3, keep: float = 0.8,
-                 trim_rounds: int = 2, memory: float = 0.5, fit_pixels: int = 65536):
+    def __init__(self, smoothing: float = 0.7, change_threshold: float = 0.4, static_threshold: float = 0.3,
+                 min_static: float = 0.3, keep: float = 0.8, trim_rounds: int = 2, memory: float = 0.5,
+                 fit_pixels: int = 65536):
+        if not 0 <= smoothing < 1:
+            raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
+        self.smoothing, self.change_threshold = smoothing, change_threshold
         self.static_threshold, self.min_static, self.keep = static_threshold, min_static, keep
         self.trim_rounds, self.memory, self.fit_pixels = trim_rounds, memory, fit_pixels
         self.reset()
@@ -77,6 +94,7 @@ class DepthStabilizer:
     def reset(self):
         """Forget the reference: the next frame starts afresh (scale 1, shift 0)."""
         self.reference = None  # float64, subsampled, on the stabilised scale
+        self.previous = None  # float32 (H, W): the last output
         self.shape = None
         self.scale, self.shift = 1.0, 0.0
 
@@ -128,10 +146,49 @@ class DepthStabilizer:
                 blended = self.memory * self.reference + (1 - self.memory) * stabilized
                 self.reference = np.where(static, blended, stabilized)
         self.shape, self.scale, self.shift = raw_depth.shape, scale, shift
-        depth = (raw_depth.astype(np.float64) * scale + shift).astype(np.float32)
-        return Stabilized(depth, scale, shift, reset)
+        aligned = raw_depth.astype(np.float64) * scale + shift
+        if reset or self.smoothing == 0:
+            smoothed = np.zeros(raw_depth.shape, bool)
+            depth = aligned.astype(np.float32)
+        else:
+            spread = robust_normalize(scale * raw + shift)[2]
+            smoothed = np.abs(aligned - self.previous) < self.change_threshold * spread
+            blended = self.smoothing * self.previous + (1 - self.smoothing) * aligned
+            depth = np.where(smoothed, blended, aligned).astype(np.float32)
+        self.previous = depth
+        return Stabilized(depth, scale, shift, reset, smoothed)
 
 
-def unstabilize(depth: np.ndarray, scale: float, shift: float) -> np.ndarray:
-    """The raw prediction back from a stabilised frame and its scale and shift."""
-    return ((depth.astype(np.float64) - shift) / scale).astype(np.float32)
+def unstabilize(depth: np.ndarray, scale: float, shift: float, smoothing: float = 0.0,
+                previous: np.ndarray | None = None, smoothed: np.ndarray | None = None) -> np.ndarray:
+    """The raw prediction back from an output frame: its scale and shift, and with smoothing the
+    previous output frame and the pixels that were smoothed (up to float rounding)."""
+    aligned = depth.astype(np.float64)
+    if smoothing and smoothed is not None and smoothed.any():
+        unblended = (aligned - smoothing * previous.astype(np.float64)) / (1 - smoothing)
+        aligned = np.where(smoothed, unblended, aligned)
+    return ((aligned - shift) / scale).astype(np.float32)
+
+
+def pack_mask(mask: np.ndarray) -> np.ndarray:
+    """A bool (H, W) mask as bits (1/8 of the bytes), for the npz."""
+    return np.packbits(mask, axis=None)
+
+
+def unpack_mask(bits: np.ndarray, shape_hw) -> np.ndarray:
+    return np.unpackbits(bits, count=int(np.prod(shape_hw))).reshape(shape_hw).astype(bool)
+
+
+def recover_raw(archive) -> list[np.ndarray]:
+    """The raw predictions from a stabilised `video --raw npz` file (an np.load result or a dict):
+    frame_NNNNNN outputs, per-frame scale, shift, and smoothed_NNNNNN packed masks, smoothing."""
+    frames = sorted(name for name in archive.keys() if name.startswith("frame_"))
+    smoothing = float(archive["smoothing"]) if "smoothing" in archive else 0.0
+    raw, previous = [], None
+    for index, name in enumerate(frames):
+        depth = archive[name]
+        mask_name = f"smoothed_{index:06d}"
+        smoothed = unpack_mask(archive[mask_name], depth.shape) if mask_name in archive else None
+        raw.append(unstabilize(depth, archive["scale"][index], archive["shift"][index], smoothing, previous, smoothed))
+        previous = depth
+    return raw
