@@ -105,6 +105,7 @@ def run(args) -> int:
         live=camera,
     )
     stabilizer = DepthStabilizer() if args.stabilize else None
+    cv2.setNumThreads(1)  # OpenCV's idle pool spins and slows the model (see jobs.video.one_opencv_thread)
     colour_range = RunningRange()
     colormaps = list(COLORMAPS)
     colormap, side_by_side = args.colormap, True

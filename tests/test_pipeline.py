@@ -16,7 +16,7 @@ from pictures import read_video
 
 
 def pipeline_threads():
-    return [thread for thread in threading.enumerate() if thread.name in ("frame-reader", "frame-model")]
+    return [thread for thread in threading.enumerate() if thread.name in ("frame-reader", "frame-model", "frame-writer")]
 
 
 def slow_frames(count, delay=0.0, fail_at=None):
@@ -223,3 +223,56 @@ def test_video_job_writer_error(tmp_path, monkeypatch):
     monkeypatch.setattr(AtomicVideoWriter, "write", disk_full)
     message = job_fails(tmp_path, StampModel(0.002))
     assert "depth.avi: cannot write (No space left on device); no file written" in message
+
+
+# ----------------------------------------------------------------------------- run(sink): the model in this thread
+
+
+@pytest.mark.parametrize("reader_delay, model_delay, sink_delay, batch_size", [
+    (0.0, 0.004, 0.0, 1), (0.004, 0.0, 0.0, 2), (0.0, 0.0, 0.004, 3), (0.002, 0.002, 0.002, 4)])
+def test_run_sinks_every_frame_once_in_order(reader_delay, model_delay, sink_delay, batch_size):
+    seen = []
+
+    def sink(item):
+        time.sleep(sink_delay)
+        seen.append((item.index, item.frame, item.result, threading.current_thread().name))
+
+    pipeline = FramePipeline(slow_frames(13, reader_delay), slow_infer(model_delay), batch_size=batch_size, queue_size=2)
+    assert pipeline.run(sink) == 13
+    assert [entry[:3] for entry in seen] == [(index, index, index * 10) for index in range(13)]
+    assert {entry[3] for entry in seen} == {"frame-writer"} and not pipeline_threads()
+
+
+@pytest.mark.parametrize("stage", ["reader", "model", "writer"])
+def test_run_stops_cleanly_on_an_error_in_any_stage(stage):
+    seen = []
+
+    def sink(item):
+        if stage == "writer" and item.index == 6:
+            raise OSError(28, "No space left on device")
+        seen.append(item.index)
+
+    frames = slow_frames(50, fail_at=6 if stage == "reader" else None)
+    pipeline = FramePipeline(frames, slow_infer(0.001, fail_at=6 if stage == "model" else None), queue_size=2)
+    with pytest.raises(StageError) as caught:
+        pipeline.run(sink)
+    assert caught.value.stage == stage and caught.value.index == 6 and seen == list(range(6))
+    assert not pipeline_threads()
+
+
+def test_run_interrupted_writes_what_was_predicted():
+    predicted, seen = [], []
+
+    def infer(inputs):
+        if 5 in inputs:
+            raise KeyboardInterrupt  # Ctrl-C while the model runs
+        predicted.extend(inputs)
+        return inputs
+
+    def slow_sink(item):
+        time.sleep(0.01)
+        seen.append(item.index)
+
+    with pytest.raises(KeyboardInterrupt):
+        FramePipeline(slow_frames(50), infer, queue_size=4).run(slow_sink)
+    assert seen == predicted == [0, 1, 2, 3, 4] and not pipeline_threads()

@@ -1,6 +1,7 @@
 """Depth video from a video: same frame count, size and rate; stabilised depth and steady colours;
 the model kept busy by a threaded pipeline; clean Ctrl-C."""
 
+import contextlib
 import itertools
 import time
 from dataclasses import dataclass
@@ -9,6 +10,8 @@ from typing import Callable
 
 import numpy as np
 from tqdm import tqdm
+
+import cv2
 
 from ..io.colormaps import colorize, normalize
 from ..io.video import AtomicNpzWriter, AtomicVideoWriter, VideoError, VideoReader
@@ -124,9 +127,9 @@ class DepthVideoWriters:
 def run_video_job(model, source: Path, target: Path, options: VideoJobOptions, quiet: bool = False,
                   progress: Callable[[int, int | None], None] | None = None) -> VideoSummary:
     """Write the depth video of `source` to `target` (and the float frames to target.with_suffix(".npz")
-    with raw_npz). Reading and preprocessing run ahead of the model, colouring and encoding behind
-    it, in threads (video/pipeline.py). `progress(frames_written, frame_count_or_None)` is called
-    after each frame. Errors are VideoError with one line; after Ctrl-C the files hold the frames
+    with raw_npz). Reading and preprocessing run ahead of the model, stabilising, colouring and
+    encoding behind it, in threads (video/pipeline.py); the model runs in this thread.
+    `progress(frames_written, frame_count_or_None)` is called after each frame (in the writer thread). Errors are VideoError with one line; after Ctrl-C the files hold the frames
     written so far, and the summary says it was interrupted."""
     check_size(options.square, options.size)
     reader = VideoReader(str(source))
@@ -140,31 +143,34 @@ def run_video_job(model, source: Path, target: Path, options: VideoJobOptions, q
         reader.close()
         raise
     native = model.config.native_size
-    pipeline = FramePipeline(
-        itertools.chain([first], reader),
-        infer=lambda inputs: infer_prepared(model, inputs),
-        prepare=lambda frame: prepare_input(frame, native, options.square, options.size),
-        batch_size=options.batch_size,
-        queue_size=options.queue_size,
-    )
+
+    def prepare(frame):  # in the reader thread
+        return prepare_input(frame, native, options.square, options.size), frame.shape[:2]
+
+    def infer(prepared):  # in this thread: the model, and its output back at the frame's size
+        depths = infer_prepared(model, [network_input for network_input, _ in prepared])
+        return [restore_size(depth, size_hw) for depth, (_, size_hw) in zip(depths, prepared)]
+
+    pipeline = FramePipeline(itertools.chain([first], reader), infer, prepare,
+                             batch_size=options.batch_size, queue_size=options.queue_size)
     interrupted = False
     started = time.perf_counter()
-    try:
-        with tqdm(total=reader.frame_count, unit="frame", disable=quiet, dynamic_ncols=True) as bar:
-            for item in pipeline:
-                writers.write(item.frame, restore_size(item.result, item.frame.shape[:2]))
-                bar.update(1)
-                if progress is not None:
-                    progress(writers.frames, reader.frame_count)
-    except KeyboardInterrupt:
-        interrupted = True  # finish the files below so what was written plays
-    except BaseException as error:
-        pipeline.close()
-        writers.abandon()
-        reader.close()
-        raise job_error(error, source, target, writers.frames + 1) from None
-    finally:
-        pipeline.close()
+    with one_opencv_thread(), tqdm(total=reader.frame_count, unit="frame", disable=quiet, dynamic_ncols=True) as bar:
+
+        def sink(item):  # in the writer thread
+            writers.write(item.frame, item.result)
+            bar.update(1)
+            if progress is not None:
+                progress(writers.frames, reader.frame_count)
+
+        try:
+            pipeline.run(sink)
+        except KeyboardInterrupt:
+            interrupted = True  # finish the files below so what was written plays
+        except BaseException as error:
+            writers.abandon()
+            reader.close()
+            raise job_error(error, source, target, writers.frames + 1) from None
     try:
         writers.finish()
     finally:
@@ -173,13 +179,31 @@ def run_video_job(model, source: Path, target: Path, options: VideoJobOptions, q
     return VideoSummary(writers.frames, time.perf_counter() - started, interrupted, resets)
 
 
+@contextlib.contextmanager
+def one_opencv_thread():
+    """OpenCV without its own thread pool for the duration: its idle workers spin, taking CPU from
+    the model (measured: 13% of the frame rate of tiny@256 on 2 cores), while the pipeline
+    already runs OpenCV's work beside the model."""
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(threads)
+
+
 def job_error(error: BaseException, source: Path, target: Path, frame: int) -> BaseException:
-    """The one-line VideoError for what stopped the job: a reader or model stage (StageError), or
-    writing, colouring and stabilising in the caller's loop at `frame`; other errors pass as they are."""
+    """The one-line VideoError for what stopped the job (a StageError of the pipeline, or an error
+    at `frame`); errors that are not about the video (bugs) pass on as they are."""
     if isinstance(error, StageError):
         if error.stage == "reader":
             return VideoError(f"{source}: cannot read frame {error.index + 1} ({error.reason}); no file written")
-        return VideoError(f"{source}: depth estimation failed at frame {error.index + 1} ({error.reason}); no file written")
+        if error.stage == "model":
+            return VideoError(f"{source}: depth estimation failed at frame {error.index + 1} ({error.reason}); "
+                              f"no file written")
+        error, frame = error.error, error.index + 1  # the writer: stabilising, colouring, encoding
+    if isinstance(error, VideoError):
+        return error
     if isinstance(error, OSError):  # e.g. the disk filled up while writing the .npz
         return VideoError(f"{target}: cannot write ({error.strerror or error}); no file written")
     if isinstance(error, (RuntimeError, MemoryError)):  # e.g. out of memory

@@ -1,20 +1,27 @@
-"""A threaded frame pipeline that keeps the model busy: read ahead, predict, hand back in order.
+"""A threaded frame pipeline that keeps the model busy: read ahead, predict, write behind, in order.
 
-    reader thread:  frames -> prepare(frame) -> [bounded queue] ->
-    model thread:   batches of up to batch_size -> infer(prepared items) -> [bounded queue] ->
-    the caller:     `for item in pipeline:` gets (index, frame, result) in frame order
+Two ways to run it, both with a reader thread in front:
 
-The caller's loop is the last stage (colouring, encoding, display): it runs while the model
-works on the next batch. The queues are bounded, so a slow stage holds the ones before it back
-instead of filling memory. Every frame read comes out exactly once and in order (the indices are
-checked), unless `live` is set: then the reader keeps only the newest frame waiting (a camera
-should not queue up a backlog), so frames may be skipped, still in increasing order.
+    reader thread:  frames -> prepare(frame) -> [bounded queue] -> batches of up to batch_size
 
-Errors. An exception in the reader or the model thread stops the pipeline; the caller first gets
-the results of the frames before it, then a `StageError` naming the stage and the frame (a
-KeyboardInterrupt raised in a stage is re-raised as it is). An exception in the caller's loop,
-Ctrl-C included, or leaving the loop early: `close()` (called by `with` and when the iteration
-ends) stops both threads, and waits for them, so nothing keeps running in the background.
+- `run(sink)` (the `video` job): the model runs in the calling thread, `sink(item)` (colouring,
+  encoding) in a writer thread behind a second bounded queue. The model stays in the calling
+  thread because PyTorch's CPU kernels run measurably slower (about 15-20% here, with 2 OpenMP
+  threads) when started from another thread, and so that Ctrl-C interrupts the model at once.
+- `for item in pipeline:` (the webcam demo, whose window must live in the main thread): the model
+  runs in a second thread and the caller's loop gets the items.
+
+Either way items are (index, frame, infer result), every frame read comes out exactly once and in
+order (the indices are checked), unless `live` is set: then the reader keeps only the newest
+frame waiting (a camera should not queue up a backlog), so frames may be skipped, still in
+increasing order. The queues are bounded, so a slow stage holds the ones before it back instead
+of filling memory.
+
+Errors. An exception in any stage stops the pipeline: the threads are stopped and waited for, so
+nothing keeps running in the background, and a `StageError` names the stage ("reader", "model" or
+"writer") and the frame. Items before a reader or model error are still delivered first (to the
+sink, or to the caller's loop). A KeyboardInterrupt (Ctrl-C) is re-raised as it is, after `run`
+has let the writer finish the items already predicted, so what was written is complete.
 """
 
 import queue
@@ -26,8 +33,8 @@ _POLL = 0.05  # seconds between checks of the stop flag while waiting on a queue
 
 
 class StageError(Exception):
-    """A stage of the pipeline failed: `stage` ("reader" or "model"), the 0-based frame `index`
-    it failed at (the first frame of the batch for the model), and the original `error`."""
+    """A stage of the pipeline failed: `stage` ("reader", "model" or "writer"), the 0-based frame
+    `index` it failed at (the first frame of the batch for the model), and the original `error`."""
 
     def __init__(self, stage: str, index: int, error: BaseException):
         self.reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]  # one line
@@ -71,7 +78,8 @@ class FramePipeline:
         self.batch_size, self.live = batch_size, live
         self.prepared = queue.Queue(maxsize=1 if live else max(queue_size, batch_size))
         self.results = queue.Queue(maxsize=max(queue_size, batch_size))
-        self.stopping = threading.Event()
+        self.stopping = threading.Event()  # every thread stops
+        self.reader_stopping = threading.Event()  # only the reader stops (the writer drains)
         self.frames_read = 0
         self.threads = [threading.Thread(target=self._read, name="frame-reader", daemon=True),
                         threading.Thread(target=self._predict, name="frame-model", daemon=True)]
@@ -113,7 +121,7 @@ class FramePipeline:
         index = 0
         try:
             iterator = iter(self.frames)
-            while not self.stopping.is_set():
+            while not (self.stopping.is_set() or self.reader_stopping.is_set()):
                 try:
                     frame = next(iterator)
                 except StopIteration:
@@ -157,7 +165,89 @@ class FramePipeline:
         except _Stop:
             pass
 
-    # ------------------------------------------------------------------ the caller's side
+    # ------------------------------------------------------------------ run(sink): the model here
+
+    def _write(self, sink):
+        while True:
+            entry = self._get(self.results)
+            if entry is _END:
+                return
+            try:
+                sink(entry)
+            except BaseException as error:
+                self.writer_failure = _Failure("writer", entry.index, error)
+                self.stopping.set()
+                return
+
+    def _next_batch(self):
+        """Up to batch_size prepared frames, and _END or a reader _Failure if the stream ended."""
+        batch = []
+        while len(batch) < self.batch_size:
+            entry = self._get(self.prepared)
+            if entry is _END or isinstance(entry, _Failure):
+                return batch, entry
+            batch.append(entry)
+        return batch, None
+
+    def run(self, sink: Callable[[Item], None]) -> int:
+        """Run the model in this thread and `sink(item)` for every frame, in order, in a writer
+        thread; returns the number of items the sink took. See the module docstring for errors."""
+        if self.started:
+            raise RuntimeError("a pipeline runs once")
+        self.started, self.writer_failure, delivered = True, None, 0
+        writer = threading.Thread(target=self._write, args=(sink,), name="frame-writer", daemon=True)
+        self.threads = [self.threads[0], writer]
+        for thread in self.threads:
+            thread.start()
+        try:
+            ended = None
+            while ended is None:
+                batch, ended = self._next_batch()
+                if batch:
+                    try:
+                        results = self.infer([prepared for _, _, prepared in batch])
+                        if len(results) != len(batch):
+                            raise RuntimeError(f"infer returned {len(results)} results for {len(batch)} inputs")
+                    except KeyboardInterrupt:
+                        raise
+                    except Exception as error:
+                        self._drain()  # the frames before it are delivered first
+                        raise StageError("model", batch[0][0], error) from error
+                    for (index, frame, _), result in zip(batch, results):
+                        self._put(self.results, Item(index, frame, result))
+                        delivered += 1
+            self._drain()
+            if isinstance(ended, _Failure):
+                raise StageError(ended.stage, ended.index, ended.error) from ended.error
+            return delivered
+        except KeyboardInterrupt:
+            self._drain()  # the frames already predicted are written: the file plays to there
+            raise
+        except _Stop:  # the writer failed and stopped the pipeline
+            pass
+        finally:
+            self.close()
+            if self.writer_failure is not None:
+                failure = self.writer_failure
+                raise StageError(failure.stage, failure.index, failure.error) from failure.error
+
+    def _drain(self):
+        """Let the writer finish what is queued, then stop it."""
+        self.reader_stop()
+        try:
+            self._put(self.results, _END)
+            while self.threads[1].is_alive():
+                self.threads[1].join(timeout=_POLL)
+        except _Stop:
+            pass
+        except KeyboardInterrupt:  # a second Ctrl-C: stop without waiting
+            self.stopping.set()
+
+    def reader_stop(self):
+        """Stop reading ahead (the reader thread ends at its next frame)."""
+        self.reader_stopping.set()
+
+    # ------------------------------------------------------------------ iteration: the model in a thread
 
     def start(self):
         if not self.started:
