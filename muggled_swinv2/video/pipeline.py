@@ -62,12 +62,12 @@ _END = object()
 
 
 class FramePipeline:
-    """Iterate over (index, frame, infer result) with reading, preparing and inference running
-    ahead in two threads.
+    """Frames -> (index, frame, infer result) items, in order, with the stages in threads: call
+    `run(sink)` or iterate, once (see the module docstring).
 
     frames:   an iterable of frames (read in the reader thread)
     prepare:  frame -> model input, run in the reader thread (e.g. resize and normalise)
-    infer:    list of prepared inputs -> list of results, one per input, run in the model thread
+    infer:    list of prepared inputs -> list of results, one per input (the model stage)
     """
 
     def __init__(self, frames: Iterable, infer: Callable[[list], list], prepare: Callable | None = None,
