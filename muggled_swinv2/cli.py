@@ -164,6 +164,7 @@ def command_video(args) -> int:
         size=args.size,
         batch_size=args.batch_size,
         memory_check=not args.no_memory_check,
+        stabilize=args.stabilize,
     )
     summary = run_video_job(open_model(args), source, target, options, quiet=args.quiet)
     if not args.quiet or summary.interrupted:
@@ -349,6 +350,9 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_argument("--raw", choices=["npz"], help="also write the float depth frames beside OUT, as .npz (depth.mp4 -> depth.npz)")
     video.add_argument("--per-frame-range", action="store_true",
                        help="colour each frame by its own min/max (default: a smooth running range)")
+    video.add_argument("--stabilize", action=argparse.BooleanOptionalAction, default=True,
+                       help="put all frames on one depth scale and shift, fitted on what did not move, reset at "
+                            "scene cuts (default: on; the npz keeps each frame's scale and shift)")
     add_prediction_arguments(video)
     add_model_arguments(video)
     video.set_defaults(run=command_video)

@@ -74,22 +74,37 @@ def resize_depth(depth_bhw: torch.Tensor, size_hw: tuple[int, int]) -> torch.Ten
 
 
 @torch.inference_mode()
-def predict_batch(model, images: list, square: bool = False, size: int | None = None) -> list[np.ndarray]:
-    """predict_depth for several images; those with the same network size run as one batch."""
+def infer_prepared(model, inputs: list[np.ndarray]) -> list[torch.Tensor]:
+    """Network inputs from prepare_input -> (h, w) depth at the network's resolution, on the model's
+    device; inputs of the same shape run as one batch."""
+    device = next(model.parameters()).device
+    depths = [None] * len(inputs)
+    for shape in dict.fromkeys(array.shape for array in inputs):
+        indices = [index for index, array in enumerate(inputs) if array.shape == shape]
+        batch_bchw = torch.from_numpy(np.stack([inputs[index] for index in indices])).to(device)
+        for index, prediction in zip(indices, model(batch_bchw)):
+            depths[index] = prediction
+    return depths
+
+
+@torch.inference_mode()
+def restore_size(depth_hw: torch.Tensor, size_hw: tuple[int, int]) -> np.ndarray:
+    """A prediction of infer_prepared -> float32 numpy depth at the image's size (H, W)."""
+    return resize_depth(depth_hw[None], size_hw)[0].cpu().numpy()
+
+
+def check_size(square: bool, size) -> None:
     if size is not None and (isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1):
         raise ValueError(f"size must be a positive number of pixels, got {size!r}")
     if square and size is not None:
         raise ValueError("square=True always uses the model's native size; size is for the aspect-keeping mode")
+
+
+def predict_batch(model, images: list, square: bool = False, size: int | None = None) -> list[np.ndarray]:
+    """predict_depth for several images; those with the same network size run as one batch."""
+    check_size(square, size)
     inputs = [prepare_input(image, model.config.native_size, square, size) for image in images]
-    device = next(model.parameters()).device
-    depths = [None] * len(images)
-    for shape in dict.fromkeys(array.shape for array in inputs):
-        indices = [index for index, array in enumerate(inputs) if array.shape == shape]
-        batch_bchw = torch.from_numpy(np.stack([inputs[index] for index in indices])).to(device)
-        predictions = model(batch_bchw)
-        for index, prediction in zip(indices, predictions):
-            depths[index] = resize_depth(prediction[None], images[index].shape[:2])[0].cpu().numpy()
-    return depths
+    return [restore_size(depth, image.shape[:2]) for image, depth in zip(images, infer_prepared(model, inputs))]
 
 
 def predict_depth(model, image: np.ndarray, square: bool = False, size: int | None = None) -> np.ndarray:

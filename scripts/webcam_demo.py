@@ -5,15 +5,16 @@
     python scripts/webcam_demo.py --source clip.mp4 --headless --max-frames 100 --save depth.mp4
 
 Keys in the window: c = next colour map, s = toggle side by side, p = save a snapshot (PNG),
-q or Esc = quit. For a live camera (without --save), depth runs in a worker thread: the window
-keeps showing camera frames at their own rate and picks up each new depth map when it is ready,
-so frames are shown with the newest depth there is. A video file, and any run with --save, gets
-each frame's own depth instead (at the model's pace).
+q or Esc = quit. Reading runs ahead and the model runs in worker threads (muggled_swinv2.video.
+pipeline) while this loop colours, shows and saves the frame before: each picture is shown with its
+own depth. From a camera the model always takes the newest frame (frames it has no time for are
+skipped, so the lag stays one frame); from a video file every frame is shown, in order. Depth is
+stabilised over time (one scale and shift for all frames; --no-stabilize for the raw values).
 """
 
 import argparse
+import itertools
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -28,78 +29,33 @@ from muggled_swinv2.io.images import save_image, silence_opencv
 from muggled_swinv2.io.ledger import OutputLedger
 from muggled_swinv2.io.video import AtomicVideoWriter, VideoError, VideoReader, check_video_target
 from muggled_swinv2.jobs.video import RunningRange
+from muggled_swinv2.predict import infer_prepared, prepare_input, restore_size
+from muggled_swinv2.video.pipeline import FramePipeline, StageError
+from muggled_swinv2.video.stabilize import DepthStabilizer
 from muggled_swinv2.formats.weights import WeightsError
 
 
 class DepthError(Exception):
-    """Depth estimation failed in the worker thread (one-line message)."""
+    """Depth estimation failed in the model thread (one-line message)."""
 
 
-class DepthWorker:
-    """Runs model.predict on the newest frame handed to it, one at a time, off the display loop."""
+class TimedInfer:
+    """The model stage: network inputs -> network-resolution depth, timing each pass."""
 
-    def __init__(self, model, size):
-        self.model, self.size = model, size
-        self.lock = threading.Lock()
-        self.waiting_frame = None
-        self.depth = None  # latest result
+    def __init__(self, model):
+        self.model = model
         self.seconds_per_depth = 0.0
-        self.error = None
-        self.wake = threading.Event()
-        self.stopped = False
-        self.thread = threading.Thread(target=self._loop, daemon=True)
-        self.thread.start()
 
-    def submit(self, frame: np.ndarray):
-        """Replace the waiting frame: when the worker is free it takes the newest one."""
-        with self.lock:
-            self.waiting_frame = frame
-        self.wake.set()
-
-    def latest(self):
-        if self.error:
-            reason = (str(self.error).splitlines() or [type(self.error).__name__])[0][:200]
-            raise DepthError(f"depth estimation failed ({reason})")
-        with self.lock:
-            return self.depth
-
-    def wait_first(self):
-        while self.latest() is None:
-            time.sleep(0.005)
-        return self.latest()
-
-    def _loop(self):
-        while not self.stopped:
-            self.wake.wait()
-            self.wake.clear()
-            with self.lock:
-                frame, self.waiting_frame = self.waiting_frame, None
-            if frame is None:
-                continue
-            started = time.perf_counter()
-            try:
-                depth = self.model.predict(frame, size=self.size)
-            except Exception as error:  # re-raised in the display loop by latest()
-                self.error = error
-                return
-            with self.lock:
-                self.depth = depth
-                self.seconds_per_depth = time.perf_counter() - started
-
-    def stop(self):
-        self.stopped = True
-        self.wake.set()
-        self.thread.join(timeout=10)
+    def __call__(self, inputs):
+        started = time.perf_counter()
+        depths = infer_prepared(self.model, inputs)
+        self.seconds_per_depth = (time.perf_counter() - started) / len(inputs)
+        return depths
 
 
 def compose(frame, depth, colour_range, colormap, side_by_side, caption):
-    """The picture shown: depth in colour (black until the first map), the frame beside it."""
-    if depth is None:
-        colored = np.zeros_like(frame)
-    else:
-        colored = colorize(normalize(depth, *colour_range.update(depth)), colormap)
-        if colored.shape[:2] != frame.shape[:2]:  # a frame of another size arrived meanwhile
-            colored = cv2.resize(colored, (frame.shape[1], frame.shape[0]))
+    """The picture shown: depth in colour, the frame beside it."""
+    colored = colorize(normalize(depth, *colour_range.update(depth)), colormap)
     view = np.hstack([frame, colored]) if side_by_side else colored
     cv2.putText(view, caption, (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
     return view
@@ -136,57 +92,51 @@ def check_save_target(args):
     make_writable_folder(save.parent, "--save folder")
 
 
-def depth_of(model, frame, size):
-    """The frame's own depth, in this thread (one-line DepthError if it fails)."""
-    try:
-        return model.predict(frame, size=size)
-    except Exception as error:
-        reason = (str(error).splitlines() or [type(error).__name__])[0][:200]
-        raise DepthError(f"depth estimation failed ({reason})") from None
-
-
 def run(args) -> int:
     if args.save:
         check_save_target(args)
-    source = int(args.source) if args.source.isdigit() else args.source
-    reader = VideoReader(source)  # before the model: a missing camera or file is named at once
+    camera = args.source.isdigit()
+    reader = VideoReader(int(args.source) if camera else args.source)  # before the model: a missing camera or file is named at once
     try:
         device = select_device(args.device)
         model = load_model(weights_path(args.weights), device=device, dtype=select_dtype(args.dtype, device))
     except BaseException:
         reader.close()
         raise
-    # Only a live camera without --save may drop frames (shown with the newest depth there is).
-    worker = DepthWorker(model, args.size) if isinstance(source, int) and not args.save else None
+    infer = TimedInfer(model)
+    native = model.config.native_size
+    # A camera keeps only its newest frame waiting for the model (no backlog, little lag); a video
+    # file gives every frame, in order. Either way each picture is shown (and saved) with its own depth.
+    pipeline = FramePipeline(
+        reader if args.max_frames is None or camera else itertools.islice(reader, args.max_frames),
+        infer=infer,
+        prepare=lambda frame: prepare_input(frame, native, False, args.size),
+        live=camera,
+    )
+    stabilizer = DepthStabilizer() if args.stabilize else None
+    cv2.setNumThreads(1)  # OpenCV's idle pool spins and slows the model (see jobs.video.one_opencv_thread)
     colour_range = RunningRange()
     colormaps = list(COLORMAPS)
     colormap, side_by_side = args.colormap, True
     writer = None
     frames, started, interrupted = 0, time.perf_counter(), False
     try:
-        while args.max_frames is None or frames < args.max_frames:
-            frame = reader.read()
-            if frame is None:
-                break
-            if worker is None:
-                depth_started = time.perf_counter()
-                depth = depth_of(model, frame, args.size)
-                seconds_per_depth = time.perf_counter() - depth_started
-            else:
-                worker.submit(frame)
-                depth = worker.latest()
-                if depth is None and args.headless:
-                    depth = worker.wait_first()  # nobody is watching: wait for the first depth map
-                seconds_per_depth = worker.seconds_per_depth
+        for item in pipeline:
+            frame = item.frame
+            depth = restore_size(item.result, frame.shape[:2])
+            if stabilizer is not None:
+                depth = stabilizer(depth).depth
             frames += 1
             fps = frames / max(time.perf_counter() - started, 1e-6)
-            depth_rate = 1 / seconds_per_depth if seconds_per_depth else 0.0
+            depth_rate = 1 / infer.seconds_per_depth if infer.seconds_per_depth else 0.0
             caption = f"{fps:.1f} fps, depth {depth_rate:.1f}/s, {colormap}"
             view = compose(frame, depth, colour_range, colormap, side_by_side, caption)
             if args.save:
                 if writer is None:
                     writer = AtomicVideoWriter(args.save, reader.fps, (view.shape[1], view.shape[0]))
                 writer.write(cv2.resize(view, writer.size_wh) if view.shape[1::-1] != writer.size_wh else view)
+            if args.max_frames is not None and frames >= args.max_frames:
+                break
             if args.headless:
                 continue
             cv2.imshow("muggled_swinv2 depth", view)
@@ -201,14 +151,17 @@ def run(args) -> int:
                 save_snapshot(view)
     except KeyboardInterrupt:
         interrupted = True  # finish the --save file below so what was written plays
-    except BaseException:
+    except BaseException as error:
         if writer is not None:
             writer.abandon()  # an error: no half-written --save file
             writer = None
+        if isinstance(error, StageError):
+            if error.stage == "reader":
+                raise VideoError(f"{args.source}: cannot read frame {error.index + 1} ({error.reason})")
+            raise DepthError(f"depth estimation failed at frame {error.index + 1} ({error.reason})")
         raise
     finally:
-        if worker is not None:
-            worker.stop()
+        pipeline.close()
         reader.close()
         if writer is not None:
             writer.finish()
@@ -236,6 +189,8 @@ def main(argv=None) -> int:
     parser.add_argument("--save", help="also write what is shown to this video file (.mp4, .m4v, .mov, .avi or .mkv); "
                         "every frame with its own depth")
     parser.add_argument("--overwrite", action="store_true", help="replace the --save file if this tool wrote it")
+    parser.add_argument("--stabilize", action=argparse.BooleanOptionalAction, default=True,
+                        help="one depth scale and shift for all frames (default: on)")
     args = parser.parse_args(argv)
     silence_opencv()
     try:

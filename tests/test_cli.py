@@ -17,6 +17,7 @@ from muggled_swinv2.cli import main
 from muggled_swinv2.io.colormaps import COLORMAPS, colorize, normalize, to_uint16
 from muggled_swinv2.io.images import read_pfm
 from muggled_swinv2.io.ledger import LEDGER_NAME
+from muggled_swinv2.video.stabilize import recover_raw
 from pictures import midas_square_pipeline, photo, read_video, write_video
 
 REPO = Path(__file__).resolve().parent.parent
@@ -495,11 +496,11 @@ def test_weights_found_in_weights_folder(tmp_path, capsys, monkeypatch, small_ch
     folder = tmp_path / "weights"
     folder.mkdir()
     monkeypatch.setenv("MUGGLED_SWINV2_WEIGHTS", str(folder))
-    code, _, err = run(capsys, "image", pictures / "street.jpg", "--out", tmp_path / "out")
-    assert code == 2 and "no checkpoint in" in err and "muggled-swinv2 download tiny" in err
+    code, _, err = run(capsys, "image", pictures / "street.jpg", "--out", tmp_path / "out0")
+    assert code == 0 and "embedded demo model" in err and "muggled-swinv2 download tiny" in err  # none there
     (folder / "one.pt").symlink_to(small_checkpoint)
     code, _, err = run(capsys, "image", pictures / "street.jpg", "--out", tmp_path / "out")
-    assert code == 0, err
+    assert code == 0 and "demo model" not in err, err
     (folder / "two.pt").symlink_to(small_checkpoint)
     code, _, err = run(capsys, "image", pictures / "street.jpg", "--out", tmp_path / "out2")
     assert code == 2 and "several checkpoints" in err and "one.pt, two.pt" in err
@@ -579,11 +580,25 @@ def test_video_frames_size_rate_and_raw(tmp_path, capsys, small_checkpoint, mode
     assert len(frames) == 7 and frames[0].shape == (64, 96, 3) and fps == pytest.approx(12.0)
     inputs, _ = read_video(clip)
     raw = np.load(tmp_path / "depth.npz")
-    assert sorted(raw.files) == [f"frame_{index:06d}" for index in range(7)]
+    frame_names = [f"frame_{index:06d}" for index in range(7)]
+    assert sorted(raw.files) == sorted(frame_names + [f"smoothed_{index:06d}" for index in range(7)]
+                                       + ["reset", "scale", "shift", "smoothing"])
+    assert raw["scale"].shape == raw["shift"].shape == raw["reset"].shape == (7,)
+    assert raw["reset"][0] and raw["scale"][0] == 1 and raw["shift"][0] == 0
+    recovered = recover_raw(raw)  # stabilised by default; the npz undoes it, up to rounding
+    assert len(recovered) == 7
+    for index, frame in enumerate(inputs):
+        expected = model.predict(frame)
+        assert np.allclose(recovered[index], expected, atol=1e-5 * np.ptp(expected))
+    assert "wrote 7 frames" in err
+    code, _, err = run(capsys, "video", clip, "-w", small_checkpoint, "--out", target, "--raw", "npz", "--no-stabilize",
+                       "--overwrite")
+    assert code == 0, err
+    raw = np.load(tmp_path / "depth.npz")
+    assert sorted(raw.files) == [f"frame_{index:06d}" for index in range(7)]  # the predictions as they are
     for index, frame in enumerate(inputs):
         expected = model.predict(frame)
         assert np.allclose(raw[f"frame_{index:06d}"], expected, atol=1e-5 * np.ptp(expected))
-    assert "wrote 7 frames" in err
 
 
 def test_video_side_by_side_and_per_frame(tmp_path, capsys, small_checkpoint, clip):
@@ -650,7 +665,7 @@ def test_video_with_zero_frames(tmp_path, capsys, small_checkpoint):
 def test_video_interrupt_leaves_a_playable_file(tmp_path, monkeypatch, small_checkpoint, model, clip):
     import muggled_swinv2.jobs.video as video_job
 
-    real_predict = video_job.predict_batch
+    real_predict = video_job.infer_prepared
     calls = []
 
     def interrupt_on_fourth_call(*args, **kwargs):
@@ -659,11 +674,14 @@ def test_video_interrupt_leaves_a_playable_file(tmp_path, monkeypatch, small_che
             raise KeyboardInterrupt
         return real_predict(*args, **kwargs)
 
-    monkeypatch.setattr(video_job, "predict_batch", interrupt_on_fourth_call)
+    monkeypatch.setattr(video_job, "infer_prepared", interrupt_on_fourth_call)
     summary = video_job.run_video_job(model, clip, tmp_path / "cut.mp4", video_job.VideoJobOptions(raw_npz=True), quiet=True)
     assert summary.interrupted and summary.frames == 3
     assert len(read_video(tmp_path / "cut.mp4")[0]) == 3
-    assert len(np.load(tmp_path / "cut.npz").files) == 3
+    raw = np.load(tmp_path / "cut.npz")
+    assert sorted(name for name in raw.files if "_" in name) == [
+        "frame_000000", "frame_000001", "frame_000002", "smoothed_000000", "smoothed_000001", "smoothed_000002"]
+    assert raw["scale"].shape == (3,)
     assert not [path for path in tmp_path.iterdir() if "partial" in path.name]
 
 
@@ -712,7 +730,7 @@ def test_video_npz_write_error_leaves_no_file(tmp_path, capsys, monkeypatch, sma
 def test_video_failed_prediction_is_one_line(tmp_path, capsys, monkeypatch, small_checkpoint, clip):
     import muggled_swinv2.jobs.video as video_job
 
-    real_predict = video_job.predict_batch
+    real_predict = video_job.infer_prepared
     calls = []
 
     def out_of_memory_on_third_call(*args, **kwargs):
@@ -721,7 +739,7 @@ def test_video_failed_prediction_is_one_line(tmp_path, capsys, monkeypatch, smal
             raise RuntimeError("not enough memory: you tried to allocate 1 TB\nsecond line")
         return real_predict(*args, **kwargs)
 
-    monkeypatch.setattr(video_job, "predict_batch", out_of_memory_on_third_call)
+    monkeypatch.setattr(video_job, "infer_prepared", out_of_memory_on_third_call)
     code, _, err = run(capsys, "video", clip, "-w", small_checkpoint, "--out", tmp_path / "depth.mp4", "--raw", "npz", "-q")
     assert code == 2 and err.count("\n") == 1
     assert "clip.mp4: depth estimation failed at frame 3 (not enough memory: you tried to allocate 1 TB)" in err
@@ -734,7 +752,7 @@ def test_video_interrupted_before_any_frame_writes_nothing(tmp_path, monkeypatch
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(video_job, "predict_batch", interrupt)
+    monkeypatch.setattr(video_job, "infer_prepared", interrupt)
     summary = video_job.run_video_job(model, clip, tmp_path / "cut.mp4", video_job.VideoJobOptions(raw_npz=True), quiet=True)
     assert summary.interrupted and summary.frames == 0
     assert listing(tmp_path) == ["clip.mp4"]  # no empty, unplayable file

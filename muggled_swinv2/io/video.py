@@ -123,9 +123,13 @@ class AtomicNpzWriter:
         self.frames = 0
 
     def write(self, depth: np.ndarray):
-        with self.archive.open(f"frame_{self.frames:06d}.npy", "w", force_zip64=True) as entry:
-            np.lib.format.write_array(entry, depth.astype(np.float32))
+        self.write_array(f"frame_{self.frames:06d}", depth.astype(np.float32))
         self.frames += 1
+
+    def write_array(self, name: str, array: np.ndarray):
+        """Another entry beside the frames (e.g. per-frame metadata); `name` without .npy."""
+        with self.archive.open(f"{name}.npy", "w", force_zip64=True) as entry:
+            np.lib.format.write_array(entry, np.asarray(array))
 
     def finish(self):
         try:

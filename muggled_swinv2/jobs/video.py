@@ -1,16 +1,24 @@
-"""Depth video from a video: same frame count, size and rate; steady colours; clean Ctrl-C."""
+"""Depth video from a video: same frame count, size and rate; stabilised depth and steady colours;
+the model kept busy by a threaded pipeline; clean Ctrl-C."""
 
+import contextlib
+import itertools
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from tqdm import tqdm
 
+import cv2
+
 from ..io.colormaps import colorize, normalize
 from ..memory import memory_refusal, network_hw_for
-from ..predict import predict_batch
 from ..io.video import AtomicNpzWriter, AtomicVideoWriter, VideoError, VideoReader
+from ..predict import check_size, infer_prepared, prepare_input, restore_size
+from ..video.pipeline import FramePipeline, StageError
+from ..video.stabilize import DepthStabilizer, pack_mask
 
 
 class RunningRange:
@@ -41,6 +49,8 @@ class VideoJobOptions:
     size: int | None = None
     batch_size: int = 1
     memory_check: bool = True  # refuse a size whose prediction would not fit in memory (see memory.py)
+    stabilize: bool = True  # one scale and shift for the whole video (see video/stabilize.py)
+    queue_size: int = 4  # frames read ahead of the model, and predicted ahead of the writer
 
 
 @dataclass
@@ -48,15 +58,82 @@ class VideoSummary:
     frames: int
     seconds: float
     interrupted: bool
+    resets: int = 0  # stabiliser resets after the first frame (scene cuts)
 
     def line(self) -> str:
         rate = f", {self.frames / self.seconds:.2f} frames/s" if self.seconds > 0 else ""
+        cuts = f", {self.resets} scene cut{'s' if self.resets != 1 else ''}" if self.resets else ""
         stop = " (interrupted: the file holds the frames done so far)" if self.interrupted else ""
-        return f"wrote {self.frames} frames{rate}{stop}"
+        return f"wrote {self.frames} frames{rate}{cuts}{stop}"
 
 
-def run_video_job(model, source: Path, target: Path, options: VideoJobOptions, quiet: bool = False) -> VideoSummary:
-    """Write the depth video of `source` to `target` (and the float frames to target.with_suffix(".npz") with --raw npz)."""
+class DepthVideoWriters:
+    """The colour video, and with --raw npz the float frames with each frame's stabilisation."""
+
+    def __init__(self, target: Path, fps: float, frame_hw: tuple[int, int], options: VideoJobOptions):
+        self.options = options
+        height, width = frame_hw
+        self.colour_range = RunningRange()
+        self.stabilizer = DepthStabilizer() if options.stabilize else None
+        self.scales, self.shifts, self.resets = [], [], []
+        self.writers = []
+        try:
+            self.writers.append(AtomicVideoWriter(target, fps, (width * (2 if options.side_by_side else 1), height)))
+            if options.raw_npz:
+                self.writers.append(AtomicNpzWriter(target.with_suffix(".npz")))
+        except VideoError:
+            self.abandon()
+            raise
+
+    @property
+    def frames(self) -> int:
+        return self.writers[0].frames
+
+    def write(self, frame: np.ndarray, depth: np.ndarray):
+        """One frame's raw inverse depth: stabilise, colour, encode."""
+        if self.stabilizer is not None:
+            stable = self.stabilizer(depth)
+            depth = stable.depth
+            self.scales.append(stable.scale)
+            self.shifts.append(stable.shift)
+            self.resets.append(stable.reset)
+        low_high = (None, None) if self.options.per_frame_range else self.colour_range.update(depth)
+        colored = colorize(normalize(depth, *low_high), self.options.colormap)
+        self.writers[0].write(np.hstack([frame, colored]) if self.options.side_by_side else colored)
+        if self.options.raw_npz:
+            if self.stabilizer is not None:  # what recover_raw needs to undo the smoothing
+                self.writers[1].write_array(f"smoothed_{self.writers[1].frames:06d}", pack_mask(stable.smoothed))
+            self.writers[1].write(depth)
+
+    def finish(self):
+        """Publish the files; the npz gets, beside frame_NNNNNN, what undoes the stabilisation: scale,
+        shift and reset per frame, smoothed_NNNNNN (packed bits) and smoothing (video.stabilize.recover_raw)."""
+        try:
+            if self.options.raw_npz and self.stabilizer is not None:
+                count = self.writers[1].frames
+                self.writers[1].write_array("scale", np.array(self.scales[:count], np.float64))
+                self.writers[1].write_array("shift", np.array(self.shifts[:count], np.float64))
+                self.writers[1].write_array("reset", np.array(self.resets[:count], bool))
+                self.writers[1].write_array("smoothing", np.array(self.stabilizer.smoothing, np.float64))
+            for writer in self.writers:
+                writer.finish()
+        except BaseException:  # a write error, or Ctrl-C while the video is read back
+            self.abandon()  # the temp files of the ones not finished yet
+            raise
+
+    def abandon(self):
+        for writer in self.writers:
+            writer.abandon()
+
+
+def run_video_job(model, source: Path, target: Path, options: VideoJobOptions, quiet: bool = False,
+                  progress: Callable[[int, int | None], None] | None = None) -> VideoSummary:
+    """Write the depth video of `source` to `target` (and the float frames to target.with_suffix(".npz")
+    with raw_npz). Reading and preprocessing run ahead of the model, stabilising, colouring and
+    encoding behind it, in threads (video/pipeline.py); the model runs in this thread.
+    `progress(frames_written, frame_count_or_None)` is called after each frame (in the writer thread). Errors are VideoError with one line; after Ctrl-C the files hold the frames
+    written so far, and the summary says it was interrupted."""
+    check_size(options.square, options.size)
     reader = VideoReader(str(source))
     first = reader.read()
     if first is None:
@@ -70,54 +147,79 @@ def run_video_job(model, source: Path, target: Path, options: VideoJobOptions, q
         if refusal:
             reader.close()
             raise VideoError(f"{source}: {refusal}")
-    writers = []
     try:
-        writers.append(AtomicVideoWriter(target, reader.fps, (width * (2 if options.side_by_side else 1), height)))
-        if options.raw_npz:
-            writers.append(AtomicNpzWriter(target.with_suffix(".npz")))
+        writers = DepthVideoWriters(target, reader.fps, first.shape[:2], options)
     except VideoError:
-        for writer in writers:
-            writer.abandon()
         reader.close()
         raise
-    colour_range = RunningRange()
-    frames = [first]
+    native = model.config.native_size
+
+    def prepare(frame):  # in the reader thread
+        return prepare_input(frame, native, options.square, options.size), frame.shape[:2]
+
+    def infer(prepared):  # in this thread: the model, and its output back at the frame's size
+        depths = infer_prepared(model, [network_input for network_input, _ in prepared])
+        return [restore_size(depth, size_hw) for depth, (_, size_hw) in zip(depths, prepared)]
+
+    pipeline = FramePipeline(itertools.chain([first], reader), infer, prepare,
+                             batch_size=options.batch_size, queue_size=options.queue_size)
     interrupted = False
     started = time.perf_counter()
+    with one_opencv_thread(), tqdm(total=reader.frame_count, unit="frame", disable=quiet, dynamic_ncols=True) as bar:
+
+        def sink(item):  # in the writer thread
+            writers.write(item.frame, item.result)
+            bar.update(1)
+            if progress is not None:
+                progress(writers.frames, reader.frame_count)
+
+        try:
+            pipeline.run(sink)
+        except KeyboardInterrupt:
+            interrupted = True  # finish the files below so what was written plays
+        except BaseException as error:
+            writers.abandon()
+            reader.close()
+            raise job_error(error, source, target, writers.frames + 1) from None
     try:
-        with tqdm(total=reader.frame_count, unit="frame", disable=quiet, dynamic_ncols=True) as progress:
-            while frames:
-                while len(frames) < options.batch_size and (frame := reader.read()) is not None:
-                    frames.append(frame)
-                for frame, depth in zip(frames, predict_batch(model, frames, options.square, options.size)):
-                    low_high = (None, None) if options.per_frame_range else colour_range.update(depth)
-                    colored = colorize(normalize(depth, *low_high), options.colormap)
-                    writers[0].write(np.hstack([frame, colored]) if options.side_by_side else colored)
-                    if options.raw_npz:
-                        writers[1].write(depth)
-                    progress.update(1)
-                frame = reader.read()
-                frames = [] if frame is None else [frame]
-    except KeyboardInterrupt:
-        interrupted = True  # finish the files below so what was written plays
-    except BaseException as error:
-        for writer in writers:
-            writer.abandon()
-        reader.close()
-        if isinstance(error, OSError):  # e.g. the disk filled up while writing the .npz
-            raise VideoError(f"{target}: cannot write ({error.strerror or error}); no file written") from None
-        if isinstance(error, (RuntimeError, MemoryError)):  # e.g. out of memory
-            reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
-            raise VideoError(f"{source}: depth estimation failed at frame {writers[0].frames + 1} ({reason}); "
-                             f"no file written") from None
-        raise
-    try:
-        for writer in writers:
-            writer.finish()
-    except BaseException:  # a write error, or Ctrl-C while the video is read back
-        for writer in writers:
-            writer.abandon()  # the temp files of the ones not finished yet
-        raise
+        writers.finish()
     finally:
         reader.close()
-    return VideoSummary(writers[0].frames, time.perf_counter() - started, interrupted)
+    resets = sum(writers.resets[1:writers.frames])
+    return VideoSummary(writers.frames, time.perf_counter() - started, interrupted, resets)
+
+
+@contextlib.contextmanager
+def one_opencv_thread():
+    """OpenCV without its own thread pool for the duration: its idle workers spin, taking CPU from
+    the model (measured: 13% of the frame rate of tiny@256 on 2 cores), while the pipeline
+    already runs OpenCV's work beside the model."""
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(threads)
+
+
+def job_error(error: BaseException, source: Path, target: Path, frame: int) -> BaseException:
+    """The one-line VideoError for what stopped the job (a StageError of the pipeline, or an error
+    at `frame`); errors that are not about the video (bugs) pass on as they are."""
+    if isinstance(error, StageError):
+        if error.stage == "reader":
+            return VideoError(f"{source}: cannot read frame {error.index + 1} ({error.reason}); no file written")
+        if error.stage == "model":
+            return VideoError(f"{source}: depth estimation failed at frame {error.index + 1} ({error.reason}); "
+                              f"no file written")
+        error, frame = error.error, error.index + 1  # the writer: stabilising, colouring, encoding
+    if isinstance(error, VideoError):
+        return error
+    if isinstance(error, OSError):  # e.g. the disk filled up while writing the .npz
+        return VideoError(f"{target}: cannot write ({error.strerror or error}); no file written")
+    if isinstance(error, (RuntimeError, MemoryError)):  # e.g. out of memory
+        return VideoError(f"{source}: depth estimation failed at frame {frame} ({reason_of(error)}); no file written")
+    return error
+
+
+def reason_of(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]

@@ -1,0 +1,1 @@
+"""Video over time: temporal stabilisation of depth, and the threaded frame pipeline."""

@@ -1,0 +1,194 @@
+"""Temporal stabilisation of relative inverse depth: one scale and shift per frame, then
+smoothing over time of the pixels that did not change.
+
+A monocular model gives each frame's inverse depth with its own unknown scale and shift, so a
+still scene pulses from frame to frame; and it answers sensor noise and lighting changes with
+small local changes, so a still scene also shimmers. `DepthStabilizer` does two things:
+
+1. Alignment: frame t is mapped to `aligned_t = scale_t * raw_t + shift_t`, one scale and shift
+   for the whole video, fitted robustly against a running reference (below).
+2. Smoothing: pixels of `aligned_t` within `change_threshold` (times the frame's mean absolute
+   deviation) of the previous output are averaged with it over time,
+   `out_t = smoothing * out_(t-1) + (1 - smoothing) * aligned_t`; the others (what moved, what
+   the camera uncovered) are taken as they are, so nothing lags behind real motion. With
+   `smoothing=0` the output is the aligned frame.
+
+Both steps can be undone: the smoothed pixels of each frame are kept (`Stabilized.smoothed`), so
+`aligned_t = (out_t - smoothing * out_(t-1)) / (1 - smoothing)` there and `raw_t = (aligned_t -
+shift_t) / scale_t` (`recover_raw` does it for the `video` job's npz). Any scale- and
+shift-invariant measure of a single frame, such as the MiDaS evaluation protocol, is unchanged by
+the alignment.
+
+The fit. Each frame is fitted against the reference: the aligned previous frames, on a
+subsampled grid (at most `fit_pixels` pixels, so the cost does not grow with the video size).
+1. Both are normalised robustly, n(v) = (v - median v) / mean |v - median v| (MiDaS's own
+   scale/shift normalisation), which makes them comparable whatever the frame's scale.
+2. Pixels whose normalised values differ by less than `static_threshold` are "static": they
+   barely changed between the frames. Moving objects, and what the camera motion uncovered,
+   fall out here, so they do not drag the fit.
+3. Least squares of `scale * raw + shift` against the reference on the static pixels, then
+   `trim_rounds` refits on the `keep` fraction with the smallest residuals (a trimmed, robust
+   least squares). On a frame that is an exact affine map of the reference this recovers the
+   map exactly, up to float rounding.
+
+The reference. The first frame starts it with scale 1 and shift 0. After each frame, static
+pixels of the reference move towards the new aligned frame (an exponential average,
+`reference = memory * reference + (1 - memory) * aligned`), and pixels that changed are
+replaced by the aligned frame, so the reference follows a moving camera.
+
+Scene cuts. A frame is a cut, and resets the stabiliser, when fewer than `min_static` of its
+pixels are static, when the fit gives a scale that is not a positive finite number, or when the
+frame's size changes. On a reset the frame is mapped so that its median and mean absolute
+deviation match the reference's (so the values, and the colours, stay in the same range), the
+reference restarts from it, and it is not smoothed. A flat frame (no spread to fit) keeps the
+previous frame's scale and shift.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Stabilized:
+    depth: np.ndarray  # float32 (H, W): the output
+    scale: float  # aligned = scale * raw + shift
+    shift: float
+    reset: bool  # True on the first frame and on scene cuts
+    smoothed: np.ndarray  # bool (H, W): the pixels averaged with the previous output
+
+
+def robust_normalize(values: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """(values - median) / mean absolute deviation, with the median and deviation (0 if flat)."""
+    median = float(np.median(values))
+    spread = float(np.mean(np.abs(values - median)))
+    if not spread > 0:
+        return np.zeros_like(values), median, 0.0
+    return (values - median) / spread, median, spread
+
+
+def fit_scale_shift(raw: np.ndarray, target: np.ndarray) -> tuple[float, float]:
+    """Least-squares (scale, shift) with scale * raw + shift ~ target (float64); (nan, nan) if raw is flat."""
+    raw_mean, target_mean = raw.mean(), target.mean()
+    centred = raw - raw_mean
+    variance = float(np.dot(centred, centred))
+    if not variance > 0:
+        return float("nan"), float("nan")
+    scale = float(np.dot(centred, target - target_mean)) / variance
+    return scale, float(target_mean - scale * raw_mean)
+
+
+class DepthStabilizer:
+    """Puts the frames of a video onto one scale and shift (see the module docstring)."""
+
+    def __init__(self, smoothing: float = 0.7, change_threshold: float = 0.4, static_threshold: float = 0.3,
+                 min_static: float = 0.3, keep: float = 0.8, trim_rounds: int = 2, memory: float = 0.5,
+                 fit_pixels: int = 65536):
+        if not 0 <= smoothing < 1:
+            raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
+        self.smoothing, self.change_threshold = smoothing, change_threshold
+        self.static_threshold, self.min_static, self.keep = static_threshold, min_static, keep
+        self.trim_rounds, self.memory, self.fit_pixels = trim_rounds, memory, fit_pixels
+        self.reset()
+
+    def reset(self):
+        """Forget the reference: the next frame starts afresh (scale 1, shift 0)."""
+        self.reference = None  # float64, subsampled, on the stabilised scale
+        self.previous = None  # float32 (H, W): the last output
+        self.shape = None
+        self.scale, self.shift = 1.0, 0.0
+
+    def _sample(self, depth: np.ndarray) -> np.ndarray:
+        step = max(1, int(np.ceil(np.sqrt(depth.size / self.fit_pixels))))
+        return depth[::step, ::step].astype(np.float64).ravel()
+
+    def _fit(self, raw: np.ndarray) -> tuple[float, float, np.ndarray | None]:
+        """(scale, shift, static mask) against the reference, or a scale of nan for a cut."""
+        raw_unit, _, raw_spread = robust_normalize(raw)
+        reference_unit, _, _ = robust_normalize(self.reference)
+        if not raw_spread > 0:
+            return self.scale, self.shift, None  # flat frame: nothing to fit, keep the last map
+        static = np.abs(raw_unit - reference_unit) < self.static_threshold
+        if static.mean() < self.min_static:
+            return float("nan"), 0.0, None
+        chosen = static
+        scale, shift = fit_scale_shift(raw[chosen], self.reference[chosen])
+        for _ in range(self.trim_rounds):
+            residual = np.abs(scale * raw + shift - self.reference)
+            kept = int(self.keep * chosen.sum())
+            if kept < 2 or not np.isfinite(scale):
+                break
+            limit = np.partition(residual[chosen], kept - 1)[kept - 1]
+            chosen = static & (residual <= limit)
+            scale, shift = fit_scale_shift(raw[chosen], self.reference[chosen])
+        return scale, shift, static
+
+    def __call__(self, raw_depth: np.ndarray) -> Stabilized:
+        """Stabilise the next frame's raw inverse depth (H, W)."""
+        raw = self._sample(raw_depth)
+        static = None
+        if self.reference is None or raw_depth.shape != self.shape:
+            reset, scale, shift = True, 1.0, 0.0  # nothing to match: the first frame, or a new size
+        else:
+            scale, shift, static = self._fit(raw)
+            reset = not (np.isfinite(scale) and scale > 0 and np.isfinite(shift))
+            if reset:  # a scene cut: match the reference's median and spread
+                _, raw_median, raw_spread = robust_normalize(raw)
+                _, reference_median, reference_spread = robust_normalize(self.reference)
+                scale = reference_spread / raw_spread if raw_spread > 0 and reference_spread > 0 else 1.0
+                shift = reference_median - scale * raw_median
+        flat = not robust_normalize(raw)[2] > 0
+        if reset or not flat:  # a flat frame leaves the reference as it was
+            stabilized = scale * raw + shift
+            if static is None:
+                self.reference = stabilized
+            else:
+                blended = self.memory * self.reference + (1 - self.memory) * stabilized
+                self.reference = np.where(static, blended, stabilized)
+        self.shape, self.scale, self.shift = raw_depth.shape, scale, shift
+        aligned = raw_depth.astype(np.float64) * scale + shift
+        if reset or self.smoothing == 0:
+            smoothed = np.zeros(raw_depth.shape, bool)
+            depth = aligned.astype(np.float32)
+        else:
+            spread = robust_normalize(scale * raw + shift)[2]
+            smoothed = np.abs(aligned - self.previous) < self.change_threshold * spread
+            blended = self.smoothing * self.previous + (1 - self.smoothing) * aligned
+            depth = np.where(smoothed, blended, aligned).astype(np.float32)
+        self.previous = depth
+        return Stabilized(depth, scale, shift, reset, smoothed)
+
+
+def unstabilize(depth: np.ndarray, scale: float, shift: float, smoothing: float = 0.0,
+                previous: np.ndarray | None = None, smoothed: np.ndarray | None = None) -> np.ndarray:
+    """The raw prediction back from an output frame: its scale and shift, and with smoothing the
+    previous output frame and the pixels that were smoothed (up to float rounding)."""
+    aligned = depth.astype(np.float64)
+    if smoothing and smoothed is not None and smoothed.any():
+        unblended = (aligned - smoothing * previous.astype(np.float64)) / (1 - smoothing)
+        aligned = np.where(smoothed, unblended, aligned)
+    return ((aligned - shift) / scale).astype(np.float32)
+
+
+def pack_mask(mask: np.ndarray) -> np.ndarray:
+    """A bool (H, W) mask as bits (1/8 of the bytes), for the npz."""
+    return np.packbits(mask, axis=None)
+
+
+def unpack_mask(bits: np.ndarray, shape_hw) -> np.ndarray:
+    return np.unpackbits(bits, count=int(np.prod(shape_hw))).reshape(shape_hw).astype(bool)
+
+
+def recover_raw(archive) -> list[np.ndarray]:
+    """The raw predictions from a stabilised `video --raw npz` file (an np.load result or a dict):
+    frame_NNNNNN outputs, per-frame scale, shift, and smoothed_NNNNNN packed masks, smoothing."""
+    frames = sorted(name for name in archive.keys() if name.startswith("frame_"))
+    smoothing = float(archive["smoothing"]) if "smoothing" in archive else 0.0
+    raw, previous = [], None
+    for index, name in enumerate(frames):
+        depth = archive[name]
+        mask_name = f"smoothed_{index:06d}"
+        smoothed = unpack_mask(archive[mask_name], depth.shape) if mask_name in archive else None
+        raw.append(unstabilize(depth, archive["scale"][index], archive["shift"][index], smoothing, previous, smoothed))
+        previous = depth
+    return raw

@@ -1,0 +1,45 @@
+"""The flicker figure and its synthetic clips (evaluation/flicker.py, scripts/video_flicker.py)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from muggled_swinv2.evaluation.flicker import flicker, moving_clip, still_clip, unchanged_pixels
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_flicker_is_scale_free_and_counts_only_unchanged_pixels():
+    rng = np.random.default_rng(0)
+    depth = rng.uniform(1, 5, (20, 30)).astype(np.float32)
+    steady = [1 / depth] * 4
+    assert flicker(steady, [depth] * 4) == 0
+    noisy = [1 / depth + 0.01 * rng.standard_normal(depth.shape) for _ in range(4)]
+    assert flicker(noisy, [depth] * 4) == np.float32(flicker([7 * frame - 3 for frame in noisy], [depth] * 4))
+    moved = [depth.copy() for _ in range(4)]
+    for index, frame in enumerate(moved):
+        frame[:, :10] += index  # true depth changes there: prediction changes there do not count
+    predictions = [1 / frame for frame in moved]
+    assert flicker(predictions, moved) == 0
+    assert unchanged_pixels(moved[0], moved[1])[:, 10:].all() and not unchanged_pixels(moved[0], moved[1])[:, :10].any()
+
+
+def test_clips_have_exact_depth_still_and_moving():
+    images, depths = still_clip(frames=3, size_hw=(24, 32))
+    assert len(images) == 3 and images[0].shape == (24, 32, 3) and images[0].dtype == np.uint8
+    assert all(np.array_equal(depth, depths[0]) for depth in depths) and np.isfinite(depths[0]).all()
+    assert not np.array_equal(images[0], images[1])  # the light changes
+    images, depths = moving_clip(frames=3, size_hw=(24, 32))
+    unchanged = unchanged_pixels(depths[0], depths[1])
+    assert 0.1 < unchanged.mean() < 1.0  # planes along the motion keep their depth, the rest does not
+
+
+def test_video_flicker_script_prints_the_table(tmp_path, small_checkpoint):
+    result = subprocess.run([sys.executable, str(REPO / "scripts" / "video_flicker.py"), "--weights", str(small_checkpoint),
+                             "--frames", "3", "--size", "32x48", "--json", str(tmp_path / "rows.json")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "| still camera | 3 |" in result.stdout and "| moving camera | 3 |" in result.stdout
+    assert (tmp_path / "rows.json").is_file()

@@ -1,0 +1,143 @@
+"""Temporal stabilisation: known per-frame scale/shift recovered, scene cuts reset, raw recoverable."""
+
+import numpy as np
+import pytest
+
+from muggled_swinv2.video.stabilize import DepthStabilizer, fit_scale_shift, unstabilize
+
+
+def scene(seed: int, height=90, width=120) -> np.ndarray:
+    """A fixed inverse depth map: a slanted floor, a box and some texture."""
+    rng = np.random.default_rng(seed)
+    rows = np.linspace(0.2, 1.0, height, dtype=np.float32)[:, None]
+    depth = np.repeat(rows, width, axis=1) + 0.2 * rng.random((height, width), dtype=np.float32)
+    top, left = rng.integers(0, height // 2), rng.integers(0, width // 2)
+    depth[top:top + height // 3, left:left + width // 3] += 1.5
+    return depth
+
+
+def known_maps(count: int, seed: int = 1):
+    rng = np.random.default_rng(seed)
+    return [(float(rng.uniform(0.1, 10.0)), float(rng.uniform(-5.0, 5.0))) for _ in range(count)]
+
+
+def test_known_scale_and_shift_per_frame_is_undone():
+    depth = scene(0)
+    maps = known_maps(12)
+    stabilizer = DepthStabilizer()
+    first_scale, first_shift = maps[0]
+    for index, (scale, shift) in enumerate(maps):
+        out = stabilizer((scale * depth + shift).astype(np.float32))
+        assert out.reset == (index == 0)
+        # every frame comes out as the first one did (the first keeps its own scale and shift)
+        np.testing.assert_allclose(out.depth, first_scale * depth + first_shift, rtol=0, atol=2e-5 * first_scale)
+        assert out.scale == pytest.approx(first_scale / scale, rel=1e-5)
+        assert out.shift == pytest.approx(first_shift - out.scale * shift, abs=1e-4 * first_scale)
+
+
+def test_moving_object_does_not_drag_the_fit():
+    depth = scene(0)
+    stabilizer = DepthStabilizer()
+    stabilizer(depth)
+    for index, (scale, shift) in enumerate(known_maps(8, seed=2)):
+        frame = depth.copy()
+        frame[10:40, 5 + 10 * index:35 + 10 * index] = 3.0  # a near object crossing the view
+        out = stabilizer((scale * frame + shift).astype(np.float32))
+        assert not out.reset
+        np.testing.assert_allclose(out.depth, frame, atol=1e-4)
+
+
+def test_noise_and_flicker_are_reduced_not_amplified():
+    rng = np.random.default_rng(3)
+    depth = scene(0)
+    stabilizer = DepthStabilizer()
+    raw, stable = [], []
+    for scale, shift in known_maps(20, seed=4):
+        frame = (scale * (depth + 0.01 * rng.standard_normal(depth.shape)) + shift).astype(np.float32)
+        raw.append(frame / np.ptp(frame))
+        out = stabilizer(frame).depth
+        stable.append(out / np.ptp(out))
+
+    def flicker(frames):
+        return np.mean([np.abs(b - a).mean() for a, b in zip(frames, frames[1:])])
+
+    assert flicker(stable) < flicker(raw) / 20
+
+
+def test_scene_cut_resets_and_the_new_scene_is_steady():
+    stabilizer = DepthStabilizer()
+    first, second = scene(0), np.ascontiguousarray(scene(5)[::-1])  # another layout: near at the top
+    for scale, shift in known_maps(4, seed=6):
+        stabilizer((scale * first + shift).astype(np.float32))
+    reference_out = stabilizer(first)  # on the common scale
+    maps = known_maps(5, seed=7)
+    outs = [stabilizer((scale * second + shift).astype(np.float32)) for scale, shift in maps]
+    assert [out.reset for out in outs] == [True, False, False, False, False]
+    # the cut frame is matched to the old scene's median and spread, the next frames to the cut frame
+    for values in (reference_out.depth, outs[0].depth):
+        assert np.isfinite(values).all()
+    assert np.median(outs[0].depth) == pytest.approx(np.median(reference_out.depth), rel=0.02)
+    for out in outs[1:]:
+        np.testing.assert_allclose(out.depth, outs[0].depth, atol=2e-5 * np.ptp(outs[0].depth))
+    stabilizer.reset()
+    assert stabilizer(second).reset
+
+
+def test_size_change_resets_and_flat_frames_keep_the_last_map():
+    stabilizer = DepthStabilizer()
+    stabilizer(scene(0))
+    out = stabilizer(2 * scene(0) + 1)
+    flat = stabilizer(np.full((90, 120), 4.0, np.float32))
+    assert not flat.reset and (flat.scale, flat.shift) == (out.scale, out.shift)
+    after = stabilizer(3 * scene(0))  # the reference was not spoilt by the flat frame
+    assert not after.reset and np.allclose(after.depth, scene(0), atol=1e-4)
+    assert stabilizer(scene(0, height=45, width=60)).reset
+
+
+def test_unstabilize_round_trip_and_large_frames_fit_on_a_sample():
+    rng = np.random.default_rng(8)
+    depth = rng.random((700, 900), dtype=np.float32) + np.linspace(0, 2, 900, dtype=np.float32)
+    stabilizer = DepthStabilizer(fit_pixels=4096)
+    stabilizer(depth)
+    raw = (0.25 * depth + 7).astype(np.float32)
+    out = stabilizer(raw)
+    np.testing.assert_allclose(out.depth, depth, atol=1e-5)
+    np.testing.assert_allclose(unstabilize(out.depth, out.scale, out.shift), raw, atol=1e-5)
+
+
+def test_fit_scale_shift_is_least_squares():
+    rng = np.random.default_rng(9)
+    x = rng.random(200)
+    y = 3 * x - 2 + 0.01 * rng.standard_normal(200)
+    scale, shift = fit_scale_shift(x, y)
+    expected = np.polyfit(x, y, 1)
+    assert (scale, shift) == pytest.approx(tuple(expected), rel=1e-9)
+    assert np.isnan(fit_scale_shift(np.ones(5), y[:5])[0])
+
+
+def test_smoothing_of_unchanged_pixels_is_undone_by_recover_raw():
+    from muggled_swinv2.video.stabilize import pack_mask, recover_raw
+
+    rng = np.random.default_rng(10)
+    depth = scene(0)
+    stabilizer = DepthStabilizer(smoothing=0.7)
+    archive, raws = {}, []
+    for index, (scale, shift) in enumerate(known_maps(10, seed=11)):
+        frame = depth + 0.01 * rng.standard_normal(depth.shape)
+        frame[20:50, 10 * index:10 * index + 30] = 3.0  # a moving object: changed pixels are not smoothed
+        raw = (scale * frame + shift).astype(np.float32)
+        out = stabilizer(raw)
+        if index:
+            newly_covered = out.smoothed[20:50, 10 * index + 20:10 * index + 30]
+            assert out.smoothed.mean() > 0.8 and not newly_covered.any()
+            first_scale, first_shift = known_maps(10, seed=11)[0]
+            expected = first_scale * 3.0 + first_shift  # the object on the first frame's scale, without lag
+            np.testing.assert_allclose(out.depth[20:50, 10 * index + 20:10 * index + 30], expected, rtol=3e-3)
+        raws.append(raw)
+        archive[f"frame_{index:06d}"] = out.depth
+        archive[f"smoothed_{index:06d}"] = pack_mask(out.smoothed)
+        archive.setdefault("scale", []).append(out.scale)
+        archive.setdefault("shift", []).append(out.shift)
+    archive["smoothing"] = np.array(0.7)
+    for recovered, raw in zip(recover_raw(archive), raws):
+        np.testing.assert_allclose(recovered, raw, atol=2e-5 * np.ptp(raw))
