@@ -13,6 +13,7 @@ from .io.colormaps import COLORMAPS
 from .formats.convert import TARGETS as CONVERT_TARGETS
 from .formats.convert import ConversionError, convert
 from .devices import DTYPES, DeviceError, select_device, select_dtype
+from .export.onnx import ExportError  # the module imports onnx only when it is used
 from .io.images import silence_opencv
 from .jobs.images import RAW_FORMATS, ImageJobOptions, expand_inputs, plan_tasks, report_error, run_image_job
 from .io.video import VideoError
@@ -41,6 +42,26 @@ def raw_formats(text: str) -> tuple[str, ...]:
     if unknown or not formats:
         raise argparse.ArgumentTypeError(f"unknown format {','.join(unknown) or text!r}; choose from {','.join(RAW_FORMATS)}")
     return formats
+
+
+def depth_range(text: str) -> tuple[float, float]:
+    try:
+        near, far = (float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected NEAR,FAR, e.g. 1,10, got {text!r}") from None
+    if not 0 < near < far < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected 0 < NEAR < FAR, got {text!r}")
+    return near, far
+
+
+def field_of_view(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < 180:
+        raise argparse.ArgumentTypeError(f"expected degrees between 0 and 180, got {text!r}")
+    return value
 
 
 def open_model(args):
@@ -85,6 +106,9 @@ def command_image(args) -> int:
         size=args.size,
         batch_size=args.batch_size,
         overwrite=args.overwrite,
+        fov_deg=args.fov,
+        depth_range=args.depth_range,
+        point_step=args.point_step,
     )
     make_writable_folder(out_dir, "--out")
     model = open_model(args)
@@ -125,6 +149,12 @@ def command_video(args) -> int:
 
 
 def command_info(args) -> int:
+    if args.weights and Path(args.weights).suffix.lower() == ".onnx":
+        from .export.onnx import describe
+
+        for name, value in describe(args.weights):
+            print(f"{name:>18}: {value}")
+        return 0
     path = resolve_weights(args.weights)
     model = load_model(path)
     config = model.config
@@ -150,6 +180,18 @@ def command_convert(args) -> int:
     if Path(args.output).parent.is_dir():  # convert itself says if it is missing
         make_writable_folder(Path(args.output).parent, "OUT folder")
     report = convert(args.input, args.output, dtype=args.dtype, to=args.to, overwrite=args.overwrite)
+    print("\n".join(report.lines()))
+    return 0
+
+
+def command_export(args) -> int:
+    from .export.onnx import export_onnx, parse_size, require_onnx
+
+    require_onnx()  # before minutes of loading and tracing
+    size_hw = parse_size(args.size) if args.size else None
+    model = load_model(resolve_weights(args.weights))
+    report = export_onnx(model, args.output, size_hw=size_hw, batch=args.batch, opset=args.opset, dtype=args.dtype,
+                         overwrite=args.overwrite)
     print("\n".join(report.lines()))
     return 0
 
@@ -190,7 +232,14 @@ def build_parser() -> argparse.ArgumentParser:
     image.add_argument("--out", "-o", default="outputs", help="output folder (default: outputs)")
     image.add_argument("--recursive", "-r", action="store_true", help="also look in sub-folders")
     image.add_argument("--raw", type=raw_formats, metavar="FORMATS",
-                       help=f"also write float depth, comma separated: {','.join(RAW_FORMATS)}")
+                       help=f"also write float depth, comma separated: {','.join(RAW_FORMATS)} "
+                       "(ply: coloured point cloud, mesh: coloured triangle mesh <stem>_mesh.ply)")
+    image.add_argument("--fov", type=field_of_view, default=60.0, metavar="DEG",
+                       help="ply/mesh: horizontal field of view of the camera in degrees (default 60)")
+    image.add_argument("--depth-range", type=depth_range, default=(1.0, 10.0), metavar="NEAR,FAR",
+                       help="ply/mesh: the inverse-depth range is mapped onto [1/FAR, 1/NEAR] (default 1,10)")
+    image.add_argument("--point-step", type=positive_int, default=1, metavar="N",
+                       help="ply/mesh: one point per N x N pixels (default 1)")
     add_prediction_arguments(image)
     add_model_arguments(image)
     image.set_defaults(run=command_image)
@@ -205,8 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_arguments(video)
     video.set_defaults(run=command_video)
 
-    info = commands.add_parser("info", help="describe a checkpoint")
-    info.add_argument("weights", nargs="?", help="checkpoint (default: the one in weights/)")
+    info = commands.add_parser("info", help="describe a checkpoint or an exported .onnx file")
+    info.add_argument("weights", nargs="?", help="checkpoint or .onnx file (default: the checkpoint in weights/)")
     info.set_defaults(run=command_info)
 
     conversion = commands.add_parser("convert", help="convert a checkpoint to our safetensors format (or to Hugging Face's)")
@@ -218,6 +267,17 @@ def build_parser() -> argparse.ArgumentParser:
                             help="muggled: our single-file format (default); hf: a transformers model folder")
     conversion.add_argument("--overwrite", action="store_true", help="replace OUT if it exists (never the input)")
     conversion.set_defaults(run=command_convert)
+
+    export = commands.add_parser("export", help="export the network to ONNX, checked by ONNX Runtime ([onnx] extra)")
+    export.add_argument("weights", metavar="W", help="checkpoint")
+    export.add_argument("output", metavar="OUT", help=".onnx file to write")
+    export.add_argument("--size", metavar="HxW", help="input size, multiples of 32 (default: the native square)")
+    export.add_argument("--batch", default="1", help="batch size N, or 'dynamic' (default 1)")
+    export.add_argument("--opset", type=positive_int, default=18, help="ONNX opset, 17 to 23 (default 18)")
+    export.add_argument("--dtype", default="float32", choices=["float32", "float16"],
+                        help="float16: the decoder's weights in half precision (the encoder stays float32)")
+    export.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    export.set_defaults(run=command_export)
 
     commands.add_parser("bench", help="speed and memory benchmark (see `muggled-swinv2 bench --help`)", add_help=False)
 
@@ -240,7 +300,7 @@ def main(argv=None) -> int:
     silence_opencv()
     try:
         return args.run(args)
-    except (CheckpointError, ConversionError, WeightsError, DeviceError, VideoError, UsageError) as error:
+    except (CheckpointError, ConversionError, WeightsError, DeviceError, VideoError, UsageError, ExportError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as error:  # a file or folder the command could not write or read

@@ -12,6 +12,7 @@ from tqdm import tqdm
 import cv2
 
 from ..io.colormaps import colorize, normalize, to_uint16
+from ..export.geometry import DEFAULT_DEPTH_RANGE, DEFAULT_FOV_DEG, save_mesh, save_point_cloud
 from ..io.images import IMAGE_SUFFIXES, ImageReadError, read_image, save_image, save_npy, save_pfm
 from ..predict import predict_batch
 
@@ -22,8 +23,18 @@ OUTPUTS = {
     "pfm": ("{}.pfm", lambda path, depth, picture: save_pfm(path, depth)),
     "png16": ("{}_16bit.png", lambda path, depth, picture: save_image(path, to_uint16(depth))),
     "tiff": ("{}.tiff", lambda path, depth, picture: save_image(path, depth.astype(np.float32))),
+    "ply": ("{}.ply", None),  # 3D outputs (SCENE_WRITERS): they need the photo and the camera options
+    "mesh": ("{}_mesh.ply", None),
 }
 RAW_FORMATS = tuple(kind for kind in OUTPUTS if kind != "png")
+
+# Output kind -> writer(path, image, depth, options) of the 3D files (export/geometry.py).
+SCENE_WRITERS = {
+    "ply": lambda path, image, depth, options: save_point_cloud(
+        path, image, depth, options.fov_deg, options.depth_range, options.point_step),
+    "mesh": lambda path, image, depth, options: save_mesh(
+        path, image, depth, options.fov_deg, options.depth_range, options.point_step),
+}
 
 
 @dataclass
@@ -42,6 +53,9 @@ class ImageJobOptions:
     size: int | None = None
     batch_size: int = 1
     overwrite: bool = False
+    fov_deg: float = DEFAULT_FOV_DEG  # camera of the 3D outputs (ply, mesh)
+    depth_range: tuple[float, float] = DEFAULT_DEPTH_RANGE
+    point_step: int = 1
 
 
 @dataclass
@@ -166,13 +180,17 @@ def predict_each(model, batch: list[tuple[ImageTask, np.ndarray]], options: Imag
     return [result for item in batch for result in predict_each(model, [item], options)]
 
 
-def write_outputs(task: ImageTask, depth: np.ndarray, picture: np.ndarray, overwrite: bool) -> str | None:
+def write_outputs(task: ImageTask, depth: np.ndarray, picture: np.ndarray, overwrite: bool,
+                  image: np.ndarray | None = None, options: ImageJobOptions | None = None) -> str | None:
     """Write the task's outputs (each atomically); an error message naming the file, or None."""
     for kind, path in task.outputs.items():
         if overwrite or not path.exists():
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                OUTPUTS[kind][1](path, depth, picture)
+                if kind in SCENE_WRITERS:
+                    SCENE_WRITERS[kind](path, image, depth, options)
+                else:
+                    OUTPUTS[kind][1](path, depth, picture)
             except (OSError, ValueError) as error:
                 return f"{task.source}: cannot write {path} ({one_line(error)})"
     return None
@@ -214,7 +232,7 @@ def run_image_job(model, tasks: list[ImageTask], options: ImageJobOptions, quiet
                 for task, image, depth, error in predict_each(model, batch, options):
                     if depth is not None:
                         picture = depth_picture(image, depth, options.colormap, options.side_by_side)
-                        error = write_outputs(task, depth, picture, options.overwrite)
+                        error = write_outputs(task, depth, picture, options.overwrite, image, options)
                     if error:
                         fail(error)
                     else:
