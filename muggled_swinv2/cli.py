@@ -17,7 +17,7 @@ from .io.colormaps import COLORMAPS, parse_range
 
 # Choices that --help lists; the modules that implement them import PyTorch, so the names are
 # repeated here (tests/test_cli.py checks that they match).
-RAW_FORMATS = ("npy", "pfm", "png16", "tiff")  # jobs.images.RAW_FORMATS
+RAW_FORMATS = ("npy", "pfm", "png16", "tiff", "ply", "mesh")  # jobs.images.RAW_FORMATS
 DTYPE_NAMES = ("float32", "float16", "bfloat16")  # devices.DTYPES
 CONVERT_TARGETS = ("muggled", "hf")  # formats.convert.TARGETS
 
@@ -36,9 +36,10 @@ def expected_errors() -> tuple[type[Exception], ...]:
     from .formats.checkpoint import CheckpointError
     from .formats.convert import ConversionError
     from .formats.weights import WeightsError
+    from .export.onnx import ExportError  # imports onnx only when an export runs
     from .io.video import VideoError
 
-    return CheckpointError, ConversionError, WeightsError, DeviceError, VideoError, UsageError
+    return CheckpointError, ConversionError, WeightsError, DeviceError, VideoError, UsageError, ExportError
 
 
 def positive_int(text: str) -> int:
@@ -61,6 +62,26 @@ def value_range(text: str):
         return parse_range(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def depth_range(text: str) -> tuple[float, float]:
+    try:
+        near, far = (float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected NEAR,FAR, e.g. 1,10, got {text!r}") from None
+    if not 0 < near < far < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected 0 < NEAR < FAR, got {text!r}")
+    return near, far
+
+
+def field_of_view(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < 180:
+        raise argparse.ArgumentTypeError(f"expected degrees between 0 and 180, got {text!r}")
+    return value
 
 
 def open_model(args):
@@ -123,6 +144,9 @@ def command_image(args) -> int:
         value_range=args.range,
         invert=args.invert,
         memory_check=not args.no_memory_check,
+        fov_deg=args.fov,
+        depth_range=args.depth_range,
+        point_step=args.point_step,
     )
     make_writable_folder(out_dir, "--out")
     model = open_model(args)
@@ -194,6 +218,12 @@ def file_size(path: Path) -> int:
 def command_info(args) -> int:
     from .formats.checkpoint import read_checked_checkpoint
 
+    if args.weights and Path(args.weights).suffix.lower() == ".onnx":
+        from .export.onnx import describe
+
+        for name, value in describe(args.weights):
+            print(f"{name:>18}: {value}")
+        return 0
     path = weights_path(args.weights)
     checkpoint, model = read_checked_checkpoint(path)
     config = model.config
@@ -223,6 +253,20 @@ def command_convert(args) -> int:
     if Path(args.output).parent.is_dir():  # convert itself says if it is missing
         make_writable_folder(Path(args.output).parent, "OUT folder")
     report = convert(args.input, args.output, dtype=args.dtype, to=args.to, overwrite=args.overwrite)
+    print("\n".join(report.lines()))
+    return 0
+
+
+def command_export(args) -> int:
+    from .export.onnx import export_onnx, parse_size, require_onnx
+
+    from .formats.checkpoint import load_model
+
+    require_onnx()  # before minutes of loading and tracing
+    size_hw = parse_size(args.size) if args.size else None
+    model = load_model(weights_path(args.weights))
+    report = export_onnx(model, args.output, size_hw=size_hw, batch=args.batch, opset=args.opset, dtype=args.dtype,
+                         overwrite=args.overwrite)
     print("\n".join(report.lines()))
     return 0
 
@@ -334,12 +378,19 @@ def build_parser() -> argparse.ArgumentParser:
     image.add_argument("--out", "-o", default="outputs", help="output folder (default: outputs)")
     image.add_argument("--recursive", "-r", action="store_true", help="also look in sub-folders")
     image.add_argument("--raw", type=raw_formats, metavar="FORMATS",
-                       help=f"also write float depth, comma separated: {','.join(RAW_FORMATS)}")
+                       help=f"also write float depth, comma separated: {','.join(RAW_FORMATS)} "
+                       "(ply: coloured point cloud, mesh: coloured triangle mesh <stem>_mesh.ply)")
     image.add_argument("--range", type=value_range, metavar="LOW,HIGH",
                        help="colour range of the maps (and of png16): inverse depth values, the same for every "
                             "image so that maps compare, or percentiles of each map, e.g. 2%%,98%% "
                             "(default: each map's own min and max)")
     image.add_argument("--invert", action="store_true", help="far is bright (default: near is bright)")
+    image.add_argument("--fov", type=field_of_view, default=60.0, metavar="DEG",
+                       help="ply/mesh: horizontal field of view of the camera in degrees (default 60)")
+    image.add_argument("--depth-range", type=depth_range, default=(1.0, 10.0), metavar="NEAR,FAR",
+                       help="ply/mesh: the inverse-depth range is mapped onto [1/FAR, 1/NEAR] (default 1,10)")
+    image.add_argument("--point-step", type=positive_int, default=1, metavar="N",
+                       help="ply/mesh: one point per N x N pixels (default 1)")
     add_prediction_arguments(image)
     add_model_arguments(image)
     image.set_defaults(run=command_image)
@@ -357,8 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_arguments(video)
     video.set_defaults(run=command_video)
 
-    info = commands.add_parser("info", help="describe a checkpoint")
-    info.add_argument("weights", nargs="?", help="checkpoint (default: the one in weights/)")
+    info = commands.add_parser("info", help="describe a checkpoint or an exported .onnx file")
+    info.add_argument("weights", nargs="?", help="checkpoint or .onnx file (default: the checkpoint in weights/)")
     info.set_defaults(run=command_info)
 
     conversion = commands.add_parser("convert", help="convert a checkpoint to our safetensors format (or to Hugging Face's)")
@@ -370,6 +421,17 @@ def build_parser() -> argparse.ArgumentParser:
                             help="muggled: our single-file format (default); hf: a transformers model folder")
     conversion.add_argument("--overwrite", action="store_true", help="replace OUT if it exists (never the input)")
     conversion.set_defaults(run=command_convert)
+
+    export = commands.add_parser("export", help="export the network to ONNX, checked by ONNX Runtime ([onnx] extra)")
+    export.add_argument("weights", metavar="W", help="checkpoint")
+    export.add_argument("output", metavar="OUT", help=".onnx file to write")
+    export.add_argument("--size", metavar="HxW", help="input size, multiples of 32 (default: the native square)")
+    export.add_argument("--batch", default="1", help="batch size N, or 'dynamic' (default 1)")
+    export.add_argument("--opset", type=positive_int, default=18, help="ONNX opset, 17 to 23 (default 18)")
+    export.add_argument("--dtype", default="float32", choices=["float32", "float16"],
+                        help="float16: the decoder's weights in half precision (the encoder stays float32)")
+    export.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    export.set_defaults(run=command_export)
 
     training = commands.add_parser("train", help="train a depth model: from scratch (--config) or fine-tuning (--init)")
     training.add_argument("--out", "-o", required=True, help="weights to write (our .safetensors); the training state goes to OUT.state.pt")

@@ -129,3 +129,20 @@ def test_bench_bad_arguments_are_one_line_errors(args, message):
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert message in result.stderr.strip().splitlines()[-1]
+
+
+def test_bench_onnxruntime_peer(tmp_path):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    out = tmp_path / "bench.json"
+    command = [sys.executable, "-m", "muggled_swinv2", "bench", "--models", "tiny", "--sizes", "64", "--batch-sizes", "1",
+               "--repeats", "1", "--peers", "onnxruntime", "--json", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "ORT speed-up" in result.stdout and "peer s" not in result.stdout
+    (row,) = json.loads(out.read_text())["results"]
+    assert row["onnxruntime_s"] > 0 and row["onnxruntime_peak_mib"] > 0 and row["onnxruntime_finite"]
+    assert row["onnxruntime_speedup"] == pytest.approx(row["onnxruntime_s"] / row["ours_s"])
+    assert row["onnxruntime_max_diff"] <= 1e-4 and row["peer_s"] is None
+    bad = subprocess.run([sys.executable, "-m", "muggled_swinv2", "bench", "--peers", "tvm"], capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.strip() == "error: --peers tvm: choose from transformers,onnxruntime"

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from types import SimpleNamespace
 
 import cv2
 from muggled_swinv2 import load_model
@@ -825,19 +827,28 @@ def test_webcam_demo_saved_frames_carry_their_own_depth(tmp_path, monkeypatch, c
 
     demo = load_webcam_demo()
 
-    class SlowModel:  # depth = the frame's mean, so each depth map tells which frame it belongs to
-        def predict(self, frame, size=None):
+    from muggled_swinv2.predict import prepare_input
+
+    class SlowModel(torch.nn.Module):  # depth = the input's mean, so each depth map tells which frame it belongs to
+        def __init__(self):
+            super().__init__()
+            self.config = SimpleNamespace(native_size=64)
+            self.anchor = torch.nn.Parameter(torch.zeros(()))
+
+        def forward(self, image_bchw):
             time.sleep(0.05)
-            return np.full(frame.shape[:2], frame.mean(), np.float32)
+            return image_bchw.mean(dim=(1, 2, 3))[:, None, None].expand(-1, *image_bchw.shape[2:]).clone()
 
     shown = []
     real_compose = demo.compose
     monkeypatch.setattr(demo, "load_model", lambda *args, **kwargs: SlowModel())
-    monkeypatch.setattr(demo, "compose", lambda frame, depth, *rest: shown.append((frame.mean(), depth)) or
+    monkeypatch.setattr(demo, "compose", lambda frame, depth, *rest: shown.append((frame, depth)) or
                         real_compose(frame, depth, *rest))
-    code = demo.main(["--source", str(clip), "--weights", "unused.pt", "--headless", "--save", str(tmp_path / "live.avi")])
+    code = demo.main(["--source", str(clip), "--weights", "unused.pt", "--headless", "--no-stabilize",
+                      "--save", str(tmp_path / "live.avi")])
     assert code == 0 and len(shown) == 7
-    assert all(depth is not None and depth[0, 0] == np.float32(frame_mean) for frame_mean, depth in shown)
+    assert all(depth is not None and depth[0, 0] == pytest.approx(float(prepare_input(frame, 64, False, None).mean()), abs=1e-3)
+               for frame, depth in shown)
     assert len(read_video(tmp_path / "live.avi")[0]) == 7
 
 

@@ -210,7 +210,7 @@ def test_hf_overwrite_replaces_only_a_model_folder(tmp_path, small_checkpoint, m
     model_folder = tmp_path / "model"
     convert(small_checkpoint, model_folder, to="hf")
     convert(small_checkpoint, model_folder, to="hf", overwrite=True, dtype="float16")  # a model folder: replaced
-    assert sorted(path.name for path in model_folder.iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(path.name for path in model_folder.iterdir()) == ["config.json", "model.safetensors", "preprocessor_config.json"]
     assert json.loads((model_folder / "config.json").read_text())["torch_dtype"] == "float16"
     assert not [path for path in tmp_path.iterdir() if path.name.startswith(".")]
 

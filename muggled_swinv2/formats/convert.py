@@ -147,6 +147,26 @@ def hf_config_json(config: SwinV2DPTConfig) -> dict:
     }
 
 
+def hf_preprocessor_json(config: SwinV2DPTConfig) -> dict:
+    """transformers' DPTImageProcessor settings, as the published Intel/dpt-swinv2-* models carry
+    them: MiDaS's square pipeline (squash to the native square, bicubic, (x - 0.5) / 0.5), so that
+    `transformers.pipeline("depth-estimation", model=FOLDER)` works on the exported folder."""
+    return {
+        "image_processor_type": "DPTImageProcessor",
+        "do_resize": True,
+        "size": {"height": config.native_size, "width": config.native_size},
+        "resample": 3,  # PIL bicubic
+        "keep_aspect_ratio": False,
+        "ensure_multiple_of": config.stride,
+        "do_rescale": True,
+        "rescale_factor": 1 / 255,
+        "do_normalize": True,
+        "image_mean": [0.5, 0.5, 0.5],
+        "image_std": [0.5, 0.5, 0.5],
+        "do_pad": False,
+    }
+
+
 def hf_state_dict(checkpoint: Checkpoint, dtype: torch.dtype) -> dict:
     """Our tensors under transformers' names (q/k/v split apart)."""
     tensors = from_native(_cast(checkpoint.state_dict, dtype), HF)
@@ -160,11 +180,12 @@ def hf_state_dict(checkpoint: Checkpoint, dtype: torch.dtype) -> dict:
     return tensors
 
 
-HF_FOLDER_FILES = {"config.json", *HF_WEIGHT_FILES}
+HF_FOLDER_FILES = {"config.json", "preprocessor_config.json", *HF_WEIGHT_FILES}
 
 
 def save_hf(checkpoint: Checkpoint, folder, dtype: torch.dtype = torch.float32) -> None:
-    """A Hugging Face model folder (config.json + model.safetensors), replacing `folder` whole.
+    """A Hugging Face model folder (config.json, preprocessor_config.json, model.safetensors),
+    replacing `folder` whole.
 
     An existing folder is replaced only if it holds nothing but a model's files (HF_FOLDER_FILES),
     written by this tool (see check_replaceable): anything else in it would be deleted with it."""
@@ -180,6 +201,8 @@ def save_hf(checkpoint: Checkpoint, folder, dtype: torch.dtype = torch.float32) 
         save_file(hf_state_dict(checkpoint, dtype), str(temp / "model.safetensors"),
                   metadata={"format": "pt", "written_by": WRITTEN_BY})
         (temp / "config.json").write_text(json.dumps(config_json, indent=2) + "\n")
+        preprocessor = hf_preprocessor_json(checkpoint.config)
+        (temp / "preprocessor_config.json").write_text(json.dumps(preprocessor, indent=2) + "\n")
         for child in temp.iterdir():  # safetensors creates its file private (0600): the usual mode, as for any output
             os.chmod(child, usual_mode())
         os.chmod(temp, usual_mode(0o777))  # mkdtemp makes it private

@@ -60,13 +60,13 @@ def resolve_weights(path) -> Path:
     found = find_checkpoints()
     if len(found) == 1:
         return found[0]
-    if not found and DEMO_WEIGHTS.is_file():
-        return DEMO_WEIGHTS
     named = os.environ.get(WEIGHTS_ENV)
     if named and Path(named).is_file():
         raise WeightsError(
             f"${WEIGHTS_ENV}={named} is a file; set it to the folder of checkpoints, or pass --weights {named}"
         )
+    if not found and DEMO_WEIGHTS.is_file():
+        return DEMO_WEIGHTS
     where = " or ".join(str(folder) for folder in weights_dirs())
     if not found:
         raise WeightsError(

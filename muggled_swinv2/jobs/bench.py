@@ -27,6 +27,9 @@ How each number is obtained (all in one run, on the same random weights):
   forward's working memory. Where the high-water mark cannot be reset, the child's lifetime peak
   (ru_maxrss, which then includes building the weights) is used instead, and the JSON says so. On
   CUDA it is torch.cuda.max_memory_allocated() in the child: weights plus activations.
+- ONNX Runtime (`--peers transformers,onnxruntime`, CPU float32 only): our model exported at each
+  size (`export/onnx.py`, dynamic batch, checked on export) and run by an ONNX Runtime CPU session
+  with the same thread count, interleaved with the others; its max diff is against our output.
 - The default plan is tiny@256 and base@384 at batch 1 and 4, large@384 at batch 1 only (batch 4
   takes minutes on 2 cores) and base at the non-square 384x672; --models/--sizes/--batch-sizes
   replace it with their full product.
@@ -40,6 +43,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 
@@ -57,6 +61,7 @@ from ..model.winograd import direct_convolutions
 VARIANTS = RELEASED_CONFIGS
 DEFAULT_NON_SQUARE = ("base", (384, 672))
 PEER_MISSING = "the peer needs transformers: pip install -e .[test] (or run with --no-peer)"
+PEERS = ("transformers", "onnxruntime")
 
 
 @dataclass(frozen=True)
@@ -152,6 +157,23 @@ def prepare(model, device: torch.device, dtype: torch.dtype, compiled: bool, is_
         model.to(dtype)
     forward = (lambda x: model(x)) if is_ours else (lambda x: model(pixel_values=x).predicted_depth)
     return torch.compile(forward) if compiled else forward
+
+
+def onnxruntime_forward(path, threads: int):
+    """A forward (torch tensor in and out) that runs an exported file in an ONNX Runtime CPU session."""
+    from ..export.onnx import session
+
+    runner = session(path, threads)
+    return lambda image: torch.from_numpy(runner.run(["inverse_depth"], {"image": image.numpy()})[0])
+
+
+def export_for_peer(model: SwinV2DPT, size_hw, folder) -> str:
+    """Our model as an ONNX file (dynamic batch) in `folder`, for the onnxruntime peer."""
+    from ..export.onnx import export_onnx
+
+    path = os.path.join(folder, f"bench-{size_hw[0]}x{size_hw[1]}.onnx")
+    export_onnx(model, path, size_hw=size_hw, batch="dynamic", overwrite=True)
+    return path
 
 
 def run_direct(model: SwinV2DPT, forward, image: torch.Tensor) -> torch.Tensor:
@@ -280,13 +302,18 @@ def memory_child(spec: dict) -> dict:
     device, dtype = torch.device(spec["device"]), DTYPES[spec["dtype"]]
     torch.set_num_threads(spec["threads"])
     config, size_hw, is_ours = VARIANTS[spec["model"]], tuple(spec["size_hw"]), spec["impl"] == "ours"
-    if not is_ours:
-        import transformers  # noqa: F401  (its import is not the model's memory)
+    if spec["impl"] == "onnxruntime":
+        import onnxruntime  # noqa: F401  (its import is not the model's memory)
+    elif not is_ours:
+        import transformers  # noqa: F401
     rss_after_imports = _rss_bytes("VmRSS") if device.type == "cpu" else 0
-    midas_sd = random_midas_state_dict(config, spec["seed"])
-    model = build_ours(config, midas_sd) if is_ours else build_peer(config, size_hw, midas_sd)
-    del midas_sd
-    forward = prepare(model, device, dtype, spec["compile"], is_ours)
+    if spec["impl"] == "onnxruntime":
+        forward = onnxruntime_forward(spec["onnx_path"], spec["threads"])
+    else:
+        midas_sd = random_midas_state_dict(config, spec["seed"])
+        model = build_ours(config, midas_sd) if is_ours else build_peer(config, size_hw, midas_sd)
+        del midas_sd
+        forward = prepare(model, device, dtype, spec["compile"], is_ours)
     peaks, method = {}, "cuda max_memory_allocated"
     for batch in sorted(spec["batches"]):
         image = make_input(Case(spec["model"], size_hw, batch), device, dtype)
@@ -309,10 +336,10 @@ def memory_child(spec: dict) -> dict:
     return {"peak_mib": peaks, "method": method}
 
 
-def measure_memory(impl: str, model: str, size_hw, batches, args) -> tuple[dict, str]:
+def measure_memory(impl: str, model: str, size_hw, batches, args, onnx_path=None) -> tuple[dict, str]:
     spec = dict(
         impl=impl, model=model, size_hw=list(size_hw), batches=list(batches), device=args.device,
-        dtype=args.dtype, threads=args.threads, compile=args.compile, seed=args.seed,
+        dtype=args.dtype, threads=args.threads, compile=args.compile, seed=args.seed, onnx_path=onnx_path,
     )
     command = [sys.executable, "-m", "muggled_swinv2.jobs.bench", "--memory-child", json.dumps(spec)]
     done = subprocess.run(command, capture_output=True, text=True)
@@ -397,6 +424,9 @@ def format_table(rows: list[dict], has_peer: bool) -> str:
     header = ["case", "GFLOP", "ours s", "ours fps", "ours % roof", "ours MiB"]
     if has_peer:
         header += ["peer s", "peer % roof", "peer MiB", "speed-up", "max diff"]
+    has_ort = any(row.get("onnxruntime_s") is not None for row in rows)
+    if has_ort:
+        header += ["ORT s", "ORT % roof", "ORT MiB", "ORT speed-up", "ORT max diff"]
     if has_plain:
         header += ["no-Winograd s", "Winograd gain"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -414,6 +444,12 @@ def format_table(rows: list[dict], has_peer: bool) -> str:
                 number(row["peer_s"], "{:.3f}"), number(row["peer_roofline"], "{:.0%}"),
                 number(row["peer_peak_mib"], "{:.0f}"), number(row["speedup"], "{:.2f}x"),
                 number(row["max_diff"], "{:.1e}"),
+            ]
+        if has_ort:
+            cells += [
+                number(row.get("onnxruntime_s"), "{:.3f}"), number(row.get("onnxruntime_roofline"), "{:.0%}"),
+                number(row.get("onnxruntime_peak_mib"), "{:.0f}"), number(row.get("onnxruntime_speedup"), "{:.2f}x"),
+                number(row.get("onnxruntime_max_diff"), "{:.1e}"),
             ]
         if has_plain:
             cells += [number(row.get("plain_s"), "{:.3f}"), number(row.get("winograd_gain"), "{:.2f}x")]
@@ -433,6 +469,9 @@ def parse_args(argv):
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     parser.add_argument("--dtype", default="float32", choices=list(DTYPES))
     parser.add_argument("--compile", action="store_true", help="torch.compile both models")
+    parser.add_argument("--peers", default="transformers",
+                        help="comma-separated: transformers (DPTForDepthEstimation), onnxruntime (our exported graph "
+                        "in ONNX Runtime, CPU float32; needs the [onnx] extra); default: transformers")
     parser.add_argument("--no-peer", action="store_true", help="measure this project only")
     parser.add_argument("--plain", action="store_true",
                         help="also time our model with its Winograd convolutions off (interleaved): what they buy")
@@ -456,12 +495,31 @@ def main(argv=None) -> int:
         return 2
     args.device = str(device)
     torch.set_num_threads(args.threads)
+    peers = [] if args.no_peer else [name.strip() for name in args.peers.split(",") if name.strip()]
+    unknown = [name for name in peers if name not in PEERS]
+    if unknown:
+        print(f"error: --peers {','.join(unknown)}: choose from {','.join(PEERS)}", file=sys.stderr)
+        return 2
+    args.no_peer = "transformers" not in peers
     if not args.no_peer:
         try:
             import transformers  # noqa: F401
         except ImportError:
             print(f"error: {PEER_MISSING}", file=sys.stderr)
             return 2
+    with_ort = "onnxruntime" in peers
+    if with_ort:
+        from ..export.onnx import ExportError, require_onnx
+
+        try:
+            require_onnx()
+        except ExportError as error:
+            print(f"error: the onnxruntime peer: {error}", file=sys.stderr)
+            return 2
+        if device.type != "cpu" or args.dtype != "float32" or args.compile:
+            print("error: the onnxruntime peer runs on CPU in float32, uncompiled", file=sys.stderr)
+            return 2
+    onnx_folder = tempfile.TemporaryDirectory(prefix="muggled-bench-") if with_ort else None
     plan = make_plan(args)
     machine = machine_description(device, args.threads)
     print(f"machine: {machine}", flush=True)
@@ -488,6 +546,11 @@ def main(argv=None) -> int:
                 different_windows.append(f"{model_name}@{size_hw[0]}x{size_hw[1]}")
             if not args.no_peer:
                 forwards["peer"] = prepare(build_peer(config, size_hw, midas_sd), device, dtype, args.compile, False)
+            onnx_path = None
+            if with_ort:
+                print(f"exporting {model_name}@{size_hw[0]}x{size_hw[1]} to ONNX for onnxruntime ...", flush=True)
+                onnx_path = export_for_peer(ours_model, size_hw, onnx_folder.name)
+                forwards["onnxruntime"] = onnxruntime_forward(onnx_path, args.threads)
             if args.plain:
                 forwards["plain"] = lambda image, model=ours_model, forward=ours: run_direct(model, forward, image)
             for case in cases:
@@ -507,13 +570,20 @@ def main(argv=None) -> int:
                         max_diff=relative_difference(outputs["ours"], outputs["peer"]) if same_function else None,
                         peer_finite=bool(torch.isfinite(outputs["peer"]).all()),
                     )
+                if "onnxruntime" in seconds:
+                    row.update(
+                        onnxruntime_s=seconds["onnxruntime"], onnxruntime_roofline=flops / rate / seconds["onnxruntime"],
+                        onnxruntime_speedup=seconds["onnxruntime"] / seconds["ours"], onnxruntime_peak_mib=None,
+                        onnxruntime_max_diff=relative_difference(outputs["onnxruntime"], outputs["ours"]),
+                        onnxruntime_finite=bool(torch.isfinite(outputs["onnxruntime"]).all()),
+                    )
                 if "plain" in seconds:
                     row.update(plain_s=seconds["plain"], winograd_gain=seconds["plain"] / seconds["ours"])
                 rows.append(row)
                 print(format_table([row], "peer" in seconds).splitlines()[-1], flush=True)
             if not args.no_memory:
                 for impl in [name for name in forwards if name != "plain"]:
-                    peaks, method = measure_memory(impl, model_name, size_hw, [case.batch for case in cases], args)
+                    peaks, method = measure_memory(impl, model_name, size_hw, [case.batch for case in cases], args, onnx_path)
                     memory_methods.add(method)
                     for row in rows:
                         if row["model"] == model_name and tuple(row["size_hw"]) == size_hw:
@@ -524,8 +594,12 @@ def main(argv=None) -> int:
     # Measured again at the end, keeping the best: a busy moment at the start must not make the
     # roofline look slower than the machine is (which would flatter both implementations).
     rate = max(rate, gemm_rate(device, dtype))
+    if onnx_folder is not None:
+        onnx_folder.cleanup()
     for row in rows:
         row["ours_roofline"] = row["gflop"] * 1e9 / rate / row["ours_s"]
+        if row.get("onnxruntime_s") is not None:
+            row["onnxruntime_roofline"] = row["gflop"] * 1e9 / rate / row["onnxruntime_s"]
         if row["peer_s"] is not None:
             row["peer_roofline"] = row["gflop"] * 1e9 / rate / row["peer_s"]
     print()

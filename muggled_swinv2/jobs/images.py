@@ -13,6 +13,7 @@ from tqdm import tqdm
 import cv2
 
 from ..io.colormaps import colorize, unit_depth
+from ..export.geometry import DEFAULT_DEPTH_RANGE, DEFAULT_FOV_DEG, save_mesh, save_point_cloud
 from ..io.images import IMAGE_SUFFIXES, ImageReadError, read_image, save_image, save_npy, save_pfm
 from ..io.ledger import OutputLedger
 from ..memory import estimate_bytes, memory_refusal, network_hw_for, available_bytes
@@ -25,8 +26,18 @@ OUTPUTS = {
     "pfm": ("{}.pfm", lambda path, depth, picture, unit: save_pfm(path, depth)),
     "png16": ("{}_16bit.png", lambda path, depth, picture, unit: save_image(path, np.round(unit * 65535.0).astype(np.uint16))),
     "tiff": ("{}.tiff", lambda path, depth, picture, unit: save_image(path, depth.astype(np.float32))),
+    "ply": ("{}.ply", None),  # 3D outputs (SCENE_WRITERS): they need the photo and the camera options
+    "mesh": ("{}_mesh.ply", None),
 }
 RAW_FORMATS = tuple(kind for kind in OUTPUTS if kind != "png")
+
+# Output kind -> writer(path, image, depth, options) of the 3D files (export/geometry.py).
+SCENE_WRITERS = {
+    "ply": lambda path, image, depth, options: save_point_cloud(
+        path, image, depth, options.fov_deg, options.depth_range, options.point_step),
+    "mesh": lambda path, image, depth, options: save_mesh(
+        path, image, depth, options.fov_deg, options.depth_range, options.point_step),
+}
 
 
 @dataclass
@@ -49,6 +60,9 @@ class ImageJobOptions:
     value_range: tuple | None = None  # colour range (see io.colormaps.parse_range); None: each map's min/max
     invert: bool = False  # far is bright
     memory_check: bool = True  # refuse an image whose prediction would not fit in memory (see memory.py)
+    fov_deg: float = DEFAULT_FOV_DEG  # camera of the 3D outputs (ply, mesh)
+    depth_range: tuple[float, float] = DEFAULT_DEPTH_RANGE
+    point_step: int = 1
 
 
 @dataclass
@@ -214,11 +228,13 @@ def predict_each(model, batch: list[tuple[ImageTask, np.ndarray]], options: Imag
 
 
 def write_outputs(task: ImageTask, depth: np.ndarray, picture: np.ndarray, overwrite: bool,
-                  unit: np.ndarray | None = None, ledger: OutputLedger | None = None) -> str | None:
+                  unit: np.ndarray | None = None, ledger: OutputLedger | None = None,
+                  image: np.ndarray | None = None, options: "ImageJobOptions | None" = None) -> str | None:
     """Write the task's outputs (each atomically); an error message naming the file, or None.
 
     An existing output is replaced only with `overwrite`, and only if this tool wrote it (a file
-    that is not ours is never replaced); what is written is recorded in the folder's ledger."""
+    that is not ours is never replaced); what is written is recorded in the folder's ledger.
+    The 3D outputs (ply, mesh) need the photo `image` and the camera `options`."""
     ledger = ledger or OutputLedger()
     unit = unit_depth(depth) if unit is None else unit
     for kind, path in task.outputs.items():
@@ -228,7 +244,10 @@ def write_outputs(task: ImageTask, depth: np.ndarray, picture: np.ndarray, overw
                     continue
                 return f"{task.source}: {path} exists and was not written by muggled-swinv2; not replacing it"
             path.parent.mkdir(parents=True, exist_ok=True)
-            OUTPUTS[kind][1](path, depth, picture, unit)
+            if kind in SCENE_WRITERS:
+                SCENE_WRITERS[kind](path, image, depth, options)
+            else:
+                OUTPUTS[kind][1](path, depth, picture, unit)
             ledger.record(path)
         except (OSError, ValueError) as error:
             return f"{task.source}: cannot write {path} ({one_line(error)})"
@@ -299,7 +318,7 @@ def run_image_job(model, tasks: list[ImageTask], options: ImageJobOptions, quiet
                     if depth is not None:
                         unit = unit_depth(depth, options.value_range, options.invert)
                         picture = depth_picture(image, depth, options.colormap, options.side_by_side, unit=unit)
-                        error = write_outputs(task, depth, picture, options.overwrite, unit, ledger)
+                        error = write_outputs(task, depth, picture, options.overwrite, unit, ledger, image, options)
                     if error:
                         fail(error)
                     else:

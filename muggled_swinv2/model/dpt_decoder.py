@@ -58,8 +58,9 @@ class DepthHead(nn.Module):
     def forward(self, features_bchw: torch.Tensor) -> torch.Tensor:
         # On a CPU one image at a time: after the upsampling, (B, 128, H, W) is the largest activation
         # of the whole model, and nothing here mixes images, so a batch needs no more memory than one
-        # image. (A GPU keeps the batch: there, one call per image would cost time.)
-        if features_bchw.device.type != "cpu":
+        # image. (A GPU keeps the batch: there, one call per image would cost time. So does autograd,
+        # which keeps every image's activations anyway, and graph export, which traces that path.)
+        if features_bchw.device.type != "cpu" or torch.is_grad_enabled():
             return self.depth_from_features(features_bchw)
         return torch.cat([self.depth_from_features(image_1chw) for image_1chw in features_bchw.split(1)])
 

@@ -43,7 +43,10 @@ def cosine_window_attention(q, k, v, logit_scale, bias):
     else:  # a bias per window: windows join the heads
         shape, bias_4d = (batch, windows * heads, tokens, head_dim), bias.reshape(1, windows * heads, tokens, tokens)
     q_scaled, k_unit, v_4d = (tensor.reshape(shape) for tensor in (q_scaled, k_unit, v))
-    attended = F.scaled_dot_product_attention(q_scaled, k_unit, v_4d, attn_mask=bias_4d, scale=1.0)
+    if torch.compiler.is_exporting():  # a graph for other runtimes: the same sums as plain operators
+        attended = torch.softmax(q_scaled @ k_unit.transpose(-2, -1) + bias_4d, dim=-1) @ v_4d
+    else:
+        attended = F.scaled_dot_product_attention(q_scaled, k_unit, v_4d, attn_mask=bias_4d, scale=1.0)
     return attended.view(batch, windows, heads, tokens, head_dim)
 
 
@@ -90,17 +93,20 @@ class WindowAttention(nn.Module):
         """(heads, offsets) table; in inference it is kept until the weights are replaced, moved,
         cast or modified in place, the autocast setting changes, or train()/eval() is called."""
         weight = self.cpb_mlp[0].weight
+        if torch.is_grad_enabled():  # autograd (and graph export, which traces this path) needs it computed
+            return self.compute_bias_per_offset(window_hw)
         versions = ((p.data_ptr(), p._version) for p in self.cpb_mlp.parameters())
         device_type = weight.device.type
         autocast = torch.is_autocast_enabled(device_type) and torch.get_autocast_dtype(device_type)
         key = (window_hw, weight.device, weight.dtype, autocast, *versions)
-        if torch.is_grad_enabled() or self._bias_cache_key != key:
-            coords = relative_coords_table(window_hw, self.pretrained_window).to(weight.device, weight.dtype)
-            table = (16 * torch.sigmoid(self.cpb_mlp(coords))).T.contiguous()
-            if torch.is_grad_enabled():
-                return table
-            self._bias_cache_key, self._bias_cache = key, table
+        if self._bias_cache_key != key:
+            self._bias_cache_key, self._bias_cache = key, self.compute_bias_per_offset(window_hw)
         return self._bias_cache
+
+    def compute_bias_per_offset(self, window_hw: tuple[int, int]) -> torch.Tensor:
+        weight = self.cpb_mlp[0].weight
+        coords = relative_coords_table(window_hw, self.pretrained_window).to(weight.device, weight.dtype)
+        return (16 * torch.sigmoid(self.cpb_mlp(coords))).T.contiguous()
 
     def forward(self, windows_bnlc, layout: WindowLayout, mask: torch.Tensor | None, buffers: dict | None = None):
         """(B, windows, N, C) -> same shape; `mask` is (windows, N, N) or None.

@@ -13,7 +13,7 @@ equals the `attn_mask` buffers stored in the MiDaS files.
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache, wraps
+from functools import wraps
 
 import torch
 
@@ -85,16 +85,24 @@ def attention_mask(layout: WindowLayout, device=None) -> torch.Tensor | None:
     return mask + padding_windows[:, None, :].float() * PAD_MASK_VALUE
 
 
-def cached_table(make_table):
-    """lru_cache for the per-window tables, made outside inference mode: a table first made during
+def cached_table(make_table, max_tables: int = 64):
+    """A cache for the per-window tables, made outside inference mode: a table first made during
     inference must also serve later training passes (inference tensors cannot be saved for backward).
-    Callers must not modify a table in place."""
+    A table made while a graph is being traced (torch.compile, torch.export) belongs to that trace
+    and is not kept. Callers must not modify a table in place."""
+    tables = {}
 
-    @lru_cache(maxsize=64)
     @wraps(make_table)
     def cached(*args):
+        if args in tables:
+            return tables[args]
         with torch.inference_mode(False):
-            return make_table(*args)
+            table = make_table(*args)
+        if not torch.compiler.is_compiling():
+            if len(tables) >= max_tables:
+                del tables[next(iter(tables))]  # the oldest
+            tables[args] = table
+        return table
 
     return cached
 

@@ -1,0 +1,284 @@
+"""The network as an ONNX file, checked by ONNX Runtime before it is kept.
+
+    muggled-swinv2 export weights/dpt_swin2_tiny_256.pt tiny.onnx [--size HxW] [--batch N|dynamic]
+
+The graph has one input `image`, (B, 3, H, W) float32 RGB normalised as `model(x)` expects
+((x - 0.5) / 0.5), and one output `inverse_depth`, (B, H, W) float32, at one fixed H x W (SwinV2's
+windows, shifts and masks depend on the size) and a fixed or dynamic batch.
+
+How: torch.export traces the model with autograd on, which is the model's plain path (direct
+convolutions, no caches, no reused buffers); window attention is written as plain MatMul/Softmax
+while exporting (torch.compiler.is_exporting). The window masks and relative-position indices are
+constants of that size; the ONNX optimiser folds the position-bias MLP (a function of weights
+only) into one small table per block. The file is written to a temp file, run by ONNX Runtime on
+a test input and compared with PyTorch, and only then renamed into place.
+
+Needs the `[onnx]` extra (onnx, onnxruntime, onnxscript); nothing else in the package imports this.
+"""
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import __version__
+from ..io.atomic import publish, reserve_temp
+from ..model.winograd import direct_convolutions
+
+FORMAT_NAME = "muggled_swinv2-onnx"
+FORMAT_VERSION = "1"
+NORMALISATION = "RGB scaled to [0, 1], then (x - 0.5) / 0.5; NCHW float32"
+DEFAULT_OPSET = 18
+DTYPES = ("float32", "float16")
+TOLERANCE = {"float32": 1e-4, "float16": 2e-2}  # max |ONNX - PyTorch| / PyTorch output range
+MISSING_EXTRA = "needs the onnx extra: pip install 'muggled_swinv2[onnx]'"
+
+
+class ExportError(Exception):
+    """An export that cannot be done or did not check out; the message is one line."""
+
+
+def require_onnx():
+    """(onnx, onnxruntime), or ExportError naming the extra to install."""
+    try:
+        import onnx
+        import onnxruntime
+        import onnxscript  # noqa: F401  (torch.onnx.export's translator)
+    except ImportError as error:
+        raise ExportError(f"{error.name or 'onnx'} is not installed; ONNX {MISSING_EXTRA}") from None
+    return onnx, onnxruntime
+
+
+@dataclass
+class ExportReport:
+    path: Path
+    variant: str
+    size_hw: tuple[int, int]
+    batch: int | str
+    opset: int
+    dtype: str
+    max_diff: float  # of the check, relative to the output range
+    seconds: float
+    bytes: int
+
+    def lines(self) -> list[str]:
+        height, width = self.size_hw
+        return [
+            f"{self.path}: ONNX opset {self.opset}, {self.variant}, image (B={self.batch}, 3, {height}, {width}) "
+            f"-> inverse_depth, {self.dtype}, {self.bytes / 2**20:.1f} MiB",
+            f"  checked in ONNX Runtime: max difference {self.max_diff:.1e} of the output range "
+            f"(limit {TOLERANCE[self.dtype]:.0e}); {self.seconds:.1f} s",
+        ]
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'H' or 'HxW' -> (H, W); ExportError if it is not that."""
+    height, _, width = text.lower().partition("x")
+    try:
+        return int(height), int(width or height)
+    except ValueError:
+        raise ExportError(f"--size {text!r}: expected H or HxW, e.g. 256 or 384x672") from None
+
+
+def check_size(size_hw, stride: int) -> tuple[int, int]:
+    if len(size_hw) != 2 or min(size_hw) < 1 or size_hw[0] % stride or size_hw[1] % stride:
+        shown = "x".join(map(str, size_hw))
+        raise ExportError(f"--size {shown}: height and width must be positive multiples of {stride}")
+    return tuple(int(side) for side in size_hw)
+
+
+def check_batch(batch) -> int | str:
+    if batch == "dynamic":
+        return batch
+    try:
+        value = int(batch)
+    except (TypeError, ValueError):
+        value = 0
+    if value < 1 or isinstance(batch, bool):
+        raise ExportError(f"--batch {batch}: expected a positive integer or 'dynamic'")
+    return value
+
+
+def metadata(model, size_hw, batch, opset: int, dtype: str) -> dict[str, str]:
+    return {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "config": json.dumps(model.config.to_dict()),
+        "input_size": f"{size_hw[0]}x{size_hw[1]}",
+        "batch": str(batch),
+        "normalisation": NORMALISATION,
+        "input": "image",
+        "output": "inverse_depth (B, H, W) float32, relative inverse depth: bigger is nearer",
+        "opset": str(opset),
+        "dtype": dtype,
+        "written_by": f"muggled_swinv2 {__version__}",
+    }
+
+
+def test_input(batch: int, size_hw, seed: int = 0) -> np.ndarray:
+    generator = np.random.default_rng(seed)
+    return generator.uniform(-1, 1, size=(batch, 3, *size_hw)).astype(np.float32)
+
+
+def relative_difference(ours: np.ndarray, reference: np.ndarray) -> float:
+    value_range = float(reference.max() - reference.min())
+    difference = float(np.abs(ours.astype(np.float64) - reference).max())
+    return difference / value_range if value_range > 0 else difference
+
+
+def trace(model, size_hw, batch, opset: int):
+    """torch.export + torch.onnx: the ONNX ModelProto of `model` at this size and batch."""
+    example = torch.from_numpy(test_input(2 if batch == "dynamic" else batch, size_hw))
+    dynamic_shapes = ({0: torch.export.Dim("batch", min=1, max=1024)},) if batch == "dynamic" else None
+    # Autograd on: the model's plain path (see the module doc); nothing is trained.
+    with torch.inference_mode(False), torch.enable_grad(), direct_convolutions(model):
+        program = torch.export.export(model, (example,), dynamic_shapes=dynamic_shapes, strict=False)
+        onnx_program = torch.onnx.export(
+            program, input_names=["image"], output_names=["inverse_depth"], opset_version=opset,
+            dynamo=True, optimize=True, verbose=False,
+        )
+    proto = onnx_program.model_proto
+    if batch == "dynamic":  # name the batch dimension for readers (the tracer calls it s0, s1, ...)
+        for value in (*proto.graph.input, *proto.graph.output):
+            value.type.tensor_type.shape.dim[0].dim_param = "batch"
+    return proto
+
+
+def session(path, threads: int | None = None):
+    """An ONNX Runtime CPU session for an exported file."""
+    _, onnxruntime = require_onnx()
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    if threads:
+        options.intra_op_num_threads = threads
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def export_onnx(model, path, size_hw=None, batch=1, opset: int = DEFAULT_OPSET, dtype: str = "float32",
+                overwrite: bool = False, quiet: bool = True) -> ExportReport:
+    """Write `model` (a SwinV2DPT) as an ONNX file at `path`, checked by ONNX Runtime first.
+
+    size_hw: (H, W) multiples of 32 (default: the native square); batch: a positive int or
+    "dynamic". Raises ExportError (one line) and leaves no file when anything fails.
+    """
+    onnx, _ = require_onnx()
+    path = Path(path)
+    size_hw = check_size(tuple(size_hw or (model.config.native_size,) * 2), model.config.stride)
+    batch = check_batch(batch)
+    if dtype not in DTYPES:
+        raise ExportError(f"--dtype {dtype}: choose from {', '.join(DTYPES)}")
+    if not isinstance(opset, int) or not 17 <= opset <= 23:
+        raise ExportError(f"--opset {opset}: choose from 17 to 23")
+    if path.exists() and not overwrite:
+        raise ExportError(f"{path}: exists; pass --overwrite to replace it")
+    if path.is_dir():
+        raise ExportError(f"{path}: is a folder; give the .onnx file to write")
+    if not path.parent.is_dir():
+        raise ExportError(f"{path.parent}: no such folder")
+
+    started = time.perf_counter()
+    model = model.eval()
+    weights_dtype = next(model.parameters()).dtype
+    if dtype == "float16":
+        model.set_dtype(torch.float16)  # the decoder in float16, the encoder stays float32 (see set_dtype)
+    try:
+        image = test_input(2 if batch == "dynamic" else batch, size_hw, seed=1)
+        with torch.inference_mode():  # also makes the window tables of this size: constants of the trace
+            expected = model(torch.from_numpy(image)).numpy()
+        proto = trace(model, size_hw, batch, opset)
+    except Exception as error:  # noqa: BLE001  (the exporter's errors are many and long)
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+        raise ExportError(f"{path}: the model could not be exported ({reason})") from None
+    finally:
+        if dtype == "float16":
+            model.set_dtype(weights_dtype)
+    del proto.metadata_props[:]
+    for key, value in metadata(model, size_hw, batch, opset, dtype).items():
+        proto.metadata_props.add(key=key, value=value)
+    proto.doc_string = "SwinV2-DPT (MiDaS v3.1) monocular depth; exported by muggled_swinv2"
+
+    try:
+        temp = reserve_temp(path)
+    except OSError as error:
+        raise ExportError(f"{path}: cannot write ({error.strerror or error})") from None
+    try:
+        onnx.save(proto, str(temp))
+        del proto
+        try:
+            (result,) = session(temp).run(["inverse_depth"], {"image": image})
+        except Exception as error:  # noqa: BLE001
+            reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+            raise ExportError(f"{path}: ONNX Runtime cannot run the exported graph ({reason}); nothing written") from None
+        if result.shape != expected.shape:
+            raise ExportError(f"{path}: the exported graph gives shape {result.shape}, PyTorch {expected.shape}; nothing written")
+        max_diff = relative_difference(result, expected)
+        if not max_diff <= TOLERANCE[dtype]:
+            raise ExportError(
+                f"{path}: the exported graph differs from PyTorch by {max_diff:.1e} of the output range "
+                f"(limit {TOLERANCE[dtype]:.0e}); nothing written"
+            )
+        publish(temp, path)
+    except OSError as error:
+        temp.unlink(missing_ok=True)
+        raise ExportError(f"{path}: cannot write ({error.strerror or error})") from None
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    return ExportReport(
+        path=path, variant=model.config.variant, size_hw=size_hw, batch=batch, opset=opset, dtype=dtype,
+        max_diff=max_diff, seconds=time.perf_counter() - started, bytes=path.stat().st_size,
+    )
+
+
+def read_metadata(path) -> dict[str, str]:
+    """The metadata of an ONNX file (without loading its weights); ExportError if it is not one."""
+    onnx, _ = require_onnx()
+    path = Path(path)
+    if not path.is_file():
+        raise ExportError(f"{path}: no such file")
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as error:  # noqa: BLE001  (protobuf's decode errors)
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        raise ExportError(f"{path}: not a readable ONNX file ({reason})") from None
+    values = {entry.key: entry.value for entry in proto.metadata_props}
+    values["opset"] = values.get("opset") or str(max((entry.version for entry in proto.opset_import if entry.domain in ("", "ai.onnx")), default=0))
+    values["_inputs"] = ", ".join(f"{value.name} {shape_text(value)}" for value in proto.graph.input)
+    values["_outputs"] = ", ".join(f"{value.name} {shape_text(value)}" for value in proto.graph.output)
+    return values
+
+
+def shape_text(value) -> str:
+    dims = value.type.tensor_type.shape.dim
+    return "(" + ", ".join(dim.dim_param or str(dim.dim_value) for dim in dims) + ")"
+
+
+def describe(path) -> list[tuple[str, str]]:
+    """Rows for `info` on an ONNX file."""
+    values = read_metadata(path)
+    rows = [("file", str(path))]
+    if values.get("format") != FORMAT_NAME:
+        rows += [("format", "ONNX (not written by muggled_swinv2: no model metadata)"), ("opset", values["opset"]),
+                 ("inputs", values["_inputs"]), ("outputs", values["_outputs"])]
+        return rows
+    config = json.loads(values["config"])
+    rows += [
+        ("format", f"{FORMAT_NAME} v{values.get('format_version', '?')} (ONNX opset {values['opset']})"),
+        ("variant", config.get("variant", "custom")),
+        ("widths", ", ".join(map(str, config["embed_dims"]))),
+        ("depths", ", ".join(map(str, config["depths"]))),
+        ("heads", ", ".join(map(str, config["num_heads"]))),
+        ("window", str(config["window_size"])),
+        ("native size", f"{config['native_size']}x{config['native_size']}"),
+        ("input size", values.get("input_size", "?")),
+        ("batch", values.get("batch", "?")),
+        ("dtype", values.get("dtype", "?")),
+        ("normalisation", values.get("normalisation", "?")),
+        ("inputs", values["_inputs"]),
+        ("outputs", values["_outputs"]),
+        ("written by", values.get("written_by", "?")),
+    ]
+    return rows
