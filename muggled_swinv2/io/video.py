@@ -40,6 +40,11 @@ class VideoReader:
         self.capture.release()
 
 
+# Container (by suffix) -> codec; anything else is Motion JPEG (.avi). WebM's VP8 is the one that
+# OpenCV's own FFmpeg writes and browsers play (the web app's depth videos).
+FOURCCS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".webm": "VP80"}
+
+
 class AtomicVideoWriter:
     """cv2.VideoWriter into a temp file beside `path`; finish() renames it into place, so an
     interrupted run leaves either a complete, playable file or none at all."""
@@ -50,7 +55,7 @@ class AtomicVideoWriter:
             self.temp_path = reserve_temp(self.path, suffix=f".partial{self.path.suffix}")  # suffix picks the container
         except OSError as error:
             raise VideoError(f"{path}: cannot write there ({error.strerror or error})") from None
-        fourcc = cv2.VideoWriter_fourcc(*("mp4v" if self.path.suffix.lower() in (".mp4", ".m4v", ".mov") else "MJPG"))
+        fourcc = cv2.VideoWriter_fourcc(*FOURCCS.get(self.path.suffix.lower(), "MJPG"))
         self.writer = cv2.VideoWriter(str(self.temp_path), fourcc, fps, size_wh)
         self.frames = 0
         if not self.writer.isOpened():
