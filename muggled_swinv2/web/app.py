@@ -17,18 +17,22 @@ API_IMAGE, API_VIDEO = "depth", "video_depth"
 THEME = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
 
 
-class UploadedImage(gr.Image):
+def uploaded_image(**options) -> gr.Image:
     """gr.Image that hands over the uploaded file as it was sent. gr.Image itself opens it with
     Pillow first, so a damaged or foreign file would fail inside Gradio with Pillow's message;
-    here read_image decodes it exactly as `muggled-swinv2 image` does, and says what is wrong."""
+    here read_image decodes it exactly as `muggled-swinv2 image` does, and says what is wrong.
+    (The instance's preprocess is replaced: a subclass would make Gradio write a .pyi stub file
+    beside this module.)"""
+    image = gr.Image(type="filepath", image_mode=None, **options)
+    gradio_preprocess = image.preprocess
 
-    def get_block_name(self) -> str:
-        return "image"  # the browser shows it as a plain gr.Image
-
-    def preprocess(self, payload):
+    def preprocess(payload):
         if payload is not None and payload.path:
             return str(payload.path)
-        return super().preprocess(payload)  # pasted data: URLs, decoded by Gradio
+        return gradio_preprocess(payload)  # pasted data: URLs, decoded by Gradio
+
+    image.preprocess = preprocess
+    return image
 
 
 def example_files() -> list[list[str]]:
@@ -74,8 +78,7 @@ def build_app(service: DepthService) -> gr.Blocks:
         with gr.Tab("Picture"):
             with gr.Row():
                 with gr.Column():
-                    picture = UploadedImage(label="Picture", type="filepath", image_mode=None,
-                                            sources=["upload", "clipboard"], elem_id="picture")
+                    picture = uploaded_image(label="Picture", sources=["upload", "clipboard"], elem_id="picture")
                     colormap = gr.Dropdown(list(COLORMAPS), value="inferno", label="Colour map")
                     mode = gr.Radio([KEEP_ASPECT, SQUARE], value=KEEP_ASPECT, label="Preprocessing")
                     size = gr.Number(0, precision=0, minimum=0, step=32,
