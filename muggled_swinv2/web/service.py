@@ -49,18 +49,12 @@ class ModelInfo:
     file: Path
     device: str
     dtype: str
-    demo: bool = False  # the demo model shipped inside the package (no checkpoint was found)
+    demo: bool = False  # the embedded demo model (formats.weights.is_demo)
 
     def line(self) -> str:
-        demo = (" This is the small **demo model** shipped with the package (no checkpoint was found): "
-                "its depth is rough; pass `--weights` or put a MiDaS checkpoint in `weights/` for real results.") if self.demo else ""
+        demo = (" No checkpoint was given or found, so this is the **embedded demo model**, trained on synthetic "
+                "scenes only: for real photos get a MiDaS model (`muggled-swinv2 download tiny`) and restart.") if self.demo else ""
         return f"Model: **{self.variant}** from `{self.file.name}` on **{self.device}** ({self.dtype}).{demo}"
-
-
-def is_packaged(path: Path) -> bool:
-    """A checkpoint inside the installed package is the embedded demo model."""
-    package = Path(__file__).resolve().parents[1]
-    return package in Path(path).resolve().parents
 
 
 @dataclass
