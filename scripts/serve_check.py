@@ -3,7 +3,7 @@
 the file to the depth picture shown), and the server's RSS over many requests.
 
     muggled-swinv2 serve -w weights/dpt_swin2_tiny_256.pt &
-    python scripts/serve_check.py http://127.0.0.1:7860/ --pid $! --requests 50 --browser
+    python scripts/serve_check.py http://127.0.0.1:7860/ --pid $! --requests 50 --browser [--screenshot page.png]
 """
 
 import argparse
@@ -26,7 +26,7 @@ def rss_mib(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for process {pid}")
 
 
-def browser_seconds(url: str, picture: Path, runs: int) -> list[float]:
+def browser_seconds(url: str, picture: Path, runs: int, screenshot: str | None = None) -> list[float]:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
@@ -50,6 +50,9 @@ def browser_seconds(url: str, picture: Path, runs: int) -> list[float]:
             wait.until(lambda d: any(d.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", image)
                                      for image in d.find_elements(By.CSS_SELECTOR, "#depth img")))
             seconds.append(time.perf_counter() - started)
+            if screenshot and len(seconds) == 1:
+                time.sleep(0.5)  # the downloads list settles
+                driver.save_screenshot(screenshot)
     finally:
         driver.quit()
     return seconds
@@ -61,11 +64,13 @@ def main():
     parser.add_argument("--pid", type=int, help="the server's process id, to follow its RSS")
     parser.add_argument("--requests", type=int, default=50)
     parser.add_argument("--browser", action="store_true", help="also time 3 uploads in headless Chromium")
+    parser.add_argument("--picture", default=str(ROOM), help="photo to upload, resized to 640x480 (default: room.jpg)")
+    parser.add_argument("--screenshot", help="with --browser: save the page after the first upload (PNG)")
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="serve-check-"))
-    picture = folder / "room_640x480.jpg"
-    cv2.imwrite(str(picture), cv2.resize(cv2.imread(str(ROOM)), (640, 480), interpolation=cv2.INTER_CUBIC))
+    picture = folder / "photo_640x480.jpg"
+    cv2.imwrite(str(picture), cv2.resize(cv2.imread(args.picture), (640, 480), interpolation=cv2.INTER_AREA))
     client = Client(args.url, verbose=False, download_files=str(folder / "downloads"))
     seconds, rss = [], []
     for index in range(args.requests):
@@ -80,7 +85,7 @@ def main():
         print(f"server RSS (MiB) after request 1: {rss[0]:.0f}, 10: {rss[min(9, len(rss) - 1)]:.0f}, "
               f"{len(rss)}: {rss[-1]:.0f}; min {min(rss):.0f}, max {max(rss):.0f}")
     if args.browser:
-        shown = browser_seconds(args.url, picture, 3)
+        shown = browser_seconds(args.url, picture, 3, args.screenshot)
         print("browser, upload -> depth shown: " + ", ".join(f"{value:.2f} s" for value in shown))
     return 0
 

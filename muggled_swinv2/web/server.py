@@ -49,6 +49,7 @@ def serve(model, info: ModelInfo, options: ServeOptions):
         from .app import THEME, build_app  # Gradio reads its environment when imported
 
         service = DepthService(model, info, options.limits, workdir)
+        service.warm_up()
         demo = build_app(service)
         demo.queue(max_size=options.queue_size, default_concurrency_limit=1)
         print(f"muggled-swinv2 serve: {info.variant} on {info.device}; temporary files in {workdir}", file=sys.stderr, flush=True)

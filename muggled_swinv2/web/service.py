@@ -81,6 +81,13 @@ class DepthService:
         self.lock = threading.Lock()  # one prediction at a time: one model's worth of memory
         self.numbers = itertools.count(1)
 
+    def warm_up(self):
+        """One prediction each at the native square and at 4:3 (photos) before the first visitor:
+        the first forward builds the model's caches, which would otherwise slow the first upload."""
+        native = self.model.config.native_size
+        for height, width in ((native, native), (480, 640)):
+            process_image(self.model, np.zeros((height, width, 3), np.uint8), image_options(self.results, "gray", KEEP_ASPECT, None))
+
     # ------------------------------------------------------------------ folders and checks
 
     def request_folder(self) -> Path:
