@@ -49,6 +49,16 @@ def positive_int(text: str) -> int:
     return value
 
 
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
 def raw_formats(text: str) -> tuple[str, ...]:
     formats = tuple(dict.fromkeys(part.strip().lower() for part in text.split(",") if part.strip()))
     unknown = [name for name in formats if name not in RAW_FORMATS]
@@ -84,7 +94,7 @@ def field_of_view(text: str) -> float:
     return value
 
 
-def open_model(args):
+def open_model(args, path=None):
     from .devices import dtype_warning, select_device, select_dtype
     from .formats.checkpoint import load_model
 
@@ -92,7 +102,7 @@ def open_model(args):
     dtype = select_dtype(args.dtype, device)
     if warning := dtype_warning(dtype, device):
         print(f"warning: {warning}", file=sys.stderr)
-    return load_model(weights_path(args.weights, quiet=getattr(args, "quiet", False)), device=device, dtype=dtype)
+    return load_model(path or weights_path(args.weights, quiet=getattr(args, "quiet", False)), device=device, dtype=dtype)
 
 
 def weights_path(weights, quiet: bool = False) -> Path:
@@ -268,6 +278,29 @@ def command_export(args) -> int:
     report = export_onnx(model, args.output, size_hw=size_hw, batch=args.batch, opset=args.opset, dtype=args.dtype,
                          overwrite=args.overwrite)
     print("\n".join(report.lines()))
+    return 0
+
+
+def command_serve(args) -> int:
+    try:
+        import gradio  # noqa: F401  (the optional [web] extra)
+    except ImportError:
+        from .web import INSTALL_HINT
+
+        print(f"serve needs Gradio: {INSTALL_HINT}", file=sys.stderr)
+        return EXIT_USAGE
+    from .web.server import ServeOptions, host_warning, serve
+    from .web.service import Limits, ModelInfo
+
+    warning = host_warning(args.host)
+    if warning:
+        print(warning, file=sys.stderr)
+    limits = Limits(args.max_upload_mb, int(args.max_megapixels * 1e6), args.max_video_frames, args.max_video_seconds)
+    path = weights_path(args.weights)
+    model = open_model(args, path)
+    parameter = next(model.parameters())
+    info = ModelInfo(model.config.variant, path, str(parameter.device), args.dtype, demo=is_demo(path))
+    serve(model, info, ServeOptions(host=args.host, port=args.port, limits=limits, queue_size=args.queue_size))
     return 0
 
 
@@ -472,6 +505,17 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.set_defaults(run=command_eval)
 
     commands.add_parser("bench", help="speed and memory benchmark (see `muggled-swinv2 bench --help`)", add_help=False)
+
+    web = commands.add_parser("serve", help="local web app: drop a picture or a video, get its depth (needs the [web] extra)")
+    web.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    web.add_argument("--port", type=positive_int, default=7860)
+    web.add_argument("--max-upload-mb", type=positive_float, default=25.0, help="largest upload, in MB (default 25)")
+    web.add_argument("--max-megapixels", type=positive_float, default=25.0, help="largest picture (default 25)")
+    web.add_argument("--max-video-frames", type=positive_int, default=900, help="longest video, in frames (default 900)")
+    web.add_argument("--max-video-seconds", type=positive_float, default=60.0, help="longest video, in seconds (default 60)")
+    web.add_argument("--queue-size", type=positive_int, default=64, help="requests that may wait for the model (default 64)")
+    add_model_arguments(web)
+    web.set_defaults(run=command_serve)
 
     fetch = commands.add_parser("download", help="fetch an official MiDaS v3.1 checkpoint into weights/")
     fetch.add_argument("variant", nargs="?", default="tiny", choices=OFFICIAL_FILES,

@@ -12,8 +12,8 @@ from .atomic import disk_is_full, publish, reserve_temp
 from .ledger import OutputLedger
 
 # Containers OpenCV writes here and reads back whole, with the codec for each. Others are refused up
-# front: OpenCV cannot open some (.webm), and writes an image sequence for image names (.gif, .png).
-VIDEO_CONTAINERS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
+# front: OpenCV writes an image sequence for image names (.gif, .png).
+VIDEO_CONTAINERS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG", ".webm": "VP80"}
 
 
 class VideoError(Exception):
@@ -53,6 +53,10 @@ class VideoReader:
 
     def close(self):
         self.capture.release()
+
+
+# Container (by suffix) -> codec; anything else is Motion JPEG (.avi). WebM's VP8 is the one that
+# OpenCV's own FFmpeg writes and browsers play (the web app's depth videos).
 
 
 class AtomicVideoWriter:

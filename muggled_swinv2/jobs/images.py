@@ -187,6 +187,13 @@ def depth_picture(image: np.ndarray, depth: np.ndarray, colormap: str, side_by_s
     return np.hstack([display_bgr(image), colored]) if side_by_side else colored
 
 
+def process_image(model, image: np.ndarray, options: ImageJobOptions) -> tuple[np.ndarray, np.ndarray]:
+    """One image array -> (inverse depth, the colour picture the job writes as <stem>.png),
+    computed exactly as run_image_job does (for callers that hold one image: the web app)."""
+    depth = predict_batch(model, [image], options.square, options.size)[0]
+    return depth, depth_picture(image, depth, options.colormap, options.side_by_side)
+
+
 def report_error(message: str):
     """Errors always reach stderr, above the progress bar, even with --quiet."""
     tqdm.write(message, file=sys.stderr)

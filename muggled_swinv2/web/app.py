@@ -1,0 +1,116 @@
+"""The page: a Picture tab and a Video tab on top of DepthService (service.py).
+
+Imported only by server.py, after it has set Gradio's environment (temp folder, no analytics).
+"""
+
+from pathlib import Path
+
+import gradio as gr
+
+from ..io.colormaps import COLORMAPS
+from . import three_d
+from .service import KEEP_ASPECT, SQUARE, DepthService, UploadError
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "scripts" / "examples"  # in a source checkout
+API_IMAGE, API_VIDEO = "depth", "video_depth"
+# System fonts only: the default theme would ask Google Fonts for its fonts (the page must work offline).
+THEME = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
+
+
+def uploaded_image(**options) -> gr.Image:
+    """gr.Image that hands over the uploaded file as it was sent. gr.Image itself opens it with
+    Pillow first, so a damaged or foreign file would fail inside Gradio with Pillow's message;
+    here read_image decodes it exactly as `muggled-swinv2 image` does, and says what is wrong.
+    (The instance's preprocess is replaced: a subclass would make Gradio write a .pyi stub file
+    beside this module.)"""
+    image = gr.Image(type="filepath", image_mode=None, **options)
+    gradio_preprocess = image.preprocess
+
+    def preprocess(payload):
+        if payload is not None and payload.path:
+            return str(payload.path)
+        return gradio_preprocess(payload)  # pasted data: URLs, decoded by Gradio
+
+    image.preprocess = preprocess
+    return image
+
+
+def example_files() -> list[list[str]]:
+    if not EXAMPLES.is_dir():
+        return []
+    return [[str(path)] for path in sorted(EXAMPLES.iterdir()) if path.suffix.lower() in (".jpg", ".jpeg", ".png")]
+
+
+def page_error(error: UploadError) -> gr.Error:
+    return gr.Error(str(error), print_exception=False)
+
+
+def build_app(service: DepthService) -> gr.Blocks:
+    def depth_of_picture(upload, colormap, mode, size):
+        if upload is None:
+            raise gr.Error("Upload a picture first (or pick an example below it).", print_exception=False)
+        try:
+            result = service.image(upload, colormap, mode, size)
+        except UploadError as error:
+            raise page_error(error) from None
+        status = f"Depth in {result.seconds:.2f} s. Downloads: colour PNG, 16-bit PNG, float32 `.npy` (bigger = nearer)."
+        outputs = [result.depth_png, (str(result.photo), str(result.depth_png)), [str(path) for path in result.downloads], status]
+        return outputs + ([str(result.model3d)] if has_3d else [])
+
+    def depth_on_change(upload, colormap, mode, size):
+        if upload is None:  # the picture was cleared
+            return [None, None, None, ""] + ([None] if has_3d else [])
+        return depth_of_picture(upload, colormap, mode, size)
+
+    def depth_of_video(upload, colormap, mode, size, side_by_side, progress=gr.Progress(track_tqdm=True)):
+        if upload is None:
+            raise gr.Error("Upload a video first.", print_exception=False)
+        progress(0, desc="Reading the video")
+        try:
+            return str(service.video(upload, colormap, mode, size, side_by_side))
+        except UploadError as error:
+            raise page_error(error) from None
+
+    has_3d = three_d.available()
+    with gr.Blocks(title="muggled_swinv2: depth", delete_cache=(300, 900)) as demo:
+        gr.Markdown("# Depth from one picture\nSwinV2-DPT (MiDaS v3.1) relative inverse depth: bright = near.")
+        gr.Markdown(service.info.line(), elem_id="model-info")
+        with gr.Tab("Picture"):
+            with gr.Row():
+                with gr.Column():
+                    picture = uploaded_image(label="Picture", sources=["upload", "clipboard"], elem_id="picture")
+                    colormap = gr.Dropdown(list(COLORMAPS), value="inferno", label="Colour map")
+                    mode = gr.Radio([KEEP_ASPECT, SQUARE], value=KEEP_ASPECT, label="Preprocessing")
+                    size = gr.Number(0, precision=0, minimum=0, step=32,
+                                     label="Long side fed to the network, aspect mode (0 = the model's native size)")
+                    run = gr.Button("Estimate depth", variant="primary")
+                    if example_files():
+                        gr.Examples(example_files(), inputs=picture, label="Examples")
+                with gr.Column():
+                    with gr.Tab("Depth"):
+                        depth = gr.Image(label="Depth", type="filepath", interactive=False, elem_id="depth")
+                    with gr.Tab("Before / after"):
+                        slider = gr.ImageSlider(label="Picture | depth", type="filepath", interactive=False)
+                    if has_3d:
+                        with gr.Tab("3D"):
+                            model3d = gr.Model3D(label="Point cloud", interactive=False)
+                    files = gr.File(label="Downloads", file_count="multiple", interactive=False, elem_id="downloads")
+                    status = gr.Markdown(elem_id="status")
+            outputs = [depth, slider, files, status] + ([model3d] if has_3d else [])
+            inputs = [picture, colormap, mode, size]
+            run.click(depth_of_picture, inputs, outputs, api_name=API_IMAGE, concurrency_id="model")
+            picture.change(depth_on_change, inputs, outputs, api_visibility="private", concurrency_id="model")
+        with gr.Tab("Video"):
+            with gr.Row():
+                with gr.Column():
+                    video = gr.Video(label="Video", sources=["upload"], elem_id="video")
+                    video_colormap = gr.Dropdown(list(COLORMAPS), value="inferno", label="Colour map")
+                    video_mode = gr.Radio([KEEP_ASPECT, SQUARE], value=KEEP_ASPECT, label="Preprocessing")
+                    video_size = gr.Number(0, precision=0, minimum=0, step=32, label="Long side fed to the network (0 = native)")
+                    side_by_side = gr.Checkbox(False, label="Video beside its depth")
+                    run_video = gr.Button("Depth video", variant="primary")
+                depth_video = gr.Video(label="Depth video (WebM)", interactive=False, elem_id="depth-video")
+            run_video.click(depth_of_video, [video, video_colormap, video_mode, video_size, side_by_side], depth_video,
+                            api_name=API_VIDEO, concurrency_id="model")
+        gr.Markdown(service.limits.line() + " Requests wait in a queue and run one at a time.", elem_id="limits")
+    return demo

@@ -1,0 +1,204 @@
+"""What the web app does with an upload, without Gradio: check it against the limits, read it,
+run the job layer on it (jobs/images.py, jobs/video.py) and write the results into a
+per-request folder of the server's temporary folder.
+
+One model is in memory, used by one request at a time (a lock, beside the queue of the page).
+Every problem with an upload is an UploadError whose message is shown on the page as it is.
+"""
+
+import itertools
+import shutil
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..io.images import ImageReadError, read_image, save_image
+from ..io.video import VideoError, VideoReader, count_frames
+from ..jobs.images import ImageJobOptions, display_bgr, plan_tasks, process_image, write_outputs
+from ..jobs.video import VideoJobOptions, run_video_job
+from . import three_d
+
+# Files offered for download beside the colour picture: (job output kind, label).
+IMAGE_DOWNLOADS = ("png", "png16", "npy")
+KEEP_REQUESTS = 16  # result folders kept; older ones are deleted (the page holds its own copies)
+SQUARE, KEEP_ASPECT = "square (MiDaS's exact pipeline)", "keep aspect ratio"
+
+
+class UploadError(Exception):
+    """An upload the server will not or cannot process; the message is for the page."""
+
+
+@dataclass
+class Limits:
+    max_upload_mb: float = 25.0
+    max_pixels: int = 25_000_000
+    max_video_frames: int = 900
+    max_video_seconds: float = 60.0
+
+    def line(self) -> str:
+        return (f"Limits: uploads up to {self.max_upload_mb:g} MB, pictures up to {self.max_pixels / 1e6:g} megapixels, "
+                f"videos up to {self.max_video_frames} frames and {self.max_video_seconds:g} s.")
+
+
+@dataclass
+class ModelInfo:
+    variant: str
+    file: Path
+    device: str
+    dtype: str
+    demo: bool = False  # the embedded demo model (formats.weights.is_demo)
+
+    def line(self) -> str:
+        demo = (" No checkpoint was given or found, so this is the **embedded demo model**, trained on synthetic "
+                "scenes only: for real photos get a MiDaS model (`muggled-swinv2 download tiny`) and restart.") if self.demo else ""
+        return f"Model: **{self.variant}** from `{self.file.name}` on **{self.device}** ({self.dtype}).{demo}"
+
+
+@dataclass
+class ImageResult:
+    photo: Path  # the picture as 8-bit, for the before/after view
+    depth_png: Path  # the colour depth picture
+    downloads: list[Path]
+    seconds: float
+    model3d: Path | None = None  # the point cloud / mesh, once the 3D outputs exist (three_d.py)
+
+
+def image_options(out_dir: Path, colormap: str, mode: str, size: int | None) -> ImageJobOptions:
+    """The page's settings as the image job's options (--raw npy,png16; size 0 or None = native)."""
+    square = mode == SQUARE
+    return ImageJobOptions(out_dir=out_dir, raw_formats=IMAGE_DOWNLOADS[1:], colormap=colormap,
+                           square=square, size=None if square or not size else int(size), overwrite=True)
+
+
+class DepthService:
+    def __init__(self, model, info: ModelInfo, limits: Limits, workdir: Path):
+        self.model, self.info, self.limits = model, info, limits
+        self.results = Path(workdir) / "results"
+        self.results.mkdir(parents=True, exist_ok=True)
+        self.lock = threading.Lock()  # one prediction at a time: one model's worth of memory
+        self.numbers = itertools.count(1)
+
+    def warm_up(self):
+        """One prediction each at the native square and at 4:3 (photos) before the first visitor:
+        the first forward builds the model's caches, which would otherwise slow the first upload."""
+        native = self.model.config.native_size
+        for height, width in ((native, native), (480, 640)):
+            process_image(self.model, np.zeros((height, width, 3), np.uint8), image_options(self.results, "gray", KEEP_ASPECT, None))
+
+    # ------------------------------------------------------------------ folders and checks
+
+    def request_folder(self) -> Path:
+        """A fresh folder for one request's results; the oldest beyond KEEP_REQUESTS go."""
+        folder = self.results / f"{next(self.numbers):06d}"
+        folder.mkdir()
+        for old in sorted(self.results.iterdir())[:-KEEP_REQUESTS]:
+            shutil.rmtree(old, ignore_errors=True)
+        return folder
+
+    def check_upload(self, path, what: str) -> Path:
+        if not path:
+            raise UploadError(f"No {what} uploaded.")
+        path = Path(path)
+        if not path.is_file():
+            raise UploadError(f"The uploaded {what} is missing on the server; upload it again.")
+        megabytes = path.stat().st_size / 1e6
+        if megabytes > self.limits.max_upload_mb:
+            raise UploadError(f"{path.name} is {megabytes:.1f} MB; this server takes uploads up to "
+                              f"{self.limits.max_upload_mb:g} MB.")
+        return path
+
+    def check_pixels(self, name: str, width: int, height: int):
+        if width * height > self.limits.max_pixels:
+            raise UploadError(f"{name} has {width}x{height} pixels ({width * height / 1e6:.1f} megapixels); "
+                              f"this server takes pictures up to {self.limits.max_pixels / 1e6:g} megapixels.")
+
+    def header_size(self, path: Path) -> tuple[int, int] | None:
+        """(width, height) from the file's header, before decoding it (a small file can decode
+        to gigabytes); None where Pillow does not know the format (OpenCV may)."""
+        try:
+            from PIL import Image
+        except ImportError:
+            return None
+        try:
+            with Image.open(path) as image:
+                return image.size
+        except Image.DecompressionBombError:
+            raise UploadError(f"{path.name} has far too many pixels; this server takes pictures up to "
+                              f"{self.limits.max_pixels / 1e6:g} megapixels.") from None
+        except Exception:  # not a format Pillow knows, or a damaged header: OpenCV decides below
+            return None
+
+    def read_picture(self, path) -> tuple[Path, np.ndarray]:
+        path = self.check_upload(path, "picture")
+        size = self.header_size(path)
+        if size:
+            self.check_pixels(path.name, *size)
+        try:
+            image = read_image(path)
+        except ImageReadError as error:
+            raise UploadError(str(error).replace(str(path), path.name)) from None
+        self.check_pixels(path.name, image.shape[1], image.shape[0])
+        return path, image
+
+    def check_video(self, path) -> Path:
+        path = self.check_upload(path, "video")
+        try:
+            reader = VideoReader(str(path))
+        except VideoError:
+            raise UploadError(f"{path.name}: cannot open as a video.") from None
+        fps = reader.fps
+        reader.close()
+        limit = self.limits.max_video_frames
+        frames = count_frames(path, up_to=limit + 1)
+        if not frames:
+            raise UploadError(f"{path.name}: no frames could be read (empty or corrupt video).")
+        if frames > limit:
+            raise UploadError(f"{path.name} has more than {limit} frames; this server takes videos up to {limit} frames.")
+        if frames / fps > self.limits.max_video_seconds:
+            raise UploadError(f"{path.name} lasts {frames / fps:.1f} s; this server takes videos up to "
+                              f"{self.limits.max_video_seconds:g} s.")
+        return path
+
+    # ------------------------------------------------------------------ work
+
+    def image(self, upload, colormap: str = "inferno", mode: str = KEEP_ASPECT, size: int | None = None) -> ImageResult:
+        """An uploaded picture -> its depth, as `muggled-swinv2 image --raw npy,png16` computes and writes it."""
+        path, image = self.read_picture(upload)
+        folder = self.request_folder()
+        options = image_options(folder, colormap, mode, size)
+        task = plan_tasks([(path, path.stem)], options)[0]
+        started = time.perf_counter()
+        with self.lock:
+            try:
+                depth, picture = process_image(self.model, image, options)
+            except (RuntimeError, MemoryError, ValueError) as error:
+                raise UploadError(f"{path.name}: depth estimation failed ({str(error).splitlines()[0][:200]})") from None
+        seconds = time.perf_counter() - started
+        error = write_outputs(task, depth, picture, overwrite=True)
+        if error:
+            raise UploadError(error.replace(str(path), path.name))
+        photo = folder / "photo.jpg"
+        save_image(photo, display_bgr(image))
+        result = ImageResult(photo, task.outputs["png"], [task.outputs[kind] for kind in IMAGE_DOWNLOADS], seconds)
+        if three_d.available():  # issue 9's point cloud / mesh
+            result.model3d = three_d.write_ply(image, depth, folder, task.outputs["png"].stem)
+            result.downloads += [result.model3d] if result.model3d else []
+        return result
+
+    def video(self, upload, colormap: str = "inferno", mode: str = KEEP_ASPECT, size: int | None = None,
+              side_by_side: bool = False) -> Path:
+        """An uploaded video -> its depth video (WebM, which browsers play), as `muggled-swinv2 video` makes it."""
+        path = self.check_video(upload)
+        target = self.request_folder() / f"{path.stem}_depth.webm"
+        square = mode == SQUARE
+        options = VideoJobOptions(colormap=colormap, side_by_side=side_by_side, square=square,
+                                  size=None if square or not size else int(size))
+        with self.lock:
+            try:
+                run_video_job(self.model, path, target, options)  # its progress bar feeds the page's
+            except VideoError as error:
+                raise UploadError(str(error).replace(str(path), path.name)) from None
+        return target
