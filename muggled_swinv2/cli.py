@@ -17,15 +17,24 @@ from .io.images import silence_opencv
 from .jobs.images import RAW_FORMATS, ImageJobOptions, expand_inputs, plan_tasks, report_error, run_image_job
 from .io.video import VideoError
 from .jobs.video import VideoJobOptions, run_video_job
+from .distributed import RayError
 from .formats.weights import OFFICIAL_FILES, RELEASE_URL, WeightsError, download, resolve_weights
 
 EXIT_FAILED = 1  # some inputs failed
 EXIT_USAGE = 2  # nothing could be done
 EXIT_INTERRUPTED = 130
+RAY_ONLY = {"--actors": "actors", "--gpus-per-actor": "gpus_per_actor", "--cpus-per-actor": "cpus_per_actor"}
 
 
 class UsageError(Exception):
     """A bad argument, reported as one line."""
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
 
 
 def positive_int(text: str) -> int:
@@ -72,6 +81,7 @@ def command_image(args) -> int:
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--out {out_dir}: exists and is not a folder")
     sources, errors = expand_inputs(args.inputs, args.recursive, exclude_dir=out_dir.resolve())
+    check_ray_arguments(args)
     for message in errors:
         report_error(message)
     if not sources:
@@ -87,13 +97,47 @@ def command_image(args) -> int:
         overwrite=args.overwrite,
     )
     make_writable_folder(out_dir, "--out")
-    model = open_model(args)
-    summary = run_image_job(model, plan_tasks(sources, options), options, quiet=args.quiet)
+    if args.ray is not None:
+        summary = run_image_job_on_ray(args, plan_tasks(sources, options), options)
+    else:
+        summary = run_image_job(open_model(args), plan_tasks(sources, options), options, quiet=args.quiet)
     if not args.quiet or summary.interrupted:
         print(summary.line(), file=sys.stderr)
     if summary.interrupted:
         return EXIT_INTERRUPTED
     return EXIT_FAILED if summary.failed or errors else 0
+
+
+def check_ray_arguments(args):
+    """Before any work: Ray-only options need --ray; an ADDRESS that is an input was meant as one."""
+    if args.ray is None:
+        given = [option for option, value in RAY_ONLY.items() if getattr(args, value) is not None]
+        if given:
+            raise UsageError(f"{', '.join(given)} only apply with --ray")
+    elif args.ray != "local" and Path(args.ray).exists():
+        raise UsageError(f"--ray {args.ray}: that is a file or folder, not a cluster address; "
+                         f"put --ray after the inputs, or write --ray local")
+
+
+def run_image_job_on_ray(args, tasks, options):
+    """The image job on a Ray cluster (the `[ray]` extra; Ray is imported only here)."""
+    from .distributed import RayOptions, run_on_ray
+
+    gpus = args.gpus_per_actor or 0.0
+    device = args.device if args.device != "auto" else ("cuda" if gpus else "cpu")
+    if device.startswith("cuda") and not gpus:
+        raise UsageError("--device cuda with --ray needs --gpus-per-actor (Ray gives GPUs only to actors that ask)")
+    if not device.startswith("cuda"):
+        select_dtype(args.dtype, select_device(device))  # float16 on a CPU: refused here, not on every actor
+    ray_options = RayOptions(
+        address=None if args.ray == "local" else args.ray,
+        actors=args.actors or 1,
+        gpus_per_actor=gpus,
+        cpus_per_actor=args.cpus_per_actor,
+        device=device,
+        dtype=args.dtype,
+    )
+    return run_on_ray(resolve_weights(args.weights), tasks, options, ray_options, quiet=args.quiet)
 
 
 def command_video(args) -> int:
@@ -193,6 +237,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"also write float depth, comma separated: {','.join(RAW_FORMATS)}")
     add_prediction_arguments(image)
     add_model_arguments(image)
+    cluster = image.add_argument_group("on a Ray cluster (the [ray] extra)")
+    cluster.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                         help="run with Ray Data: alone, a local Ray instance on this machine; 'auto' or "
+                              "ray://HOST:10001 for a running cluster (outputs must be on a filesystem all nodes see)")
+    cluster.add_argument("--actors", type=positive_int, help="model actors, one model load each (default 1)")
+    cluster.add_argument("--gpus-per-actor", type=positive_float, metavar="F", help="GPUs per actor, e.g. 1 or 0.5")
+    cluster.add_argument("--cpus-per-actor", type=positive_float, metavar="C",
+                         help="CPUs reserved per actor, and its torch threads (default: 1 reserved, "
+                              "torch on all of its node's cores, as the local command)")
     image.set_defaults(run=command_image)
 
     video = commands.add_parser("video", help="depth video of a video file")
@@ -240,7 +293,7 @@ def main(argv=None) -> int:
     silence_opencv()
     try:
         return args.run(args)
-    except (CheckpointError, ConversionError, WeightsError, DeviceError, VideoError, UsageError) as error:
+    except (CheckpointError, ConversionError, WeightsError, DeviceError, VideoError, UsageError, RayError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as error:  # a file or folder the command could not write or read

@@ -73,23 +73,40 @@ def resize_depth(depth_bhw: torch.Tensor, size_hw: tuple[int, int]) -> torch.Ten
     return resized[:, 0]
 
 
-@torch.inference_mode()
-def predict_batch(model, images: list, square: bool = False, size: int | None = None) -> list[np.ndarray]:
-    """predict_depth for several images; those with the same network size run as one batch."""
+def check_preprocessing(square: bool, size) -> None:
+    """ValueError for a `size` that is not a positive number of pixels, or given with square=True."""
     if size is not None and (isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1):
         raise ValueError(f"size must be a positive number of pixels, got {size!r}")
     if square and size is not None:
         raise ValueError("square=True always uses the model's native size; size is for the aspect-keeping mode")
-    inputs = [prepare_input(image, model.config.native_size, square, size) for image in images]
+
+
+@torch.inference_mode()
+def predict_prepared(model, inputs: list[np.ndarray]) -> list[torch.Tensor]:
+    """Network inputs from prepare_input -> (h, w) depth at the network's resolution, on the
+    model's device; inputs of the same shape run as one batch."""
     device = next(model.parameters()).device
-    depths = [None] * len(images)
+    depths = [None] * len(inputs)
     for shape in dict.fromkeys(array.shape for array in inputs):
         indices = [index for index, array in enumerate(inputs) if array.shape == shape]
         batch_bchw = torch.from_numpy(np.stack([inputs[index] for index in indices])).to(device)
-        predictions = model(batch_bchw)
-        for index, prediction in zip(indices, predictions):
-            depths[index] = resize_depth(prediction[None], images[index].shape[:2])[0].cpu().numpy()
+        for index, prediction in zip(indices, model(batch_bchw)):
+            depths[index] = prediction
     return depths
+
+
+@torch.inference_mode()
+def depth_at_size(depth_hw: torch.Tensor, size_hw: tuple[int, int]) -> np.ndarray:
+    """A network-resolution depth map from predict_prepared -> (H, W) float32 at the image's size."""
+    return resize_depth(depth_hw[None], size_hw)[0].cpu().numpy()
+
+
+@torch.inference_mode()
+def predict_batch(model, images: list, square: bool = False, size: int | None = None) -> list[np.ndarray]:
+    """predict_depth for several images; those with the same network size run as one batch."""
+    check_preprocessing(square, size)
+    inputs = [prepare_input(image, model.config.native_size, square, size) for image in images]
+    return [depth_at_size(depth, image.shape[:2]) for image, depth in zip(images, predict_prepared(model, inputs))]
 
 
 def predict_depth(model, image: np.ndarray, square: bool = False, size: int | None = None) -> np.ndarray:
