@@ -15,12 +15,14 @@ does.
 import json
 import logging
 import os
+import socket
 import time
 from pathlib import Path
 
 import numpy as np
 import ray
 import ray.data
+from ray._private import services as ray_services
 import torch
 
 import cv2
@@ -111,8 +113,25 @@ def resize_and_write(row: dict, options: ImageJobOptions) -> dict:
 # ----------------------------------------------------------------------------- on the driver
 
 
-def connect(ray_options: RayOptions, quiet: bool) -> bool:
-    """ray.init for a local instance or an existing cluster; True if we started it (and stop it)."""
+def check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """RayError unless something answers at a cluster's address: ray.init would wait for minutes."""
+    target = address.removeprefix("ray://")
+    try:
+        if not address.startswith("ray://"):
+            target = ray_services.canonicalize_bootstrap_address_or_die(address)  # 'auto', names -> host:port
+        host, _, port = target.rpartition(":")
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except (OSError, ValueError) as error:  # ConnectionError is an OSError
+        raise RayError(f"--ray {address}: cannot reach a Ray cluster there ({one_line(error)})") from None
+
+
+def connect(ray_options: RayOptions) -> bool:
+    """ray.init for a local instance or an existing cluster; True if we started it (and stop it).
+    A process already connected to Ray (a library caller, the tests) keeps its connection."""
+    if ray_options.address is not None:
+        check_reachable(ray_options.address)
+    if ray.is_initialized():
+        return False
     settings = dict(log_to_driver=False, logging_level=logging.WARNING)
     try:
         if ray_options.address is None:
@@ -122,11 +141,15 @@ def connect(ray_options: RayOptions, quiet: bool) -> bool:
     except (ConnectionError, TimeoutError, RuntimeError, ValueError) as error:
         where = f"at {ray_options.address}" if ray_options.address else "on this machine"
         raise RayError(f"--ray: cannot connect to a Ray cluster {where} ({one_line(error)})") from None
+    return ray_options.address is None
+
+
+def configure_data_context(quiet: bool):
+    """Ray Data's own progress display unless --quiet; no statistics dump at the end."""
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = not quiet
     context.enable_operator_progress_bars = not quiet
     context.enable_auto_log_stats = False
-    return ray_options.address is None
 
 
 def build_pipeline(weights: Path, tasks: list[ImageTask], native_size: int, options: ImageJobOptions, ray_options: RayOptions):
@@ -182,7 +205,8 @@ def run_image_job_on_ray(weights: Path, tasks: list[ImageTask], options: ImageJo
     if not pending:  # nothing left to do: no cluster needed
         return summary
     native_size = read_checkpoint(weights).config.native_size
-    started_here = connect(ray_options, quiet)
+    started_here = connect(ray_options)
+    configure_data_context(quiet)
     started = time.perf_counter()
     try:
         for row in build_pipeline(weights, pending, native_size, options, ray_options).iter_rows():
