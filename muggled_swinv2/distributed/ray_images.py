@@ -42,9 +42,11 @@ NO_INPUT = np.zeros((3, 1, 1), np.float32)
 NO_PICTURE = np.zeros((1, 1, 3), np.uint8)
 NO_DEPTH = np.zeros((1, 1), np.float32)
 
-# CPUs reserved by a reading or a writing task: light work beside the model, and a reservation
-# unlike the actors' keeps Ray Data from fusing the reading into the actors.
-IO_TASK_CPUS = 0.5
+# CPUs reserved by a reading or a writing task, and by default by a model actor (which runs
+# PyTorch on all its node's cores whatever it reserves). Unlike reservations keep Ray Data from
+# fusing the reading into the actors; on 2 CPUs, one reading or writing task runs beside the model.
+IO_TASK_CPUS = 1
+ACTOR_CPUS = 0.5
 
 
 # ----------------------------------------------------------------------------- on the workers
@@ -135,7 +137,10 @@ def connect(ray_options: RayOptions) -> bool:
     settings = dict(log_to_driver=False, logging_level=logging.WARNING)
     try:
         if ray_options.address is None:
-            ray.init(num_cpus=ray_options.num_cpus, include_dashboard=False, **settings)
+            # Ray lowers its workers' priority (nice 15) by default; on this machine, the workers
+            # are the command's own work, at the priority it was started with, as the local command.
+            ray.init(num_cpus=ray_options.num_cpus, include_dashboard=False,
+                     _system_config={"worker_niceness": 0}, **settings)
         else:
             ray.init(address=ray_options.address, **settings)
     except (ConnectionError, TimeoutError, RuntimeError, ValueError) as error:
@@ -175,7 +180,7 @@ def build_pipeline(weights: Path, tasks: list[ImageTask], native_size: int, opti
             batch_size=options.batch_size,
             batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=ray_options.actors),
-            num_cpus=ray_options.cpus_per_actor or 1,
+            num_cpus=ray_options.cpus_per_actor or ACTOR_CPUS,
             num_gpus=ray_options.gpus_per_actor or None,
         )
         .map(resize_and_write, fn_args=(options,), num_cpus=IO_TASK_CPUS)
