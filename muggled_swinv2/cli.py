@@ -18,7 +18,8 @@ from .jobs.images import RAW_FORMATS, ImageJobOptions, expand_inputs, plan_tasks
 from .io.video import VideoError
 from .jobs.video import VideoJobOptions, run_video_job
 from .distributed import RayError
-from .formats.weights import OFFICIAL_FILES, RELEASE_URL, WeightsError, download, resolve_weights
+from .demo import DEMO_NOTE
+from .formats.weights import OFFICIAL_FILES, RELEASE_URL, WeightsError, download, is_demo, resolve_weights
 
 EXIT_FAILED = 1  # some inputs failed
 EXIT_USAGE = 2  # nothing could be done
@@ -55,7 +56,15 @@ def raw_formats(text: str) -> tuple[str, ...]:
 def open_model(args):
     device = select_device(args.device)
     dtype = select_dtype(args.dtype, device)
-    return load_model(resolve_weights(args.weights), device=device, dtype=dtype)
+    return load_model(weights_path(args.weights, quiet=getattr(args, "quiet", False)), device=device, dtype=dtype)
+
+
+def weights_path(weights, quiet: bool = False) -> Path:
+    """--weights, or the one checkpoint in weights/, or the embedded demo model (said in one line)."""
+    path = resolve_weights(weights)
+    if is_demo(path) and not quiet:
+        print(f"note: {DEMO_NOTE}", file=sys.stderr)
+    return path
 
 
 def make_writable_folder(folder: Path, option: str):
@@ -137,7 +146,7 @@ def run_image_job_on_ray(args, tasks, options):
         device=device,
         dtype=args.dtype,
     )
-    return run_on_ray(resolve_weights(args.weights), tasks, options, ray_options, quiet=args.quiet)
+    return run_on_ray(weights_path(args.weights, quiet=args.quiet), tasks, options, ray_options, quiet=args.quiet)
 
 
 def command_video(args) -> int:
@@ -169,7 +178,7 @@ def command_video(args) -> int:
 
 
 def command_info(args) -> int:
-    path = resolve_weights(args.weights)
+    path = weights_path(args.weights)
     model = load_model(path)
     config = model.config
     parameters = sum(tensor.numel() for tensor in model.parameters())
@@ -201,6 +210,67 @@ def command_convert(args) -> int:
 def command_download(args) -> int:
     path = download(args.variant, args.dir, base_url=args.base_url, quiet=args.quiet)
     print(f"{path}: ready ({path.stat().st_size / 2**20:.1f} MiB)")
+    return 0
+
+
+def command_train(args) -> int:
+    from .training.trainer import TrainingError, TrainOptions, train
+
+    if not args.config and not args.init and not args.resume:
+        raise UsageError("say what to train: --config NAME (from scratch) or --init CHECKPOINT (fine-tuning)")
+    if args.config and args.init:
+        raise UsageError("--config and --init exclude each other: fine-tuning keeps the architecture of --init")
+    if args.data != "synthetic" and not Path(args.data).is_dir():
+        raise UsageError(f"--data {args.data}: not 'synthetic' and not a folder")
+    make_writable_folder(Path(args.out).parent, "--out folder")
+    options = TrainOptions(
+        out=args.out, config=args.config, init=args.init, data=args.data, val_data=args.val_data,
+        gt_scale=args.gt_scale, scenes=args.scenes, steps=args.steps, batch_size=args.batch_size,
+        accumulate=args.accumulate, size=args.size, lr=args.lr, warmup=args.warmup, seed=args.seed,
+        val_every=args.val_every, val_count=args.val_count, save_every=args.val_every,
+        device=str(select_device(args.device)), quiet=args.quiet,
+    )
+    if options.size % 32:
+        raise UsageError(f"--size {options.size}: must be a multiple of 32")
+    try:
+        result = train(options, resume=args.resume)
+    except TrainingError as error:
+        raise UsageError(str(error)) from None
+    last = result["val"][-1] if result["val"] else {}
+    print(f"{args.out}: {result['steps']} steps in {result['seconds'] / 60:.1f} min "
+          f"({result['images_per_second']:.1f} images/s); val AbsRel {last.get('absrel', float('nan')):.4f}, "
+          f"delta1 {last.get('delta1', float('nan')):.4f}", file=sys.stderr)
+    return 0
+
+
+def command_eval(args) -> int:
+    import json
+
+    from .evaluation.protocol import evaluate_samples
+    from .io.atomic import write_atomically
+    from .training.datasets import DataError, load_folder, render_split
+
+    try:
+        if args.data == "synthetic":
+            samples, problems = render_split(args.split, args.count, args.scene_size, quiet=args.quiet), []
+        else:
+            samples, problems = load_folder(args.data, args.gt_scale, limit=args.count)
+    except DataError as error:
+        raise UsageError(str(error)) from None
+    for line in problems:
+        report_error(line)
+    model = open_model(args)
+    result = evaluate_samples(model, samples, square=args.square, size=args.size, max_depth=args.max_depth,
+                              batch_size=args.batch_size)
+    result["weights"] = str(resolve_weights(args.weights))
+    result["settings"] = {"data": args.data, "split": args.split if args.data == "synthetic" else None,
+                          "count": len(samples), "square": args.square, "size": args.size, "max_depth": args.max_depth}
+    mean, baseline = result["mean"], result["baseline"]
+    print(f"{len(samples)} images: AbsRel {mean['absrel']:.4f}, delta1 {mean['delta1']:.4f} "
+          f"(row-gradient baseline: AbsRel {baseline['absrel']:.4f}, delta1 {baseline['delta1']:.4f})")
+    if args.json:
+        text = json.dumps(result, indent=1)
+        write_atomically(args.json, lambda file: file.write(text.encode()))
     return 0
 
 
@@ -271,6 +341,44 @@ def build_parser() -> argparse.ArgumentParser:
                             help="muggled: our single-file format (default); hf: a transformers model folder")
     conversion.add_argument("--overwrite", action="store_true", help="replace OUT if it exists (never the input)")
     conversion.set_defaults(run=command_convert)
+
+    training = commands.add_parser("train", help="train a depth model: from scratch (--config) or fine-tuning (--init)")
+    training.add_argument("--out", "-o", required=True, help="weights to write (our .safetensors); the training state goes to OUT.state.pt")
+    training.add_argument("--config", help="small architecture to train from scratch: micro (the demo model's) or nano")
+    training.add_argument("--init", help="checkpoint to fine-tune (MiDaS .pt, Hugging Face or ours); its architecture is kept")
+    training.add_argument("--data", default="synthetic", help="'synthetic' (rendered scenes) or a folder with images/ and depth/ (or disparity/)")
+    training.add_argument("--val-data", help="folder of validation pairs (default: the synthetic validation split, or every 10th pair of --data)")
+    training.add_argument("--gt-scale", type=float, default=1.0, help="16-bit PNG ground truth is divided by this (e.g. 1000 for millimetres)")
+    training.add_argument("--scenes", type=positive_int, default=3000, help="synthetic training scenes to render (default 3000)")
+    training.add_argument("--steps", type=positive_int, default=1000, help="optimizer steps (default 1000)")
+    training.add_argument("--batch-size", type=positive_int, default=8, help="crops per micro-batch (default 8)")
+    training.add_argument("--accumulate", type=positive_int, default=1, help="micro-batches per step (gradient accumulation)")
+    training.add_argument("--size", type=positive_int, default=192, help="side of the square training crops, a multiple of 32 (default 192)")
+    training.add_argument("--lr", type=float, default=5e-4, help="peak learning rate of AdamW (default 5e-4)")
+    training.add_argument("--warmup", type=int, default=200, help="linear warm-up steps before the cosine decay (default 200)")
+    training.add_argument("--seed", type=int, default=0, help="same seed and data -> same weights on the CPU")
+    training.add_argument("--val-every", type=positive_int, default=250, help="validate (and save) every N steps")
+    training.add_argument("--val-count", type=positive_int, default=48, help="validation images (default 48)")
+    training.add_argument("--resume", action="store_true", help="continue from OUT.state.pt")
+    training.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
+    training.add_argument("--quiet", "-q", action="store_true")
+    training.set_defaults(run=command_train)
+
+    evaluation = commands.add_parser("eval", help="AbsRel and delta1 of a model on depth ground truth (the MiDaS protocol)")
+    evaluation.add_argument("--data", default="synthetic", help="'synthetic' (rendered test scenes) or a folder with images/ and depth/ (or disparity/)")
+    evaluation.add_argument("--split", default="test", choices=["test", "val"], help="synthetic split (default test)")
+    evaluation.add_argument("--count", type=positive_int, default=200, help="images to score (default 200)")
+    evaluation.add_argument("--scene-size", type=positive_int, default=256, help="side of the rendered synthetic scenes")
+    evaluation.add_argument("--gt-scale", type=float, default=1.0, help="16-bit PNG ground truth is divided by this")
+    evaluation.add_argument("--max-depth", type=float, help="aligned depth is capped here (default: each image's largest ground-truth depth)")
+    evaluation.add_argument("--json", help="write per-image and mean scores to this JSON file")
+    eval_preprocessing = evaluation.add_mutually_exclusive_group()
+    eval_preprocessing.add_argument("--square", action="store_true", help="MiDaS's exact pipeline: squash to the native square")
+    eval_preprocessing.add_argument("--size", type=positive_int, help="long side fed to the network (default: native size)")
+    evaluation.add_argument("--batch-size", type=positive_int, default=4)
+    evaluation.add_argument("--quiet", "-q", action="store_true")
+    add_model_arguments(evaluation)
+    evaluation.set_defaults(run=command_eval)
 
     commands.add_parser("bench", help="speed and memory benchmark (see `muggled-swinv2 bench --help`)", add_help=False)
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""Renders the example pictures in scripts/examples/ (ray-cast with numpy: no licence questions).
+"""Writes the example pictures in scripts/examples/: two rendered scenes (ray-cast with numpy) and
+four real photographs copied from scikit-image's bundled samples, all free of copyright
+restrictions (sources in scripts/examples/SOURCES.md).
 
-    python scripts/make_examples.py
+    python scripts/make_examples.py          # needs scikit-image for the photos (the [train] extra)
 """
 
 from pathlib import Path
@@ -81,7 +83,22 @@ def main():
     )
     cv2.imwrite(str(OUT / "room.jpg"), room, [cv2.IMWRITE_JPEG_QUALITY, 90])
     cv2.imwrite(str(OUT / "corridor.png"), corridor)
+    copy_photos()
     print(f"wrote {OUT}/room.jpg and corridor.png")
+
+
+# scikit-image sample -> file name; each is public domain or CC0 (see SOURCES.md)
+PHOTOS = {"coffee": "coffee.jpg", "camera": "cameraman.jpg", "rocket": "rocket.jpg", "chelsea": "cat.jpg"}
+
+
+def copy_photos():
+    from skimage import data
+
+    for sample, name in PHOTOS.items():
+        picture = np.asarray(getattr(data, sample)())
+        if picture.ndim == 3:
+            picture = cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)
+        cv2.imwrite(str(OUT / name), picture, [cv2.IMWRITE_JPEG_QUALITY, 90])
 
 
 if __name__ == "__main__":

@@ -20,13 +20,13 @@ import numpy as np
 
 import cv2
 from muggled_swinv2.formats.checkpoint import CheckpointError, load_model
-from muggled_swinv2.cli import UsageError, make_writable_folder, os_error_line, positive_int
+from muggled_swinv2.cli import UsageError, make_writable_folder, os_error_line, positive_int, weights_path
 from muggled_swinv2.io.colormaps import COLORMAPS, colorize, normalize
 from muggled_swinv2.devices import DTYPES, DeviceError, select_device, select_dtype
 from muggled_swinv2.io.images import save_image, silence_opencv
 from muggled_swinv2.io.video import AtomicVideoWriter, VideoError, VideoReader
 from muggled_swinv2.jobs.video import RunningRange
-from muggled_swinv2.formats.weights import WeightsError, resolve_weights
+from muggled_swinv2.formats.weights import WeightsError
 
 
 class DepthError(Exception):
@@ -134,7 +134,7 @@ def run(args) -> int:
     if args.save:
         check_save_target(args)
     device = select_device(args.device)
-    model = load_model(resolve_weights(args.weights), device=device, dtype=select_dtype(args.dtype, device))
+    model = load_model(weights_path(args.weights), device=device, dtype=select_dtype(args.dtype, device))
     reader = VideoReader(int(args.source) if args.source.isdigit() else args.source)
     worker = DepthWorker(model, args.size)
     colour_range = RunningRange()

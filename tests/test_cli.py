@@ -635,6 +635,7 @@ def test_demo_uses_any_checkpoint_the_command_line_reads(tmp_path, small_checkpo
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "download" not in result.stderr and "mine.pth" in result.stdout
-    assert sorted(path.name for path in (repo / "outputs" / "examples").iterdir()) == [
-        "corridor.npy", "corridor.png", "room.npy", "room.png"]
+    stems = sorted(path.stem for path in (REPO / "scripts" / "examples").iterdir() if path.suffix in (".jpg", ".png"))
+    assert sorted(path.name for path in (repo / "outputs" / "examples").iterdir()) == sorted(
+        f"{stem}{suffix}" for stem in stems for suffix in (".npy", ".png"))
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ..demo import DEMO_WEIGHTS
+
 WEIGHTS_ENV = "MUGGLED_SWINV2_WEIGHTS"
 RELEASE_URL = "https://github.com/isl-org/MiDaS/releases/download/v3_1/"
 OFFICIAL_FILES = {
@@ -51,12 +53,15 @@ def find_checkpoints() -> list[Path]:
 
 
 def resolve_weights(path) -> Path:
-    """The --weights argument, or the single checkpoint in the weights folders."""
+    """The --weights argument, or the single checkpoint in the weights folders, or (none there)
+    the embedded demo model (is_demo() tells; callers say so to the user)."""
     if path:
         return Path(path)
     found = find_checkpoints()
     if len(found) == 1:
         return found[0]
+    if not found and DEMO_WEIGHTS.is_file():
+        return DEMO_WEIGHTS
     named = os.environ.get(WEIGHTS_ENV)
     if named and Path(named).is_file():
         raise WeightsError(
@@ -70,6 +75,11 @@ def resolve_weights(path) -> Path:
         )
     names = ", ".join(entry.name for entry in found)
     raise WeightsError(f"several checkpoints in {where} ({names}); choose one with --weights FILE")
+
+
+def is_demo(path) -> bool:
+    """Whether `path` is the embedded demo model."""
+    return Path(path).resolve() == DEMO_WEIGHTS
 
 
 def download(variant: str, folder=None, base_url: str = RELEASE_URL, quiet: bool = False) -> Path:

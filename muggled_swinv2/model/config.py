@@ -89,3 +89,19 @@ RELEASED_CONFIGS = {
         window_size=24, pretrained_window_sizes=(12, 12, 12, 6), native_size=384,
     ),
 }
+
+
+# Small configurations for training from scratch on a CPU (`muggled-swinv2 train --config NAME`).
+# "micro" is the embedded demo model's: 3.5 M parameters, 8x8 windows, a 64-channel decoder.
+SMALL_CONFIGS = {
+    "micro": SwinV2DPTConfig(
+        embed_dims=(32, 64, 128, 256), depths=(2, 2, 4, 2), num_heads=(1, 2, 4, 8),
+        window_size=8, pretrained_window_sizes=(0, 0, 0, 0), native_size=256,
+        fusion_channels=64, head_channels=(32, 16),
+    ),
+    "nano": SwinV2DPTConfig(
+        embed_dims=(16, 32, 64, 128), depths=(1, 1, 1, 1), num_heads=(1, 1, 2, 4),
+        window_size=4, pretrained_window_sizes=(0, 0, 0, 0), native_size=64,
+        fusion_channels=16, head_channels=(16, 8),
+    ),
+}

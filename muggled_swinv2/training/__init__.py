@@ -1,0 +1,1 @@
+"""Training: synthetic RGB-D scenes, datasets, the MiDaS losses and the trainer."""

@@ -1,0 +1,194 @@
+"""Training and evaluation data: synthetic scenes or a folder of (image, depth) pairs.
+
+Every sample is (image uint8 (H, W, 3) BGR, depth float32 (H, W) in the data's units), with
+0, NaN and inf marking pixels without ground truth. Folder layout:
+
+    DIR/images/<stem>.<jpg|png|...>
+    DIR/depth/<stem>.<npy|pfm|tiff|tif|png|exr>       (or DIR/disparity/: inverse depth)
+
+16-bit PNGs are divided by --gt-scale (e.g. 1000 for millimetres, 256 for KITTI); float files are
+taken as they are. Batches are drawn as a function of (seed, step) alone, so a resumed run sees
+exactly the batches an uninterrupted one would.
+"""
+
+import sys
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from ..io.images import IMAGE_SUFFIXES, ImageReadError, read_image, read_pfm
+from .scenes import SPLITS, render_scene
+
+GT_SUFFIXES = (".npy", ".pfm", ".tiff", ".tif", ".png", ".exr")
+
+
+class DataError(Exception):
+    """Unusable training or evaluation data (one line naming the folder or file)."""
+
+
+@dataclass
+class Sample:
+    name: str
+    image: np.ndarray  # (H, W, 3) uint8 BGR
+    depth: np.ndarray  # (H, W) float32, 0/NaN/inf = no ground truth
+
+
+# ----------------------------------------------------------------------------- synthetic
+
+
+def _render_one(args):
+    seed, size = args
+    image, depth = render_scene(seed, (size, size))
+    return image, depth
+
+
+def render_split(split: str, count: int, size: int, quiet: bool = False, workers: int = 2) -> list[Sample]:
+    """The first `count` scenes of a split at size x size, rendered in `workers` processes."""
+    start, stop = SPLITS[split]
+    if count > stop - start:
+        raise DataError(f"the synthetic {split} split has {stop - start} scenes, {count} asked for")
+    jobs = [(start + index, size) for index in range(count)]
+    progress = dict(total=count, desc=f"rendering {split} scenes", unit="scene", disable=quiet, file=sys.stderr)
+    if workers > 1 and count >= 8:
+        with get_context("fork").Pool(workers) as pool:
+            pairs = list(tqdm(pool.imap(_render_one, jobs, chunksize=8), **progress))
+    else:
+        pairs = [_render_one(job) for job in tqdm(jobs, **progress)]
+    return [Sample(f"{split}_{seed:07d}", image, depth) for (seed, _), (image, depth) in zip(jobs, pairs)]
+
+
+# ----------------------------------------------------------------------------- folders
+
+
+def read_ground_truth(path: Path, gt_scale: float) -> np.ndarray:
+    """A depth or disparity map file -> float32 (H, W), as stored (16-bit PNG divided by gt_scale)."""
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        values = np.load(path, allow_pickle=False)
+    elif suffix == ".pfm":
+        values = read_pfm(path)
+    else:
+        values = cv2.imread(str(path), cv2.IMREAD_ANYDEPTH | cv2.IMREAD_UNCHANGED)
+        if values is None:
+            raise ValueError("OpenCV cannot decode it")
+        if values.dtype == np.uint16 or values.dtype == np.uint8:
+            values = values.astype(np.float32) / gt_scale
+    values = np.asarray(values)
+    if values.ndim == 3 and values.shape[2] == 1:
+        values = values[..., 0]
+    if values.ndim != 2 or values.dtype.kind not in "fiu":
+        raise ValueError(f"expected a one-channel map, got shape {values.shape} of {values.dtype}")
+    return values.astype(np.float32)
+
+
+def to_depth(values: np.ndarray, is_disparity: bool) -> np.ndarray:
+    """Depth with 0 for missing values; disparity maps are inverted (disparity 0 -> missing)."""
+    values = np.where(np.isfinite(values) & (values > 0), values, 0).astype(np.float32)
+    if is_disparity:
+        values = np.divide(1.0, values, out=np.zeros_like(values), where=values > 0)
+    return values
+
+
+def folder_pairs(folder) -> tuple[list[tuple[Path, Path, bool]], list[str]]:
+    """(image, ground truth, is_disparity) matched by stem, and one line per image left unmatched."""
+    folder = Path(folder)
+    images_dir = folder / "images"
+    gt_dirs = [(folder / "depth", False), (folder / "disparity", True)]
+    gt_dirs = [(path, flag) for path, flag in gt_dirs if path.is_dir()]
+    if not images_dir.is_dir() or not gt_dirs:
+        raise DataError(f"{folder}: expected sub-folders images/ and depth/ (or disparity/)")
+    ground_truth = {}
+    for gt_dir, is_disparity in gt_dirs:
+        for path in sorted(gt_dir.iterdir()):
+            if path.suffix.lower() in GT_SUFFIXES:
+                ground_truth.setdefault(path.stem, (path, is_disparity))
+    pairs, problems = [], []
+    for image_path in sorted(images_dir.iterdir()):
+        if image_path.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        if image_path.stem not in ground_truth:
+            problems.append(f"{image_path}: no ground truth with the same name in {', '.join(str(d) for d, _ in gt_dirs)}; skipped")
+            continue
+        pairs.append((image_path, *ground_truth[image_path.stem]))
+    if not pairs:
+        raise DataError(f"{folder}: no image in images/ has a ground-truth file of the same name")
+    return pairs, problems
+
+
+def load_folder(folder, gt_scale: float = 1.0, limit: int | None = None) -> tuple[list[Sample], list[str]]:
+    """All readable pairs of a folder (in memory), and one line for each pair skipped and why."""
+    pairs, problems = folder_pairs(folder)
+    samples = []
+    for image_path, gt_path, is_disparity in pairs[:limit]:
+        try:
+            image = read_image(image_path)
+            depth = to_depth(read_ground_truth(gt_path, gt_scale), is_disparity)
+        except ImageReadError as error:
+            problems.append(f"{error}; skipped")
+            continue
+        except (OSError, ValueError) as error:
+            problems.append(f"{gt_path}: unreadable ground truth ({error}); skipped")
+            continue
+        if image.shape[:2] != depth.shape:
+            problems.append(f"{gt_path}: {depth.shape[1]}x{depth.shape[0]} does not match its image "
+                            f"({image.shape[1]}x{image.shape[0]}); skipped")
+            continue
+        if image.ndim == 2:
+            image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+        if image.dtype != np.uint8:
+            image = (image.astype(np.float32) / (65535.0 if image.dtype == np.uint16 else 1.0) * 255).clip(0, 255).astype(np.uint8)
+        samples.append(Sample(image_path.stem, np.ascontiguousarray(image[..., :3]), depth))
+    if not samples:
+        raise DataError(f"{folder}: none of its {len(pairs)} pairs could be read")
+    return samples, problems
+
+
+# ----------------------------------------------------------------------------- batches
+
+
+def disparity_of(depth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(disparity, valid): sky (inf depth) is valid with disparity 0; 0 and NaN depth are not."""
+    finite = np.isfinite(depth) & (depth > 0)
+    disparity = np.divide(1.0, depth, out=np.zeros_like(depth, dtype=np.float32), where=finite)
+    valid = finite | np.isposinf(depth)
+    return disparity, valid
+
+
+def augment(sample: Sample, rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Random square crop (40-100% of the short side) resized to size, flip, colour jitter.
+
+    Returns (image (3, size, size) float32 normalised to [-1, 1] RGB, disparity, valid).
+    """
+    height, width = sample.depth.shape
+    side = int(min(height, width) * rng.uniform(0.4, 1.0))
+    side = max(side, min(height, width, 32))
+    top, left = int(rng.integers(height - side + 1)), int(rng.integers(width - side + 1))
+    image = sample.image[top:top + side, left:left + side]
+    depth = sample.depth[top:top + side, left:left + side]
+    image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if side > size else cv2.INTER_LINEAR)
+    depth = cv2.resize(depth, (size, size), interpolation=cv2.INTER_NEAREST)
+    if rng.random() < 0.5:
+        image, depth = image[:, ::-1], depth[:, ::-1]
+    rgb = image[..., ::-1].astype(np.float32) / 255.0
+    rgb = rgb[..., rng.permutation(3)] if rng.random() < 0.3 else rgb  # hue shuffle
+    gray = rgb.mean(axis=2, keepdims=True)
+    rgb = gray + (rgb - gray) * rng.uniform(0.5, 1.5)  # saturation
+    rgb = (rgb - 0.5) * rng.uniform(0.7, 1.3) + 0.5 + rng.uniform(-0.15, 0.15)  # contrast, brightness
+    rgb = np.clip(rgb, 0, 1)
+    disparity, valid = disparity_of(np.ascontiguousarray(depth))
+    return np.ascontiguousarray(((rgb - 0.5) / 0.5).transpose(2, 0, 1)), disparity, valid
+
+
+def training_batch(samples: list[Sample], seed: int, step: int, batch_size: int, size: int):
+    """Batch number `step`: (images (B, 3, S, S), disparity (B, S, S), valid (B, S, S)) numpy arrays.
+
+    A function of (seed, step) only: resuming at any step reproduces the same batches.
+    """
+    rng = np.random.default_rng([seed, step])
+    picks = rng.integers(len(samples), size=batch_size)
+    parts = [augment(samples[index], rng, size) for index in picks]
+    return tuple(np.stack(column) for column in zip(*parts))

@@ -1,0 +1,244 @@
+"""Training a SwinV2-DPT depth model: from scratch (a small named config) or fine-tuning a checkpoint.
+
+One step = `accumulate` micro-batches of `batch_size` random crops -> MiDaS loss -> AdamW, with a
+linear warm-up and a cosine decay of the learning rate (a pure function of the step, so nothing
+but the model, the optimizer and the step number needs saving). Batches are a function of
+(seed, step) alone: on the CPU the same seed and data give the same weights, and a resumed run the
+same weights as an uninterrupted one.
+
+Files: OUT (our safetensors, written at the end and after each validation) and OUT.state.pt (the
+training state: model, optimizer, step, options), written every `save_every` steps and on Ctrl-C.
+"""
+
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..evaluation.protocol import evaluate_samples
+from ..formats.checkpoint import Checkpoint, load_model
+from ..formats.convert import save_native
+from ..io.atomic import reserve_temp, publish
+from ..model import SwinV2DPT, SwinV2DPTConfig
+from ..model.config import SMALL_CONFIGS
+from .datasets import Sample, load_folder, render_split, training_batch
+from .losses import midas_loss
+
+
+class TrainingError(Exception):
+    """Training cannot start or go on (one line)."""
+
+
+@dataclass
+class TrainOptions:
+    out: str
+    config: str | None = None  # a SMALL_CONFIGS name (from scratch) ...
+    init: str | None = None  # ... or a checkpoint to fine-tune
+    data: str = "synthetic"  # "synthetic" or a folder with images/ and depth/ (or disparity/)
+    val_data: str | None = None  # folder for validation (default: synthetic val split, or 10% of DATA)
+    gt_scale: float = 1.0
+    scenes: int = 3000  # synthetic training scenes rendered (and augmented every time they are drawn)
+    scene_size: int = 256
+    steps: int = 1000
+    batch_size: int = 8
+    accumulate: int = 1
+    size: int = 192  # training crop side
+    lr: float = 5e-4
+    weight_decay: float = 0.01
+    warmup: int = 200
+    seed: int = 0
+    val_every: int = 250
+    val_count: int = 48
+    save_every: int = 250
+    device: str = "cpu"
+    quiet: bool = False
+
+
+def init_from_scratch(model: SwinV2DPT, seed: int) -> SwinV2DPT:
+    """Swin-style initialisation: truncated normal (std 0.02) linear weights, zero biases,
+    logit scale log(10) (cosine logits in [-10, 10]), and a positive output bias so that the final
+    ReLU does not start dead."""
+    generator = torch.Generator().manual_seed(seed)
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear):
+            with torch.no_grad():
+                module.weight.copy_(torch.randn(module.weight.shape, generator=generator).clamp_(-2, 2) * 0.02)
+                if module.bias is not None:
+                    module.bias.zero_()
+        elif isinstance(module, torch.nn.Conv2d):
+            fan_in = module.weight[0].numel()
+            with torch.no_grad():
+                module.weight.copy_(torch.randn(module.weight.shape, generator=generator) * math.sqrt(2.0 / fan_in))
+                if module.bias is not None:
+                    module.bias.zero_()
+        if hasattr(module, "logit_scale"):
+            with torch.no_grad():
+                module.logit_scale.fill_(math.log(10.0))
+    with torch.no_grad():
+        model.decoder.head.conv3.bias.fill_(1.0)
+    return model
+
+
+def learning_rate(step: int, options: TrainOptions) -> float:
+    """Linear warm-up to lr, then cosine decay to lr / 100 at the last step."""
+    if step < options.warmup:
+        return options.lr * (step + 1) / options.warmup
+    progress = (step - options.warmup) / max(1, options.steps - options.warmup)
+    return options.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+
+
+def state_path(out) -> Path:
+    return Path(str(out) + ".state.pt")
+
+
+def save_state(path: Path, model, optimizer, step: int, options: TrainOptions) -> None:
+    temp = reserve_temp(path)
+    try:
+        torch.save({
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+            "options": asdict(options), "config": model.config.to_dict(),
+        }, temp)
+        publish(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
+def save_weights(model: SwinV2DPT, path) -> None:
+    """The model in our safetensors format (float32), loadable by load_model and the CLI."""
+    state = {key: tensor.detach().cpu().contiguous() for key, tensor in model.state_dict().items()}
+    save_native(Checkpoint(config=model.config, state_dict=state, format="trained"), path)
+
+
+def build(options: TrainOptions) -> SwinV2DPT:
+    if options.init:
+        return load_model(options.init)  # the architecture of --init is kept
+    if options.config not in SMALL_CONFIGS:
+        raise TrainingError(f"--config {options.config}: choose one of {', '.join(SMALL_CONFIGS)}, or --init CHECKPOINT")
+    torch.manual_seed(options.seed)
+    return init_from_scratch(SwinV2DPT(SMALL_CONFIGS[options.config]), options.seed)
+
+
+def load_data(options: TrainOptions, log) -> tuple[list[Sample], list[Sample]]:
+    """(training samples, validation samples)."""
+    if options.data == "synthetic":
+        train = render_split("train", options.scenes, options.scene_size, quiet=options.quiet)
+    else:
+        train, problems = load_folder(options.data, options.gt_scale)
+        for line in problems:
+            log(f"warning: {line}")
+    if options.val_data:
+        val, problems = load_folder(options.val_data, options.gt_scale, limit=options.val_count)
+        for line in problems:
+            log(f"warning: {line}")
+    elif options.data == "synthetic":
+        val = render_split("val", options.val_count, options.scene_size, quiet=options.quiet)
+    else:  # hold out every 10th pair of the folder
+        val, train = train[::10][: options.val_count], [s for i, s in enumerate(train) if i % 10]
+        if not train:
+            raise TrainingError(f"{options.data}: too few pairs to hold some out for validation; pass --val-data")
+    return train, val
+
+
+def train(options: TrainOptions, resume: bool = False, log=None) -> dict:
+    """Run (or resume) training; returns {"steps": .., "seconds": .., "images_per_second": .., "val": ..}.
+
+    KeyboardInterrupt: the state is saved first, then the interrupt is raised again.
+    """
+    log = log or (lambda line: print(line, file=sys.stderr))
+    device = torch.device(options.device)
+    out = Path(options.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    start_step = 0
+    saved = None
+    if resume:
+        path = state_path(out)
+        if not path.is_file():
+            raise TrainingError(f"{path}: no training state to resume (run without --resume first)")
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        if saved["options"] != asdict(options):
+            changed = sorted(k for k in saved["options"] if saved["options"][k] != asdict(options).get(k) and k not in ("quiet", "device", "steps"))
+            if changed:
+                raise TrainingError(f"--resume with other settings than the saved run ({', '.join(changed)} differ)")
+        model = SwinV2DPT(SwinV2DPTConfig.from_dict(saved["config"]))
+        model.load_state_dict(saved["model"])
+        start_step = saved["step"]
+    else:
+        model = build(options)
+    model.to(device).train()
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": options.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=options.lr, betas=(0.9, 0.999),
+    )
+    if saved is not None:
+        optimizer.load_state_dict(saved["optimizer"])
+    use_amp = device.type == "cuda"
+    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+
+    train_samples, val_samples = load_data(options, log)
+    log(f"training {model.config.variant} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters) "
+        f"on {len(train_samples)} samples, validating on {len(val_samples)}, steps {start_step}..{options.steps}")
+    history = {"val": [], "losses": []}
+    step = start_step
+    started = time.perf_counter()
+    images = 0
+    progress = tqdm(total=options.steps, initial=start_step, desc="training", unit="step", disable=options.quiet, file=sys.stderr)
+    try:
+        while step < options.steps:
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(step, options)
+            optimizer.zero_grad(set_to_none=True)
+            total_loss = 0.0
+            for micro in range(options.accumulate):
+                images_np, disparity_np, valid_np = training_batch(
+                    train_samples, options.seed, step * options.accumulate + micro, options.batch_size, options.size
+                )
+                image_bchw = torch.from_numpy(images_np).to(device)
+                disparity = torch.from_numpy(disparity_np).to(device)
+                valid = torch.from_numpy(valid_np).to(device)
+                with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+                    prediction = model(image_bchw)
+                loss = midas_loss(prediction.float(), disparity, valid) / options.accumulate
+                scaler.scale(loss).backward()
+                total_loss += loss.item()
+                images += len(images_np)
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            scaler.step(optimizer)
+            scaler.update()
+            step += 1
+            history["losses"].append(total_loss)
+            rate = images / (time.perf_counter() - started)
+            progress.set_postfix(loss=f"{total_loss:.4f}", img_s=f"{rate:.1f}", lr=f"{learning_rate(step - 1, options):.1e}")
+            progress.update(1)
+            if step % options.val_every == 0 or step == options.steps:
+                model.eval()
+                scores = evaluate_samples(model, val_samples, device=device)
+                model.train()
+                history["val"].append({"step": step, **scores["mean"]})
+                log(f"step {step}: loss {total_loss:.4f}, val AbsRel {scores['mean']['absrel']:.4f}, "
+                    f"delta1 {scores['mean']['delta1']:.4f}")
+                save_weights(model, out)
+            if step % options.save_every == 0 and step < options.steps:
+                save_state(state_path(out), model, optimizer, step, options)
+    except KeyboardInterrupt:
+        progress.close()
+        save_state(state_path(out), model, optimizer, step, options)
+        log(f"interrupted at step {step}: state saved to {state_path(out)}; continue with --resume")
+        raise
+    progress.close()
+    save_weights(model, out)
+    save_state(state_path(out), model, optimizer, step, options)
+    seconds = time.perf_counter() - started
+    return {
+        "steps": step, "seconds": seconds,
+        "images_per_second": images / seconds if seconds else float("nan"), **history,
+    }

@@ -1,0 +1,326 @@
+"""Synthetic scenes, the MiDaS losses, the evaluation protocol, the trainer and the train/eval commands."""
+
+import json
+import math
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from midas_layout import MIDAS_CONFIGS, save_midas_checkpoint
+
+from muggled_swinv2 import load_model
+from muggled_swinv2.cli import main
+from muggled_swinv2.evaluation.metrics import fit_scale_shift, row_gradient_baseline, score_depth
+from muggled_swinv2.io.images import save_pfm
+from muggled_swinv2.training import trainer as trainer_module
+from muggled_swinv2.training.datasets import load_folder, training_batch
+from muggled_swinv2.training.losses import (
+    gradient_matching_loss, midas_loss, normalize_scale_shift, trimmed_absolute_loss,
+)
+from muggled_swinv2.training.scenes import SPLITS, Camera, ground_plane, render_scene, split_seed
+from muggled_swinv2.training.trainer import TrainOptions, train
+
+# ----------------------------------------------------------------------------- scenes
+
+
+def test_scenes_are_deterministic_and_differ_by_seed():
+    image_a, depth_a = render_scene(5, (64, 80))
+    image_b, depth_b = render_scene(5, (64, 80))
+    image_c, _ = render_scene(6, (64, 80))
+    assert image_a.shape == (64, 80, 3) and image_a.dtype == np.uint8 and depth_a.shape == (64, 80)
+    assert np.array_equal(image_a, image_b) and np.array_equal(depth_a, depth_b)
+    assert not np.array_equal(image_a, image_c)
+    assert (depth_a > 0).all() and not np.isnan(depth_a).any()
+
+
+def test_some_scenes_have_sky_at_infinite_depth():
+    depths = [render_scene(seed, (32, 32))[1] for seed in range(12)]
+    assert any(np.isposinf(depth).any() for depth in depths)
+    assert any(np.isfinite(depth).all() for depth in depths)  # rooms are closed
+
+
+def test_splits_never_overlap():
+    ranges = sorted(SPLITS.values())
+    assert all(stop <= next_start for (_, stop), (next_start, _) in zip(ranges, ranges[1:]))
+    assert split_seed("test", 0) == SPLITS["test"][0]
+    with pytest.raises(ValueError):
+        split_seed("val", SPLITS["val"][1] - SPLITS["val"][0])
+
+
+def test_pinhole_camera_puts_a_level_ground_plane_at_the_exact_depth():
+    """Level camera at height h: the floor seen in row v is at depth f * h / (v + 0.5 - H/2)."""
+    height, width, fov, camera_height = 48, 64, 70.0, 1.5
+    origin, directions = Camera(fov_deg=fov, height=camera_height, pitch=0.0).rays((height, width))
+    depth, _ = ground_plane()(origin, directions)
+    depth = depth.reshape(height, width)
+    focal = width / 2 / math.tan(math.radians(fov) / 2)
+    rows = np.arange(height) + 0.5 - height / 2
+    expected = np.where(rows > 0, focal * camera_height / np.where(rows > 0, rows, 1), np.inf)
+    assert np.allclose(depth, expected[:, None], rtol=1e-5)
+    assert np.isposinf(depth[: height // 2]).all()  # above the horizon: sky
+
+
+# ----------------------------------------------------------------------------- losses
+
+
+def test_normalization_is_median_and_mean_absolute_deviation():
+    values = torch.tensor([[1.0, 2.0, 4.0], [8.0, 100.0, 3.0]])
+    valid = torch.tensor([[True, True, True], [True, False, True]])
+    picked = np.array([1.0, 2.0, 4.0, 8.0, 3.0])
+    median = np.median(picked)  # 3 (odd count: no ambiguity between torch's and numpy's medians)
+    scale = np.abs(picked - median).mean()
+    expected = np.where(valid.numpy(), (values.numpy() - median) / scale, 0)
+    assert np.allclose(normalize_scale_shift(values, valid).numpy(), expected)
+
+
+def test_trimmed_loss_drops_the_largest_fifth_of_residuals():
+    pred = torch.arange(10, dtype=torch.float32).reshape(2, 5)
+    target = torch.zeros(2, 5)
+    valid = torch.ones(2, 5, dtype=torch.bool)
+    # residuals 0..9; the 8 smallest sum to 28, divided by 2M = 20
+    assert trimmed_absolute_loss(pred, target, valid).item() == pytest.approx(28 / 20)
+
+
+def test_gradient_loss_matches_a_direct_sum():
+    generator = torch.Generator().manual_seed(0)
+    pred, target = torch.randn(9, 11, generator=generator), torch.randn(9, 11, generator=generator)
+    valid = torch.rand(9, 11, generator=generator) > 0.2
+    r = np.where(valid, (pred - target).numpy(), 0)
+    v = valid.numpy()
+    expected = 0.0
+    for level in range(4):
+        rs, vs = r[:: 2**level, :: 2**level], v[:: 2**level, :: 2**level]
+        total = 0.0
+        for i in range(rs.shape[0]):
+            for j in range(rs.shape[1]):
+                if j + 1 < rs.shape[1] and vs[i, j] and vs[i, j + 1]:
+                    total += abs(rs[i, j + 1] - rs[i, j])
+                if i + 1 < rs.shape[0] and vs[i, j] and vs[i + 1, j]:
+                    total += abs(rs[i + 1, j] - rs[i, j])
+        if vs.sum():
+            expected += total / vs.sum()
+    assert gradient_matching_loss(pred, target, valid).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_midas_loss_ignores_scale_and_shift_of_the_prediction():
+    generator = torch.Generator().manual_seed(1)
+    pred = torch.rand(2, 16, 16, generator=generator)
+    target = torch.rand(2, 16, 16, generator=generator)
+    valid = torch.rand(2, 16, 16, generator=generator) > 0.1
+    loss = midas_loss(pred, target, valid)
+    assert loss.item() > 0.1
+    for scale, shift in [(3.0, -2.0), (0.01, 5.0), (250.0, 0.0)]:
+        assert midas_loss(scale * pred + shift, target, valid).item() == pytest.approx(loss.item(), rel=1e-4)
+    assert midas_loss(7 * target + 1, target, valid).item() == pytest.approx(0, abs=1e-5)
+    assert midas_loss(-pred, target, valid).item() != pytest.approx(loss.item(), rel=1e-3)  # s > 0 only
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def test_scale_shift_fit_matches_numpy_lstsq():
+    rng = np.random.default_rng(2)
+    pred, target = rng.random((20, 30)), rng.random((20, 30))
+    valid = rng.random((20, 30)) > 0.3
+    design = np.stack([pred[valid], np.ones(valid.sum())], axis=1)
+    expected, *_ = np.linalg.lstsq(design, target[valid], rcond=None)
+    assert np.allclose(fit_scale_shift(pred, target, valid), expected, rtol=1e-9)
+
+
+def test_scores_on_hand_made_cases():
+    depth = np.array([[1.0, 2.0, 10.0, 0.0]])  # the last pixel has no ground truth
+    exact = score_depth(3 / depth.clip(1e-9) + 7, depth)  # any affine map of the true disparity
+    assert exact.absrel == pytest.approx(0, abs=1e-9) and exact.delta1 == 1.0 and exact.valid == 3
+    capped = score_depth(1 / depth.clip(1e-9), depth, max_depth=5.0)  # 10 m is capped at 5 m
+    assert capped.absrel == pytest.approx((0 + 0 + 0.5) / 3) and capped.delta1 == pytest.approx(2 / 3)
+
+
+def test_row_gradient_baseline_is_exact_on_a_level_ground_plane():
+    height, width, focal, camera_height = 40, 30, 50.0, 1.2
+    rows = np.arange(height)[:, None] + 0.5 - height / 2 + np.zeros((1, width))
+    depth = np.where(rows > 0, focal * camera_height / np.where(rows > 0, rows, 1), np.inf)
+    scores = score_depth(row_gradient_baseline(depth), depth)
+    assert scores.absrel == pytest.approx(0, abs=1e-9) and scores.valid == height // 2 * width
+
+
+# ----------------------------------------------------------------------------- folder data
+
+
+def test_folder_data_reads_every_ground_truth_format_and_names_bad_pairs(tmp_path):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "depth").mkdir()
+    (tmp_path / "disparity").mkdir()
+    depth = np.full((8, 12), 2.5, np.float32)
+    depth[0, 0] = 0  # missing
+    for stem in ["npy", "pfm", "tiff", "png16", "disp", "lonely", "broken"]:
+        cv2.imwrite(str(tmp_path / "images" / f"{stem}.png"), np.full((8, 12, 3), 128, np.uint8))
+    np.save(tmp_path / "depth" / "npy.npy", depth)
+    save_pfm(tmp_path / "depth" / "pfm.pfm", depth)
+    cv2.imwrite(str(tmp_path / "depth" / "tiff.tiff"), depth)
+    cv2.imwrite(str(tmp_path / "depth" / "png16.png"), (depth * 1000).astype(np.uint16))
+    np.save(tmp_path / "disparity" / "disp.npy", np.where(depth > 0, 1 / depth.clip(1e-9), 0))
+    (tmp_path / "depth" / "broken.npy").write_bytes(b"not numpy")
+    samples, problems = load_folder(tmp_path, gt_scale=1000)
+    assert sorted(sample.name for sample in samples) == ["disp", "npy", "pfm", "png16", "tiff"]
+    for sample in samples:
+        expected = np.where(depth > 0, 2.5, 0) if sample.name != "png16" else np.where(depth > 0, 2.5, 0)
+        assert np.allclose(sample.depth, expected, rtol=1e-5), sample.name
+    assert any("lonely.png" in line and "no ground truth" in line for line in problems)
+    assert any("broken.npy" in line and "unreadable" in line for line in problems)
+
+
+def test_batches_depend_on_seed_and_step_only():
+    samples = load_synthetic(3)
+    first = training_batch(samples, seed=4, step=9, batch_size=2, size=32)
+    again = training_batch(samples, seed=4, step=9, batch_size=2, size=32)
+    other = training_batch(samples, seed=4, step=10, batch_size=2, size=32)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    assert not np.array_equal(first[0], other[0])
+    images, disparity, valid = first
+    assert images.shape == (2, 3, 32, 32) and disparity.shape == valid.shape == (2, 32, 32)
+    assert images.min() >= -1 and images.max() <= 1
+
+
+def load_synthetic(count):
+    from muggled_swinv2.training.datasets import render_split
+
+    return render_split("train", count, 64, quiet=True, workers=1)
+
+
+# ----------------------------------------------------------------------------- trainer
+
+
+def nano_options(tmp_path, **changes) -> TrainOptions:
+    values = dict(out=str(tmp_path / "nano.safetensors"), config="nano", scenes=6, scene_size=64, steps=6,
+                  batch_size=2, size=64, warmup=2, lr=2e-3, val_every=1000, val_count=2, save_every=1000, quiet=True)
+    return TrainOptions(**{**values, **changes})
+
+
+def test_training_on_a_few_scenes_lowers_the_loss(tmp_path):
+    result = train(nano_options(tmp_path, scenes=2, steps=40, warmup=5, lr=3e-3), log=lambda line: None)
+    losses = result["losses"]
+    assert len(losses) == 40
+    assert np.mean(losses[-8:]) < 0.8 * np.mean(losses[:8])
+    model = load_model(tmp_path / "nano.safetensors")
+    assert model.config == trainer_module.SMALL_CONFIGS["nano"]
+
+
+def weights_of(path):
+    return {key: value.clone() for key, value in load_model(path).state_dict().items()}
+
+
+def test_same_seed_same_weights_and_resume_equals_an_uninterrupted_run(tmp_path, monkeypatch):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one thread: reductions in one order
+    try:
+        train(nano_options(tmp_path / "a"), log=lambda line: None)
+        train(nano_options(tmp_path / "b"), log=lambda line: None)
+        reference = weights_of(tmp_path / "a" / "nano.safetensors")
+        assert all(torch.equal(reference[k], v) for k, v in weights_of(tmp_path / "b" / "nano.safetensors").items())
+
+        real_batch = trainer_module.training_batch
+
+        def interrupt_at_step_3(samples, seed, step, *args):
+            if step == 3:
+                raise KeyboardInterrupt
+            return real_batch(samples, seed, step, *args)
+
+        monkeypatch.setattr(trainer_module, "training_batch", interrupt_at_step_3)
+        with pytest.raises(KeyboardInterrupt):
+            train(nano_options(tmp_path / "c"), log=lambda line: None)
+        assert trainer_module.state_path(tmp_path / "c" / "nano.safetensors").is_file()
+        monkeypatch.setattr(trainer_module, "training_batch", real_batch)
+        train(nano_options(tmp_path / "c"), resume=True, log=lambda line: None)
+        resumed = weights_of(tmp_path / "c" / "nano.safetensors")
+        assert all(torch.equal(reference[k], v) for k, v in resumed.items())
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_fine_tuning_a_midas_checkpoint_keeps_its_architecture(tmp_path):
+    tiny = tmp_path / "dpt_swin2_tiny_256.pt"
+    save_midas_checkpoint(tiny, MIDAS_CONFIGS["tiny"], seed=3)
+    out = tmp_path / "tuned.safetensors"
+    code = main(["train", "--init", str(tiny), "--out", str(out), "--steps", "2", "--batch-size", "1",
+                 "--size", "64", "--scenes", "2", "--val-count", "1", "--warmup", "1", "--quiet", "--device", "cpu"])
+    assert code == 0
+    assert load_model(out).config == load_model(tiny).config
+    assert load_model(out).config.variant == "tiny-256"
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ([], "--config NAME"),
+    (["--config", "micro", "--init", "x.pt"], "exclude each other"),
+    (["--config", "huge"], "--config huge"),
+    (["--config", "nano", "--data", "no/such/folder"], "no/such/folder"),
+    (["--config", "nano", "--size", "100"], "multiple of 32"),
+    (["--config", "nano", "--resume"], "no training state"),
+])
+def test_train_refuses_bad_arguments_in_one_line(tmp_path, capsys, arguments, message):
+    code = main(["train", "--out", str(tmp_path / "m.safetensors"), "--quiet", "--scenes", "2", "--val-count", "1", *arguments])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_ctrl_c_during_training_exits_130_with_a_saved_state(tmp_path, monkeypatch, capsys):
+    def interrupt(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer_module, "training_batch", interrupt)
+    out = tmp_path / "m.safetensors"
+    code = main(["train", "--config", "nano", "--out", str(out), "--quiet", "--scenes", "2", "--val-count", "1", "--size", "64"])
+    assert code == 130
+    assert trainer_module.state_path(out).is_file()
+    assert "--resume" in capsys.readouterr().err
+
+
+def test_eval_command_writes_the_protocol_json(tmp_path, small_checkpoint, capsys):
+    folder = tmp_path / "data"
+    (folder / "images").mkdir(parents=True)
+    (folder / "depth").mkdir()
+    for index in range(3):
+        image, depth = render_scene(100 + index, (48, 64))
+        cv2.imwrite(str(folder / "images" / f"s{index}.png"), image)
+        np.save(folder / "depth" / f"s{index}.npy", depth)
+    report = tmp_path / "scores.json"
+    code = main(["eval", "--weights", str(small_checkpoint), "--data", str(folder), "--json", str(report), "--quiet"])
+    assert code == 0
+    result = json.loads(report.read_text())
+    assert set(result["mean"]) == {"absrel", "delta1"} and set(result["baseline"]) == {"absrel", "delta1"}
+    assert [row["name"] for row in result["images"]] == ["s0", "s1", "s2"]
+    assert all(row["valid"] > 0 and 0 <= row["delta1"] <= 1 for row in result["images"])
+    assert result["weights"] == str(small_checkpoint) and result["settings"]["count"] == 3
+    assert "AbsRel" in capsys.readouterr().out
+
+
+def test_eval_names_a_folder_without_pairs(tmp_path, small_checkpoint, capsys):
+    (tmp_path / "images").mkdir()
+    code = main(["eval", "--weights", str(small_checkpoint), "--data", str(tmp_path), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and str(tmp_path) in err and "depth/" in err
+
+
+# ----------------------------------------------------------------------------- the demo model fallback
+
+
+def test_with_no_checkpoint_the_commands_use_the_demo_model_and_say_so(tmp_path, small_checkpoint, monkeypatch, capsys):
+    import muggled_swinv2.formats.weights as weights_module
+
+    empty = tmp_path / "no-weights"
+    empty.mkdir()
+    monkeypatch.setenv(weights_module.WEIGHTS_ENV, str(empty))
+    monkeypatch.setattr(weights_module, "DEMO_WEIGHTS", small_checkpoint.resolve())
+    picture = tmp_path / "p.png"
+    cv2.imwrite(str(picture), render_scene(1, (48, 64))[0])
+    assert main(["image", str(picture), "--out", str(tmp_path / "out")]) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if "demo model" in line]
+    assert len(notes) == 1 and "embedded demo model" in notes[0] and "muggled-swinv2 download tiny" in notes[0]
+    assert (tmp_path / "out" / "p.png").is_file()
+    (empty / "mine.pt").write_bytes(small_checkpoint.read_bytes())  # any other checkpoint takes precedence
+    assert main(["image", str(picture), "--out", str(tmp_path / "out2")]) == 0
+    assert "demo model" not in capsys.readouterr().err
