@@ -24,6 +24,7 @@ CONVERT_TARGETS = ("muggled", "hf")  # formats.convert.TARGETS
 EXIT_FAILED = 1  # some inputs failed
 EXIT_USAGE = 2  # nothing could be done
 EXIT_INTERRUPTED = 130
+RAY_ONLY = {"--actors": "actors", "--gpus-per-actor": "gpus_per_actor", "--cpus-per-actor": "cpus_per_actor"}
 
 
 class UsageError(Exception):
@@ -37,9 +38,10 @@ def expected_errors() -> tuple[type[Exception], ...]:
     from .formats.convert import ConversionError
     from .formats.weights import WeightsError
     from .export.onnx import ExportError  # imports onnx only when an export runs
+    from .distributed import RayError
     from .io.video import VideoError
 
-    return CheckpointError, ConversionError, WeightsError, DeviceError, VideoError, UsageError, ExportError
+    return CheckpointError, ConversionError, WeightsError, DeviceError, VideoError, UsageError, ExportError, RayError
 
 
 def positive_int(text: str) -> int:
@@ -138,6 +140,7 @@ def command_image(args) -> int:
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--out {out_dir}: exists and is not a folder")
     sources, errors = expand_inputs(args.inputs, args.recursive, exclude_dir=out_dir.resolve())
+    check_ray_arguments(args)
     for message in errors:
         report_error(message)
     if not sources:
@@ -159,13 +162,48 @@ def command_image(args) -> int:
         point_step=args.point_step,
     )
     make_writable_folder(out_dir, "--out")
-    model = open_model(args)
-    summary = run_image_job(model, plan_tasks(sources, options), options, quiet=args.quiet)
+    if args.ray is not None:
+        summary = run_image_job_on_ray(args, plan_tasks(sources, options), options)
+    else:
+        summary = run_image_job(open_model(args), plan_tasks(sources, options), options, quiet=args.quiet)
     if not args.quiet or summary.interrupted:
         print(summary.line(), file=sys.stderr)
     if summary.interrupted:
         return EXIT_INTERRUPTED
     return EXIT_FAILED if summary.failed or errors else 0
+
+
+def check_ray_arguments(args):
+    """Before any work: Ray-only options need --ray; an ADDRESS that is an input was meant as one."""
+    if args.ray is None:
+        given = [option for option, value in RAY_ONLY.items() if getattr(args, value) is not None]
+        if given:
+            raise UsageError(f"{', '.join(given)} only apply with --ray")
+    elif args.ray != "local" and Path(args.ray).exists():
+        raise UsageError(f"--ray {args.ray}: that is a file or folder, not a cluster address; "
+                         f"put --ray after the inputs, or write --ray local")
+
+
+def run_image_job_on_ray(args, tasks, options):
+    """The image job on a Ray cluster (the `[ray]` extra; Ray is imported only here)."""
+    from .devices import select_device, select_dtype
+    from .distributed import RayOptions, run_on_ray
+
+    gpus = args.gpus_per_actor or 0.0
+    device = args.device if args.device != "auto" else ("cuda" if gpus else "cpu")
+    if device.startswith("cuda") and not gpus:
+        raise UsageError("--device cuda with --ray needs --gpus-per-actor (Ray gives GPUs only to actors that ask)")
+    if not device.startswith("cuda"):
+        select_dtype(args.dtype, select_device(device))  # float16 on a CPU: refused here, not on every actor
+    ray_options = RayOptions(
+        address=None if args.ray == "local" else args.ray,
+        actors=args.actors or 1,
+        gpus_per_actor=gpus,
+        cpus_per_actor=args.cpus_per_actor,
+        device=device,
+        dtype=args.dtype,
+    )
+    return run_on_ray(weights_path(args.weights, quiet=args.quiet), tasks, options, ray_options, quiet=args.quiet)
 
 
 def command_video(args) -> int:
@@ -426,6 +464,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="ply/mesh: one point per N x N pixels (default 1)")
     add_prediction_arguments(image)
     add_model_arguments(image)
+    cluster = image.add_argument_group("on a Ray cluster (the [ray] extra)")
+    cluster.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                         help="run with Ray Data: alone, a local Ray instance on this machine; 'auto' or "
+                              "ray://HOST:10001 for a running cluster (outputs must be on a filesystem all nodes see)")
+    cluster.add_argument("--actors", type=positive_int, help="model actors, one model load each (default 1)")
+    cluster.add_argument("--gpus-per-actor", type=positive_float, metavar="F", help="GPUs per actor, e.g. 1 or 0.5")
+    cluster.add_argument("--cpus-per-actor", type=positive_float, metavar="C",
+                         help="CPUs reserved per actor, and its torch threads (default: 0.5 reserved, "
+                              "torch on all of its node's cores, as the local command)")
     image.set_defaults(run=command_image)
 
     video = commands.add_parser("video", help="depth video of a video file")

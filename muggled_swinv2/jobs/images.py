@@ -206,12 +206,31 @@ def one_line(error: BaseException) -> str:
     return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
 
 
-def predict_each(model, batch: list[tuple[ImageTask, np.ndarray]], options: ImageJobOptions):
-    """(task, image, depth or None, error message or None) for each image of a batch.
+PREDICTION_ERRORS = (RuntimeError, MemoryError, ValueError, cv2.error)
 
-    The batch runs as one; if that fails (out of memory, say) its images run one by one, so
-    that only the image at fault is reported.
+
+def each_alone_on_failure(predict, items: list) -> list[tuple[object, str | None]]:
+    """[(result, None) or (None, short reason)] for predict(items) -> results.
+
+    The batch runs as one; if that fails (out of memory, say) its items run one by one, so
+    that only the item at fault is reported.
     """
+    try:
+        return [(result, None) for result in predict(items)]
+    except PREDICTION_ERRORS as error:
+        if len(items) == 1:
+            return [(None, one_line(error))]
+    return [pair for item in items for pair in each_alone_on_failure(predict, [item])]
+
+
+def prediction_failed(source, reason: str) -> str:
+    return f"{source}: depth estimation failed ({reason})"
+
+
+def predict_each(model, batch: list[tuple[ImageTask, np.ndarray]], options: ImageJobOptions):
+    """(task, image, depth or None, error message or None) for each image of a batch; a batch
+    that fails runs image by image, so that only the image at fault is reported. An image (or a
+    batch) that would not fit in memory is refused (or run one by one) first (see memory.py)."""
     images = [image for _, image in batch]
     if options.memory_check:
         config, device = model.config, next(model.parameters()).device
@@ -224,14 +243,13 @@ def predict_each(model, batch: list[tuple[ImageTask, np.ndarray]], options: Imag
                                         image.shape[:2]) for image in images)
             if needed > (available_bytes(device) or needed):  # together they do not fit: one by one
                 return [result for item in batch for result in predict_each(model, [item], options)]
-    try:
-        depths = predict_batch(model, images, options.square, options.size)
-        return [(task, image, depth, None) for (task, image), depth in zip(batch, depths)]
-    except (RuntimeError, MemoryError, ValueError, cv2.error) as error:
-        if len(batch) == 1:
-            task, image = batch[0]
-            return [(task, image, None, f"{task.source}: depth estimation failed ({one_line(error)})")]
-    return [result for item in batch for result in predict_each(model, [item], options)]
+    results = each_alone_on_failure(
+        lambda images: predict_batch(model, images, options.square, options.size), [image for _, image in batch]
+    )
+    return [
+        (task, image, depth, prediction_failed(task.source, reason) if reason else None)
+        for (task, image), (depth, reason) in zip(batch, results)
+    ]
 
 
 def write_outputs(task: ImageTask, depth: np.ndarray, picture: np.ndarray, overwrite: bool,
@@ -275,10 +293,10 @@ def name_too_long(path: Path) -> bool:
     return len(os.fsencode(path.name)) > name_max(path.parent)
 
 
-def run_image_job(model, tasks: list[ImageTask], options: ImageJobOptions, quiet: bool = False) -> JobSummary:
-    """Predict and write every task's outputs; a file that fails is reported and skipped."""
-    summary = JobSummary()
-    ledger = OutputLedger()
+def select_pending(tasks: list[ImageTask], options: ImageJobOptions, summary: JobSummary) -> list[ImageTask]:
+    """The tasks to run. Those whose outputs all exist are counted as skipped (unless overwrite);
+    those that would write over an input image, or whose output names the file system refuses, as
+    failed (shared by the local job and the Ray pipeline)."""
     input_paths = {task.source.resolve() for task in tasks}
     pending = []
     for task in tasks:
@@ -297,6 +315,14 @@ def run_image_job(model, tasks: list[ImageTask], options: ImageJobOptions, quiet
         except OSError as error:  # e.g. an output name longer than the file system allows: this image only
             path = error.filename or task.outputs["png"]
             summary.failed.append(f"{task.source}: cannot write {path} ({one_line(error)})")
+    return pending
+
+
+def run_image_job(model, tasks: list[ImageTask], options: ImageJobOptions, quiet: bool = False) -> JobSummary:
+    """Predict and write every task's outputs; a file that fails is reported and skipped."""
+    summary = JobSummary()
+    ledger = OutputLedger()
+    pending = select_pending(tasks, options, summary)
     for message in summary.failed:
         report_error(message)
     options.out_dir.mkdir(parents=True, exist_ok=True)

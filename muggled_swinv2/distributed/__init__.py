@@ -1,0 +1,42 @@
+"""The image job over a Ray cluster with Ray Data (`muggled-swinv2 image ... --ray [ADDRESS]`).
+
+Optional: needs the `[ray]` extra (`ray[data]`). Importing this package never imports Ray; the
+pipeline lives in `ray_images`, imported by `run_on_ray` once Ray is known to be there.
+"""
+
+from dataclasses import dataclass
+
+INSTALL_HINT = "pip install 'muggled_swinv2[ray]' (or: pip install 'ray[data]')"
+
+
+class RayError(Exception):
+    """Ray missing, a cluster that cannot be reached, or a pipeline that cannot start (one line)."""
+
+
+@dataclass
+class RayOptions:
+    address: str | None = None  # None: start a local Ray instance on this machine
+    actors: int = 1  # model actors (one model load each)
+    gpus_per_actor: float = 0.0
+    cpus_per_actor: float | None = None  # None: 0.5 reserved, torch on all of its node's cores
+    device: str = "auto"  # auto: cuda with --gpus-per-actor, else cpu
+    dtype: str = "float32"
+    num_cpus: int | None = None  # CPUs of the local instance (default: this machine's)
+
+
+def require_ray():
+    """Ray and Ray Data, or a RayError saying how to install them."""
+    try:
+        import ray
+        import ray.data  # noqa: F401  (ray without its [data] extra lacks pyarrow, pandas, ...)
+    except ImportError as error:
+        raise RayError(f"--ray needs Ray Data, which is not installed ({error.name or error}): {INSTALL_HINT}") from None
+    return ray
+
+
+def run_on_ray(*args, **kwargs):
+    """ray_images.run_image_job_on_ray, after checking that Ray is installed."""
+    require_ray()
+    from .ray_images import run_image_job_on_ray
+
+    return run_image_job_on_ray(*args, **kwargs)
