@@ -86,22 +86,29 @@ class AtomicVideoWriter:
         errors (a full disk gives a truncated, unplayable file), so they are caught here."""
         self.writer.release()
         readable = count_frames(self.temp_path, up_to=self.frames) if self.frames else 0
-        try:
-            if readable < self.frames:
-                reason = "no space left on device" if disk_is_full(self.temp_path.parent) else "OpenCV wrote a damaged file"
-                raise VideoError(f"{self.path}: could not be written completely ({readable} of {self.frames} "
-                                 f"frames readable back; {reason}); no file written")
-            if self.frames:  # no frames: no file
-                publish(self.temp_path, self.path)
-                OutputLedger().record(self.path)
-        except OSError as error:
-            raise VideoError(f"{self.path}: cannot write ({error.strerror or error}); no file written") from None
-        finally:
-            self.temp_path.unlink(missing_ok=True)  # still there only if not published
+        if readable < self.frames:
+            reason = "no space left on device" if disk_is_full(self.temp_path.parent) else "OpenCV wrote a damaged file"
+            self.temp_path.unlink(missing_ok=True)
+            raise VideoError(f"{self.path}: could not be written completely ({readable} of {self.frames} "
+                             f"frames readable back; {reason}); no file written")
+        publish_frames(self.temp_path, self.path, self.frames)
 
     def abandon(self):
         self.writer.release()
         self.temp_path.unlink(missing_ok=True)
+
+
+def publish_frames(temp_path: Path, path: Path, frames: int) -> None:
+    """Move a finished temp file into place and record it in the folder's ledger (no frames: no
+    file); on failure a one-line VideoError, and the temp file is gone either way."""
+    try:
+        if frames:
+            publish(temp_path, path)
+            OutputLedger().record(path)
+    except OSError as error:
+        raise VideoError(f"{path}: cannot write ({error.strerror or error}); no file written") from None
+    finally:
+        temp_path.unlink(missing_ok=True)  # still there only if not published
 
 
 def count_frames(path, up_to: int) -> int:
@@ -138,13 +145,10 @@ class AtomicNpzWriter:
     def finish(self):
         try:
             self.archive.close()
-            if self.frames:  # no frames: no file
-                publish(self.temp_path, self.path)
-                OutputLedger().record(self.path)
         except OSError as error:
+            self.temp_path.unlink(missing_ok=True)
             raise VideoError(f"{self.path}: cannot write ({error.strerror or error}); no file written") from None
-        finally:
-            self.temp_path.unlink(missing_ok=True)  # still there only if not published
+        publish_frames(self.temp_path, self.path, self.frames)
 
     def abandon(self):
         try:
