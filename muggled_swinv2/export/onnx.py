@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from .. import __version__
+from ..errors import first_line
 from ..io.atomic import publish, reserve_temp
 from ..model.winograd import direct_convolutions
 
@@ -190,7 +191,7 @@ def export_onnx(model, path, size_hw=None, batch=1, opset: int = DEFAULT_OPSET, 
             expected = model(torch.from_numpy(image)).numpy()
         proto = trace(model, size_hw, batch, opset)
     except Exception as error:  # noqa: BLE001  (the exporter's errors are many and long)
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+        reason = first_line(error, 300)
         raise ExportError(f"{path}: the model could not be exported ({reason})") from None
     finally:
         if dtype == "float16":
@@ -210,7 +211,7 @@ def export_onnx(model, path, size_hw=None, batch=1, opset: int = DEFAULT_OPSET, 
         try:
             (result,) = session(temp).run(["inverse_depth"], {"image": image})
         except Exception as error:  # noqa: BLE001
-            reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+            reason = first_line(error, 300)
             raise ExportError(f"{path}: ONNX Runtime cannot run the exported graph ({reason}); nothing written") from None
         if result.shape != expected.shape:
             raise ExportError(f"{path}: the exported graph gives shape {result.shape}, PyTorch {expected.shape}; nothing written")
@@ -242,7 +243,7 @@ def read_metadata(path) -> dict[str, str]:
     try:
         proto = onnx.load(str(path), load_external_data=False)
     except Exception as error:  # noqa: BLE001  (protobuf's decode errors)
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        reason = first_line(error)
         raise ExportError(f"{path}: not a readable ONNX file ({reason})") from None
     values = {entry.key: entry.value for entry in proto.metadata_props}
     values["opset"] = values.get("opset") or str(max((entry.version for entry in proto.opset_import if entry.domain in ("", "ai.onnx")), default=0))

@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 import cv2
 
+from ..errors import first_line
 from ..io.colormaps import colorize, unit_depth
 from ..export.geometry import DEFAULT_DEPTH_RANGE, DEFAULT_FOV_DEG, save_mesh, save_point_cloud
 from ..io.images import IMAGE_SUFFIXES, ImageReadError, read_image, save_image, save_npy, save_pfm
@@ -203,7 +204,7 @@ def one_line(error: BaseException) -> str:
     """An exception as a short reason for a one-line message."""
     if isinstance(error, OSError) and error.strerror:
         return error.strerror
-    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+    return first_line(error)
 
 
 PREDICTION_ERRORS = (RuntimeError, MemoryError, ValueError, cv2.error)

@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 import cv2
 
+from ..errors import first_line
 from ..io.colormaps import colorize, normalize
 from ..memory import memory_refusal, network_hw_for
 from ..io.video import AtomicNpzWriter, AtomicVideoWriter, VideoError, VideoReader
@@ -217,9 +218,6 @@ def job_error(error: BaseException, source: Path, target: Path, frame: int) -> B
     if isinstance(error, OSError):  # e.g. the disk filled up while writing the .npz
         return VideoError(f"{target}: cannot write ({error.strerror or error}); no file written")
     if isinstance(error, (RuntimeError, MemoryError)):  # e.g. out of memory
-        return VideoError(f"{source}: depth estimation failed at frame {frame} ({reason_of(error)}); no file written")
+        return VideoError(f"{source}: depth estimation failed at frame {frame} ({first_line(error)}); no file written")
     return error
 
-
-def reason_of(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]

@@ -29,6 +29,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
+from ..errors import first_line
+
 _POLL = 0.05  # seconds between checks of the stop flag while waiting on a queue
 
 
@@ -37,7 +39,7 @@ class StageError(Exception):
     `index` it failed at (the first frame of the batch for the model), and the original `error`."""
 
     def __init__(self, stage: str, index: int, error: BaseException):
-        self.reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]  # one line
+        self.reason = first_line(error)
         super().__init__(f"{stage} failed at frame {index + 1} ({self.reason})")
         self.stage, self.index, self.error = stage, index, error
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import first_line
 from ..io.images import ImageReadError, read_image, save_image
 from ..io.video import VideoError, VideoReader, count_frames
 from ..jobs.images import ImageJobOptions, display_bgr, plan_tasks, process_image, write_outputs
@@ -175,7 +176,7 @@ class DepthService:
             try:
                 depth, picture = process_image(self.model, image, options)
             except (RuntimeError, MemoryError, ValueError) as error:
-                raise UploadError(f"{path.name}: depth estimation failed ({str(error).splitlines()[0][:200]})") from None
+                raise UploadError(f"{path.name}: depth estimation failed ({first_line(error)})") from None
         seconds = time.perf_counter() - started
         error = write_outputs(task, depth, picture, overwrite=True)
         if error:

@@ -1,0 +1,6 @@
+"""Turning an exception into the short reason that one-line messages to the user quote."""
+
+
+def first_line(error: BaseException, limit: int = 200) -> str:
+    """The first line of the error's message (its type's name when it has none), at most `limit` characters."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:limit]
