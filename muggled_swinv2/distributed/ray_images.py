@@ -28,9 +28,9 @@ import torch
 import cv2
 
 from ..devices import select_device, select_dtype
-from ..io.images import ImageReadError, read_image, silence_opencv
+from ..io.images import ImageReadError, display_bgr, read_image, silence_opencv
 from ..jobs.images import (
-    ImageJobOptions, ImageTask, JobSummary, depth_picture, display_bgr, each_alone_on_failure, one_line,
+    ImageJobOptions, ImageTask, JobSummary, depth_picture, each_alone_on_failure, one_line,
     prediction_failed, report_error, select_pending, write_outputs,
 )
 from ..io.colormaps import unit_depth

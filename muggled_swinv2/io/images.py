@@ -69,6 +69,15 @@ def read_image(path, notes: list | None = None) -> np.ndarray:
     return image
 
 
+def display_bgr(image: np.ndarray) -> np.ndarray:
+    """Any image read_image returns -> 8-bit BGR for showing (beside a depth map, as training input)."""
+    if image.dtype == np.uint16:
+        image = (image / 257.0).round().astype(np.uint8)
+    elif image.dtype != np.uint8:
+        image = (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
+    return np.repeat(image[:, :, None], 3, axis=2) if image.ndim == 2 else image
+
+
 def encode_image(path, image: np.ndarray) -> bytes:
     ok, encoded = cv2.imencode(Path(path).suffix, image)
     if not ok:

@@ -15,7 +15,7 @@ import cv2
 from ..errors import first_line
 from ..io.colormaps import colorize, unit_depth
 from ..export.geometry import DEFAULT_DEPTH_RANGE, DEFAULT_FOV_DEG, save_mesh, save_point_cloud
-from ..io.images import IMAGE_SUFFIXES, ImageReadError, read_image, save_image, save_npy, save_pfm
+from ..io.images import IMAGE_SUFFIXES, ImageReadError, display_bgr, read_image, save_image, save_npy, save_pfm
 from ..io.ledger import OutputLedger
 from ..memory import estimate_bytes, memory_refusal, network_hw_for, available_bytes
 from ..predict import predict_batch
@@ -166,15 +166,6 @@ def plan_tasks(sources: list[tuple[Path, str]], options: ImageJobOptions) -> lis
                     f"writing {outputs['png']} instead")
         tasks.append(ImageTask(source, outputs, note))
     return tasks
-
-
-def display_bgr(image: np.ndarray) -> np.ndarray:
-    """Any image read_image returns -> 8-bit BGR for showing beside the depth."""
-    if image.dtype == np.uint16:
-        image = (image / 257.0).round().astype(np.uint8)
-    elif image.dtype != np.uint8:
-        image = (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
-    return np.repeat(image[:, :, None], 3, axis=2) if image.ndim == 2 else image
 
 
 def depth_picture(image: np.ndarray, depth: np.ndarray, colormap: str, side_by_side: bool,

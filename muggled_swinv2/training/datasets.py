@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ..io.images import IMAGE_SUFFIXES, ImageReadError, read_image, read_pfm
+from ..io.images import IMAGE_SUFFIXES, ImageReadError, display_bgr, read_image, read_pfm
 from .scenes import SPLITS, render_scene
 
 GT_SUFFIXES = (".npy", ".pfm", ".tiff", ".tif", ".png", ".exr")
@@ -137,11 +137,7 @@ def load_folder(folder, gt_scale: float = 1.0, limit: int | None = None) -> tupl
             problems.append(f"{gt_path}: {depth.shape[1]}x{depth.shape[0]} does not match its image "
                             f"({image.shape[1]}x{image.shape[0]}); skipped")
             continue
-        if image.ndim == 2:
-            image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-        if image.dtype != np.uint8:
-            image = (image.astype(np.float32) / (65535.0 if image.dtype == np.uint16 else 1.0) * 255).clip(0, 255).astype(np.uint8)
-        samples.append(Sample(image_path.stem, np.ascontiguousarray(image[..., :3]), depth))
+        samples.append(Sample(image_path.stem, np.ascontiguousarray(display_bgr(image)), depth))
     if not samples:
         raise DataError(f"{folder}: none of its {len(pairs)} pairs could be read")
     return samples, problems

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import first_line
-from ..io.images import ImageReadError, read_image, save_image
+from ..io.images import ImageReadError, display_bgr, read_image, save_image
 from ..io.video import VideoError, VideoReader, count_frames
-from ..jobs.images import ImageJobOptions, display_bgr, plan_tasks, process_image, write_outputs
+from ..jobs.images import ImageJobOptions, plan_tasks, process_image, write_outputs
 from ..jobs.video import VideoJobOptions, run_video_job
 from . import three_d
 
