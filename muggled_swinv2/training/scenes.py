@@ -127,6 +127,7 @@ class Surface:
     texture: np.ndarray
     metres_per_tile: float
     glossy: float = 0.0
+    walls: "Surface | None" = None  # a room: its walls and ceiling look like this, the floor like the above
 
 
 def _rotation_y(angle: float) -> np.ndarray:
@@ -333,9 +334,9 @@ def describe_scene(rng: np.random.Generator) -> SceneDescription:
         camera.x = float(rng.uniform(-0.3, 0.3) * width)
         camera.z = float(-depth / 2 + rng.uniform(0.2, 1.0))
         low, high = (-width / 2, 0.0, -depth / 2), (width / 2, height, depth / 2)
-        surfaces.append(Surface(box_inside(low, high), random_texture(rng), float(rng.uniform(0.5, 2.5))))
+        floor_look = (random_texture(rng), float(rng.uniform(0.5, 2.5)))
         walls = Surface(box_inside(low, high), random_texture(rng), float(rng.uniform(0.5, 2.5)))
-        surfaces[0].wall_look = walls  # floor texture from surfaces[0]; walls/ceiling from this one
+        surfaces.append(Surface(box_inside(low, high), *floor_look, walls=walls))
         for _ in range(int(rng.integers(0, 4))):  # doors / panels: thin boxes against the walls
             along_x = rng.random() < 0.5
             door_half = np.array([0.45, rng.uniform(0.9, 1.1), 0.03], np.float32)
@@ -401,7 +402,7 @@ def render(description: SceneDescription, size_hw: tuple[int, int]) -> tuple[np.
             continue
         uv = _texture_coordinates(points[hit], normals[hit])
         texture, metres = surface.texture, surface.metres_per_tile
-        walls = getattr(surface, "wall_look", None)
+        walls = surface.walls
         if walls is not None:  # a room: the floor keeps this texture, walls and ceiling get the other
             colour[hit] = _sample(texture, uv, metres)
             not_floor = normals[hit, 1] < 0.5

@@ -16,14 +16,13 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
 from ..evaluation.protocol import evaluate_samples
 from ..formats.checkpoint import Checkpoint, load_model
 from ..formats.convert import save_native
-from ..io.atomic import reserve_temp, publish
+from ..io.atomic import write_atomically
 from ..model import SwinV2DPT, SwinV2DPTConfig
 from ..model.config import SMALL_CONFIGS
 from .datasets import Sample, load_folder, render_split, training_batch
@@ -97,16 +96,11 @@ def state_path(out) -> Path:
 
 
 def save_state(path: Path, model, optimizer, step: int, options: TrainOptions) -> None:
-    temp = reserve_temp(path)
-    try:
-        torch.save({
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-            "options": asdict(options), "config": model.config.to_dict(),
-        }, temp)
-        publish(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+    state = {
+        "model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+        "options": asdict(options), "config": model.config.to_dict(),
+    }
+    write_atomically(path, lambda file: torch.save(state, file))
 
 
 def save_weights(model: SwinV2DPT, path) -> None:
@@ -161,10 +155,11 @@ def train(options: TrainOptions, resume: bool = False, log=None) -> dict:
         if not path.is_file():
             raise TrainingError(f"{path}: no training state to resume (run without --resume first)")
         saved = torch.load(path, map_location="cpu", weights_only=True)
-        if saved["options"] != asdict(options):
-            changed = sorted(k for k in saved["options"] if saved["options"][k] != asdict(options).get(k) and k not in ("quiet", "device", "steps"))
-            if changed:
-                raise TrainingError(f"--resume with other settings than the saved run ({', '.join(changed)} differ)")
+        current = asdict(options)
+        changed = sorted(key for key, value in saved["options"].items()
+                         if value != current.get(key) and key not in ("quiet", "device", "steps"))
+        if changed:
+            raise TrainingError(f"--resume with other settings than the saved run ({', '.join(changed)} differ)")
         model = SwinV2DPT(SwinV2DPTConfig.from_dict(saved["config"]))
         model.load_state_dict(saved["model"])
         start_step = saved["step"]
