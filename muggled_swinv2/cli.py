@@ -398,10 +398,11 @@ def command_eval(args) -> int:
         raise UsageError(str(error)) from None
     for line in problems:
         report_error(line)
-    model = open_model(args)
+    path = weights_path(args.weights, quiet=args.quiet)
+    model = open_model(args, path)
     result = evaluate_samples(model, samples, square=args.square, size=args.size, max_depth=args.max_depth,
                               batch_size=args.batch_size)
-    result["weights"] = str(resolve_weights(args.weights))
+    result["weights"] = str(path)
     result["settings"] = {"data": args.data, "split": args.split if args.data == "synthetic" else None,
                           "count": len(samples), "square": args.square, "size": args.size, "max_depth": args.max_depth}
     mean, baseline = result["mean"], result["baseline"]

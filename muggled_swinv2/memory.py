@@ -15,7 +15,6 @@ picture written. Calibrated against the peak RSS measured on this project's CPU 
 README "Speed and memory"); it errs on the high side. No PyTorch needed here.
 """
 
-import os
 from pathlib import Path
 
 from .model.config import SwinV2DPTConfig
