@@ -388,7 +388,10 @@ def command_eval(args) -> int:
     from .io.atomic import write_atomically
     from .jobs.images import report_error
     from .training.datasets import DataError, load_folder, render_split
+    from .training.scenes import SYNTHETIC_MAX_DEPTH
 
+    if args.data == "synthetic" and args.max_depth is None:
+        args.max_depth = SYNTHETIC_MAX_DEPTH
     try:
         if args.data == "synthetic":
             samples, problems = render_split(args.split, args.count, args.scene_size, quiet=args.quiet), []
@@ -542,7 +545,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--count", type=positive_int, default=200, help="images to score (default 200)")
     evaluation.add_argument("--scene-size", type=positive_int, default=256, help="side of the rendered synthetic scenes")
     evaluation.add_argument("--gt-scale", type=float, default=1.0, help="16-bit PNG ground truth is divided by this")
-    evaluation.add_argument("--max-depth", type=float, help="aligned depth is capped here (default: each image's largest ground-truth depth)")
+    evaluation.add_argument("--max-depth", type=float, help="aligned depth is capped here (default: 80 for synthetic scenes, else each image's largest ground-truth depth)")
     evaluation.add_argument("--json", help="write per-image and mean scores to this JSON file")
     eval_preprocessing = evaluation.add_mutually_exclusive_group()
     eval_preprocessing.add_argument("--square", action="store_true", help="MiDaS's exact pipeline: squash to the native square")

@@ -16,8 +16,11 @@ from muggled_swinv2.evaluation.metrics import fit_scale_shift, row_gradient_base
 from muggled_swinv2.io.images import save_pfm
 from muggled_swinv2.training import trainer as trainer_module
 from muggled_swinv2.training.datasets import load_folder, training_batch
+from muggled_swinv2.model import SwinV2DPT
+from muggled_swinv2.model.config import SMALL_CONFIGS
 from muggled_swinv2.training.losses import (
-    gradient_matching_loss, midas_loss, normalize_scale_shift, trimmed_absolute_loss,
+    ANCHOR_WEIGHT, gradient_matching_loss, midas_loss, normalize_scale_shift, output_anchor_loss,
+    training_loss, trimmed_absolute_loss,
 )
 from muggled_swinv2.training.scenes import SPLITS, Camera, ground_plane, render_scene, split_seed
 from muggled_swinv2.training.trainer import TrainOptions, train
@@ -115,6 +118,38 @@ def test_midas_loss_ignores_scale_and_shift_of_the_prediction():
         assert midas_loss(scale * pred + shift, target, valid).item() == pytest.approx(loss.item(), rel=1e-4)
     assert midas_loss(7 * target + 1, target, valid).item() == pytest.approx(0, abs=1e-5)
     assert midas_loss(-pred, target, valid).item() != pytest.approx(loss.item(), rel=1e-3)  # s > 0 only
+
+
+def test_output_anchor_is_zero_at_median_one_and_spread_one_fifth_and_grows_away_from_it():
+    step = 0.2 * 401 / 400  # 200 pixels at 1 - step, one at 1, 200 at 1 + step: median 1, mean |x - 1| = 0.2
+    anchored = torch.cat([torch.full((200,), 1 - step), torch.ones(1), torch.full((200,), 1 + step)])
+    anchored = anchored[torch.randperm(401, generator=torch.Generator().manual_seed(2))].reshape(1, 1, 401)
+    valid = torch.ones(1, 1, 401, dtype=torch.bool)
+    assert output_anchor_loss(anchored, valid).item() == pytest.approx(0, abs=1e-6)
+    assert output_anchor_loss(anchored + 0.5, valid).item() == pytest.approx(0.25, rel=1e-4)
+    widened = 1.0 + (anchored - 1.0) * 10
+    assert output_anchor_loss(widened, valid).item() == pytest.approx(math.log(10) ** 2, rel=1e-4)
+    target = torch.rand(1, 1, 401, generator=torch.Generator().manual_seed(3))
+    assert training_loss(widened, target, valid).item() == pytest.approx(
+        midas_loss(widened, target, valid).item() + ANCHOR_WEIGHT * math.log(10) ** 2, rel=1e-5)
+
+
+def test_training_sees_the_output_before_the_final_relu():
+    model = SwinV2DPT(SMALL_CONFIGS["nano"]).eval()
+    with torch.no_grad():
+        model.decoder.head.conv3.bias.fill_(-100.0)
+        image = torch.randn(1, 3, 64, 64)
+        assert torch.equal(model(image), torch.zeros(1, 64, 64))
+        assert (model(image, clamp_negative=False) < 0).all()
+
+
+def test_initialisation_starts_the_raw_output_near_the_anchor():
+    model = trainer_module.init_from_scratch(SwinV2DPT(SMALL_CONFIGS["micro"]), seed=0)
+    with torch.no_grad():
+        raw = model(torch.randn(2, 3, 128, 128, generator=torch.Generator().manual_seed(0)), clamp_negative=False)
+    median = raw.median().item()
+    spread = (raw - median).abs().mean().item()
+    assert 0.5 < median < 1.5 and 0.02 < spread < 0.5 and (raw > 0).all()  # Kaiming everywhere gave -59 and 28
 
 
 # ----------------------------------------------------------------------------- metrics

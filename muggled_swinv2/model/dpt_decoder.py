@@ -46,7 +46,11 @@ class FusionBlock(nn.Module):
 
 
 class DepthHead(nn.Module):
-    """(B, C, H/2, W/2) fused features -> (B, H, W) non-negative relative inverse depth."""
+    """(B, C, H/2, W/2) fused features -> (B, H, W) non-negative relative inverse depth.
+
+    `clamp_negative=False` skips the final ReLU: training takes its loss there, so that a pixel
+    pushed below zero keeps getting gradients instead of dying (inference always clamps).
+    """
 
     def __init__(self, in_channels: int, hidden_channels: tuple[int, int]):
         super().__init__()
@@ -55,20 +59,21 @@ class DepthHead(nn.Module):
         self.conv2 = nn.Conv2d(mid_channels, last_channels, kernel_size=3, padding=1)
         self.conv3 = nn.Conv2d(last_channels, 1, kernel_size=1)
 
-    def forward(self, features_bchw: torch.Tensor) -> torch.Tensor:
+    def forward(self, features_bchw: torch.Tensor, clamp_negative: bool = True) -> torch.Tensor:
         # On a CPU one image at a time: after the upsampling, (B, 128, H, W) is the largest activation
         # of the whole model, and nothing here mixes images, so a batch needs no more memory than one
         # image. (A GPU keeps the batch: there, one call per image would cost time. So does autograd,
         # which keeps every image's activations anyway, and graph export, which traces that path.)
         if features_bchw.device.type != "cpu" or torch.is_grad_enabled():
-            return self.depth_from_features(features_bchw)
-        return torch.cat([self.depth_from_features(image_1chw) for image_1chw in features_bchw.split(1)])
+            return self.depth_from_features(features_bchw, clamp_negative)
+        return torch.cat([self.depth_from_features(image_1chw, clamp_negative) for image_1chw in features_bchw.split(1)])
 
-    def depth_from_features(self, features_bchw: torch.Tensor) -> torch.Tensor:
+    def depth_from_features(self, features_bchw: torch.Tensor, clamp_negative: bool = True) -> torch.Tensor:
         height, width = features_bchw.shape[-2:]
         hidden = upsample_bilinear(self.conv1(features_bchw), (2 * height, 2 * width))
         hidden = F.relu(self.conv2(hidden), inplace=True)
-        return F.relu(self.conv3(hidden), inplace=True).squeeze(1)
+        depth_b1hw = self.conv3(hidden)
+        return (F.relu(depth_b1hw, inplace=True) if clamp_negative else depth_b1hw).squeeze(1)
 
 
 def _weights_to_channels_last_after_load(decoder: "DPTDecoder", incompatible_keys) -> None:
@@ -103,11 +108,11 @@ class DPTDecoder(nn.Module):
             if isinstance(module, nn.Conv2d):
                 module.weight.data = module.weight.data.contiguous(memory_format=torch.channels_last)
 
-    def forward(self, stage_outputs: list[torch.Tensor]) -> torch.Tensor:
+    def forward(self, stage_outputs: list[torch.Tensor], clamp_negative: bool = True) -> torch.Tensor:
         images = [conv(tokens.permute(0, 3, 1, 2)) for conv, tokens in zip(self.reassemble, stage_outputs)]
         # Each fusion block upsamples to the next finer stage's size; the finest one doubles its own.
         out_sizes_hw = [[2 * side for side in images[0].shape[-2:]]] + [image.shape[-2:] for image in images[:-1]]
         fused = self.fusion[-1](images[-1], None, out_sizes_hw[-1])
         for index in reversed(range(len(images) - 1)):
             fused = self.fusion[index](fused, images[index], out_sizes_hw[index])
-        return self.head(fused)
+        return self.head(fused, clamp_negative)

@@ -14,6 +14,7 @@ class SwinV2DPT(nn.Module):
 
     Input: RGB scaled to [0, 1], then (x - 0.5) / 0.5. H and W: any multiples of config.stride (32);
     the output (float32) is bigger where things are nearer, up to an unknown scale and shift.
+    `clamp_negative=False` (training) leaves out the head's final ReLU.
     """
 
     def __init__(self, config: SwinV2DPTConfig):
@@ -22,7 +23,7 @@ class SwinV2DPT(nn.Module):
         self.encoder = SwinV2Encoder(config)
         self.decoder = DPTDecoder(config)
 
-    def forward(self, image_bchw: torch.Tensor) -> torch.Tensor:
+    def forward(self, image_bchw: torch.Tensor, clamp_negative: bool = True) -> torch.Tensor:
         stride = self.config.stride
         if image_bchw.ndim != 4 or image_bchw.shape[1] != 3 or image_bchw.shape[2] % stride or image_bchw.shape[3] % stride:
             raise ValueError(
@@ -31,7 +32,7 @@ class SwinV2DPT(nn.Module):
         encoder_dtype = self.encoder.patch_embed.proj.weight.dtype
         decoder_dtype = self.decoder.head.conv3.weight.dtype
         stage_outputs = self.encoder(image_bchw.to(encoder_dtype))
-        return self.decoder([tokens.to(decoder_dtype) for tokens in stage_outputs]).float()
+        return self.decoder([tokens.to(decoder_dtype) for tokens in stage_outputs], clamp_negative).float()
 
     def set_dtype(self, dtype: torch.dtype) -> "SwinV2DPT":
         """Cast for inference. float16 keeps the SwinV2 encoder in float32: its post-norm residual

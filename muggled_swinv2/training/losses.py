@@ -11,6 +11,12 @@
   2 each time) of |dR/dx| + |dR/dy| over pixel pairs that are both valid, each scale divided by
   its number of valid pixels. It sharpens discontinuities and flattens flat regions.
 Each image's loss is computed on its own; the batch loss is their mean.
+
+Training from scratch adds a small anchor on the raw output (before the head's final ReLU): its
+median is pulled to 1 and its mean absolute deviation to 0.2. L itself ignores the output's scale
+and shift, so without the anchor they drift freely (a first run ended with outputs near 1e5 and half
+of some images clamped to 0 by the ReLU, where no gradient flows). With it, the clamped inference
+output equals the trained one except for disparities more than 5 deviations below the median.
 """
 
 import torch
@@ -18,6 +24,7 @@ import torch
 TRIM_FRACTION = 0.2
 GRADIENT_SCALES = 4
 GRADIENT_WEIGHT = 0.5
+ANCHOR_MEDIAN, ANCHOR_SPREAD, ANCHOR_WEIGHT = 1.0, 0.2, 0.1
 
 
 def normalize_scale_shift(disparity_hw: torch.Tensor, valid_hw: torch.Tensor) -> torch.Tensor:
@@ -68,3 +75,26 @@ def midas_loss(pred_bhw: torch.Tensor, target_bhw: torch.Tensor, valid_bhw: torc
     if not losses:
         return pred_bhw.sum() * 0.0  # keeps the graph: a batch with nothing to learn from
     return torch.stack(losses).mean()
+
+
+def output_anchor_loss(pred_bhw: torch.Tensor, valid_bhw: torch.Tensor) -> torch.Tensor:
+    """Mean over images of (median - 1)^2 + log(mad / 0.2)^2 of the raw output's valid pixels.
+
+    The spread term is in log space: the pull is the same for an output 10x too wide as for 10x too flat.
+    """
+    losses = []
+    for pred_hw, valid_hw in zip(pred_bhw, valid_bhw):
+        values = pred_hw.float()[valid_hw]
+        if values.numel() < 16:
+            continue
+        median = values.median()
+        spread = (values - median).abs().mean()
+        losses.append((median - ANCHOR_MEDIAN) ** 2 + torch.log(spread.clamp_min(1e-6) / ANCHOR_SPREAD) ** 2)
+    if not losses:
+        return pred_bhw.sum() * 0.0
+    return torch.stack(losses).mean()
+
+
+def training_loss(raw_pred_bhw: torch.Tensor, target_bhw: torch.Tensor, valid_bhw: torch.Tensor) -> torch.Tensor:
+    """midas_loss + ANCHOR_WEIGHT * output_anchor_loss, on the output before the final ReLU."""
+    return midas_loss(raw_pred_bhw, target_bhw, valid_bhw) + ANCHOR_WEIGHT * output_anchor_loss(raw_pred_bhw, valid_bhw)

@@ -23,6 +23,8 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+# Scored like KITTI: aligned depth capped at 80 m (the outdoor ground runs on to the horizon).
+SYNTHETIC_MAX_DEPTH = 80.0
 SPLITS = {"train": (0, 1_000_000), "val": (1_000_000, 1_010_000), "test": (2_000_000, 2_010_000)}
 PHOTO_TEXTURES = ("brick", "grass", "gravel", "coffee", "chelsea", "astronaut", "rocket", "camera", "hubble_deep_field")
 _NO_HIT = np.inf

@@ -26,7 +26,8 @@ from ..io.atomic import write_atomically
 from ..model import SwinV2DPT, SwinV2DPTConfig
 from ..model.config import SMALL_CONFIGS
 from .datasets import Sample, load_folder, render_split, training_batch
-from .losses import midas_loss
+from .scenes import SYNTHETIC_MAX_DEPTH
+from .losses import training_loss
 
 
 class TrainingError(Exception):
@@ -59,10 +60,21 @@ class TrainOptions:
 
 
 def init_from_scratch(model: SwinV2DPT, seed: int) -> SwinV2DPT:
-    """Swin-style initialisation: truncated normal (std 0.02) linear weights, zero biases,
-    logit scale log(10) (cosine logits in [-10, 10]), and a positive output bias so that the final
-    ReLU does not start dead."""
+    """Initialisation that keeps every activation near unit scale (the decoder has no normalisation).
+
+    Linear layers: Swin's truncated normal (std 0.02), zero biases, logit scale log(10) (cosine
+    logits in [-10, 10]). Convolutions: std sqrt(2 / fan_in) where a ReLU follows, sqrt(1 / fan_in)
+    where none does, and the last conv of each residual unit zero, so that every unit starts as the
+    identity (with Kaiming everywhere, the fused features grew 20x by the head). The output conv
+    starts small with bias 1: a raw output near 1 with a small spread, where the loss's anchor holds it.
+    """
     generator = torch.Generator().manual_seed(seed)
+    followed_by_relu = {model.decoder.head.conv2}
+    zero = set()
+    for module in model.decoder.modules():
+        if hasattr(module, "conv1") and hasattr(module, "conv2") and module is not model.decoder.head:
+            followed_by_relu.add(module.conv1)  # a residual unit: relu(conv1(.)) -> conv2 -> + x
+            zero.add(module.conv2)
     for name, module in model.named_modules():
         if isinstance(module, torch.nn.Linear):
             with torch.no_grad():
@@ -70,15 +82,16 @@ def init_from_scratch(model: SwinV2DPT, seed: int) -> SwinV2DPT:
                 if module.bias is not None:
                     module.bias.zero_()
         elif isinstance(module, torch.nn.Conv2d):
-            fan_in = module.weight[0].numel()
+            gain = 0.0 if module in zero else 2.0 if module in followed_by_relu else 1.0
             with torch.no_grad():
-                module.weight.copy_(torch.randn(module.weight.shape, generator=generator) * math.sqrt(2.0 / fan_in))
+                module.weight.copy_(torch.randn(module.weight.shape, generator=generator) * math.sqrt(gain / module.weight[0].numel()))
                 if module.bias is not None:
                     module.bias.zero_()
         if hasattr(module, "logit_scale"):
             with torch.no_grad():
                 module.logit_scale.fill_(math.log(10.0))
     with torch.no_grad():
+        model.decoder.head.conv3.weight.mul_(0.1)
         model.decoder.head.conv3.bias.fill_(1.0)
     return model
 
@@ -179,6 +192,7 @@ def train(options: TrainOptions, resume: bool = False, log=None) -> dict:
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
 
     train_samples, val_samples = load_data(options, log)
+    val_max_depth = SYNTHETIC_MAX_DEPTH if options.data == "synthetic" and not options.val_data else None
     log(f"training {model.config.variant} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters) "
         f"on {len(train_samples)} samples, validating on {len(val_samples)}, steps {start_step}..{options.steps}")
     history = {"val": [], "losses": []}
@@ -200,8 +214,8 @@ def train(options: TrainOptions, resume: bool = False, log=None) -> dict:
                 disparity = torch.from_numpy(disparity_np).to(device)
                 valid = torch.from_numpy(valid_np).to(device)
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-                    prediction = model(image_bchw)
-                loss = midas_loss(prediction.float(), disparity, valid) / options.accumulate
+                    prediction = model(image_bchw, clamp_negative=False)
+                loss = training_loss(prediction.float(), disparity, valid) / options.accumulate
                 scaler.scale(loss).backward()
                 total_loss += loss.item()
                 images += len(images_np)
@@ -216,7 +230,7 @@ def train(options: TrainOptions, resume: bool = False, log=None) -> dict:
             progress.update(1)
             if step % options.val_every == 0 or step == options.steps:
                 model.eval()
-                scores = evaluate_samples(model, val_samples, device=device)
+                scores = evaluate_samples(model, val_samples, device=device, max_depth=val_max_depth)
                 model.train()
                 history["val"].append({"step": step, **scores["mean"]})
                 log(f"step {step}: loss {total_loss:.4f}, val AbsRel {scores['mean']['absrel']:.4f}, "
