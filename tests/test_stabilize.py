@@ -83,6 +83,21 @@ def test_scene_cut_resets_and_the_new_scene_is_steady():
     assert stabilizer(second).reset
 
 
+def test_a_frame_changed_everywhere_but_with_the_same_layout_is_not_a_cut():
+    # What a weak model does on a lighting change: the same layout, every value moved by more than
+    # the static threshold. The old rule (too few static pixels = a cut) reset here.
+    rng = np.random.default_rng(9)
+    first = scene(0)
+    distorted = first ** 1.6 + 0.3 * rng.random(first.shape, dtype=np.float32)
+    stabilizer = DepthStabilizer(static_threshold=0.05)
+    stabilizer(first)
+    out = stabilizer(distorted)
+    unit = lambda values: (values - np.median(values)) / np.abs(values - np.median(values)).mean()
+    assert (np.abs(unit(distorted) - unit(first)) >= 0.05).mean() > 0.7  # fewer than min_static static
+    assert not out.reset and out.scale > 0
+    assert stabilizer(np.ascontiguousarray(first[::-1])).reset  # upside down: another layout, a cut
+
+
 def test_size_change_resets_and_flat_frames_keep_the_last_map():
     stabilizer = DepthStabilizer()
     stabilizer(scene(0))

@@ -37,11 +37,15 @@ pixels of the reference move towards the new aligned frame (an exponential avera
 replaced by the aligned frame, so the reference follows a moving camera.
 
 Scene cuts. A frame is a cut, and resets the stabiliser, when fewer than `min_static` of its
-pixels are static, when the fit gives a scale that is not a positive finite number, or when the
-frame's size changes. On a reset the frame is mapped so that its median and mean absolute
+pixels are static AND its normalised values correlate with the reference's by less than
+`min_correlation`, when the fit gives a scale that is not a positive finite number, or when the
+frame's size changes. Both tests are needed: a weak model answers a lighting change with a map
+that differs everywhere by more than `static_threshold` yet keeps the same layout (correlation
+near 1: the frame is fitted on all its pixels, trimmed, instead of on the static ones), while a
+real cut changes the layout. On a reset the frame is mapped so that its median and mean absolute
 deviation match the reference's (so the values, and the colours, stay in the same range), the
 reference restarts from it, and it is not smoothed. A flat frame (no spread to fit) keeps the
-previous frame's scale and shift.
+previous frame's scale and shift, and the frame after it is not smoothed.
 """
 
 from dataclasses import dataclass
@@ -81,13 +85,14 @@ def fit_scale_shift(raw: np.ndarray, target: np.ndarray) -> tuple[float, float]:
 class DepthStabilizer:
     """Puts the frames of a video onto one scale and shift (see the module docstring)."""
 
-    def __init__(self, smoothing: float = 0.7, change_threshold: float = 0.4, static_threshold: float = 0.3,
-                 min_static: float = 0.3, keep: float = 0.8, trim_rounds: int = 2, memory: float = 0.5,
+    def __init__(self, smoothing: float = 0.85, change_threshold: float = 1.0, static_threshold: float = 0.3,
+                 min_static: float = 0.3, min_correlation: float = 0.6, keep: float = 0.8, trim_rounds: int = 2, memory: float = 0.5,
                  fit_pixels: int = 65536):
         if not 0 <= smoothing < 1:
             raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
         self.smoothing, self.change_threshold = smoothing, change_threshold
         self.static_threshold, self.min_static, self.keep = static_threshold, min_static, keep
+        self.min_correlation = min_correlation
         self.trim_rounds, self.memory, self.fit_pixels = trim_rounds, memory, fit_pixels
         self.reset()
 
@@ -110,7 +115,9 @@ class DepthStabilizer:
             return self.scale, self.shift, None  # flat frame: nothing to fit, keep the last map
         static = np.abs(raw_unit - reference_unit) < self.static_threshold
         if static.mean() < self.min_static:
-            return float("nan"), 0.0, None
+            if np.corrcoef(raw_unit, reference_unit)[0, 1] < self.min_correlation:
+                return float("nan"), 0.0, None  # another layout: a scene cut
+            static = np.ones_like(static)  # the same layout, changed everywhere: fit on every pixel
         chosen = static
         scale, shift = fit_scale_shift(raw[chosen], self.reference[chosen])
         for _ in range(self.trim_rounds):
@@ -147,7 +154,7 @@ class DepthStabilizer:
                 self.reference = np.where(static, blended, stabilized)
         self.shape, self.scale, self.shift = raw_depth.shape, scale, shift
         aligned = raw_depth.astype(np.float64) * scale + shift
-        if reset or self.smoothing == 0:
+        if reset or self.smoothing == 0 or self.previous is None:
             smoothed = np.zeros(raw_depth.shape, bool)
             depth = aligned.astype(np.float32)
         else:
@@ -155,7 +162,7 @@ class DepthStabilizer:
             smoothed = np.abs(aligned - self.previous) < self.change_threshold * spread
             blended = self.smoothing * self.previous + (1 - self.smoothing) * aligned
             depth = np.where(smoothed, blended, aligned).astype(np.float32)
-        self.previous = depth
+        self.previous = None if flat else depth  # nothing is smoothed against a flat (black, blank) frame
         return Stabilized(depth, scale, shift, reset, smoothed)
 
 
