@@ -382,38 +382,24 @@ def command_train(args) -> int:
 
 
 def command_eval(args) -> int:
-    import json
-
-    from .evaluation.protocol import evaluate_samples
-    from .io.atomic import write_atomically
+    from .jobs.evaluate import EvalOptions, load_samples, run_evaluation
     from .jobs.images import report_error
-    from .training.datasets import DataError, load_folder, render_split
-    from .training.scenes import SYNTHETIC_MAX_DEPTH
+    from .training.datasets import DataError
 
-    if args.data == "synthetic" and args.max_depth is None:
-        args.max_depth = SYNTHETIC_MAX_DEPTH
+    options = EvalOptions(data=args.data, split=args.split, count=args.count, scene_size=args.scene_size,
+                          gt_scale=args.gt_scale, square=args.square, size=args.size, max_depth=args.max_depth,
+                          batch_size=args.batch_size, json=args.json, quiet=args.quiet)
     try:
-        if args.data == "synthetic":
-            samples, problems = render_split(args.split, args.count, args.scene_size, quiet=args.quiet), []
-        else:
-            samples, problems = load_folder(args.data, args.gt_scale, limit=args.count)
+        samples, problems = load_samples(options)
     except DataError as error:
         raise UsageError(str(error)) from None
     for line in problems:
         report_error(line)
     path = weights_path(args.weights, quiet=args.quiet)
-    model = open_model(args, path)
-    result = evaluate_samples(model, samples, square=args.square, size=args.size, max_depth=args.max_depth,
-                              batch_size=args.batch_size)
-    result["weights"] = str(path)
-    result["settings"] = {"data": args.data, "split": args.split if args.data == "synthetic" else None,
-                          "count": len(samples), "square": args.square, "size": args.size, "max_depth": args.max_depth}
+    result = run_evaluation(open_model(args, path), path, samples, options)
     mean, baseline = result["mean"], result["baseline"]
     print(f"{len(samples)} images: AbsRel {mean['absrel']:.4f}, delta1 {mean['delta1']:.4f} "
           f"(row-gradient baseline: AbsRel {baseline['absrel']:.4f}, delta1 {baseline['delta1']:.4f})")
-    if args.json:
-        text = json.dumps(result, indent=1)
-        write_atomically(args.json, lambda file: file.write(text.encode()))
     return 0
 
 

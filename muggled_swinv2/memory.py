@@ -96,12 +96,10 @@ def largest_fitting_size(config: SwinV2DPTConfig, image_hw, budget: int, batch: 
 
 
 def network_hw_for(config: SwinV2DPTConfig, image_hw, square: bool = False, size: int | None = None):
-    """The network input size predict uses for an image (see predict.prepare_input)."""
-    from .predict import network_size_hw
+    """The network input size predict uses for an image (predict.network_input_hw, the one rule)."""
+    from .predict import network_input_hw  # numpy/OpenCV only
 
-    if square:
-        return config.native_size, config.native_size
-    return network_size_hw(tuple(image_hw), size or config.native_size)
+    return network_input_hw(image_hw, config.native_size, square, size)
 
 
 def memory_refusal(config: SwinV2DPTConfig, network_hw, image_hw, batch: int = 1,

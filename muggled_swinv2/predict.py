@@ -52,14 +52,20 @@ def network_size_hw(image_hw: tuple[int, int], long_side: int, multiple: int = 3
     return tuple(max(multiple, int(side * scale / multiple + 0.5) * multiple) for side in image_hw)  # half up
 
 
+def network_input_hw(image_hw, native_size: int, square: bool, size: int | None) -> tuple[int, int]:
+    """The (h, w) the network sees for an image: the native square, or the aspect kept at `size`."""
+    if square:
+        return native_size, native_size
+    return network_size_hw(tuple(image_hw), size or native_size)
+
+
 def prepare_input(image: np.ndarray, native_size: int, square: bool, size: int | None) -> np.ndarray:
     """OpenCV image -> (3, h, w) float32 network input, normalised to [-1, 1]."""
+    rgb = to_rgb_unit(image, np.float64 if square else np.float32)  # MiDaS resizes the float64 image
+    height, width = network_input_hw(rgb.shape[:2], native_size, square, size)
     if square:
-        rgb = to_rgb_unit(image, np.float64)  # MiDaS resizes the float64 image
-        resized = cv2.resize(rgb, (native_size, native_size), interpolation=cv2.INTER_CUBIC)
+        resized = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_CUBIC)
     else:
-        rgb = to_rgb_unit(image, np.float32)
-        height, width = network_size_hw(rgb.shape[:2], size or native_size)
         shrinking = height * width < rgb.shape[0] * rgb.shape[1]
         interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC
         resized = cv2.resize(rgb, (width, height), interpolation=interpolation)

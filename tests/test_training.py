@@ -330,7 +330,20 @@ def test_eval_command_writes_the_protocol_json(tmp_path, small_checkpoint, capsy
     assert [row["name"] for row in result["images"]] == ["s0", "s1", "s2"]
     assert all(row["valid"] > 0 and 0 <= row["delta1"] <= 1 for row in result["images"])
     assert result["weights"] == str(small_checkpoint) and result["settings"]["count"] == 3
+    assert result["settings"]["max_depth"] is None  # a folder: each image's farthest depth
     assert "AbsRel" in capsys.readouterr().out
+
+
+def test_eval_on_synthetic_scenes_caps_depth_at_80_m_unless_told(tmp_path, small_checkpoint):
+    report = tmp_path / "scores.json"
+    arguments = ["eval", "--weights", str(small_checkpoint), "--count", "2", "--scene-size", "64", "--quiet", "--json", str(report)]
+    assert main(arguments) == 0
+    capped = json.loads(report.read_text())
+    assert capped["settings"]["max_depth"] == 80.0 and capped["settings"]["split"] == "test"
+    assert main(arguments + ["--max-depth", "1e6"]) == 0
+    uncapped = json.loads(report.read_text())
+    assert uncapped["settings"]["max_depth"] == 1e6
+    assert [row["name"] for row in capped["images"]] == [row["name"] for row in uncapped["images"]]
 
 
 def test_eval_names_a_folder_without_pairs(tmp_path, small_checkpoint, capsys):
