@@ -81,8 +81,8 @@ def serial_rate(model, clip: Path, target: Path, size: int, batch_size: int) -> 
         if frame is not None:
             frames.append(frame)
         if frames and (len(frames) == batch_size or frame is None):
-            for depth in predict_batch(model, frames, size=size):
-                depth = stabilizer(depth).depth
+            for picture, depth in zip(frames, predict_batch(model, frames, size=size)):
+                depth = stabilizer(depth, picture).depth
                 writer.write(colorize(normalize(depth, *colour_range.update(depth))))
             frames = []
         if frame is None:

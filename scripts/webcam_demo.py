@@ -125,7 +125,7 @@ def run(args) -> int:
             frame = item.frame
             depth = restore_size(item.result, frame.shape[:2])
             if stabilizer is not None:
-                depth = stabilizer(depth).depth
+                depth = stabilizer(depth, frame).depth
             frames += 1
             fps = frames / max(time.perf_counter() - started, 1e-6)
             depth_rate = 1 / infer.seconds_per_depth if infer.seconds_per_depth else 0.0

@@ -1,5 +1,6 @@
 """Temporal stabilisation: known per-frame scale/shift recovered, scene cuts reset, raw recoverable."""
 
+import cv2
 import numpy as np
 import pytest
 
@@ -96,6 +97,28 @@ def test_a_frame_changed_everywhere_but_with_the_same_layout_is_not_a_cut():
     assert (np.abs(unit(distorted) - unit(first)) >= 0.05).mean() > 0.7  # fewer than min_static static
     assert not out.reset and out.scale > 0
     assert stabilizer(np.ascontiguousarray(first[::-1])).reset  # upside down: another layout, a cut
+
+
+def test_the_picture_tells_a_lighting_change_from_a_cut():
+    # A weak model can answer a lighting change with another layout (depth correlation 0.55 seen):
+    # with the video frame given, only a changed picture makes it a cut.
+    rng = np.random.default_rng(10)
+    picture = (rng.random((90, 120, 3)) * 255).astype(np.uint8)
+    picture = cv2.GaussianBlur(picture, (0, 0), 4)
+    brighter = np.clip(picture.astype(np.float32) * 1.5 + 20, 0, 255).astype(np.uint8)
+    other_picture = np.ascontiguousarray(picture[::-1, ::-1])
+    first = scene(0)
+    changed = 0.5 * first + 2.0 * rng.random(first.shape, dtype=np.float32)  # correlation 0.42 with first
+    stabilizer = DepthStabilizer()
+    stabilizer(first, picture)
+    out = stabilizer(changed, brighter)
+    assert not out.reset and out.scale > 0  # same picture, brighter: not a cut
+    stabilizer = DepthStabilizer()
+    stabilizer(first, picture)
+    assert stabilizer(changed, other_picture).reset  # another picture and layout: a cut
+    stabilizer = DepthStabilizer()
+    stabilizer(first)
+    assert stabilizer(changed).reset  # no pictures given: the depth alone decides
 
 
 def test_size_change_resets_and_flat_frames_keep_the_last_map():

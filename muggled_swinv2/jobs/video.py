@@ -93,7 +93,7 @@ class DepthVideoWriters:
     def write(self, frame: np.ndarray, depth: np.ndarray):
         """One frame's raw inverse depth: stabilise, colour, encode."""
         if self.stabilizer is not None:
-            stable = self.stabilizer(depth)
+            stable = self.stabilizer(depth, frame)
             depth = stable.depth
             self.scales.append(stable.scale)
             self.shifts.append(stable.shift)
