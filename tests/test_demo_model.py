@@ -1,5 +1,6 @@
 """The embedded demo model: shipped, small, installed with the package, and as good as its card says."""
 
+import functools
 import subprocess
 import sys
 import zipfile
@@ -11,6 +12,7 @@ from muggled_swinv2 import load_model
 from muggled_swinv2.demo import DEMO_WEIGHTS
 from muggled_swinv2.evaluation.protocol import evaluate_samples
 from muggled_swinv2.training.datasets import render_split
+from muggled_swinv2.training.scenes import SYNTHETIC_MAX_DEPTH
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -23,12 +25,25 @@ def test_demo_model_is_shipped_small_and_loads():
     assert model.config.native_size == 256
 
 
+@functools.lru_cache(maxsize=1)
+def scores_on_the_test_split() -> dict:
+    """The demo model on the first 24 held-out test scenes, scored as `eval --data synthetic` does."""
+    model = load_model(DEMO_WEIGHTS)
+    return evaluate_samples(model, render_split("test", 24, 256, quiet=True, workers=1), max_depth=SYNTHETIC_MAX_DEPTH)
+
+
+def test_demo_model_beats_the_row_gradient_baseline():
+    """Less than its targets, but more than knowing only that lower in the picture is nearer."""
+    result = scores_on_the_test_split()
+    assert result["mean"]["absrel"] < result["baseline"]["absrel"], result["mean"]
+    assert result["mean"]["delta1"] > result["baseline"]["delta1"], result["mean"]
+
+
 @pytest.mark.xfail(strict=True, reason="the shipped demo model does not meet issue 8's targets yet (see weights/README.md)")
 def test_demo_model_meets_its_targets_on_a_fixed_test_split():
     """The card's targets (AbsRel <= 0.10, delta1 >= 0.90, 2x better than the row gradient), on the
     first 24 held-out test scenes (the card's numbers are on 200); a little slack for the smaller set."""
-    model = load_model(DEMO_WEIGHTS)
-    result = evaluate_samples(model, render_split("test", 24, 256, quiet=True, workers=1))
+    result = scores_on_the_test_split()
     assert result["mean"]["absrel"] <= 0.11, result["mean"]
     assert result["mean"]["delta1"] >= 0.88, result["mean"]
     assert result["mean"]["absrel"] * 2 <= result["baseline"]["absrel"], result
