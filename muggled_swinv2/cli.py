@@ -20,6 +20,7 @@ from .io.colormaps import COLORMAPS, parse_range
 RAW_FORMATS = ("npy", "pfm", "png16", "tiff", "ply", "mesh")  # jobs.images.RAW_FORMATS
 DTYPE_NAMES = ("float32", "float16", "bfloat16")  # devices.DTYPES
 CONVERT_TARGETS = ("muggled", "hf")  # formats.convert.TARGETS
+ENGINES = ("torch", "onnx")  # torch: our model; onnx: export/onnx_runtime.OnnxRuntimeEngine
 
 EXIT_FAILED = 1  # some inputs failed
 EXIT_USAGE = 2  # nothing could be done
@@ -107,6 +108,31 @@ def open_model(args, path=None):
     return load_model(path or weights_path(args.weights, quiet=getattr(args, "quiet", False)), device=device, dtype=dtype)
 
 
+def open_engine(args):
+    """The model the image and video jobs run: ours in PyTorch, or with --engine onnx the same
+    weights exported to ONNX Runtime (CPU, float32; see export/onnx_runtime.py)."""
+    if args.engine == "torch":
+        return open_model(args)
+    if args.device not in ("auto", "cpu"):
+        raise UsageError(f"--engine onnx runs on the CPU; leave out --device {args.device} (or use --engine torch)")
+    if args.dtype != "float32":
+        raise UsageError(f"--engine onnx runs in float32; leave out --dtype {args.dtype} (or use --engine torch)")
+    from .export.onnx import ExportError, require_onnx
+
+    try:
+        require_onnx()
+    except ExportError:
+        raise UsageError("--engine onnx needs ONNX Runtime: pip install 'muggled_swinv2[onnx]'") from None
+    from .export.onnx_runtime import OnnxRuntimeEngine, cache_folder
+    from .jobs.images import report_error
+
+    folder = cache_folder()
+    make_writable_folder(folder / "onnx", "--engine onnx cache folder")
+    args.device = "cpu"
+    model = open_model(args)
+    return OnnxRuntimeEngine(model, folder, notify=None if args.quiet else report_error)
+
+
 def weights_path(weights, quiet: bool = False) -> Path:
     """--weights, or the one checkpoint in weights/, or the embedded demo model (said in one line)."""
     path = resolve_weights(weights)
@@ -141,6 +167,8 @@ def command_image(args) -> int:
         raise UsageError(f"--out {out_dir}: exists and is not a folder")
     sources, errors = expand_inputs(args.inputs, args.recursive, exclude_dir=out_dir.resolve())
     check_ray_arguments(args)
+    if args.ray is not None and args.engine != "torch":
+        raise UsageError("--engine onnx does not run on Ray; leave out --ray (or use --engine torch)")
     for message in errors:
         report_error(message)
     if not sources:
@@ -165,7 +193,7 @@ def command_image(args) -> int:
     if args.ray is not None:
         summary = run_image_job_on_ray(args, plan_tasks(sources, options), options)
     else:
-        summary = run_image_job(open_model(args), plan_tasks(sources, options), options, quiet=args.quiet)
+        summary = run_image_job(open_engine(args), plan_tasks(sources, options), options, quiet=args.quiet)
     if not args.quiet or summary.interrupted:
         print(summary.line(), file=sys.stderr)
     if summary.interrupted:
@@ -238,7 +266,7 @@ def command_video(args) -> int:
         memory_check=not args.no_memory_check,
         stabilize=args.stabilize,
     )
-    summary = run_video_job(open_model(args), source, target, options, quiet=args.quiet)
+    summary = run_video_job(open_engine(args), source, target, options, quiet=args.quiet)
     if not args.quiet or summary.interrupted:
         print(f"{target}: {summary.line()}", file=sys.stderr)
     return EXIT_INTERRUPTED if summary.interrupted else 0
@@ -427,6 +455,9 @@ def add_prediction_arguments(parser):
     parser.add_argument("--overwrite", action="store_true",
                         help="replace existing outputs that this tool wrote (never anyone else's file)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary (errors still shown)")
+    parser.add_argument("--engine", default="torch", choices=ENGINES,
+                        help="torch (default), or onnx: the same network exported to ONNX Runtime, CPU float32 "
+                             "(the [onnx] extra; exported once per network size into a cache folder, see README)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -132,10 +132,11 @@ def relative_difference(ours: np.ndarray, reference: np.ndarray) -> float:
 
 def trace(model, size_hw, batch, opset: int):
     """torch.export + torch.onnx: the ONNX ModelProto of `model` at this size and batch."""
-    example = torch.from_numpy(test_input(2 if batch == "dynamic" else batch, size_hw))
     dynamic_shapes = ({0: torch.export.Dim("batch", min=1, max=1024)},) if batch == "dynamic" else None
-    # Autograd on: the model's plain path (see the module doc); nothing is trained.
+    # Autograd on: the model's plain path (see the module doc); nothing is trained. Also when called
+    # in inference mode (as by the --engine onnx jobs): the example must not be an inference tensor.
     with torch.inference_mode(False), torch.enable_grad(), direct_convolutions(model):
+        example = torch.from_numpy(test_input(2 if batch == "dynamic" else batch, size_hw))
         program = torch.export.export(model, (example,), dynamic_shapes=dynamic_shapes, strict=False)
         onnx_program = torch.onnx.export(
             program, input_names=["image"], output_names=["inverse_depth"], opset_version=opset,

@@ -16,9 +16,10 @@ How each number is obtained (all in one run, on the same random weights):
   the direct computation. The Winograd path does fewer multiplications than that, so "% roof" is
   an effective rate and could in principle pass 100%. The same count serves the peer (it does a
   little more work: its fusion 1x1 convolutions run after the upsampling).
-- Roofline: the machine's fp32 GEMM rate is measured in the same run (a 2048^3 matmul on the same
-  threads, best of several); roofline time = FLOPs / rate, and "% roof" = roofline time / median
-  time, the fraction of the GEMM-bound floor that a model reaches.
+- Roofline: the machine's fp32 GEMM rate is measured in the same run (a 2048^3 matrix product on
+  the same threads, best of several, by torch.mm and by oneDNN as our linear layers run it);
+  roofline time = FLOPs / rate, and "% roof" = roofline time / median time, the fraction of the
+  GEMM-bound floor that a model reaches.
 - Memory: each model is run again in a fresh child process (so nothing of the other model, of
   this process's timing loop or of the weight building counts). On CPU the child imports
   everything, notes its RSS, builds the model, frees the building garbage (glibc malloc_trim),
@@ -56,6 +57,7 @@ from ..formats.key_table import HF, MIDAS, from_native, to_native
 from ..model import SwinV2DPT, SwinV2DPTConfig
 from ..model.config import RELEASED_CONFIGS
 from ..model.windows import window_layout
+from ..model.onednn import blas_linears, linear
 from ..model.winograd import direct_convolutions
 
 VARIANTS = RELEASED_CONFIGS
@@ -206,23 +208,26 @@ def timed(forward, image, device) -> tuple[float, torch.Tensor]:
 
 
 def gemm_rate(device: torch.device, dtype: torch.dtype, repeats: int = 5) -> float:
-    """Best FLOP/s of a 2048^3 matmul on this device, dtype and thread count."""
+    """Best FLOP/s of a 2048^3 matrix product on this device, dtype and thread count, by torch.mm
+    (the BLAS: MKL on x86 CPUs) or by our linear layers' path (oneDNN on x86 CPUs, model/onednn.py),
+    whichever is faster: on the AMD CI machine MKL reached less than half of oneDNN's rate."""
     side = 2048
     a, b = (torch.randn(side, side, device=device).to(dtype) for _ in range(2))
     best = math.inf
     with torch.inference_mode():
-        for _ in range(repeats + 1):
-            synchronize(device)
-            start = time.perf_counter()
-            torch.mm(a, b)
-            synchronize(device)
-            best = min(best, time.perf_counter() - start)
+        for product in (torch.mm, linear):
+            for _ in range(repeats + 1):
+                synchronize(device)
+                start = time.perf_counter()
+                product(a, b)
+                synchronize(device)
+                best = min(best, time.perf_counter() - start)
     return 2 * side**3 / best
 
 
 def count_flops(model: SwinV2DPT, image: torch.Tensor) -> int:
-    """FLOPs of one forward done the direct way (Winograd off); the CPU attention kernel is added
-    to the counter's table."""
+    """FLOPs of one forward done the direct way (Winograd off, linear layers through F.linear, which
+    the counter knows); the CPU attention kernel is added to the counter's table."""
     from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
     def cpu_attention(query, key, value, *args, **kwargs):
@@ -231,7 +236,7 @@ def count_flops(model: SwinV2DPT, image: torch.Tensor) -> int:
     counter = FlopCounterMode(
         display=False, custom_mapping={torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: cpu_attention}
     )
-    with direct_convolutions(model), counter, torch.inference_mode():
+    with direct_convolutions(model), blas_linears(), counter, torch.inference_mode():
         model(image)
     return counter.get_total_flops()
 

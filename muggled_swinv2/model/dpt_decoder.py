@@ -60,13 +60,15 @@ class DepthHead(nn.Module):
         self.conv3 = nn.Conv2d(last_channels, 1, kernel_size=1)
 
     def forward(self, features_bchw: torch.Tensor, clamp_negative: bool = True) -> torch.Tensor:
-        # On a CPU one image at a time: after the upsampling, (B, 128, H, W) is the largest activation
-        # of the whole model, and nothing here mixes images, so a batch needs no more memory than one
-        # image. (A GPU keeps the batch: there, one call per image would cost time. So does autograd,
-        # which keeps every image's activations anyway, and graph export, which traces that path.)
-        if features_bchw.device.type != "cpu" or torch.is_grad_enabled():
+        # On a CPU, in inference, one image at a time, and in float32 in bands of rows (see
+        # depth_in_bands): nothing here mixes images or distant rows. (A GPU keeps the batch: there,
+        # many small calls would cost time. So does autograd, which keeps every activation anyway,
+        # and graph export, which traces that path. Half precision keeps the upsampling whole: the
+        # bands would round it twice.) Unclamped output is for training only and takes the plain path.
+        if features_bchw.device.type != "cpu" or torch.is_grad_enabled() or not clamp_negative:
             return self.depth_from_features(features_bchw, clamp_negative)
-        return torch.cat([self.depth_from_features(image_1chw, clamp_negative) for image_1chw in features_bchw.split(1)])
+        per_image = self.depth_in_bands if features_bchw.dtype == torch.float32 else self.depth_from_features
+        return torch.cat([per_image(image_1chw) for image_1chw in features_bchw.split(1)])
 
     def depth_from_features(self, features_bchw: torch.Tensor, clamp_negative: bool = True) -> torch.Tensor:
         height, width = features_bchw.shape[-2:]
@@ -74,6 +76,50 @@ class DepthHead(nn.Module):
         hidden = F.relu(self.conv2(hidden), inplace=True)
         depth_b1hw = self.conv3(hidden)
         return (F.relu(depth_b1hw, inplace=True) if clamp_negative else depth_b1hw).squeeze(1)
+
+    def depth_in_bands(self, features_1chw: torch.Tensor) -> torch.Tensor:
+        """depth_from_features for one image, with conv1's upsampled output made BAND_VALUES at a time.
+
+        That (1, 128, H, W) map is the largest activation of the model; made whole, it is fresh
+        memory on every call (32 MiB at 256x256), and the page faults of touching it took longer
+        than the upsampling itself (measured: 17 ms against 2.5 ms into memory already touched).
+        Per band of output rows: the input rows it needs are upsampled along the width (F.interpolate,
+        rows kept as they are), then along the height with the weights F.interpolate uses
+        (align_corners: source row = y * (h - 1) / (H - 1), in float32), written with a row of halo
+        on each side (zeros at the image's edges: conv2's padding) for conv2, then conv2 and conv3.
+        """
+        hidden_1chw = self.conv1(features_1chw)
+        channels, height, width = hidden_1chw.shape[1:]
+        out_h, out_w = 2 * height, 2 * width
+        scale = torch.tensor(height - 1, dtype=torch.float32) / (out_h - 1)  # out_h >= 2
+        source = torch.arange(out_h, dtype=torch.float32) * scale
+        top = source.long().clamp(max=height - 1)  # truncation: the source is never negative
+        bottom = (top + 1).clamp(max=height - 1)
+        weight_bottom = (source - top).view(-1, 1, 1)  # (out_h, 1, 1): per output row
+        weight_top = 1 - weight_bottom
+
+        band_rows = max(1, BAND_VALUES // (out_w * channels))
+        band_1hwc = hidden_1chw.new_empty(1, band_rows + 2, out_w, channels)
+        depth_1hw = hidden_1chw.new_empty(1, out_h, out_w)
+        for first in range(0, out_h, band_rows):
+            last = min(first + band_rows, out_h)
+            low, high = max(first - 1, 0), min(last + 1, out_h)  # upsampled rows: the band and its halo
+            offset = low - (first - 1)  # 1 where the halo row lies above the image (a zero row), else 0
+            source_low, source_high = int(top[low]), int(bottom[high - 1]) + 1
+            widened = upsample_bilinear(hidden_1chw[:, :, source_low:source_high], (source_high - source_low, out_w))
+            widened_hwc = widened[0].permute(1, 2, 0)  # (rows, out_w, C), contiguous
+            upsampled = band_1hwc[0, offset : offset + high - low]
+            torch.mul(widened_hwc[top[low:high] - source_low], weight_top[low:high], out=upsampled)
+            upsampled.addcmul_(widened_hwc[bottom[low:high] - source_low], weight_bottom[low:high])
+            band_1hwc[0, :offset].zero_()
+            band_1hwc[0, offset + high - low : last - first + 2].zero_()
+            band_1chw = band_1hwc[:, : last - first + 2].permute(0, 3, 1, 2)
+            hidden = F.relu_(F.conv2d(band_1chw, self.conv2.weight, self.conv2.bias, padding=(0, 1)))
+            depth_1hw[:, first:last] = F.relu_(self.conv3(hidden))[:, 0]
+        return depth_1hw
+
+
+BAND_VALUES = 2**20  # floats of conv1's upsampled output made at once by DepthHead.depth_in_bands (4 MiB)
 
 
 def _weights_to_channels_last_after_load(decoder: "DPTDecoder", incompatible_keys) -> None:

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import SwinV2DPTConfig
+from .onednn import Linear, linear
 from .patch_embed import PatchEmbed
 from .windows import (
     WindowLayout,
@@ -69,11 +70,11 @@ class WindowAttention(nn.Module):
         self.num_heads = num_heads
         self.pretrained_window = pretrained_window
         self.logit_scale = nn.Parameter(torch.zeros(num_heads, 1, 1))
-        self.qkv = nn.Linear(dim, 3 * dim, bias=False)
+        self.qkv = Linear(dim, 3 * dim, bias=False)
         self.q_bias = nn.Parameter(torch.zeros(dim))  # keys have no bias in SwinV2
         self.v_bias = nn.Parameter(torch.zeros(dim))
         self.cpb_mlp = nn.Sequential(nn.Linear(2, 512), nn.ReLU(), nn.Linear(512, num_heads, bias=False))
-        self.proj = nn.Linear(dim, dim)
+        self.proj = Linear(dim, dim)
         self._bias_cache_key, self._bias_cache = None, None
 
     def position_bias(self, window_hw: tuple[int, int], buffers: dict | None = None) -> torch.Tensor:
@@ -116,7 +117,7 @@ class WindowAttention(nn.Module):
         """
         batch, num_windows, tokens, channels = windows_bnlc.shape
         qkv_bias = torch.cat((self.q_bias, torch.zeros_like(self.v_bias), self.v_bias))
-        qkv = F.linear(windows_bnlc, self.qkv.weight, qkv_bias)
+        qkv = linear(windows_bnlc, self.qkv.weight, qkv_bias)
         qkv = qkv.view(batch, num_windows, tokens, 3, self.num_heads, channels // self.num_heads)
         q, k, v = qkv.permute(3, 0, 1, 4, 2, 5)  # each (B, windows, heads, N, head_dim)
 
@@ -134,8 +135,8 @@ class MLP(nn.Module):
 
     def __init__(self, dim: int, hidden_dim: int):
         super().__init__()
-        self.fc1 = nn.Linear(dim, hidden_dim)
-        self.fc2 = nn.Linear(hidden_dim, dim)
+        self.fc1 = Linear(dim, hidden_dim)
+        self.fc2 = Linear(hidden_dim, dim)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         hidden = self.fc1(tokens)
@@ -183,7 +184,7 @@ class PatchMerging(nn.Module):
 
     def __init__(self, dim: int):
         super().__init__()
-        self.reduction = nn.Linear(4 * dim, 2 * dim, bias=False)
+        self.reduction = Linear(4 * dim, 2 * dim, bias=False)
         self.norm = nn.LayerNorm(2 * dim)
 
     def forward(self, tokens_bhwc: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,71 @@
+"""The encoder's linear layers on a CPU through oneDNN, the library behind PyTorch's CPU convolutions,
+instead of the BLAS (MKL) that F.linear calls in float32.
+
+Why: on the 2-core AMD EPYC (Zen 5) CI machine, MKL's sgemm ran the encoder's matrix products at
+about 210 GFLOP/s, oneDNN's at 400-480 (`python scripts/profile_engines.py`, and README, "Where
+ONNX Runtime's lead came from"): the encoder's Linear layers were the largest part of the gap to
+ONNX Runtime, whose own GEMM (MLAS) runs at oneDNN's rate. The sums are the same, in another
+order: results differ from F.linear by float rounding (about 1e-6 of the output range).
+
+Used in float32 inference on x86-64 CPUs (where it was measured); autograd, graph capture (export,
+torch.compile), other devices and dtypes keep F.linear.
+"""
+
+import platform
+from contextlib import contextmanager
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+_X86 = platform.machine().lower() in ("x86_64", "amd64")
+
+
+def _has_onednn_linear() -> bool:
+    try:
+        return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+    except (AttributeError, RuntimeError):  # a build without oneDNN
+        return False
+
+
+_ONEDNN_LINEAR = _X86 and _has_onednn_linear()
+_enabled = True  # see blas_linears
+
+
+def uses_onednn(tokens: torch.Tensor, weight: torch.Tensor) -> bool:
+    return (
+        _ONEDNN_LINEAR
+        and _enabled
+        and torch.backends.mkldnn.enabled
+        and tokens.device.type == "cpu"
+        and tokens.dtype == torch.float32
+        and weight.dtype == torch.float32
+        and tokens.numel() > 0
+        and not torch.is_grad_enabled()
+        and not torch.compiler.is_compiling()
+    )
+
+
+def linear(tokens: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """F.linear: (..., C_in) tokens, (C_out, C_in) weight -> (..., C_out); oneDNN where it applies."""
+    if uses_onednn(tokens, weight):
+        return torch.ops.mkldnn._linear_pointwise(tokens, weight, bias, "none", [], "")
+    return F.linear(tokens, weight, bias)
+
+
+class Linear(nn.Linear):
+    """nn.Linear (same parameters and state-dict keys) that computes through `linear` above."""
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return linear(tokens, self.weight, self.bias)
+
+
+@contextmanager
+def blas_linears():
+    """Inside this block every `linear` runs as F.linear (to time what oneDNN buys)."""
+    global _enabled
+    previous, _enabled = _enabled, False
+    try:
+        yield
+    finally:
+        _enabled = previous

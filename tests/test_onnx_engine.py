@@ -1,0 +1,144 @@
+"""`--engine onnx`: the image and video jobs with ONNX Runtime as the engine write what the torch
+engine writes (to 1e-4 of the output range), export once per network size into the cache folder,
+and refuse what they cannot do in one line."""
+
+import builtins
+
+import numpy as np
+import pytest
+
+import cv2
+from muggled_swinv2.cli import main
+from pictures import photo, write_video
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+
+TOLERANCE = 1e-4  # of the output range
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("MUGGLED_SWINV2_CACHE", str(folder))
+    return folder
+
+
+@pytest.fixture
+def pictures(tmp_path):
+    """Two pictures whose network sizes differ at --size 64: 32x64 and 64x64."""
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "wide.png"), photo(60, 90, seed=1))
+    cv2.imwrite(str(folder / "square.png"), photo(45, 45, seed=2))
+    return folder
+
+
+def run(capsys, *args):
+    code = main([str(arg) for arg in args])
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    return code, captured.out, captured.err
+
+
+def relative(result: np.ndarray, expected: np.ndarray) -> float:
+    return float(np.abs(result - expected).max() / np.ptp(expected))
+
+
+def test_image_job_writes_what_the_torch_engine_writes(tmp_path, capsys, small_checkpoint, cache, pictures):
+    common = [pictures, "-w", small_checkpoint, "--size", 64, "--raw", "npy", "--batch-size", 2]
+    code, _, err = run(capsys, "image", *common, "--out", tmp_path / "torch")
+    assert code == 0, err
+    code, _, err = run(capsys, "image", *common, "--out", tmp_path / "onnx", "--engine", "onnx")
+    assert code == 0, err
+    assert err.count("exporting the network at") == 2 and "32x64" in err and "64x64" in err
+    assert "processed 2, failed 0" in err
+    for stem in ("wide", "square"):
+        expected, result = np.load(tmp_path / "torch" / f"{stem}.npy"), np.load(tmp_path / "onnx" / f"{stem}.npy")
+        assert result.shape == expected.shape and relative(result, expected) <= TOLERANCE
+    exports = sorted(path.name for path in (cache / "onnx").iterdir())
+    assert len(exports) == 2 and all(name.endswith(("-32x64.onnx", "-64x64.onnx")) for name in exports)
+
+    # The second run takes the cached exports: no export, the same outputs.
+    code, _, err = run(capsys, "image", *common, "--out", tmp_path / "again", "--engine", "onnx")
+    assert code == 0 and "exporting" not in err, err
+    for stem in ("wide", "square"):
+        assert np.array_equal(np.load(tmp_path / "again" / f"{stem}.npy"), np.load(tmp_path / "onnx" / f"{stem}.npy"))
+
+
+def test_video_job_writes_what_the_torch_engine_writes(tmp_path, capsys, small_checkpoint, cache):
+    clip = write_video(tmp_path / "clip.mp4", frames=5, size_wh=(96, 64), fps=12.0)
+    common = [clip, "-w", small_checkpoint, "--raw", "npz", "--no-stabilize", "--batch-size", 3]  # batches of 3 and 2
+    code, _, err = run(capsys, "video", *common, "--out", tmp_path / "torch.mp4")
+    assert code == 0, err
+    code, _, err = run(capsys, "video", *common, "--out", tmp_path / "onnx.mp4", "--engine", "onnx")
+    assert code == 0 and "wrote 5 frames" in err, err
+    expected, result = np.load(tmp_path / "torch.npz"), np.load(tmp_path / "onnx.npz")
+    assert sorted(result.files) == sorted(expected.files) and len(result.files) == 5
+    for name in expected.files:
+        assert relative(result[name], expected[name]) <= TOLERANCE
+
+
+def test_a_damaged_cached_export_is_made_again(tmp_path, capsys, small_checkpoint, cache, pictures):
+    common = [pictures / "square.png", "-w", small_checkpoint, "--size", 64, "--raw", "npy", "--engine", "onnx"]
+    assert run(capsys, "image", *common, "--out", tmp_path / "first")[0] == 0
+    (export,) = (cache / "onnx").iterdir()
+    export.write_bytes(b"not an onnx file")
+    code, _, err = run(capsys, "image", *common, "--out", tmp_path / "second")
+    assert code == 0 and "exporting the network at 64x64" in err, err
+    assert np.array_equal(np.load(tmp_path / "second" / "square.npy"), np.load(tmp_path / "first" / "square.npy"))
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--device", "cuda"], "--engine onnx runs on the CPU"),
+    (["--dtype", "bfloat16"], "--engine onnx runs in float32"),
+    (["--ray"], "--engine onnx does not run on Ray"),
+])
+def test_what_the_onnx_engine_cannot_do_is_one_line(tmp_path, capsys, small_checkpoint, cache, pictures, options, message):
+    code, _, err = run(capsys, "image", pictures, "-w", small_checkpoint, "--out", tmp_path / "out", "--engine", "onnx",
+                       *options)
+    assert code == 2 and err.count("\n") == 1 and message in err
+    assert not cache.exists()
+
+
+def test_missing_onnx_runtime_names_the_extra(tmp_path, capsys, monkeypatch, small_checkpoint, cache, pictures):
+    real_import = builtins.__import__
+
+    def no_onnx(name, *args, **kwargs):
+        if name.split(".")[0] in ("onnx", "onnxruntime", "onnxscript"):
+            raise ImportError(f"No module named {name!r}", name=name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_onnx)
+    clip = write_video(tmp_path / "clip.mp4", frames=2)
+    for args in (["image", pictures, "--out", tmp_path / "out"], ["video", clip, "--out", tmp_path / "depth.mp4"]):
+        code, _, err = run(capsys, *args, "-w", small_checkpoint, "--engine", "onnx")
+        assert code == 2 and err.count("\n") == 1 and "pip install 'muggled_swinv2[onnx]'" in err
+    assert not (tmp_path / "depth.mp4").exists()
+
+
+def test_cache_folder_that_cannot_be_written(tmp_path, capsys, monkeypatch, small_checkpoint, pictures):
+    blocker = tmp_path / "a file"
+    blocker.write_text("")
+    monkeypatch.setenv("MUGGLED_SWINV2_CACHE", str(blocker))
+    code, _, err = run(capsys, "image", pictures, "-w", small_checkpoint, "--out", tmp_path / "out", "--engine", "onnx")
+    assert code == 2 and err.count("\n") == 1 and "--engine onnx cache folder" in err
+
+
+def test_failed_export_fails_its_images_alone(tmp_path, capsys, monkeypatch, small_checkpoint, cache, pictures):
+    from muggled_swinv2.export import onnx_runtime
+
+    real_export = onnx_runtime.export_onnx
+
+    def export_all_but_square(model, path, size_hw, **options):
+        if size_hw == (64, 64):
+            raise onnx_runtime.ExportError(f"{path}: the model could not be exported (out of memory)")
+        return real_export(model, path, size_hw=size_hw, **options)
+
+    monkeypatch.setattr(onnx_runtime, "export_onnx", export_all_but_square)
+    code, _, err = run(capsys, "image", pictures, "-w", small_checkpoint, "--size", 64, "--out", tmp_path / "out",
+                       "--engine", "onnx")
+    assert code == 1 and "processed 1, failed 1" in err
+    failure = next(line for line in err.splitlines() if "square.png" in line)
+    assert "depth estimation failed (ONNX export at 64x64 failed:" in failure and "out of memory" in failure
+    assert (tmp_path / "out" / "wide.png").exists() and not (tmp_path / "out" / "square.png").exists()
