@@ -179,3 +179,62 @@ def test_smoothing_of_unchanged_pixels_is_undone_by_recover_raw():
     archive["smoothing"] = np.array(0.7)
     for recovered, raw in zip(recover_raw(archive), raws):
         np.testing.assert_allclose(recovered, raw, atol=2e-5 * np.ptp(raw))
+
+
+def test_still_pixels_are_a_running_mean_then_an_exponential_average():
+    rng = np.random.default_rng(12)
+    depth = scene(0)
+    frames = [(depth + 0.01 * rng.standard_normal(depth.shape)).astype(np.float32) for _ in range(30)]
+    stabilizer = DepthStabilizer(smoothing=0.9)
+    for index, frame in enumerate(frames):
+        out = stabilizer(frame)
+        aligned = out.scale * frame.astype(np.float64) + out.shift
+        assert out.smoothed.all() == (index > 0)
+        if index == 0:
+            expected = aligned
+        elif index < 10:  # a plain mean of the frames so far: the first frame gets no extra weight
+            expected = expected + (aligned - expected) / (index + 1)
+        else:  # then an exponential average over about 1 / (1 - smoothing) frames
+            expected = 0.9 * expected + 0.1 * aligned
+        np.testing.assert_allclose(out.depth, expected, atol=1e-5)
+    # the noise of the output is that of a mean of about 10 frames, not of one frame
+    assert np.std(out.depth - depth) < 0.5 * np.std(frames[-1] - depth)
+
+
+def picture_of(depth: np.ndarray, gain: float = 1.0) -> np.ndarray:
+    """A textured BGR picture whose brightness follows the depth map (what a camera would see)."""
+    texture = np.random.default_rng(5).random(depth.shape) * 20
+    grey = np.clip(gain * (40 + 30 * depth + texture), 0, 255).astype(np.uint8)
+    return cv2.merge([grey, grey, grey])
+
+
+def test_with_pictures_light_changes_are_smoothed_and_motion_is_not():
+    rng = np.random.default_rng(13)
+    depth = scene(0)
+    stabilizer = DepthStabilizer()
+    stabilizer(depth, picture_of(depth))
+    spread = np.mean(np.abs(depth - np.median(depth)))
+    for index in range(1, 6):
+        # the model answers a change of light with depth changes of 1.2 deviations in a patch, up
+        # and down (from the smoothed output: 1.2 to 1.8, more than change_threshold, less than
+        # picture_change_threshold); the picture only got brighter (exposure, which does not count)
+        answered = depth.copy()
+        answered[60:80, 70:110] += 1.2 * spread * (-1) ** index
+        frame = answered.copy()
+        frame[10:40, 10 * index:10 * index + 30] += 0.5 * spread  # a moving object, nearer by 0.5 deviation
+        shown = depth.copy()  # the picture: the true scene, with the object
+        shown[10:40, 10 * index:10 * index + 30] += 2.0  # ... and visible in the picture
+        out = stabilizer(frame + 0.001 * rng.standard_normal(depth.shape).astype(np.float32),
+                         picture_of(shown, gain=1.0 + 0.05 * index))
+        assert not out.reset
+        assert out.smoothed[60:80, 70:110].all()  # the light's answer is smoothed
+        front = out.smoothed[14:36, 10 * index + 22:10 * index + 26]  # the object's leading edge, 4 px in (blur)
+        assert not front.any()
+        np.testing.assert_allclose(out.depth[12:38, 10 * index + 22:10 * index + 26],
+                                   frame[12:38, 10 * index + 22:10 * index + 26], atol=2e-2)
+    # without the picture the same depth change counts as motion: not smoothed
+    alone = DepthStabilizer()
+    alone(depth)
+    answered = depth.copy()
+    answered[60:80, 70:110] += 1.5 * spread
+    assert not alone(answered).smoothed[60:80, 70:110].any()

@@ -7,15 +7,23 @@ small local changes, so a still scene also shimmers. `DepthStabilizer` does two 
 
 1. Alignment: frame t is mapped to `aligned_t = scale_t * raw_t + shift_t`, one scale and shift
    for the whole video, fitted robustly against a running reference (below).
-2. Smoothing: pixels of `aligned_t` within `change_threshold` (times the frame's mean absolute
-   deviation) of the previous output are averaged with it over time,
-   `out_t = smoothing * out_(t-1) + (1 - smoothing) * aligned_t`; the others (what moved, what
-   the camera uncovered) are taken as they are, so nothing lags behind real motion. With
-   `smoothing=0` the output is the aligned frame.
+2. Smoothing: a pixel is smoothed when `aligned_t` lies within `change_threshold` (times the
+   frame's mean absolute deviation) of the previous output. When the caller passes the video
+   frame, its picture must also have barely changed there (blurred grey, divided by the frame's
+   mean brightness so that exposure changes do not count: |log change| < `picture_threshold`),
+   and with that second witness the depth may have changed by up to `picture_change_threshold`
+   deviations: a weak model answers a change of light with depth changes that large, and motion
+   shows in the picture. A smoothed pixel is
+   averaged with the previous output, `out_t = out_(t-1) + w * (aligned_t - out_(t-1))`, with
+   w = max(1 - smoothing, 1 / (n + 1)) for a pixel smoothed n frames in a row: a plain mean of
+   the frames it has been still for, then an exponential average over about 1 / (1 - smoothing)
+   frames (a plain exponential average would hold on to whatever the first frame got wrong).
+   The others (what moved, what the camera uncovered) are taken as they are, so nothing lags
+   behind real motion. With `smoothing=0` the output is the aligned frame.
 
 Both steps can be undone: the smoothed pixels of each frame are kept (`Stabilized.smoothed`), so
-`aligned_t = (out_t - smoothing * out_(t-1)) / (1 - smoothing)` there and `raw_t = (aligned_t -
-shift_t) / scale_t` (`recover_raw` does it for the `video` job's npz). Any scale- and
+the run lengths n and weights w follow, `aligned_t = out_(t-1) + (out_t - out_(t-1)) / w` there,
+and `raw_t = (aligned_t - shift_t) / scale_t` (`recover_raw` does it for the `video` job's npz). Any scale- and
 shift-invariant measure of a single frame, such as the MiDaS evaluation protocol, is unchanged by
 the alignment.
 
@@ -89,13 +97,14 @@ def fit_scale_shift(raw: np.ndarray, target: np.ndarray) -> tuple[float, float]:
 class DepthStabilizer:
     """Puts the frames of a video onto one scale and shift (see the module docstring)."""
 
-    def __init__(self, smoothing: float = 0.85, change_threshold: float = 1.0, static_threshold: float = 0.3,
-                 min_static: float = 0.3, min_correlation: float = 0.6,
+    def __init__(self, smoothing: float = 0.95, change_threshold: float = 1.0, picture_threshold: float = 0.3,
+                 picture_change_threshold: float = 2.0, static_threshold: float = 0.3, min_static: float = 0.3, min_correlation: float = 0.6,
                  min_image_correlation: float = 0.7, keep: float = 0.8, trim_rounds: int = 2, memory: float = 0.5,
                  fit_pixels: int = 65536):
         if not 0 <= smoothing < 1:
             raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
-        self.smoothing, self.change_threshold = smoothing, change_threshold
+        self.smoothing, self.change_threshold, self.picture_threshold = smoothing, change_threshold, picture_threshold
+        self.picture_change_threshold = picture_change_threshold
         self.static_threshold, self.min_static, self.keep = static_threshold, min_static, keep
         self.min_correlation, self.min_image_correlation = min_correlation, min_image_correlation
         self.trim_rounds, self.memory, self.fit_pixels = trim_rounds, memory, fit_pixels
@@ -105,6 +114,8 @@ class DepthStabilizer:
         """Forget the reference: the next frame starts afresh (scale 1, shift 0)."""
         self.reference = None  # float64, subsampled, on the stabilised scale
         self.previous = None  # float32 (H, W): the last output
+        self.run_length = None  # int (H, W): frames in a row each pixel was smoothed
+        self.brightness = None  # float32 (H, W): the last picture's log_brightness, when pictures are given
         self.shape = None
         self.scale, self.shift = 1.0, 0.0
         self.thumbnail = None  # the previous picture's normalised grey thumbnail, when pictures are given
@@ -147,6 +158,7 @@ class DepthStabilizer:
         from (any size, grey or BGR), tells a scene cut from a lighting change."""
         raw = self._sample(raw_depth)
         thumbnail = picture_thumbnail(picture) if picture is not None else None
+        brightness = log_brightness(picture, raw_depth.shape) if picture is not None else None
         static = None
         if self.reference is None or raw_depth.shape != self.shape:
             reset, scale, shift = True, 1.0, 0.0  # nothing to match: the first frame, or a new size
@@ -173,11 +185,38 @@ class DepthStabilizer:
             depth = aligned.astype(np.float32)
         else:
             spread = robust_normalize(scale * raw + shift)[2]
-            smoothed = np.abs(aligned - self.previous) < self.change_threshold * spread
-            blended = self.smoothing * self.previous + (1 - self.smoothing) * aligned
+            if brightness is not None and self.brightness is not None:
+                smoothed = np.abs(aligned - self.previous) < self.picture_change_threshold * spread
+                smoothed &= np.abs(brightness - self.brightness) < self.picture_threshold
+            else:
+                smoothed = np.abs(aligned - self.previous) < self.change_threshold * spread
+            weight = smoothing_weights(np.where(smoothed, self.run_length + 1, 0), self.smoothing)
+            blended = self.previous + weight * (aligned - self.previous)
             depth = np.where(smoothed, blended, aligned).astype(np.float32)
+        self.run_length = np.where(smoothed, self.run_length + 1, 0) if self.run_length is not None and not reset \
+            else np.zeros(raw_depth.shape, np.int32)
         self.previous = None if flat else depth  # nothing is smoothed against a flat (black, blank) frame
+        self.brightness = brightness
         return Stabilized(depth, scale, shift, reset, smoothed)
+
+
+def smoothing_weights(run_length: np.ndarray, smoothing: float) -> np.ndarray:
+    """The new frame's weight per pixel, smoothed `run_length` frames in a row (this one included):
+    1 / (run_length + 1), a plain mean, until it falls to 1 - smoothing."""
+    return np.maximum(1 - smoothing, 1 / (run_length + 1.0))
+
+
+def log_brightness(picture: np.ndarray, shape_hw) -> np.ndarray:
+    """(H, W) float32 log grey level of the picture at the depth map's size, blurred (sensor noise
+    is no change) and less the log of its mean (an exposure change is no change)."""
+    grey = picture.astype(np.float32)
+    if grey.ndim == 3:
+        grey = grey.mean(axis=2)
+    if grey.shape != tuple(shape_hw):
+        grey = cv2.resize(grey, (shape_hw[1], shape_hw[0]), interpolation=cv2.INTER_AREA)
+    grey = cv2.GaussianBlur(grey, (0, 0), 2.0)
+    offset = 8.0 * (255.0 if picture.dtype == np.uint8 else 65535.0 if picture.dtype == np.uint16 else 1.0) / 255.0
+    return np.log(grey + offset) - np.log(float(grey.mean()) + offset)
 
 
 def picture_thumbnail(picture: np.ndarray) -> np.ndarray:
@@ -191,14 +230,15 @@ def picture_thumbnail(picture: np.ndarray) -> np.ndarray:
     return (small - small.mean()) / spread if spread > 0 else np.zeros_like(small)
 
 
-def unstabilize(depth: np.ndarray, scale: float, shift: float, smoothing: float = 0.0,
-                previous: np.ndarray | None = None, smoothed: np.ndarray | None = None) -> np.ndarray:
+def unstabilize(depth: np.ndarray, scale: float, shift: float, previous: np.ndarray | None = None,
+                smoothed: np.ndarray | None = None, weight: np.ndarray | None = None) -> np.ndarray:
     """The raw prediction back from an output frame: its scale and shift, and with smoothing the
-    previous output frame and the pixels that were smoothed (up to float rounding)."""
+    previous output frame, the pixels that were smoothed and their weights (smoothing_weights),
+    up to float rounding."""
     aligned = depth.astype(np.float64)
-    if smoothing and smoothed is not None and smoothed.any():
-        unblended = (aligned - smoothing * previous.astype(np.float64)) / (1 - smoothing)
-        aligned = np.where(smoothed, unblended, aligned)
+    if smoothed is not None and smoothed.any():
+        before = previous.astype(np.float64)
+        aligned = np.where(smoothed, before + (aligned - before) / weight, aligned)
     return ((aligned - shift) / scale).astype(np.float32)
 
 
@@ -216,11 +256,15 @@ def recover_raw(archive) -> list[np.ndarray]:
     frame_NNNNNN outputs, per-frame scale, shift, and smoothed_NNNNNN packed masks, smoothing."""
     frames = sorted(name for name in archive.keys() if name.startswith("frame_"))
     smoothing = float(archive["smoothing"]) if "smoothing" in archive else 0.0
-    raw, previous = [], None
+    raw, previous, run_length = [], None, None
     for index, name in enumerate(frames):
         depth = archive[name]
         mask_name = f"smoothed_{index:06d}"
-        smoothed = unpack_mask(archive[mask_name], depth.shape) if mask_name in archive else None
-        raw.append(unstabilize(depth, archive["scale"][index], archive["shift"][index], smoothing, previous, smoothed))
+        smoothed = unpack_mask(archive[mask_name], depth.shape) if mask_name in archive else np.zeros(depth.shape, bool)
+        if run_length is None or run_length.shape != depth.shape:
+            run_length = np.zeros(depth.shape, np.int32)
+        run_length = np.where(smoothed, run_length + 1, 0)
+        weight = smoothing_weights(run_length, smoothing)
+        raw.append(unstabilize(depth, archive["scale"][index], archive["shift"][index], previous, smoothed, weight))
         previous = depth
     return raw
