@@ -472,8 +472,8 @@ def build_parser() -> argparse.ArgumentParser:
     cluster.add_argument("--actors", type=positive_int, help="model actors, one model load each (default 1)")
     cluster.add_argument("--gpus-per-actor", type=positive_float, metavar="F", help="GPUs per actor, e.g. 1 or 0.5")
     cluster.add_argument("--cpus-per-actor", type=positive_float, metavar="C",
-                         help="CPUs reserved per actor, and its torch threads (default: 0.5 reserved, "
-                              "torch on all of its node's cores, as the local command)")
+                         help="CPUs reserved per actor, and its torch threads (default: the cluster's CPUs "
+                              "shared out between the actors, at most a node's; 1 with --gpus-per-actor)")
     image.set_defaults(run=command_image)
 
     video = commands.add_parser("video", help="depth video of a video file")

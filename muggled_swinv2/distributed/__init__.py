@@ -18,7 +18,7 @@ class RayOptions:
     address: str | None = None  # None: start a local Ray instance on this machine
     actors: int = 1  # model actors (one model load each)
     gpus_per_actor: float = 0.0
-    cpus_per_actor: float | None = None  # None: 0.5 reserved, torch on all of its node's cores
+    cpus_per_actor: float | None = None  # None: the CPUs shared out between the actors (see actor_cpus)
     device: str = "auto"  # auto: cuda with --gpus-per-actor, else cpu
     dtype: str = "float32"
     num_cpus: int | None = None  # CPUs of the local instance (default: this machine's)

@@ -1,23 +1,41 @@
 """Writing files so that readers only ever see complete ones: temp file beside, then rename."""
 
 import errno
+import glob
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
 
 
-def reserve_temp(path, suffix: str = ".partial") -> Path:
-    """An empty temp file in the target's folder (same filesystem, so the rename is atomic).
+def temp_prefix(path: Path) -> str:
+    """How the temp files of `path` start: a dot and at most 64 bytes of its stem, so that a target
+    whose own name is near the file system's 255-byte limit still gets a temp file."""
+    return "." + os.fsdecode(os.fsencode(path.stem)[:64]) + "."
 
-    Its name starts with at most 64 bytes of the target's stem, so that a target whose own name is
-    near the file system's 255-byte limit still gets a temp file.
-    """
+
+def reserve_temp(path, suffix: str = ".partial") -> Path:
+    """An empty temp file in the target's folder (same filesystem, so the rename is atomic)."""
     path = Path(path)
-    stem = os.fsdecode(os.fsencode(path.stem)[:64])
-    handle, name = tempfile.mkstemp(prefix=f".{stem}.", suffix=suffix, dir=path.parent)
+    handle, name = tempfile.mkstemp(prefix=temp_prefix(path), suffix=suffix, dir=path.parent)
     os.close(handle)
     return Path(name)
+
+
+def remove_leftover_temps(path, suffix: str = ".partial") -> None:
+    """Remove the temp files that a writer of `path` killed part way left beside it (a process
+    killed with SIGKILL, or on a node that was lost, cannot clean up after itself). Call it only
+    when `path` is about to be written again."""
+    path = Path(path)
+    prefix = temp_prefix(path)
+    leftover = re.compile(re.escape(prefix) + r"[a-z0-9_]{8}" + re.escape(suffix))  # mkstemp's names
+    try:
+        for candidate in path.parent.glob(glob.escape(prefix) + "*" + suffix):
+            if leftover.fullmatch(candidate.name):
+                candidate.unlink(missing_ok=True)
+    except OSError:
+        pass  # not ours to fix here: writing the file reports any real problem with the folder
 
 
 def usual_mode(mode: int = 0o666) -> int:
