@@ -182,6 +182,8 @@ def check_ray_arguments(args):
     elif args.ray != "local" and Path(args.ray).exists():
         raise UsageError(f"--ray {args.ray}: that is a file or folder, not a cluster address; "
                          f"put --ray after the inputs, or write --ray local")
+    elif (args.cpus_per_actor or 0) > 1 and not float(args.cpus_per_actor).is_integer():
+        raise UsageError(f"--cpus-per-actor {args.cpus_per_actor:g}: Ray takes a fraction below 1 or a whole number")
 
 
 def run_image_job_on_ray(args, tasks, options):

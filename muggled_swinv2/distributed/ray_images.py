@@ -17,7 +17,11 @@ to the names the user gave, as the local command prints them.
 import json
 import logging
 import math
+import os
+import signal
 import socket
+import sys
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -76,13 +80,13 @@ def check_reachable(address: str, timeout_s: float = 5.0) -> None:
         raise RayError(f"--ray {address}: cannot reach a Ray cluster there ({one_line(error)})") from None
 
 
-def connect(ray_options: RayOptions) -> bool:
-    """ray.init for a local instance or an existing cluster; True if we started it (and stop it).
-    A process already connected to Ray (a library caller, the tests) keeps its connection."""
+def connect(ray_options: RayOptions) -> None:
+    """ray.init for a local instance or an existing cluster. A process already connected to Ray
+    (a library caller, the tests) keeps its connection."""
     if ray_options.address is not None:
         check_reachable(ray_options.address)
     if ray.is_initialized():
-        return False
+        return
     settings = dict(log_to_driver=False, logging_level=logging.ERROR)
     try:
         if ray_options.address is None:
@@ -93,10 +97,10 @@ def connect(ray_options: RayOptions) -> bool:
                      _system_config={"worker_niceness": 0, "enable_worker_prestart": False}, **settings)
         else:
             ray.init(address=ray_options.address, **settings)
-    except (ConnectionError, TimeoutError, RuntimeError, ValueError) as error:
-        where = f"at {ray_options.address}" if ray_options.address else "on this machine"
-        raise RayError(f"--ray: cannot connect to a Ray cluster {where} ({one_line(error)})") from None
-    return ray_options.address is None
+    except Exception as error:  # noqa: BLE001  Ray raises plain Exception too (a node that timed out starting)
+        what = f"cannot connect to the Ray cluster at {ray_options.address}" if ray_options.address else \
+            "cannot start a local Ray instance"
+        raise RayError(f"--ray: {what} ({one_line(error)})") from None
 
 
 def actor_cpus(ray_options: RayOptions) -> float:
@@ -156,6 +160,60 @@ def as_given(message: str, task: ImageTask) -> str:
     return message
 
 
+class RayOutput:
+    """Ray's own lines in this process's terminal (native log lines on file descriptor 2, the
+    raylet's reports on stdout), shown or dropped. Dropped for the whole run with --quiet, and
+    from Ctrl-C on otherwise (what follows is Ray reporting the actors the interrupt stops); this
+    process's own messages reach stderr either way. `restore` puts everything back."""
+
+    def __init__(self, quiet: bool):
+        self.saved = None  # (stdout fd, stderr fd, sys.stderr) while silenced
+        self.handler = None
+        if quiet:
+            self.silence()
+        if threading.current_thread() is threading.main_thread():
+            self.handler = signal.signal(signal.SIGINT, self.interrupted)
+
+    def interrupted(self, signum, frame):
+        self.silence()
+        raise KeyboardInterrupt
+
+    def silence(self):
+        if self.saved is not None:
+            return
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.saved = (os.dup(1), os.dup(2), sys.stderr)
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 1)
+        os.dup2(null, 2)
+        os.close(null)
+        if writes_to_fd(sys.stderr, 2):  # our messages go on to where stderr went
+            sys.stderr = open(self.saved[1], "w", buffering=1, closefd=False)
+
+    def restore(self):
+        if self.handler is not None:
+            signal.signal(signal.SIGINT, self.handler)
+        if self.saved is None:
+            return
+        stdout_fd, stderr_fd, stderr = self.saved
+        if sys.stderr is not stderr:
+            sys.stderr.close()
+            sys.stderr = stderr
+        os.dup2(stdout_fd, 1)
+        os.dup2(stderr_fd, 2)
+        os.close(stdout_fd)
+        os.close(stderr_fd)
+        self.saved = None
+
+
+def writes_to_fd(stream, fd: int) -> bool:
+    try:
+        return stream.fileno() == fd
+    except (AttributeError, OSError, ValueError):  # a stream in memory (pytest's capture, say)
+        return False
+
+
 def innermost(error: BaseException) -> BaseException:
     """The user-code exception inside Ray's wrappers (RayTaskError.cause, __cause__ chains)."""
     while True:
@@ -179,10 +237,13 @@ def run_image_job_on_ray(weights: Path, tasks: list[ImageTask], options: ImageJo
     if not pending:  # nothing left to do: no cluster needed
         return summary
     read_checkpoint(weights)
-    started_here = connect(ray_options)
-    configure_data_context(quiet)
+    output = RayOutput(quiet)
+    connecting_here = not ray.is_initialized()
     started = time.perf_counter()
     try:
+        connect(ray_options)
+        configure_data_context(quiet)
+        started = time.perf_counter()
         for row in build_pipeline(weights, pending, options, ray_options).iter_rows():
             task = pending[int(row["index"])]
             for note in json.loads(row["notes"]):
@@ -195,11 +256,16 @@ def run_image_job_on_ray(weights: Path, tasks: list[ImageTask], options: ImageJo
                 summary.processed += 1
     except KeyboardInterrupt:
         summary.interrupted = True  # every file written so far is complete (written atomically)
+    except RayError:
+        raise
     except Exception as error:  # noqa: BLE001  a pipeline that could not run (e.g. no actor could load the model)
         cause = innermost(error)
         raise RayError(f"--ray: the pipeline stopped: {type(cause).__name__}: {one_line(cause)}") from None
     finally:
         summary.seconds = time.perf_counter() - started
-        if started_here:
-            ray.shutdown()
+        try:
+            if connecting_here:
+                ray.shutdown()  # stops a local instance; leaves a cluster (and its other jobs) running
+        finally:
+            output.restore()
     return summary

@@ -1,7 +1,6 @@
 """Writing files so that readers only ever see complete ones: temp file beside, then rename."""
 
 import errno
-import glob
 import os
 import re
 import shutil
@@ -23,19 +22,34 @@ def reserve_temp(path, suffix: str = ".partial") -> Path:
     return Path(name)
 
 
-def remove_leftover_temps(path, suffix: str = ".partial") -> None:
-    """Remove the temp files that a writer of `path` killed part way left beside it (a process
-    killed with SIGKILL, or on a node that was lost, cannot clean up after itself). Call it only
-    when `path` is about to be written again."""
-    path = Path(path)
-    prefix = temp_prefix(path)
-    leftover = re.compile(re.escape(prefix) + r"[a-z0-9_]{8}" + re.escape(suffix))  # mkstemp's names
-    try:
-        for candidate in path.parent.glob(glob.escape(prefix) + "*" + suffix):
-            if leftover.fullmatch(candidate.name):
-                candidate.unlink(missing_ok=True)
-    except OSError:
-        pass  # not ours to fix here: writing the file reports any real problem with the folder
+# A temp file reserve_temp makes: its target's prefix, mkstemp's 8 random characters, the suffix.
+TEMP_NAME = re.compile(r"(\..*\.)[a-z0-9_]{8}\.partial")
+
+
+class LeftoverTemps:
+    """Removes the temp files that writers killed part way left beside their targets (a process
+    killed with SIGKILL, or on a node that was lost, cannot clean up after itself). Use it only for
+    targets about to be written again. Each folder is listed once, however many targets it holds."""
+
+    def __init__(self):
+        self._folders: dict[Path, dict[str, list[str]]] = {}  # folder -> {target prefix: temp names}
+
+    def remove(self, path) -> None:
+        path = Path(path)
+        if path.parent not in self._folders:
+            by_prefix = self._folders[path.parent] = {}
+            try:
+                with os.scandir(path.parent) as entries:
+                    for entry in entries:
+                        if match := TEMP_NAME.fullmatch(entry.name):
+                            by_prefix.setdefault(match.group(1), []).append(entry.name)
+            except OSError:
+                pass  # a folder that cannot be listed: writing into it reports the real problem
+        for name in self._folders[path.parent].pop(temp_prefix(path), []):
+            try:
+                (path.parent / name).unlink(missing_ok=True)
+            except OSError:
+                pass
 
 
 def usual_mode(mode: int = 0o666) -> int:

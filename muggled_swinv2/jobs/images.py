@@ -14,7 +14,7 @@ from tqdm import tqdm
 import cv2
 
 from ..errors import first_line
-from ..io.atomic import remove_leftover_temps
+from ..io.atomic import LeftoverTemps
 from ..io.colormaps import colorize, unit_depth
 from ..export.geometry import DEFAULT_DEPTH_RANGE, DEFAULT_FOV_DEG, save_mesh, save_point_cloud
 from ..io.images import IMAGE_SUFFIXES, ImageReadError, display_bgr, read_image, save_image, save_npy, save_pfm
@@ -293,7 +293,7 @@ def select_pending(tasks: list[ImageTask], options: ImageJobOptions, summary: Jo
     failed (shared by the local job and the Ray pipeline). The temp files that a killed run left
     beside the outputs to be written are removed."""
     input_paths = {task.source.resolve() for task in tasks}
-    pending = []
+    pending, leftovers = [], LeftoverTemps()
     for task in tasks:
         if task.note:
             report_error(task.note)
@@ -307,7 +307,7 @@ def select_pending(tasks: list[ImageTask], options: ImageJobOptions, summary: Jo
                 summary.skipped += 1
             else:
                 for path in task.outputs.values():
-                    remove_leftover_temps(path)  # of an earlier run that was killed while writing it
+                    leftovers.remove(path)  # of an earlier run that was killed while writing it
                 pending.append(task)
         except OSError as error:  # e.g. an output name longer than the file system allows: this image only
             path = error.filename or task.outputs["png"]
