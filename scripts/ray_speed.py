@@ -10,8 +10,9 @@ MiDaS layout of the chosen released configuration (as the tests build theirs). E
 the local command, then the --ray command (the order alternates between rounds), each as a fresh
 process on an empty --out folder, so every time includes the whole startup: Python, PyTorch,
 the model and, for --ray, a local Ray instance and its workers. Printed per command: the total
-time, the time to the first output file (startup plus one image) and images/s over the whole
-run; then the ratio --ray / local, and the largest difference between the two runs' outputs.
+time, the time to the first output picture (startup plus one image), the rate from the first
+picture to the last, the time from the last picture to the exit (teardown) and images/s over the
+whole run; then the ratio --ray / local, and the largest difference between the two runs' outputs.
 """
 
 import argparse
@@ -57,23 +58,62 @@ def make_checkpoint(path: Path, variant: str) -> None:
     torch.save(make_midas_state_dict(MIDAS_CONFIGS[variant], seed=0), path)
 
 
+def busy_seconds() -> float:
+    """CPU time this machine has spent busy so far, all processes together (/proc/stat)."""
+    user, nice, system, idle, iowait, irq, softirq, steal = map(int, open("/proc/stat").readline().split()[1:9])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(root: int, seen: dict) -> None:
+    """Update seen[(pid, start time)] with the CPU seconds of `root` and all its descendants."""
+    parents, times = {}, {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                stat = open(f"/proc/{name}/stat").read()
+            except OSError:
+                continue
+            fields = stat[stat.rfind(")") + 2 :].split()
+            parents[int(name)] = int(fields[1])
+            times[int(name)] = ((int(name), fields[19]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"))
+    for pid in times:
+        ancestor = pid
+        while ancestor not in (root, 0, 1) and ancestor in parents:
+            ancestor = parents[ancestor]
+        if ancestor == root:
+            key, seconds = times[pid]
+            seen[key] = seconds
+
+
 def timed_run(command: list[str], out: Path, count: int) -> dict:
-    """Run the command; seconds to its end and to its first output picture (polled every 10 ms)."""
+    """Run the command. Seconds from its start to its first output picture (startup and one image),
+    to its last one, and to its end (polled every 10 ms); and the CPUs that other processes kept
+    busy meanwhile (the machine's busy time less the command's own, over the run)."""
+    busy_before = busy_seconds()
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    first = None
+    first = last = None
+    own, polls = {}, 0
     while process.poll() is None:
-        if first is None and out.is_dir() and any(path.suffix == ".png" for path in out.iterdir()):
-            first = time.perf_counter() - started
+        if last is None and out.is_dir():
+            written = sum(1 for path in out.iterdir() if path.suffix == ".png")
+            if written and first is None:
+                first = time.perf_counter() - started
+            if written == count:
+                last = time.perf_counter() - started
+        if polls % 25 == 0:
+            tree_cpu_seconds(process.pid, own)
+        polls += 1
         time.sleep(0.01)
     total = time.perf_counter() - started
+    other = (busy_seconds() - busy_before - sum(own.values())) / total
     stderr = process.stderr.read()
     if process.returncode != 0:
         sys.exit(f"{shlex.join(command)} exited {process.returncode}: {stderr.strip().splitlines()[-1:] or ''}")
     written = sum(1 for path in out.glob("*.png"))
     if written != count:
         sys.exit(f"{shlex.join(command)} wrote {written} of {count} pictures")
-    return {"total": total, "first": first if first is not None else total}
+    return {"total": total, "first": first or total, "last": last or total, "other": max(other, 0.0)}
 
 
 def largest_difference(local: Path, ray: Path) -> float:
@@ -109,6 +149,8 @@ def main(argv=None):
         times = {name: [] for name in commands}
         env_note = f"nice {os.nice(0)}, {len(os.sched_getaffinity(0))} CPUs"
         print(f"{args.images} photos {width}x{height}, {args.variant} (random weights), {env_note}", flush=True)
+        for name, command in commands.items():
+            print(f"{name}: {shlex.join(command[1:])} --out OUT".replace(str(temp), "TEMP"), flush=True)
         for round_ in range(args.rounds):
             order = ["local", "ray"] if round_ % 2 == 0 else ["ray", "local"]
             for name in order:
@@ -116,20 +158,23 @@ def main(argv=None):
                 result = timed_run([*commands[name], "--out", str(out)], out, args.images)
                 times[name].append(result)
                 print(f"round {round_ + 1} {name:5s}: {result['total']:6.1f} s, first output after "
-                      f"{result['first']:5.1f} s, {args.images / result['total']:.2f} images/s", flush=True)
+                      f"{result['first']:5.1f} s, last {result['last']:5.1f} s, "
+                      f"{args.images / result['total']:.2f} images/s; other load {result['other']:.2f} CPUs", flush=True)
         difference = largest_difference(temp / "out_local_0", temp / "out_ray_0")
 
     print()
-    print("| command | runs (s) | median s | first output (s) | images/s |")
-    print("|---|---|---|---|---|")
+    print("| command | runs (s) | median s | first output (s) | after it (images/s) | exit after last output (s) | images/s |")
+    print("|---|---|---|---|---|---|---|")
     rate = {}
     for name, runs in times.items():
         total = statistics.median(run["total"] for run in runs)
         rate[name] = args.images / total
-        label = "local" if name == "local" else "--ray"
         each = ", ".join(f"{run['total']:.1f}" for run in runs)
-        print(f"| {label} | {each} | {total:.1f} | "
-              f"{statistics.median(run['first'] for run in runs):.1f} | {rate[name]:.2f} |")
+        first = statistics.median(run["first"] for run in runs)
+        steady = statistics.median((args.images - 1) / max(run["last"] - run["first"], 1e-9) for run in runs)
+        teardown = statistics.median(run["total"] - run["last"] for run in runs)
+        label = "local" if name == "local" else "--ray"
+        print(f"| {label} | {each} | {total:.1f} | {first:.1f} | {steady:.2f} | {teardown:.1f} | {rate[name]:.2f} |")
     rounds = ", ".join(f"{local['total'] / ray['total']:.2f}" for local, ray in zip(times["local"], times["ray"]))
     print(f"\n--ray / local throughput: {rate['ray'] / rate['local']:.2f} (per round: {rounds}); "
           f"largest picture difference: {difference:.0f} levels")

@@ -28,11 +28,14 @@ from pathlib import Path
 
 import ray
 import ray.data
+import torch
 from ray._private import services as ray_services
 
+from ..devices import DTYPES, select_device, select_dtype
 from ..formats.checkpoint import load_model, read_checkpoint
 from ..io.ledger import OutputLedger
 from ..jobs.images import ImageJobOptions, ImageTask, JobSummary, one_line, report_error, run_batch, select_pending
+from ..memory import available_bytes
 from . import RayError, RayOptions
 
 # ----------------------------------------------------------------------------- on the workers
@@ -43,10 +46,6 @@ class ImageJobActor:
     tasks it is given (run_batch: read, predict, write) and returns one row per image."""
 
     def __init__(self, weights: str, device: str, dtype: str, threads: int, options: ImageJobOptions):
-        import torch
-
-        from ..devices import select_device, select_dtype
-
         torch.set_num_threads(threads)  # the CPUs this actor holds
         device = select_device(device)
         self.model = load_model(weights, device=device, dtype=select_dtype(dtype, device))
@@ -103,18 +102,30 @@ def connect(ray_options: RayOptions) -> None:
         raise RayError(f"--ray: {what} ({one_line(error)})") from None
 
 
-def actor_cpus(ray_options: RayOptions) -> float:
-    """CPUs each model actor reserves: --cpus-per-actor; with GPUs, 1; else the cluster's CPUs
-    shared out between the actors (no more than a node has; a whole number from 1 up, as Ray wants)."""
-    if ray_options.cpus_per_actor:
-        return ray_options.cpus_per_actor
+def actor_layout(ray_options: RayOptions, model_bytes: int) -> tuple[int, float]:
+    """(model actors, CPUs each reserves); an actor runs PyTorch on the whole CPUs it holds.
+
+    Unless given: with GPUs, 1 actor holding 1 CPU. On a local instance, one single-threaded
+    actor per CPU, as many as the memory available holds at four times the model's weights each
+    (the weights, the decoder's caches and a prediction's working memory): on this project's
+    2-core machine two models on one thread each outran one model on two threads (PyTorch gains
+    about 1.7x from a second thread, a second process nearly 2x). On a cluster, 1 actor. Given
+    --actors alone, the CPUs are shared out between them (at most a node's each)."""
     if ray_options.gpus_per_actor:
-        return 1.0
-    node_cpus = [node["Resources"].get("CPU", 0.0) for node in ray.nodes() if node.get("Alive")]
-    share = sum(node_cpus) / ray_options.actors if node_cpus else 1.0
+        return ray_options.actors or 1, ray_options.cpus_per_actor or 1.0
+    node_cpus = [node["Resources"].get("CPU", 0.0) for node in ray.nodes() if node.get("Alive")] or [1.0]
+    actors = ray_options.actors
+    if actors is None and ray_options.address is None:
+        cpus = ray_options.cpus_per_actor or 1.0
+        fitting = (available_bytes() or 0) // max(1, 4 * model_bytes)
+        return max(1, min(math.floor(sum(node_cpus) / cpus), fitting)), cpus
+    actors = actors or 1
+    if ray_options.cpus_per_actor:
+        return actors, ray_options.cpus_per_actor
+    share = sum(node_cpus) / actors
     if share >= 1:
-        return float(min(math.floor(share), math.floor(max(node_cpus))))
-    return 1.0 / math.ceil(1.0 / share)  # more actors than CPUs: an equal fraction each
+        return actors, float(min(math.floor(share), math.floor(max(node_cpus))))
+    return actors, 1.0 / math.ceil(1.0 / share)  # more actors than CPUs: an equal fraction each
 
 
 def configure_data_context(quiet: bool):
@@ -127,7 +138,8 @@ def configure_data_context(quiet: bool):
         logging.getLogger("ray.data").setLevel(logging.ERROR)
 
 
-def build_pipeline(weights: Path, tasks: list[ImageTask], options: ImageJobOptions, ray_options: RayOptions):
+def build_pipeline(weights: Path, tasks: list[ImageTask], options: ImageJobOptions, ray_options: RayOptions,
+                   model_bytes: int):
     rows = [
         {
             "index": index,
@@ -139,14 +151,14 @@ def build_pipeline(weights: Path, tasks: list[ImageTask], options: ImageJobOptio
     device = ray_options.device
     if device == "auto":
         device = "cuda" if ray_options.gpus_per_actor > 0 else "cpu"
-    cpus = actor_cpus(ray_options)
+    actors, cpus = actor_layout(ray_options, model_bytes)
     actor_options = replace(options, out_dir=options.out_dir.absolute())
     return ray.data.from_items(rows).map_batches(
         ImageJobActor,
         fn_constructor_args=(str(weights.absolute()), device, ray_options.dtype, max(1, math.floor(cpus)), actor_options),
         batch_size=options.batch_size,
         batch_format="numpy",
-        compute=ray.data.ActorPoolStrategy(size=ray_options.actors),
+        compute=ray.data.ActorPoolStrategy(size=actors),
         num_cpus=cpus,
         num_gpus=ray_options.gpus_per_actor or None,
     )
@@ -236,7 +248,8 @@ def run_image_job_on_ray(weights: Path, tasks: list[ImageTask], options: ImageJo
     options.out_dir.mkdir(parents=True, exist_ok=True)
     if not pending:  # nothing left to do: no cluster needed
         return summary
-    read_checkpoint(weights)
+    state_dict = read_checkpoint(weights).state_dict
+    model_bytes = sum(tensor.numel() for tensor in state_dict.values()) * DTYPES[ray_options.dtype].itemsize
     output = RayOutput(quiet)
     connecting_here = not ray.is_initialized()
     started = time.perf_counter()
@@ -244,7 +257,7 @@ def run_image_job_on_ray(weights: Path, tasks: list[ImageTask], options: ImageJo
         connect(ray_options)
         configure_data_context(quiet)
         started = time.perf_counter()
-        for row in build_pipeline(weights, pending, options, ray_options).iter_rows():
+        for row in build_pipeline(weights, pending, options, ray_options, model_bytes).iter_rows():
             task = pending[int(row["index"])]
             for note in json.loads(row["notes"]):
                 report_error(as_given(note, task))
