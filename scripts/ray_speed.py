@@ -116,13 +116,33 @@ def timed_run(command: list[str], out: Path, count: int) -> dict:
     return {"total": total, "first": first or total, "last": last or total, "other": max(other, 0.0)}
 
 
-def largest_difference(local: Path, ray: Path) -> float:
-    """Largest difference in 8-bit levels between the two runs' pictures."""
+def picture_difference(local: Path, ray: Path) -> float:
+    """Largest difference between the two runs' colour pictures, in 8-bit levels of a channel."""
     worst = 0.0
     for path in sorted(local.glob("*.png")):
         a = cv2.imread(str(path), cv2.IMREAD_UNCHANGED).astype(np.int16)
         b = cv2.imread(str(ray / path.name), cv2.IMREAD_UNCHANGED).astype(np.int16)
         worst = max(worst, float(np.abs(a - b).max()))
+    return worst
+
+
+def depth_difference(commands: dict, photos: Path, temp: Path, count: int = 10) -> float:
+    """Both commands once more on the first `count` photos with --raw npy: the largest difference
+    between their inverse depth maps, as a fraction of each map's range."""
+    subset = temp / "subset"
+    subset.mkdir()
+    for path in sorted(photos.iterdir())[:count]:
+        (subset / path.name).symlink_to(path)
+    outs = {}
+    for name, command in commands.items():
+        outs[name] = temp / f"npy_{name}"
+        command = [str(subset) if part == str(photos) else part for part in command]
+        subprocess.run([*command, "--raw", "npy", "--out", str(outs[name])], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worst = 0.0
+    for path in sorted(outs["local"].glob("*.npy")):
+        a, b = np.load(path), np.load(outs["ray"] / path.name)
+        worst = max(worst, float(np.abs(a - b).max() / (a.max() - a.min())))
     return worst
 
 
@@ -160,7 +180,8 @@ def main(argv=None):
                 print(f"round {round_ + 1} {name:5s}: {result['total']:6.1f} s, first output after "
                       f"{result['first']:5.1f} s, last {result['last']:5.1f} s, "
                       f"{args.images / result['total']:.2f} images/s; other load {result['other']:.2f} CPUs", flush=True)
-        difference = largest_difference(temp / "out_local_0", temp / "out_ray_0")
+        pictures = picture_difference(temp / "out_local_0", temp / "out_ray_0")
+        depths = depth_difference(commands, photos, temp)
 
     print()
     print("| command | runs (s) | median s | first output (s) | after it (images/s) | exit after last output (s) | images/s |")
@@ -176,8 +197,9 @@ def main(argv=None):
         label = "local" if name == "local" else "--ray"
         print(f"| {label} | {each} | {total:.1f} | {first:.1f} | {steady:.2f} | {teardown:.1f} | {rate[name]:.2f} |")
     rounds = ", ".join(f"{local['total'] / ray['total']:.2f}" for local, ray in zip(times["local"], times["ray"]))
-    print(f"\n--ray / local throughput: {rate['ray'] / rate['local']:.2f} (per round: {rounds}); "
-          f"largest picture difference: {difference:.0f} levels")
+    print(f"\n--ray / local throughput: {rate['ray'] / rate['local']:.2f} (per round: {rounds})")
+    print(f"outputs: the colour pictures differ by at most {pictures:.0f} levels (one step of the inferno map is "
+          f"up to 5); the inverse depth (--raw npy, 10 photos) by at most {depths:.1e} of its range")
 
 
 if __name__ == "__main__":
