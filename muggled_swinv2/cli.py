@@ -210,6 +210,8 @@ def check_ray_arguments(args):
     elif args.ray != "local" and Path(args.ray).exists():
         raise UsageError(f"--ray {args.ray}: that is a file or folder, not a cluster address; "
                          f"put --ray after the inputs, or write --ray local")
+    elif (args.cpus_per_actor or 0) > 1 and not float(args.cpus_per_actor).is_integer():
+        raise UsageError(f"--cpus-per-actor {args.cpus_per_actor:g}: Ray takes a fraction below 1 or a whole number")
 
 
 def run_image_job_on_ray(args, tasks, options):
@@ -225,7 +227,7 @@ def run_image_job_on_ray(args, tasks, options):
         select_dtype(args.dtype, select_device(device))  # float16 on a CPU: refused here, not on every actor
     ray_options = RayOptions(
         address=None if args.ray == "local" else args.ray,
-        actors=args.actors or 1,
+        actors=args.actors,
         gpus_per_actor=gpus,
         cpus_per_actor=args.cpus_per_actor,
         device=device,
@@ -489,11 +491,13 @@ def build_parser() -> argparse.ArgumentParser:
     cluster.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                          help="run with Ray Data: alone, a local Ray instance on this machine; 'auto' or "
                               "ray://HOST:10001 for a running cluster (outputs must be on a filesystem all nodes see)")
-    cluster.add_argument("--actors", type=positive_int, help="model actors, one model load each (default 1)")
+    cluster.add_argument("--actors", type=positive_int,
+                         help="model actors, one model load each (default: on a local instance one per CPU, "
+                              "as many as memory holds; on a cluster or with GPUs, 1)")
     cluster.add_argument("--gpus-per-actor", type=positive_float, metavar="F", help="GPUs per actor, e.g. 1 or 0.5")
     cluster.add_argument("--cpus-per-actor", type=positive_float, metavar="C",
-                         help="CPUs reserved per actor, and its torch threads (default: 0.5 reserved, "
-                              "torch on all of its node's cores, as the local command)")
+                         help="CPUs reserved per actor, and its torch threads (default: 1 on a local instance "
+                              "or with GPUs; on a cluster, its CPUs shared out between the actors, at most a node's)")
     image.set_defaults(run=command_image)
 
     video = commands.add_parser("video", help="depth video of a video file")

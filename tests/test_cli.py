@@ -453,6 +453,19 @@ def test_interrupted_image_job(tmp_path, capsys, monkeypatch, small_checkpoint, 
     assert listing(out) == ["alpha.npy", "alpha.png", "deep.npy", "deep.png"]
 
 
+def test_temp_files_of_a_killed_run_are_removed_when_run_again(tmp_path, capsys, small_checkpoint, pictures):
+    """A writer killed part way cannot remove its temp file; the run that writes that output again
+    does, and leaves every other file alone."""
+    out = tmp_path / "out"
+    out.mkdir()
+    left = [".street.k1lled_x.partial", ".gray.k1lled_x.partial", ".other.k1lled_x.partial", ".street.notmine.partial"]
+    for name in left:
+        (out / name).write_bytes(b"half")
+    code, _, err = run(capsys, "image", pictures / "street.jpg", "-w", small_checkpoint, "--out", out, "-q")
+    assert code == 0, err
+    assert sorted(path.name for path in out.iterdir()) == sorted([LEDGER_NAME, "street.png", *left[1:]])
+
+
 def test_size_that_does_not_fit_in_memory_is_refused(tmp_path, capsys, monkeypatch, small_checkpoint, pictures, clip):
     """Defect 3: --size had no memory guard (12 GB RSS and counting)."""
     import muggled_swinv2.memory as memory

@@ -2,14 +2,18 @@
 the module; the command line reuses the test process's connection."""
 
 import builtins
+import re
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 
 import cv2
 from muggled_swinv2.cli import main
+from muggled_swinv2.io.colormaps import colorize
 from muggled_swinv2.io.images import read_pfm
 from pictures import photo
 
@@ -68,18 +72,19 @@ def assert_same_outputs(ours, local):
     for name in names:
         expected, got = read_output(local / name), read_output(ours / name)
         assert got.shape == expected.shape, name
-        if name.endswith((".npy", ".pfm", ".tiff")):
-            limit = 1e-5 * (expected.max() - expected.min())
-        elif name.endswith("_16bit.png"):
-            limit = 1.0  # float rounding may move a value across a level
-        else:  # ... and in the colour map, across a level of the map's index: one step of the map
-            limit = INFERNO_STEP
-        assert np.abs(got - expected).max() <= limit, name
+        assert np.abs(got - expected).max() <= tolerance(name, expected), name
 
 
-# The largest difference of one channel between neighbouring entries of the inferno colour map (5).
-INFERNO_STEP = np.abs(np.diff(cv2.applyColorMap(np.arange(256, dtype=np.uint8)[None], cv2.COLORMAP_INFERNO)[0]
-                              .astype(int), axis=0)).max()
+# One step of the inferno colour map: the largest difference between neighbouring entries.
+INFERNO_STEP = np.abs(np.diff(colorize(np.linspace(0, 1, 256, dtype=np.float32)[None])[0].astype(int), axis=0)).max()
+
+
+def tolerance(name, expected):
+    """Float rounding (the actors may run PyTorch on another number of threads than the local
+    command): 1e-5 of the range for the float files; in a picture, a value may cross one level."""
+    if name.endswith((".npy", ".pfm", ".tiff")):
+        return 1e-5 * (expected.max() - expected.min())
+    return 1.0 if name.endswith("_16bit.png") else INFERNO_STEP
 
 
 def test_same_outputs_skip_and_restart(tmp_path, capsys, ray_instance, folder, local_outputs, small_checkpoint):
@@ -138,9 +143,78 @@ def test_ray_options_need_ray_and_addresses_are_not_inputs(tmp_path, capsys, fol
     assert code == 2 and "--actors only apply with --ray" in err
     code, err = run(capsys, folder / "p00.png", "--ray", folder / "p01.png", "-w", small_checkpoint, "--out", tmp_path / "o")
     assert code == 2 and "not a cluster address" in err
+    code, err = run(capsys, folder, "-w", small_checkpoint, "--out", tmp_path / "o", "--ray", "--cpus-per-actor", "1.5")
+    assert code == 2 and err.count("\n") == 1 and "Ray takes a fraction below 1 or a whole number" in err
 
 
 def test_core_commands_never_import_ray(small_checkpoint):
     code = ("import sys, muggled_swinv2, muggled_swinv2.cli, muggled_swinv2.distributed; "
             "sys.exit('ray' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+@pytest.fixture(scope="module")
+def many_pictures(tmp_path_factory):
+    """40 small pictures; run at --size 768, each takes long enough for a run to be stopped part way."""
+    folder = tmp_path_factory.mktemp("many")
+    for index in range(40):
+        cv2.imwrite(str(folder / f"m{index:02d}.png"), photo(120, 160, seed=100 + index))
+    return folder
+
+
+def wait_for_pictures(process, out, count, timeout_s=300):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and process.poll() is None:
+        if out.is_dir() and len(list(out.glob("*.png"))) >= count:
+            return
+        time.sleep(0.02)
+    process.kill()
+    pytest.fail(f"no {count} outputs before the run ended or {timeout_s} s passed: {process.communicate()[1]}")
+
+
+def assert_complete(out, names):
+    """Each output is a whole file: the pictures decode, the arrays load, both at the photo's size."""
+    for name in names:
+        if name.endswith(".png"):
+            assert cv2.imread(str(out / name)).shape == (120, 160, 3), name
+        else:
+            assert np.load(out / name).shape == (120, 160), name
+
+
+@pytest.mark.parametrize("stop", ["SIGINT", "SIGKILL"])
+def test_stopped_run_is_finished_by_running_again(tmp_path, capsys, stop, many_pictures, small_checkpoint):
+    """The driver stopped part way (Ctrl-C: exit 130 and one line; or killed): every file it left
+    is complete, and the same command run again writes the rest, as a local run would."""
+    pytest.importorskip("ray.data")
+    out = tmp_path / "out"
+    options = ("-w", small_checkpoint, "--raw", "npy", "--size", "768", "-q")
+    command = [sys.executable, "-m", "muggled_swinv2", "image", str(many_pictures), "--out", str(out),
+               *map(str, options), "--ray"]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    wait_for_pictures(process, out, 2)
+    process.send_signal(getattr(signal, stop))
+    _, err = process.communicate(timeout=120)
+    if stop == "SIGINT":
+        assert process.returncode == 130
+        assert re.fullmatch(r"processed \d+, failed 0(, [\d.]+ s per image)? \(interrupted: run again to do the rest\)\n", err), err
+    else:
+        assert process.returncode == -signal.SIGKILL
+    written = sorted(path.name for path in out.iterdir() if not path.name.startswith("."))
+    assert 2 <= sum(name.endswith(".png") for name in written) < 40, "the run was not stopped part way"
+    assert_complete(out, written)
+
+    # A writer killed part way leaves its temp file (mkstemp's name) beside an output not yet written.
+    missing = next(f"m{index:02d}" for index in range(40) if not (out / f"m{index:02d}.npy").exists())
+    (out / f".{missing}.k1lled_x.partial").write_bytes(b"\x93NUMPY half")
+    again = subprocess.run(command, stderr=subprocess.PIPE, text=True, timeout=600)
+    assert again.returncode == 0 and again.stderr == ""
+    names = [f"m{index:02d}.{suffix}" for index in range(40) for suffix in ("png", "npy")]
+    assert sorted(path.name for path in out.iterdir()) == sorted([".muggled_swinv2-outputs.jsonl", *names])
+    assert_complete(out, names)
+
+    local = tmp_path / "local"
+    code, _ = run(capsys, many_pictures, "--out", local, *options)
+    assert code == 0
+    for name in names:
+        expected, got = read_output(local / name), read_output(out / name)
+        assert np.abs(got - expected).max() <= tolerance(name, expected), name

@@ -1,119 +1,67 @@
-"""The image job as a Ray Data pipeline: the same planning, reading, prediction and writing
-functions as the local command (jobs/images.py), spread over a Ray cluster.
+"""The image job as a Ray Data pipeline: the local command's planning and its per-batch work
+(jobs/images.py: run_batch reads, predicts and writes), spread over a Ray cluster.
 
     file list (driver: planned, existing outputs skipped before any work is sent)
-      -> read + preprocess        Ray tasks on CPU workers (read_image, prepare_input)
-      -> the model                an actor pool, one model load per actor, batches of --batch-size
-      -> resize back + write      Ray tasks (restore_size, depth_picture, write_outputs: atomic)
-      -> (name, error) per image  back to the driver, which counts them and prints the summary
+      -> an actor pool of model actors    one model load per actor; each batch of --batch-size
+                                          paths is read, predicted and written by the actor
+                                          (run_batch: the local command's own code, atomic writes)
+      -> (index, error, notes) per image  streamed back to the driver, which reports and counts
 
-Every path a worker opens is absolute: inputs, outputs and weights must be on a filesystem every
-node sees at the same path. Messages name the inputs as the user gave them, as the local command
-does.
+Only paths and one-line messages travel between processes: decoded pictures and depth maps stay
+in the actor that made them (on a 2-core machine, moving them between processes cost more CPU
+than reading and writing them). Every path an actor opens is absolute, so inputs, outputs and
+weights must be on a filesystem every node sees at the same path; messages are translated back
+to the names the user gave, as the local command prints them.
 """
 
 import json
 import logging
+import math
 import os
+import signal
 import socket
+import sys
+import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import ray
 import ray.data
-from ray._private import services as ray_services
 import torch
+from ray._private import services as ray_services
 
-import cv2
-
-from ..devices import select_device, select_dtype
-from ..io.images import ImageReadError, display_bgr, read_image, silence_opencv
-from ..jobs.images import (
-    ImageJobOptions, ImageTask, JobSummary, depth_picture, each_alone_on_failure, one_line,
-    prediction_failed, report_error, select_pending, write_outputs,
-)
-from ..io.colormaps import unit_depth
-from ..predict import infer_prepared, prepare_input, restore_size
+from ..devices import DTYPES, select_device, select_dtype
 from ..formats.checkpoint import load_model, read_checkpoint
+from ..io.ledger import OutputLedger
+from ..jobs.images import ImageJobOptions, ImageTask, JobSummary, one_line, report_error, run_batch, select_pending
+from ..memory import available_bytes
 from . import RayError, RayOptions
-
-# Stand-ins in the columns of images that failed, so that every row has the same columns.
-NO_INPUT = np.zeros((3, 1, 1), np.float32)
-NO_PICTURE = np.zeros((1, 1, 3), np.uint8)
-NO_DEPTH = np.zeros((1, 1), np.float32)
-
-# CPUs reserved by a reading or a writing task, and by default by a model actor (which runs
-# PyTorch on all its node's cores whatever it reserves). Unlike reservations keep Ray Data from
-# fusing the reading into the actors; on 2 CPUs, one reading or writing task runs beside the model.
-IO_TASK_CPUS = 1
-ACTOR_CPUS = 0.5
-
 
 # ----------------------------------------------------------------------------- on the workers
 
 
-def read_and_prepare(row: dict, native_size: int, options: ImageJobOptions) -> dict:
-    """Read one image and make its network input (or record why it cannot be used)."""
-    silence_opencv()
-    try:
-        image = read_image(row["source"])
-    except ImageReadError as error:
-        return failed_row(row, named(str(error), row))
-    try:
-        network_input = prepare_input(image, native_size, options.square, options.size)
-    except (ValueError, cv2.error) as error:
-        return failed_row(row, prediction_failed(row["name"], one_line(error)))
-    shown = display_bgr(image) if options.side_by_side else NO_PICTURE
-    return {**row, "input": network_input, "height": image.shape[0], "width": image.shape[1], "shown": shown}
+class ImageJobActor:
+    """A model actor of the pool: loads the model once, then runs the image job on each batch of
+    tasks it is given (run_batch: read, predict, write) and returns one row per image."""
 
-
-def failed_row(row: dict, message: str) -> dict:
-    return {**row, "error": message, "input": NO_INPUT, "height": 0, "width": 0, "shown": NO_PICTURE}
-
-
-def named(message: str, row: dict) -> str:
-    """A message about the absolute path a worker opened, naming the input as the user gave it."""
-    return row["name"] + message[len(row["source"]):] if message.startswith(row["source"]) else message
-
-
-class DepthPredictor:
-    """An actor of the pool: loads the model once, then predicts batches of prepared inputs."""
-
-    def __init__(self, weights: str, device: str, dtype: str, threads: int | None):
-        torch.set_num_threads(threads or len(os.sched_getaffinity(0)))
+    def __init__(self, weights: str, device: str, dtype: str, threads: int, options: ImageJobOptions):
+        torch.set_num_threads(threads)  # the CPUs this actor holds
         device = select_device(device)
         self.model = load_model(weights, device=device, dtype=select_dtype(dtype, device))
+        self.options = options
+        self.ledger = OutputLedger()
 
     def __call__(self, batch: dict) -> dict:
-        errors = [str(error) for error in batch["error"]]
-        todo = [index for index, error in enumerate(errors) if not error]
-        results = each_alone_on_failure(
-            lambda inputs: [depth.float().cpu().numpy() for depth in infer_prepared(self.model, inputs)],
-            [np.asarray(batch["input"][index], np.float32) for index in todo],
-        )
-        depths = [NO_DEPTH] * len(errors)
-        for index, (depth, reason) in zip(todo, results):
-            if reason:
-                errors[index] = prediction_failed(batch["name"][index], reason)
-            else:
-                depths[index] = depth
-        kept = {key: batch[key] for key in ("name", "outputs", "height", "width", "shown")}
-        return {**kept, "depth": depths, "error": errors}
-
-
-def resize_and_write(row: dict, options: ImageJobOptions) -> dict:
-    """The image's outputs, written as the local command writes them; (name, error) back."""
-    if not row["error"]:
-        outputs = {kind: Path(path) for kind, path in json.loads(row["outputs"]).items()}
-        depth = restore_size(torch.from_numpy(np.asarray(row["depth"])), (int(row["height"]), int(row["width"])))
-        shown = np.asarray(row["shown"])
-        unit = unit_depth(depth, options.value_range, options.invert)
-        picture = depth_picture(shown, depth, options.colormap, options.side_by_side, unit=unit)
-        error = write_outputs(ImageTask(Path(row["name"]), outputs), depth, picture, options.overwrite, unit,
-                              image=shown, options=options)
-        return {"name": row["name"], "error": error or ""}
-    return {"name": row["name"], "error": row["error"]}
+        tasks = [ImageTask(Path(source), {kind: Path(path) for kind, path in json.loads(outputs).items()})
+                 for source, outputs in zip(batch["source"], batch["outputs"])]
+        results = {id(result.task): result for result in run_batch(self.model, tasks, self.options, self.ledger)}
+        ordered = [results[id(task)] for task in tasks]
+        return {
+            "index": batch["index"],
+            "error": [result.error or "" for result in ordered],
+            "notes": [json.dumps(result.notes) for result in ordered],
+        }
 
 
 # ----------------------------------------------------------------------------- on the driver
@@ -131,64 +79,151 @@ def check_reachable(address: str, timeout_s: float = 5.0) -> None:
         raise RayError(f"--ray {address}: cannot reach a Ray cluster there ({one_line(error)})") from None
 
 
-def connect(ray_options: RayOptions) -> bool:
-    """ray.init for a local instance or an existing cluster; True if we started it (and stop it).
-    A process already connected to Ray (a library caller, the tests) keeps its connection."""
+def connect(ray_options: RayOptions) -> None:
+    """ray.init for a local instance or an existing cluster. A process already connected to Ray
+    (a library caller, the tests) keeps its connection."""
     if ray_options.address is not None:
         check_reachable(ray_options.address)
     if ray.is_initialized():
-        return False
-    settings = dict(log_to_driver=False, logging_level=logging.WARNING)
+        return
+    settings = dict(log_to_driver=False, logging_level=logging.ERROR)
     try:
         if ray_options.address is None:
-            # Ray lowers its workers' priority (nice 15) by default; on this machine, the workers
-            # are the command's own work, at the priority it was started with, as the local command.
+            # A local instance runs nothing but the model actors: no idle workers started ahead
+            # for tasks, and no dashboard. Ray lowers its workers' priority (nice 15) by default;
+            # here they are the command's own work, at the priority it was started with.
             ray.init(num_cpus=ray_options.num_cpus, include_dashboard=False,
-                     _system_config={"worker_niceness": 0}, **settings)
+                     _system_config={"worker_niceness": 0, "enable_worker_prestart": False}, **settings)
         else:
             ray.init(address=ray_options.address, **settings)
-    except (ConnectionError, TimeoutError, RuntimeError, ValueError) as error:
-        where = f"at {ray_options.address}" if ray_options.address else "on this machine"
-        raise RayError(f"--ray: cannot connect to a Ray cluster {where} ({one_line(error)})") from None
-    return ray_options.address is None
+    except Exception as error:  # noqa: BLE001  Ray raises plain Exception too (a node that timed out starting)
+        what = f"cannot connect to the Ray cluster at {ray_options.address}" if ray_options.address else \
+            "cannot start a local Ray instance"
+        raise RayError(f"--ray: {what} ({one_line(error)})") from None
+
+
+def actor_layout(ray_options: RayOptions, model_bytes: int) -> tuple[int, float]:
+    """(model actors, CPUs each reserves); an actor runs PyTorch on the whole CPUs it holds.
+
+    Unless given: with GPUs, 1 actor holding 1 CPU. On a local instance, one single-threaded
+    actor per CPU, as many as the memory available holds at four times the model's weights each
+    (the weights, the decoder's caches and a prediction's working memory): on this project's
+    2-core machine two models on one thread each outran one model on two threads (PyTorch gains
+    about 1.7x from a second thread, a second process nearly 2x). On a cluster, 1 actor. Given
+    --actors alone, the CPUs are shared out between them (at most a node's each)."""
+    if ray_options.gpus_per_actor:
+        return ray_options.actors or 1, ray_options.cpus_per_actor or 1.0
+    node_cpus = [node["Resources"].get("CPU", 0.0) for node in ray.nodes() if node.get("Alive")] or [1.0]
+    actors = ray_options.actors
+    if actors is None and ray_options.address is None:
+        cpus = ray_options.cpus_per_actor or 1.0
+        fitting = (available_bytes() or 0) // max(1, 4 * model_bytes)
+        return max(1, min(math.floor(sum(node_cpus) / cpus), fitting)), cpus
+    actors = actors or 1
+    if ray_options.cpus_per_actor:
+        return actors, ray_options.cpus_per_actor
+    share = sum(node_cpus) / actors
+    if share >= 1:
+        return actors, float(min(math.floor(share), math.floor(max(node_cpus))))
+    return actors, 1.0 / math.ceil(1.0 / share)  # more actors than CPUs: an equal fraction each
 
 
 def configure_data_context(quiet: bool):
-    """Ray Data's own progress display unless --quiet; no statistics dump at the end."""
+    """Ray Data's own progress display and log lines unless --quiet; no statistics dump at the end."""
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = not quiet
     context.enable_operator_progress_bars = not quiet
     context.enable_auto_log_stats = False
+    if quiet:
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
 
 
-def build_pipeline(weights: Path, tasks: list[ImageTask], native_size: int, options: ImageJobOptions, ray_options: RayOptions):
+def build_pipeline(weights: Path, tasks: list[ImageTask], options: ImageJobOptions, ray_options: RayOptions,
+                   model_bytes: int):
     rows = [
         {
-            "name": str(task.source),
+            "index": index,
             "source": str(task.source.absolute()),
             "outputs": json.dumps({kind: str(path.absolute()) for kind, path in task.outputs.items()}),
-            "error": "",
         }
-        for task in tasks
+        for index, task in enumerate(tasks)
     ]
     device = ray_options.device
     if device == "auto":
         device = "cuda" if ray_options.gpus_per_actor > 0 else "cpu"
-    threads = max(1, int(ray_options.cpus_per_actor)) if ray_options.cpus_per_actor else None
-    return (
-        ray.data.from_items(rows)
-        .map(read_and_prepare, fn_args=(native_size, options), num_cpus=IO_TASK_CPUS)
-        .map_batches(
-            DepthPredictor,
-            fn_constructor_args=(str(weights.absolute()), device, ray_options.dtype, threads),
-            batch_size=options.batch_size,
-            batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(size=ray_options.actors),
-            num_cpus=ray_options.cpus_per_actor or ACTOR_CPUS,
-            num_gpus=ray_options.gpus_per_actor or None,
-        )
-        .map(resize_and_write, fn_args=(options,), num_cpus=IO_TASK_CPUS)
+    actors, cpus = actor_layout(ray_options, model_bytes)
+    actor_options = replace(options, out_dir=options.out_dir.absolute())
+    return ray.data.from_items(rows).map_batches(
+        ImageJobActor,
+        fn_constructor_args=(str(weights.absolute()), device, ray_options.dtype, max(1, math.floor(cpus)), actor_options),
+        batch_size=options.batch_size,
+        batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=actors),
+        num_cpus=cpus,
+        num_gpus=ray_options.gpus_per_actor or None,
     )
+
+
+def as_given(message: str, task: ImageTask) -> str:
+    """A message about the absolute paths an actor opened, naming them as the user gave them."""
+    pairs = [(task.source.absolute(), task.source), *((path.absolute(), path) for path in task.outputs.values())]
+    for absolute, given in sorted(pairs, key=lambda pair: -len(str(pair[0]))):
+        message = message.replace(str(absolute), str(given))
+    return message
+
+
+class RayOutput:
+    """Ray's own lines in this process's terminal (native log lines on file descriptor 2, the
+    raylet's reports on stdout), shown or dropped. Dropped for the whole run with --quiet, and
+    from Ctrl-C on otherwise (what follows is Ray reporting the actors the interrupt stops); this
+    process's own messages reach stderr either way. `restore` puts everything back."""
+
+    def __init__(self, quiet: bool):
+        self.saved = None  # (stdout fd, stderr fd, sys.stderr) while silenced
+        self.handler = None
+        if quiet:
+            self.silence()
+        if threading.current_thread() is threading.main_thread():
+            self.handler = signal.signal(signal.SIGINT, self.interrupted)
+
+    def interrupted(self, signum, frame):
+        self.silence()
+        raise KeyboardInterrupt
+
+    def silence(self):
+        if self.saved is not None:
+            return
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.saved = (os.dup(1), os.dup(2), sys.stderr)
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 1)
+        os.dup2(null, 2)
+        os.close(null)
+        if writes_to_fd(sys.stderr, 2):  # our messages go on to where stderr went
+            sys.stderr = open(self.saved[1], "w", buffering=1, closefd=False)
+
+    def restore(self):
+        if self.handler is not None:
+            signal.signal(signal.SIGINT, self.handler)
+        if self.saved is None:
+            return
+        stdout_fd, stderr_fd, stderr = self.saved
+        if sys.stderr is not stderr:
+            sys.stderr.close()
+            sys.stderr = stderr
+        os.dup2(stdout_fd, 1)
+        os.dup2(stderr_fd, 2)
+        os.close(stdout_fd)
+        os.close(stderr_fd)
+        self.saved = None
+
+
+def writes_to_fd(stream, fd: int) -> bool:
+    try:
+        return stream.fileno() == fd
+    except (AttributeError, OSError, ValueError):  # a stream in memory (pytest's capture, say)
+        return False
 
 
 def innermost(error: BaseException) -> BaseException:
@@ -204,8 +239,8 @@ def run_image_job_on_ray(weights: Path, tasks: list[ImageTask], options: ImageJo
                          quiet: bool = False) -> JobSummary:
     """run_image_job's contract on a Ray cluster: the same outputs, skip rule, messages and summary.
 
-    The checkpoint is read here only to check it and learn its native size (the workers
-    preprocess); each actor loads the model itself from the same path."""
+    The checkpoint is read here only to check it before any cluster work; each actor loads the
+    model itself from the same path."""
     summary = JobSummary()
     pending = select_pending(tasks, options, summary)
     for message in summary.failed:
@@ -213,24 +248,37 @@ def run_image_job_on_ray(weights: Path, tasks: list[ImageTask], options: ImageJo
     options.out_dir.mkdir(parents=True, exist_ok=True)
     if not pending:  # nothing left to do: no cluster needed
         return summary
-    native_size = read_checkpoint(weights).config.native_size
-    started_here = connect(ray_options)
-    configure_data_context(quiet)
+    state_dict = read_checkpoint(weights).state_dict
+    model_bytes = sum(tensor.numel() for tensor in state_dict.values()) * DTYPES[ray_options.dtype].itemsize
+    output = RayOutput(quiet)
+    connecting_here = not ray.is_initialized()
     started = time.perf_counter()
     try:
-        for row in build_pipeline(weights, pending, native_size, options, ray_options).iter_rows():
+        connect(ray_options)
+        configure_data_context(quiet)
+        started = time.perf_counter()
+        for row in build_pipeline(weights, pending, options, ray_options, model_bytes).iter_rows():
+            task = pending[int(row["index"])]
+            for note in json.loads(row["notes"]):
+                report_error(as_given(note, task))
             if row["error"]:
-                summary.failed.append(row["error"])
-                report_error(row["error"])
+                message = as_given(str(row["error"]), task)
+                summary.failed.append(message)
+                report_error(message)
             else:
                 summary.processed += 1
     except KeyboardInterrupt:
         summary.interrupted = True  # every file written so far is complete (written atomically)
+    except RayError:
+        raise
     except Exception as error:  # noqa: BLE001  a pipeline that could not run (e.g. no actor could load the model)
         cause = innermost(error)
         raise RayError(f"--ray: the pipeline stopped: {type(cause).__name__}: {one_line(cause)}") from None
     finally:
         summary.seconds = time.perf_counter() - started
-        if started_here:
-            ray.shutdown()
+        try:
+            if connecting_here:
+                ray.shutdown()  # stops a local instance; leaves a cluster (and its other jobs) running
+        finally:
+            output.restore()
     return summary

@@ -2,22 +2,54 @@
 
 import errno
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
 
 
-def reserve_temp(path, suffix: str = ".partial") -> Path:
-    """An empty temp file in the target's folder (same filesystem, so the rename is atomic).
+def temp_prefix(path: Path) -> str:
+    """How the temp files of `path` start: a dot and at most 64 bytes of its stem, so that a target
+    whose own name is near the file system's 255-byte limit still gets a temp file."""
+    return "." + os.fsdecode(os.fsencode(path.stem)[:64]) + "."
 
-    Its name starts with at most 64 bytes of the target's stem, so that a target whose own name is
-    near the file system's 255-byte limit still gets a temp file.
-    """
+
+def reserve_temp(path, suffix: str = ".partial") -> Path:
+    """An empty temp file in the target's folder (same filesystem, so the rename is atomic)."""
     path = Path(path)
-    stem = os.fsdecode(os.fsencode(path.stem)[:64])
-    handle, name = tempfile.mkstemp(prefix=f".{stem}.", suffix=suffix, dir=path.parent)
+    handle, name = tempfile.mkstemp(prefix=temp_prefix(path), suffix=suffix, dir=path.parent)
     os.close(handle)
     return Path(name)
+
+
+# A temp file reserve_temp makes: its target's prefix, mkstemp's 8 random characters, the suffix.
+TEMP_NAME = re.compile(r"(\..*\.)[a-z0-9_]{8}\.partial")
+
+
+class LeftoverTemps:
+    """Removes the temp files that writers killed part way left beside their targets (a process
+    killed with SIGKILL, or on a node that was lost, cannot clean up after itself). Use it only for
+    targets about to be written again. Each folder is listed once, however many targets it holds."""
+
+    def __init__(self):
+        self._folders: dict[Path, dict[str, list[str]]] = {}  # folder -> {target prefix: temp names}
+
+    def remove(self, path) -> None:
+        path = Path(path)
+        if path.parent not in self._folders:
+            by_prefix = self._folders[path.parent] = {}
+            try:
+                with os.scandir(path.parent) as entries:
+                    for entry in entries:
+                        if match := TEMP_NAME.fullmatch(entry.name):
+                            by_prefix.setdefault(match.group(1), []).append(entry.name)
+            except OSError:
+                pass  # a folder that cannot be listed: writing into it reports the real problem
+        for name in self._folders[path.parent].pop(temp_prefix(path), []):
+            try:
+                (path.parent / name).unlink(missing_ok=True)
+            except OSError:
+                pass
 
 
 def usual_mode(mode: int = 0o666) -> int:

@@ -4,6 +4,7 @@ import glob
 import os
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from tqdm import tqdm
 import cv2
 
 from ..errors import first_line
+from ..io.atomic import LeftoverTemps
 from ..io.colormaps import colorize, unit_depth
 from ..export.geometry import DEFAULT_DEPTH_RANGE, DEFAULT_FOV_DEG, save_mesh, save_point_cloud
 from ..io.images import IMAGE_SUFFIXES, ImageReadError, display_bgr, read_image, save_image, save_npy, save_pfm
@@ -288,9 +290,10 @@ def name_too_long(path: Path) -> bool:
 def select_pending(tasks: list[ImageTask], options: ImageJobOptions, summary: JobSummary) -> list[ImageTask]:
     """The tasks to run. Those whose outputs all exist are counted as skipped (unless overwrite);
     those that would write over an input image, or whose output names the file system refuses, as
-    failed (shared by the local job and the Ray pipeline)."""
+    failed (shared by the local job and the Ray pipeline). The temp files that a killed run left
+    beside the outputs to be written are removed."""
     input_paths = {task.source.resolve() for task in tasks}
-    pending = []
+    pending, leftovers = [], LeftoverTemps()
     for task in tasks:
         if task.note:
             report_error(task.note)
@@ -303,11 +306,41 @@ def select_pending(tasks: list[ImageTask], options: ImageJobOptions, summary: Jo
             elif not options.overwrite and all(path.exists() for path in task.outputs.values()):
                 summary.skipped += 1
             else:
+                for path in task.outputs.values():
+                    leftovers.remove(path)  # of an earlier run that was killed while writing it
                 pending.append(task)
         except OSError as error:  # e.g. an output name longer than the file system allows: this image only
             path = error.filename or task.outputs["png"]
             summary.failed.append(f"{task.source}: cannot write {path} ({one_line(error)})")
     return pending
+
+
+@dataclass
+class ImageResult:
+    """What became of one task: an error message (None: every output written) and notes to show."""
+    task: ImageTask
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def run_batch(model, tasks: list[ImageTask], options: ImageJobOptions, ledger: OutputLedger) -> Iterator[ImageResult]:
+    """Read, predict and write one batch of tasks: the image job's work, shared by the local
+    command and the Ray actors. Yields each image's result as soon as it is done."""
+    batch, notes = [], {}
+    for task in tasks:
+        notes[id(task)] = []
+        try:
+            batch.append((task, read_image(task.source, notes[id(task)])))
+        except ImageReadError as error:
+            yield ImageResult(task, str(error), notes[id(task)])
+    if not batch:
+        return
+    for task, image, depth, error in predict_each(model, batch, options):
+        if depth is not None:
+            unit = unit_depth(depth, options.value_range, options.invert)
+            picture = depth_picture(image, depth, options.colormap, options.side_by_side, unit=unit)
+            error = write_outputs(task, depth, picture, options.overwrite, unit, ledger, image, options)
+        yield ImageResult(task, error, notes[id(task)])
 
 
 def run_image_job(model, tasks: list[ImageTask], options: ImageJobOptions, quiet: bool = False) -> JobSummary:
@@ -318,34 +351,16 @@ def run_image_job(model, tasks: list[ImageTask], options: ImageJobOptions, quiet
     for message in summary.failed:
         report_error(message)
     options.out_dir.mkdir(parents=True, exist_ok=True)
-
-    def fail(message: str):
-        summary.failed.append(message)
-        report_error(message)
-
     started = time.perf_counter()
     try:
         with tqdm(total=len(pending), unit="image", disable=quiet, dynamic_ncols=True) as progress:
             for first in range(0, len(pending), max(1, options.batch_size)):
-                batch = []
-                for task in pending[first : first + options.batch_size]:
-                    try:
-                        notes = []
-                        batch.append((task, read_image(task.source, notes)))
-                        for note in notes:
-                            report_error(note)
-                    except ImageReadError as error:
-                        fail(str(error))
-                        progress.update(1)
-                if not batch:
-                    continue
-                for task, image, depth, error in predict_each(model, batch, options):
-                    if depth is not None:
-                        unit = unit_depth(depth, options.value_range, options.invert)
-                        picture = depth_picture(image, depth, options.colormap, options.side_by_side, unit=unit)
-                        error = write_outputs(task, depth, picture, options.overwrite, unit, ledger, image, options)
-                    if error:
-                        fail(error)
+                for result in run_batch(model, pending[first : first + options.batch_size], options, ledger):
+                    for note in result.notes:
+                        report_error(note)
+                    if result.error:
+                        summary.failed.append(result.error)
+                        report_error(result.error)
                     else:
                         summary.processed += 1
                     progress.update(1)
