@@ -4,3 +4,10 @@
 def first_line(error: BaseException, limit: int = 200) -> str:
     """The first line of the error's message (its type's name when it has none), at most `limit` characters."""
     return (str(error).strip().splitlines() or [type(error).__name__])[0][:limit]
+
+
+def one_line(error: BaseException) -> str:
+    """An exception as a short reason for a one-line message (an OSError's reason without its path)."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return first_line(error)

@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 import cv2
 
-from ..errors import first_line
+from ..errors import one_line
 from ..io.atomic import LeftoverTemps
 from ..io.colormaps import colorize, unit_depth
 from ..export.geometry import DEFAULT_DEPTH_RANGE, DEFAULT_FOV_DEG, save_mesh, save_point_cloud
@@ -191,13 +191,6 @@ def process_image(model, image: np.ndarray, options: ImageJobOptions) -> tuple[n
 def report_error(message: str):
     """Errors always reach stderr, above the progress bar, even with --quiet."""
     tqdm.write(message, file=sys.stderr)
-
-
-def one_line(error: BaseException) -> str:
-    """An exception as a short reason for a one-line message."""
-    if isinstance(error, OSError) and error.strerror:
-        return error.strerror
-    return first_line(error)
 
 
 PREDICTION_ERRORS = (RuntimeError, MemoryError, ValueError, cv2.error)

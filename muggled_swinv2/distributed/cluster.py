@@ -1,0 +1,123 @@
+"""Reaching Ray (a local instance or an existing cluster) for a block of work, and Ray's own
+output in our terminal."""
+
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+from contextlib import contextmanager
+
+import ray
+from ray._private import services as ray_services
+
+from ..errors import one_line
+from . import RayError, RayOptions
+
+
+def check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """RayError unless something answers at a cluster's address: ray.init would wait for minutes."""
+    target = address.removeprefix("ray://")
+    try:
+        if not address.startswith("ray://"):
+            target = ray_services.canonicalize_bootstrap_address_or_die(address)  # 'auto', names -> host:port
+        host, _, port = target.rpartition(":")
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except (OSError, ValueError) as error:  # ConnectionError is an OSError
+        raise RayError(f"--ray {address}: cannot reach a Ray cluster there ({one_line(error)})") from None
+
+
+def connect(ray_options: RayOptions) -> None:
+    """ray.init for a local instance or an existing cluster. A process already connected to Ray
+    (a library caller, the tests) keeps its connection."""
+    if ray_options.address is not None:
+        check_reachable(ray_options.address)
+    if ray.is_initialized():
+        return
+    settings = dict(log_to_driver=False, logging_level=logging.ERROR)
+    try:
+        if ray_options.address is None:
+            # A local instance runs nothing but the model actors: no idle workers started ahead
+            # for tasks, and no dashboard. Ray lowers its workers' priority (nice 15) by default;
+            # here they are the command's own work, at the priority it was started with.
+            ray.init(num_cpus=ray_options.num_cpus, include_dashboard=False,
+                     _system_config={"worker_niceness": 0, "enable_worker_prestart": False}, **settings)
+        else:
+            ray.init(address=ray_options.address, **settings)
+    except Exception as error:  # noqa: BLE001  Ray raises plain Exception too (a node that timed out starting)
+        what = f"cannot connect to the Ray cluster at {ray_options.address}" if ray_options.address else \
+            "cannot start a local Ray instance"
+        raise RayError(f"--ray: {what} ({one_line(error)})") from None
+
+
+class RayOutput:
+    """Ray's own lines in this process's terminal (native log lines on file descriptor 2, the
+    raylet's reports on stdout), shown or dropped. Dropped for the whole run with --quiet, and
+    from Ctrl-C on otherwise (what follows is Ray reporting the actors the interrupt stops); this
+    process's own messages reach stderr either way. `restore` puts everything back."""
+
+    def __init__(self, quiet: bool):
+        self.saved = None  # (stdout fd, stderr fd, sys.stderr) while silenced
+        self.handler = None
+        if quiet:
+            self.silence()
+        if threading.current_thread() is threading.main_thread():
+            self.handler = signal.signal(signal.SIGINT, self.interrupted)
+
+    def interrupted(self, signum, frame):
+        self.silence()
+        raise KeyboardInterrupt
+
+    def silence(self):
+        if self.saved is not None:
+            return
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.saved = (os.dup(1), os.dup(2), sys.stderr)
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 1)
+        os.dup2(null, 2)
+        os.close(null)
+        if writes_to_fd(sys.stderr, 2):  # our messages go on to where stderr went
+            sys.stderr = open(self.saved[1], "w", buffering=1, closefd=False)
+
+    def restore(self):
+        if self.handler is not None:
+            signal.signal(signal.SIGINT, self.handler)
+        if self.saved is None:
+            return
+        stdout_fd, stderr_fd, stderr = self.saved
+        if sys.stderr is not stderr:
+            sys.stderr.close()
+            sys.stderr = stderr
+        os.dup2(stdout_fd, 1)
+        os.dup2(stderr_fd, 2)
+        os.close(stdout_fd)
+        os.close(stderr_fd)
+        self.saved = None
+
+
+def writes_to_fd(stream, fd: int) -> bool:
+    try:
+        return stream.fileno() == fd
+    except (AttributeError, OSError, ValueError):  # a stream in memory (pytest's capture, say)
+        return False
+
+
+@contextmanager
+def ray_session(ray_options: RayOptions, quiet: bool = False):
+    """Connected to Ray for the block, Ray's output shown or dropped as RayOutput says; a local
+    instance started here is stopped after it (a cluster, and a connection the caller already had,
+    are left as they were)."""
+    output = RayOutput(quiet)
+    connecting_here = not ray.is_initialized()
+    try:
+        connect(ray_options)
+        yield
+    finally:
+        try:
+            if connecting_here and ray.is_initialized():
+                ray.shutdown()  # stops a local instance; leaves a cluster (and its other jobs) running
+        finally:
+            output.restore()
