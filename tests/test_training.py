@@ -75,7 +75,7 @@ def test_normalization_is_median_and_mean_absolute_deviation():
     median = np.median(picked)  # 3 (odd count: no ambiguity between torch's and numpy's medians)
     scale = np.abs(picked - median).mean()
     expected = np.where(valid.numpy(), (values.numpy() - median) / scale, 0)
-    assert np.allclose(normalize_scale_shift(values, valid).numpy(), expected)
+    assert np.allclose(normalize_scale_shift(values[None], valid[None])[0].numpy(), expected)
 
 
 def test_trimmed_loss_drops_the_largest_fifth_of_residuals():
@@ -83,7 +83,34 @@ def test_trimmed_loss_drops_the_largest_fifth_of_residuals():
     target = torch.zeros(2, 5)
     valid = torch.ones(2, 5, dtype=torch.bool)
     # residuals 0..9; the 8 smallest sum to 28, divided by 2M = 20
-    assert trimmed_absolute_loss(pred, target, valid).item() == pytest.approx(28 / 20)
+    assert trimmed_absolute_loss(pred[None], target[None], valid[None]).item() == pytest.approx(28 / 20)
+
+
+def test_losses_of_a_batch_are_each_images_own():
+    """All images at once, each with its own valid pixels and its own count of kept residuals."""
+    generator = torch.Generator().manual_seed(4)
+    pred, target = torch.randn(3, 8, 9, generator=generator), torch.randn(3, 8, 9, generator=generator)
+    valid = torch.rand(3, 8, 9, generator=generator) > torch.tensor([0.1, 0.5, 0.8])[:, None, None]
+    trimmed = trimmed_absolute_loss(pred, target, valid)
+    gradient = gradient_matching_loss(pred, target, valid)
+    normalized = normalize_scale_shift(pred, valid)
+    for image in range(3):
+        v = valid[image].numpy()
+        residuals = np.sort(np.abs((pred[image] - target[image]).numpy()[v]))
+        kept = int(len(residuals) * 0.8)
+        assert trimmed[image].item() == pytest.approx(residuals[:kept].sum() / (2 * len(residuals)), rel=1e-5)
+        assert gradient[image].item() == pytest.approx(
+            gradient_matching_loss(pred[image][None], target[image][None], valid[image][None]).item(), rel=1e-6)
+        picked = np.sort(pred[image].numpy()[v])
+        median = picked[(len(picked) - 1) // 2]  # the lower median, as torch.median
+        expected = (picked - median) / np.abs(picked - median).mean()
+        assert np.allclose(np.sort(normalized[image].numpy()[v]), expected, atol=1e-5)
+        assert normalized[image].numpy()[~v].tolist() == [0.0] * int((~v).sum())
+    # the batch loss is the mean of the images' losses, one that has too few valid pixels left out
+    valid[1] = False
+    valid[1, 0, :5] = True
+    each = [midas_loss(pred[i][None], target[i][None], valid[i][None]).item() for i in (0, 2)]
+    assert midas_loss(pred, target, valid).item() == pytest.approx(np.mean(each), rel=1e-6)
 
 
 def test_gradient_loss_matches_a_direct_sum():
@@ -104,7 +131,7 @@ def test_gradient_loss_matches_a_direct_sum():
                     total += abs(rs[i + 1, j] - rs[i, j])
         if vs.sum():
             expected += total / vs.sum()
-    assert gradient_matching_loss(pred, target, valid).item() == pytest.approx(expected, rel=1e-5)
+    assert gradient_matching_loss(pred[None], target[None], valid[None]).item() == pytest.approx(expected, rel=1e-5)
 
 
 def test_midas_loss_ignores_scale_and_shift_of_the_prediction():
@@ -216,6 +243,19 @@ def test_batches_depend_on_seed_and_step_only():
     images, disparity, valid = first
     assert images.shape == (2, 3, 32, 32) and disparity.shape == valid.shape == (2, 32, 32)
     assert images.min() >= -1 and images.max() <= 1
+
+
+def test_batches_made_ahead_are_the_same_batches_in_the_same_order(tmp_path):
+    samples = load_synthetic(3)
+    options = nano_options(tmp_path, seed=4, batch_size=2, size=32)
+    ahead = trainer_module.BatchSource(samples, options, ahead=True)
+    try:
+        for index in [0, 1, 2, 7, 8]:  # in order, then a jump (a resumed run)
+            expected = training_batch(samples, seed=4, step=index, batch_size=2, size=32)
+            assert all(np.array_equal(a, b) for a, b in zip(ahead.take(index), expected))
+        assert ahead.pending[0] == 9
+    finally:
+        ahead.close()
 
 
 def load_synthetic(count):
