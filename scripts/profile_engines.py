@@ -47,7 +47,7 @@ from muggled_swinv2.jobs.bench import build_ours, random_midas_state_dict
 from muggled_swinv2.model.config import RELEASED_CONFIGS
 from muggled_swinv2.model.dpt_decoder import DepthHead
 from muggled_swinv2.model.onednn import blas_linears
-from muggled_swinv2.model.winograd import Conv3x3
+from muggled_swinv2.model.winograd import Conv3x3, winograd_switched
 
 
 def model_parts(model) -> dict[str, torch.nn.Module]:
@@ -181,19 +181,6 @@ def head_in_one_piece():
         DepthHead.depth_in_bands = banded
 
 
-@contextlib.contextmanager
-def winograd(model, enabled: bool):
-    convs = [module for module in model.modules() if isinstance(module, Conv3x3)]
-    switches = [conv.winograd for conv in convs]
-    for conv in convs:
-        conv.winograd = enabled
-    try:
-        yield
-    finally:
-        for conv, switch in zip(convs, switches):
-            conv.winograd = switch
-
-
 def compare(model, runner, image, rounds: int) -> dict[str, tuple[float, float]]:
     """{variant: (median seconds, MiB of page faults per forward)}, interleaved, no profiler."""
     uses_winograd = any(conv.winograd for conv in model.modules() if isinstance(conv, Conv3x3))
@@ -202,7 +189,7 @@ def compare(model, runner, image, rounds: int) -> dict[str, tuple[float, float]]
         "as it is": contextlib.nullcontext,
         "linear layers through F.linear (MKL)": blas_linears,
         "depth head in one piece": head_in_one_piece,
-        f"Winograd {other}": lambda: winograd(model, not uses_winograd),
+        f"Winograd {other}": lambda: winograd_switched(model, not uses_winograd),
         "all three undone": lambda: all_undone(model),
     }
     numpy_image = image.numpy()
@@ -228,7 +215,7 @@ def compare(model, runner, image, rounds: int) -> dict[str, tuple[float, float]]
 def all_undone(model):
     """Our model as it was before the CPU speed-ups: linear layers through MKL, the head in one
     piece, Winograd on."""
-    return stack(blas_linears(), head_in_one_piece(), winograd(model, True))
+    return stack(blas_linears(), head_in_one_piece(), winograd_switched(model, True))
 
 
 @contextlib.contextmanager

@@ -1,7 +1,6 @@
 """ONNX export: the graph computes our function (checked here in ONNX Runtime, independently of the
 exporter's own check), refuses what it cannot do in one line, and `info` reads its metadata."""
 
-import builtins
 import json
 import subprocess
 import sys
@@ -12,6 +11,7 @@ import torch
 
 from muggled_swinv2 import load_model
 from muggled_swinv2.cli import main
+from missing import without_packages
 
 onnxruntime = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
@@ -139,14 +139,7 @@ def test_failed_check_leaves_no_file(tmp_path, small_checkpoint, monkeypatch):
 
 
 def test_missing_extra_names_the_fix(capsys, tmp_path, small_checkpoint, monkeypatch):
-    real_import = builtins.__import__
-
-    def no_onnx(name, *args, **kwargs):
-        if name.split(".")[0] in ("onnx", "onnxruntime", "onnxscript"):
-            raise ImportError(f"No module named {name!r}", name=name)
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_onnx)
+    without_packages(monkeypatch, "onnx", "onnxruntime", "onnxscript")
     for args in (["export", small_checkpoint, tmp_path / "m.onnx"], ["info", tmp_path / "m.onnx"]):
         code, _, err = run(capsys, *args)
         assert code == 2 and err.count("\n") == 1

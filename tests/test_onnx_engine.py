@@ -2,7 +2,6 @@
 engine writes (to 1e-4 of the output range), export once per network size into the cache folder,
 and refuse what they cannot do in one line."""
 
-import builtins
 
 import numpy as np
 import pytest
@@ -10,6 +9,7 @@ import pytest
 import cv2
 from muggled_swinv2.cli import main
 from pictures import photo, write_video
+from missing import without_packages
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
@@ -102,14 +102,7 @@ def test_what_the_onnx_engine_cannot_do_is_one_line(tmp_path, capsys, small_chec
 
 
 def test_missing_onnx_runtime_names_the_extra(tmp_path, capsys, monkeypatch, small_checkpoint, cache, pictures):
-    real_import = builtins.__import__
-
-    def no_onnx(name, *args, **kwargs):
-        if name.split(".")[0] in ("onnx", "onnxruntime", "onnxscript"):
-            raise ImportError(f"No module named {name!r}", name=name)
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_onnx)
+    without_packages(monkeypatch, "onnx", "onnxruntime", "onnxscript")
     clip = write_video(tmp_path / "clip.mp4", frames=2)
     for args in (["image", pictures, "--out", tmp_path / "out"], ["video", clip, "--out", tmp_path / "depth.mp4"]):
         code, _, err = run(capsys, *args, "-w", small_checkpoint, "--engine", "onnx")

@@ -1,7 +1,6 @@
 """`image --ray`: the image job as a Ray Data pipeline, on one local Ray instance (2 CPUs) shared by
 the module; the command line reuses the test process's connection."""
 
-import builtins
 import re
 import signal
 import subprocess
@@ -16,6 +15,7 @@ from muggled_swinv2.cli import main
 from muggled_swinv2.io.colormaps import colorize
 from muggled_swinv2.io.images import read_pfm
 from pictures import photo
+from missing import without_packages
 
 OPTIONS = ("--raw", "npy,pfm,png16,tiff", "--side-by-side", "--batch-size", "3")
 
@@ -126,14 +126,7 @@ def test_unreachable_address_is_one_line(tmp_path, capsys, folder, small_checkpo
 
 
 def test_ray_not_installed_is_one_line(tmp_path, capsys, monkeypatch, folder, small_checkpoint):
-    real_import = builtins.__import__
-
-    def no_ray(name, *args, **kwargs):
-        if name == "ray" or name.startswith("ray."):
-            raise ModuleNotFoundError(f"No module named '{name}'", name=name)
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_ray)
+    without_packages(monkeypatch, "ray")
     code, err = run(capsys, folder, "-w", small_checkpoint, "--out", tmp_path / "out", "--ray")
     assert code == 2 and err.count("\n") == 1 and "pip install 'muggled_swinv2[ray]'" in err
 

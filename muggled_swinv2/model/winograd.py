@@ -190,14 +190,19 @@ class Conv3x3(nn.Conv2d):
         return winograd_conv3x3(image_bhwc, self.transformed_weight(), self.bias).permute(0, 3, 1, 2)
 
 
-@contextmanager
 def direct_convolutions(model: nn.Module):
     """Inside this block every Conv3x3 of `model` runs as the plain convolution (to count the
     FLOPs of the direct computation, or to time what Winograd buys)."""
+    return winograd_switched(model, False)
+
+
+@contextmanager
+def winograd_switched(model: nn.Module, enabled: bool):
+    """Inside this block every Conv3x3 of `model` has Winograd on or off; as before after it."""
     convs = [module for module in model.modules() if isinstance(module, Conv3x3)]
     switches = [conv.winograd for conv in convs]
     for conv in convs:
-        conv.winograd = False
+        conv.winograd = enabled
     try:
         yield
     finally:
