@@ -146,11 +146,14 @@ def test_core_commands_never_import_ray(small_checkpoint):
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
+MANY = 24
+
+
 @pytest.fixture(scope="module")
 def many_pictures(tmp_path_factory):
-    """40 small pictures; run at --size 768, each takes long enough for a run to be stopped part way."""
+    """MANY (24) small pictures; run at --size 768, each takes long enough for a run to be stopped part way."""
     folder = tmp_path_factory.mktemp("many")
-    for index in range(40):
+    for index in range(MANY):
         cv2.imwrite(str(folder / f"m{index:02d}.png"), photo(120, 160, seed=100 + index))
     return folder
 
@@ -208,15 +211,15 @@ def test_stopped_run_is_finished_by_running_again(tmp_path, capsys, stop, many_p
         assert process.returncode == -signal.SIGKILL
     settled(out)  # a killed driver's actors may finish the batch they hold before Ray stops them
     written = sorted(path.name for path in out.iterdir() if not path.name.startswith("."))
-    assert 2 <= sum(name.endswith(".png") for name in written) < 40, "the run was not stopped part way"
+    assert 2 <= sum(name.endswith(".png") for name in written) < MANY, "the run was not stopped part way"
     assert_complete(out, written)
 
     # A writer killed part way leaves its temp file (mkstemp's name) beside an output not yet written.
-    missing = next(f"m{index:02d}" for index in range(40) if not (out / f"m{index:02d}.npy").exists())
+    missing = next(f"m{index:02d}" for index in range(MANY) if not (out / f"m{index:02d}.npy").exists())
     (out / f".{missing}.k1lled_x.partial").write_bytes(b"\x93NUMPY half")
     again = subprocess.run(command, stderr=subprocess.PIPE, text=True, timeout=600)
     assert again.returncode == 0 and again.stderr == ""
-    names = [f"m{index:02d}.{suffix}" for index in range(40) for suffix in ("png", "npy")]
+    names = [f"m{index:02d}.{suffix}" for index in range(MANY) for suffix in ("png", "npy")]
     assert sorted(path.name for path in out.iterdir()) == sorted([".muggled_swinv2-outputs.jsonl", *names])
     assert_complete(out, names)
 
