@@ -131,7 +131,7 @@ def open_engine(args):
     make_writable_folder(folder / "onnx", "--engine onnx cache folder")
     args.device = "cpu"
     model = open_model(args)
-    return OnnxRuntimeEngine(model, folder, notify=None if args.quiet else report_error)
+    return OnnxRuntimeEngine(model, folder, notify=(lambda line: None) if args.quiet else report_error)
 
 
 def weights_path(weights, quiet: bool = False) -> Path:

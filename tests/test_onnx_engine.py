@@ -2,6 +2,8 @@
 engine writes (to 1e-4 of the output range), export once per network size into the cache folder,
 and refuse what they cannot do in one line."""
 
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -43,6 +45,16 @@ def run(capsys, *args):
 
 def relative(result: np.ndarray, expected: np.ndarray) -> float:
     return float(np.abs(result - expected).max() / np.ptp(expected))
+
+
+def test_quiet_export_prints_nothing(tmp_path, small_checkpoint, cache, pictures):
+    """-q: not the export line, nor the exporter's own log lines and warnings (a fresh process, so
+    that they are printed as a user would see them)."""
+    command = [sys.executable, "-m", "muggled_swinv2", "image", str(pictures / "square.png"), "-w",
+               str(small_checkpoint), "--size", "64", "-q", "--out", str(tmp_path / "out"), "--engine", "onnx"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stderr == "" and done.stdout == ""
+    assert len(list((cache / "onnx").iterdir())) == 1
 
 
 def test_image_job_writes_what_the_torch_engine_writes(tmp_path, capsys, small_checkpoint, cache, pictures):

@@ -117,6 +117,14 @@ def test_all_done_needs_no_cluster(tmp_path, capsys, local_outputs, folder, smal
     assert code == 0 and "processed 0, skipped 1" in err
 
 
+def test_more_gpus_than_the_cluster_has_is_one_line_not_a_wait(tmp_path, capsys, ray_instance, folder, small_checkpoint):
+    started = time.monotonic()
+    code, err = run(capsys, folder, "-w", small_checkpoint, "--out", tmp_path / "out", "--ray", "--gpus-per-actor", "1")
+    assert code == 2 and err.count("\n") == 1 and time.monotonic() - started < 60
+    assert "error: --ray: no node of the Ray cluster has 1 CPU and 1 GPU for an actor" in err
+    assert not list((tmp_path / "out").glob("*.png"))
+
+
 def test_unreachable_address_is_one_line(tmp_path, capsys, folder, small_checkpoint):
     pytest.importorskip("ray.data")
     for address in ("127.0.0.1:1", "ray://127.0.0.1:1"):

@@ -89,6 +89,18 @@ def actor_layout(ray_options: RayOptions, model_bytes: int) -> tuple[int, float]
     return actors, 1.0 / math.ceil(1.0 / share)  # more actors than CPUs: an equal fraction each
 
 
+def check_resources(cpus_per_actor: float, gpus_per_actor: float) -> None:
+    """RayError unless some node of the cluster can hold one actor: Ray would wait for one forever."""
+    nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
+    if any(node.get("CPU", 0.0) >= cpus_per_actor and node.get("GPU", 0.0) >= gpus_per_actor for node in nodes):
+        return
+    cpus = max((node.get("CPU", 0.0) for node in nodes), default=0.0)
+    gpus = max((node.get("GPU", 0.0) for node in nodes), default=0.0)
+    asked = f"{cpus_per_actor:g} CPU" + (f" and {gpus_per_actor:g} GPU" if gpus_per_actor else "")
+    raise RayError(f"--ray: no node of the Ray cluster has {asked} for an actor (the most on one node: "
+                   f"{cpus:g} CPU, {gpus:g} GPU); lower --gpus-per-actor/--cpus-per-actor or add such a node")
+
+
 def configure_data_context(quiet: bool):
     """Ray Data's own progress display and log lines unless --quiet; no statistics dump at the end."""
     context = ray.data.DataContext.get_current()
@@ -113,6 +125,8 @@ def build_pipeline(weights: Path, tasks: list[ImageTask], options: ImageJobOptio
     if device == "auto":
         device = "cuda" if ray_options.gpus_per_actor > 0 else "cpu"
     actors, cpus = actor_layout(ray_options, model_bytes)
+    check_resources(cpus, ray_options.gpus_per_actor)
+    actors = min(actors, len(rows))  # an actor with no paths to work on would only load the model
     actor_options = replace(options, out_dir=options.out_dir.absolute())
     # Blocks of paths: Ray Data's default for a short list is one block per path, and on a small
     # machine each block's scheduling took CPU time from the actors (measured on 2 cores, 100
@@ -183,6 +197,8 @@ def run_image_job_on_ray(weights: Path, tasks: list[ImageTask], options: ImageJo
                     summary.processed += 1
         except KeyboardInterrupt:
             summary.interrupted = True  # every file written so far is complete (written atomically)
+        except RayError:
+            raise
         except Exception as error:  # noqa: BLE001  a pipeline that could not run (e.g. no actor could load the model)
             cause = innermost(error)
             raise RayError(f"--ray: the pipeline stopped: {type(cause).__name__}: {one_line(cause)}") from None

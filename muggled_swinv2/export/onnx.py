@@ -17,7 +17,10 @@ Needs the `[onnx]` extra (onnx, onnxruntime, onnxscript); nothing else in the pa
 """
 
 import json
+import logging
 import time
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,12 +133,28 @@ def relative_difference(ours: np.ndarray, reference: np.ndarray) -> float:
     return difference / value_range if value_range > 0 else difference
 
 
+@contextmanager
+def exporter_quiet():
+    """Inside this block, the exporter's own chatter is dropped: its log lines about optional
+    packages (torchvision's operators) and its deprecation warnings, which are about PyTorch's
+    code, not the user's; its errors still raise."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
 def trace(model, size_hw, batch, opset: int):
     """torch.export + torch.onnx: the ONNX ModelProto of `model` at this size and batch."""
     dynamic_shapes = ({0: torch.export.Dim("batch", min=1, max=1024)},) if batch == "dynamic" else None
     # Autograd on: the model's plain path (see the module doc); nothing is trained. Also when called
     # in inference mode (as by the --engine onnx jobs): the example must not be an inference tensor.
-    with torch.inference_mode(False), torch.enable_grad(), direct_convolutions(model):
+    with torch.inference_mode(False), torch.enable_grad(), direct_convolutions(model), exporter_quiet():
         example = torch.from_numpy(test_input(2 if batch == "dynamic" else batch, size_hw))
         program = torch.export.export(model, (example,), dynamic_shapes=dynamic_shapes, strict=False)
         onnx_program = torch.onnx.export(
