@@ -611,9 +611,11 @@ def test_video_frames_size_rate_and_raw(tmp_path, capsys, small_checkpoint, mode
     assert code == 0, err
     raw = np.load(tmp_path / "depth.npz")
     assert sorted(raw.files) == [f"frame_{index:06d}" for index in range(7)]  # the predictions as they are
+    unchanged = recover_raw(raw)  # which recover_raw gives back as they are
     for index, frame in enumerate(inputs):
         expected = model.predict(frame)
         assert np.allclose(raw[f"frame_{index:06d}"], expected, atol=1e-5 * np.ptp(expected))
+        assert np.array_equal(unchanged[index], raw[f"frame_{index:06d}"])
 
 
 def test_video_side_by_side_and_per_frame(tmp_path, capsys, small_checkpoint, clip):

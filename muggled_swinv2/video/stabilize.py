@@ -19,7 +19,9 @@ small local changes, so a still scene also shimmers. `DepthStabilizer` does two 
    the frames it has been still for, then an exponential average over about 1 / (1 - smoothing)
    frames (a plain exponential average would hold on to whatever the first frame got wrong).
    The others (what moved, what the camera uncovered) are taken as they are, so nothing lags
-   behind real motion. With `smoothing=0` the output is the aligned frame.
+   behind real motion; so is the whole frame when its picture as a whole changed (thumbnail
+   correlation below `min_image_correlation`): a cut that a weak model's depth did not show,
+   where some pixels' brightness matches the old scene's by chance. With `smoothing=0` the output is the aligned frame.
 
 Both steps can be undone: the smoothed pixels of each frame are kept (`Stabilized.smoothed`), so
 the run lengths n and weights w follow, `aligned_t = out_(t-1) + (out_t - out_(t-1)) / w` there,
@@ -159,6 +161,7 @@ class DepthStabilizer:
         raw = self._sample(raw_depth)
         thumbnail = picture_thumbnail(picture) if picture is not None else None
         brightness = log_brightness(picture, raw_depth.shape) if picture is not None else None
+        picture_changed = thumbnail is not None and self.thumbnail is not None and not self._same_picture(thumbnail)
         static = None
         if self.reference is None or raw_depth.shape != self.shape:
             reset, scale, shift = True, 1.0, 0.0  # nothing to match: the first frame, or a new size
@@ -180,7 +183,7 @@ class DepthStabilizer:
                 self.reference = np.where(static, blended, stabilized)
         self.shape, self.scale, self.shift, self.thumbnail = raw_depth.shape, scale, shift, thumbnail
         aligned = raw_depth.astype(np.float64) * scale + shift
-        if reset or self.smoothing == 0 or self.previous is None:
+        if reset or self.smoothing == 0 or self.previous is None or picture_changed:
             smoothed = np.zeros(raw_depth.shape, bool)
             depth = aligned.astype(np.float32)
         else:
@@ -252,9 +255,12 @@ def unpack_mask(bits: np.ndarray, shape_hw) -> np.ndarray:
 
 
 def recover_raw(archive) -> list[np.ndarray]:
-    """The raw predictions from a stabilised `video --raw npz` file (an np.load result or a dict):
-    frame_NNNNNN outputs, per-frame scale, shift, and smoothed_NNNNNN packed masks, smoothing."""
+    """The raw predictions from a `video --raw npz` file (an np.load result or a dict): when
+    stabilised, its frame_NNNNNN outputs undone with the per-frame scale and shift, the
+    smoothed_NNNNNN packed masks and smoothing; without stabilisation, its frames as they are."""
     frames = sorted(name for name in archive.keys() if name.startswith("frame_"))
+    if "scale" not in archive:  # written with --no-stabilize: the frames are the raw predictions
+        return [archive[name] for name in frames]
     smoothing = float(archive["smoothing"]) if "smoothing" in archive else 0.0
     raw, previous, run_length = [], None, None
     for index, name in enumerate(frames):
