@@ -159,14 +159,16 @@ class DepthStabilizer:
         """Stabilise the next frame's raw inverse depth (H, W); `picture`, the video frame it came
         from (any size, grey or BGR), tells a scene cut from a lighting change."""
         raw = self._sample(raw_depth)
-        thumbnail = picture_thumbnail(picture) if picture is not None else None
-        brightness = log_brightness(picture, raw_depth.shape) if picture is not None else None
-        picture_changed = thumbnail is not None and self.thumbnail is not None and not self._same_picture(thumbnail)
+        grey = grey_levels(picture) if picture is not None else None
+        thumbnail = picture_thumbnail(grey) if grey is not None else None
+        brightness = log_brightness(grey, raw_depth.shape) if grey is not None else None
+        same_picture = self._same_picture(thumbnail)
+        picture_changed = thumbnail is not None and self.thumbnail is not None and not same_picture
         static = None
         if self.reference is None or raw_depth.shape != self.shape:
             reset, scale, shift = True, 1.0, 0.0  # nothing to match: the first frame, or a new size
         else:
-            scale, shift, static = self._fit(raw, self._same_picture(thumbnail))
+            scale, shift, static = self._fit(raw, same_picture)
             reset = not (np.isfinite(scale) and scale > 0 and np.isfinite(shift))
             if reset:  # a scene cut: match the reference's median and spread
                 _, raw_median, raw_spread = robust_normalize(raw)
@@ -185,6 +187,7 @@ class DepthStabilizer:
         aligned = raw_depth.astype(np.float64) * scale + shift
         if reset or self.smoothing == 0 or self.previous is None or picture_changed:
             smoothed = np.zeros(raw_depth.shape, bool)
+            run_length = np.zeros(raw_depth.shape, np.int32)
             depth = aligned.astype(np.float32)
         else:
             spread = robust_normalize(scale * raw + shift)[2]
@@ -193,11 +196,11 @@ class DepthStabilizer:
                 smoothed &= np.abs(brightness - self.brightness) < self.picture_threshold
             else:
                 smoothed = np.abs(aligned - self.previous) < self.change_threshold * spread
-            weight = smoothing_weights(np.where(smoothed, self.run_length + 1, 0), self.smoothing)
+            run_length = np.where(smoothed, self.run_length + 1, 0)
+            weight = smoothing_weights(run_length, self.smoothing)
             blended = self.previous + weight * (aligned - self.previous)
             depth = np.where(smoothed, blended, aligned).astype(np.float32)
-        self.run_length = np.where(smoothed, self.run_length + 1, 0) if self.run_length is not None and not reset \
-            else np.zeros(raw_depth.shape, np.int32)
+        self.run_length = run_length
         self.previous = None if flat else depth  # nothing is smoothed against a flat (black, blank) frame
         self.brightness = brightness
         return Stabilized(depth, scale, shift, reset, smoothed)
@@ -209,25 +212,28 @@ def smoothing_weights(run_length: np.ndarray, smoothing: float) -> np.ndarray:
     return np.maximum(1 - smoothing, 1 / (run_length + 1.0))
 
 
-def log_brightness(picture: np.ndarray, shape_hw) -> np.ndarray:
-    """(H, W) float32 log grey level of the picture at the depth map's size, blurred (sensor noise
-    is no change) and less the log of its mean (an exposure change is no change)."""
+def grey_levels(picture: np.ndarray) -> np.ndarray:
+    """(H, W) float32 grey of a grey or BGR video frame, on the 0-255 scale whatever its dtype
+    (uint8, uint16, or float in [0, 1]); made once per frame for the two measures below."""
     grey = picture.astype(np.float32)
     if grey.ndim == 3:
         grey = grey.mean(axis=2)
+    full_scale = 255.0 if picture.dtype == np.uint8 else 65535.0 if picture.dtype == np.uint16 else 1.0
+    return grey if full_scale == 255.0 else grey * np.float32(255.0 / full_scale)
+
+
+def log_brightness(grey: np.ndarray, shape_hw) -> np.ndarray:
+    """(H, W) float32 log grey level (grey_levels) at the depth map's size, blurred (sensor noise
+    is no change) and less the log of its mean (an exposure change is no change)."""
     if grey.shape != tuple(shape_hw):
         grey = cv2.resize(grey, (shape_hw[1], shape_hw[0]), interpolation=cv2.INTER_AREA)
     grey = cv2.GaussianBlur(grey, (0, 0), 2.0)
-    offset = 8.0 * (255.0 if picture.dtype == np.uint8 else 65535.0 if picture.dtype == np.uint16 else 1.0) / 255.0
-    return np.log(grey + offset) - np.log(float(grey.mean()) + offset)
+    return np.log(grey + 8.0) - np.log(float(grey.mean()) + 8.0)
 
 
-def picture_thumbnail(picture: np.ndarray) -> np.ndarray:
-    """A 24x32 grey thumbnail with zero mean and unit variance (the mean of two thumbnails' product
-    is their correlation); zeros for a flat picture."""
-    grey = picture.astype(np.float32)
-    if grey.ndim == 3:
-        grey = grey.mean(axis=2)
+def picture_thumbnail(grey: np.ndarray) -> np.ndarray:
+    """A 24x32 thumbnail of grey levels (grey_levels) with zero mean and unit variance (the mean of
+    two thumbnails' product is their correlation); zeros for a flat picture."""
     small = cv2.resize(grey, (32, 24), interpolation=cv2.INTER_AREA).astype(np.float64)
     spread = small.std()
     return (small - small.mean()) / spread if spread > 0 else np.zeros_like(small)
