@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from .. import __version__
-from ..errors import first_line
+from ..errors import first_line, one_line
 from .onnx import FORMAT_NAME, FORMAT_VERSION, ExportError, export_onnx, read_metadata, session
 
 CACHE_ENV = "MUGGLED_SWINV2_CACHE"
@@ -113,8 +113,7 @@ class OnnxRuntimeEngine(nn.Module):
                 export_onnx(self.model, path, size_hw=size_hw, batch="dynamic", overwrite=True)
                 runner = session(path, self.threads)
             except (ExportError, OSError) as error:
-                reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-                reason = reason.removeprefix(f"{path}: ")  # the cache file's name says nothing to the user
+                reason = one_line(error).removeprefix(f"{path}: ")  # the cache file's name says nothing to the user
                 raise RuntimeError(f"ONNX export at {height}x{width} failed: {reason}") from None
         if len(self._sessions) >= MAX_SESSIONS:
             self._sessions.popitem(last=False)

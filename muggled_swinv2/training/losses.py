@@ -27,19 +27,21 @@ GRADIENT_WEIGHT = 0.5
 ANCHOR_MEDIAN, ANCHOR_SPREAD, ANCHOR_WEIGHT = 1.0, 0.2, 0.1
 
 
-def masked_median(values_bn: torch.Tensor, valid_bn: torch.Tensor) -> torch.Tensor:
-    """(B, N) -> (B,): the median of each row's valid values (the lower one for an even count, as
-    torch.median), all rows at once."""
-    return torch.where(valid_bn, values_bn, values_bn.new_tensor(float("nan"))).nanmedian(dim=1).values
+def median_and_spread(values_bn: torch.Tensor, valid_bn: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, N) -> (B,), (B,): each row's median over its valid values (the lower one for an even
+    count, as torch.median) and mean absolute deviation from it, all rows at once."""
+    median_b = torch.where(valid_bn, values_bn, values_bn.new_tensor(float("nan"))).nanmedian(dim=1).values
+    spread_b = torch.where(valid_bn, (values_bn - median_b[:, None]).abs(), 0).sum(1) / valid_bn.sum(1)
+    return median_b, spread_b
 
 
 def normalize_scale_shift(disparity_bhw: torch.Tensor, valid_bhw: torch.Tensor) -> torch.Tensor:
     """Per image, (d - median) / mean|d - median| over its valid pixels; invalid pixels become 0."""
     values, valid = disparity_bhw.flatten(1), valid_bhw.flatten(1)
-    shift_b1 = masked_median(values, valid)[:, None]
-    deviation_b1 = (torch.where(valid, (values - shift_b1).abs(), 0).sum(1) / valid.sum(1))[:, None]
+    shift_b, deviation_b = median_and_spread(values, valid)
+    shift_b1 = shift_b[:, None]
     largest_b1 = torch.where(valid, values.abs(), 0).amax(1, keepdim=True).clamp_min(1e-12)
-    scale_b1 = torch.maximum(deviation_b1, 1e-6 * largest_b1)
+    scale_b1 = torch.maximum(deviation_b[:, None], 1e-6 * largest_b1)
     normalized = torch.where(valid, (values - shift_b1) / scale_b1, 0)
     return normalized.view_as(disparity_bhw)
 
@@ -96,8 +98,7 @@ def output_anchor_loss(pred_bhw: torch.Tensor, valid_bhw: torch.Tensor) -> torch
     if not usable.any():
         return pred_bhw.sum() * 0.0
     values, valid = pred_bhw[usable].float().flatten(1), valid_bhw[usable].flatten(1)
-    median_b = masked_median(values, valid)
-    spread_b = torch.where(valid, (values - median_b[:, None]).abs(), 0).sum(1) / valid.sum(1)
+    median_b, spread_b = median_and_spread(values, valid)
     return ((median_b - ANCHOR_MEDIAN) ** 2 + torch.log(spread_b.clamp_min(1e-6) / ANCHOR_SPREAD) ** 2).mean()
 
 
