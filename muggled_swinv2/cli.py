@@ -397,7 +397,7 @@ def command_train(args) -> int:
         gt_scale=args.gt_scale, scenes=args.scenes, steps=args.steps, batch_size=args.batch_size,
         accumulate=args.accumulate, size=args.size, lr=args.lr, warmup=args.warmup, seed=args.seed,
         val_every=args.val_every, val_count=args.val_count, save_every=args.val_every,
-        device=str(select_device(args.device)), quiet=args.quiet,
+        device=str(select_device(args.device)), precision=args.precision, quiet=args.quiet,
     )
     if options.size % 32:
         raise UsageError(f"--size {options.size}: must be a multiple of 32")
@@ -558,6 +558,9 @@ def build_parser() -> argparse.ArgumentParser:
     training.add_argument("--val-count", type=positive_int, default=48, help="validation images (default 48)")
     training.add_argument("--resume", action="store_true", help="continue from OUT.state.pt")
     training.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
+    training.add_argument("--precision", default="auto", choices=("auto", "float32", "bfloat16", "float16"),
+                          help="mixed precision of the passes; auto: bfloat16 on GPUs and CPUs with bfloat16 "
+                               "instructions, float16 on older GPUs, else float32 (weights stay float32)")
     training.add_argument("--quiet", "-q", action="store_true")
     training.set_defaults(run=command_train)
 

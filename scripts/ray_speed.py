@@ -113,7 +113,8 @@ def timed_run(command: list[str], out: Path, count: int) -> dict:
     written = sum(1 for path in out.glob("*.png"))
     if written != count:
         sys.exit(f"{shlex.join(command)} wrote {written} of {count} pictures")
-    return {"total": total, "first": first or total, "last": last or total, "other": max(other, 0.0)}
+    return {"total": total, "first": first or total, "last": last or total, "other": max(other, 0.0),
+            "cpu": sum(own.values())}
 
 
 def picture_difference(local: Path, ray: Path) -> float:
@@ -179,7 +180,8 @@ def main(argv=None):
                 times[name].append(result)
                 print(f"round {round_ + 1} {name:5s}: {result['total']:6.1f} s, first output after "
                       f"{result['first']:5.1f} s, last {result['last']:5.1f} s, "
-                      f"{args.images / result['total']:.2f} images/s; other load {result['other']:.2f} CPUs", flush=True)
+                      f"{args.images / result['total']:.2f} images/s; {result['cpu']:.1f} CPU s in its processes; "
+                      f"other load {result['other']:.2f} CPUs", flush=True)
         pictures = picture_difference(temp / "out_local_0", temp / "out_ray_0")
         depths = depth_difference(commands, photos, temp)
 

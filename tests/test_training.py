@@ -12,6 +12,7 @@ from midas_layout import MIDAS_CONFIGS, save_midas_checkpoint
 
 from muggled_swinv2 import load_model
 from muggled_swinv2.cli import main
+from muggled_swinv2.devices import cpu_has_native_bfloat16
 from muggled_swinv2.evaluation.metrics import fit_scale_shift, row_gradient_baseline, score_depth
 from muggled_swinv2.io.images import save_pfm
 from muggled_swinv2.training import trainer as trainer_module
@@ -273,8 +274,9 @@ def nano_options(tmp_path, **changes) -> TrainOptions:
     return TrainOptions(**{**values, **changes})
 
 
-def test_training_on_a_few_scenes_lowers_the_loss(tmp_path):
-    result = train(nano_options(tmp_path, scenes=2, steps=40, warmup=5, lr=3e-3), log=lambda line: None)
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_training_on_a_few_scenes_lowers_the_loss(tmp_path, precision):
+    result = train(nano_options(tmp_path, scenes=2, steps=40, warmup=5, lr=3e-3, precision=precision), log=lambda line: None)
     losses = result["losses"]
     assert len(losses) == 40
     assert np.mean(losses[-8:]) < 0.8 * np.mean(losses[:8])
@@ -314,6 +316,19 @@ def test_same_seed_same_weights_and_resume_equals_an_uninterrupted_run(tmp_path,
         torch.set_num_threads(threads)
 
 
+def test_precision_auto_is_bfloat16_exactly_where_the_cpu_has_it(tmp_path):
+    """The passes really run in the precision chosen: bfloat16 and float32 give other weights,
+    and auto gives the weights of the precision this CPU's instructions call for."""
+    lines = []
+    for precision in ("float32", "bfloat16", "auto"):
+        train(nano_options(tmp_path / precision, precision=precision), log=lines.append)
+    weights = {precision: weights_of(tmp_path / precision / "nano.safetensors") for precision in ("float32", "bfloat16", "auto")}
+    assert any(not torch.equal(weights["float32"][k], v) for k, v in weights["bfloat16"].items())
+    expected = "bfloat16" if cpu_has_native_bfloat16() else "float32"
+    assert all(torch.equal(weights[expected][k], v) for k, v in weights["auto"].items())
+    assert f"{expected} passes on cpu" in [line for line in lines if line.startswith("training ")][-1]
+
+
 def test_fine_tuning_a_midas_checkpoint_keeps_its_architecture(tmp_path):
     tiny = tmp_path / "dpt_swin2_tiny_256.pt"
     save_midas_checkpoint(tiny, MIDAS_CONFIGS["tiny"], seed=3)
@@ -335,6 +350,7 @@ def test_fine_tuning_a_midas_checkpoint_keeps_its_architecture(tmp_path):
     (["--config", "nano", "--data", "no/such/folder"], "no/such/folder"),
     (["--config", "nano", "--size", "100"], "multiple of 32"),
     (["--config", "nano", "--resume"], "no training state"),
+    (["--config", "nano", "--device", "cpu", "--precision", "float16"], "float16 needs a CUDA GPU"),
 ])
 def test_train_refuses_bad_arguments_in_one_line(tmp_path, capsys, arguments, message):
     code = main(["train", "--out", str(tmp_path / "m.safetensors"), "--quiet", "--scenes", "2", "--val-count", "1", *arguments])

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from ..devices import training_autocast_dtype
 from ..evaluation.protocol import evaluate_samples
 from ..formats.checkpoint import Checkpoint, load_model
 from ..formats.convert import save_native
@@ -57,6 +58,7 @@ class TrainOptions:
     val_count: int = 48
     save_every: int = 250
     device: str = "cpu"
+    precision: str = "auto"  # autocast dtype of the passes: devices.training_autocast_dtype
     quiet: bool = False
 
 
@@ -213,14 +215,15 @@ def train(options: TrainOptions, resume: bool = False, log=None) -> dict:
     )
     if saved is not None:
         optimizer.load_state_dict(saved["optimizer"])
-    use_amp = device.type == "cuda"
-    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+    amp_dtype = training_autocast_dtype(options.precision, device)
+    use_amp = amp_dtype != torch.float32
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
 
     train_samples, val_samples = load_data(options, log)
     val_max_depth = SYNTHETIC_MAX_DEPTH if options.data == "synthetic" and not options.val_data else None
     log(f"training {model.config.variant} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters) "
-        f"on {len(train_samples)} samples, validating on {len(val_samples)}, steps {start_step}..{options.steps}")
+        f"on {len(train_samples)} samples, validating on {len(val_samples)}, steps {start_step}..{options.steps}, "
+        f"{str(amp_dtype).removeprefix('torch.')} passes on {device}")
     history = {"val": [], "losses": []}
     step = start_step
     started = time.perf_counter()
