@@ -1,6 +1,7 @@
 """`image --ray`: the image job as a Ray Data pipeline, on one local Ray instance (2 CPUs) shared by
 the module; the command line reuses the test process's connection."""
 
+import ast
 import re
 import signal
 import subprocess
@@ -237,3 +238,51 @@ def test_stopped_run_is_finished_by_running_again(tmp_path, capsys, stop, many_p
     for name in names:
         expected, got = read_output(local / name), read_output(out / name)
         assert np.abs(got - expected).max() <= tolerance(name, expected), name
+
+
+LOCAL_SESSION = """
+import sys
+from ray._private import node as ray_node, worker
+from muggled_swinv2.distributed import RayOptions
+from muggled_swinv2.distributed.cluster import ray_session
+
+running_at_shutdown = {}
+kill = ray_node.Node._kill_process_impl
+
+def recording_kill(self, kind, **options):
+    running_at_shutdown[kind] = [info.process.poll() is None for info in self.all_processes.get(kind, [])]
+    return kill(self, kind, **options)
+
+ray_node.Node._kill_process_impl = recording_kill
+with ray_session(RayOptions(num_cpus=1), quiet=False):
+    pids = {kind: [info.process.pid for info in infos] for kind, infos in worker._global_node.all_processes.items()}
+print(repr((pids, running_at_shutdown)))
+"""
+
+
+def test_a_local_instance_is_stopped_whole_and_without_a_word(tmp_path):
+    """All the local instance's processes are gone after the session, with nothing printed; the
+    autoscaler monitor was stopped before ray.shutdown reached it (which gives it a second's grace
+    on SIGTERM that it never takes: 1 s of every run)."""
+    pytest.importorskip("ray.data")
+    done = subprocess.run([sys.executable, "-c", LOCAL_SESSION], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    pids, running_at_shutdown = ast.literal_eval(done.stdout)
+    assert pids.get("monitor") and running_at_shutdown["monitor"] == [False], running_at_shutdown
+    assert running_at_shutdown["raylet"] == [True]  # the rest is left to ray.shutdown
+    deadline = time.monotonic() + 10
+    alive = None
+    while time.monotonic() < deadline:
+        alive = [(kind, pid) for kind, found in pids.items() for pid in found if process_alive(pid)]
+        if not alive:
+            break
+        time.sleep(0.1)
+    assert not alive, alive
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as file:
+            return file.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return False
