@@ -559,8 +559,9 @@ def build_parser() -> argparse.ArgumentParser:
     training.add_argument("--resume", action="store_true", help="continue from OUT.state.pt")
     training.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
     training.add_argument("--precision", default="auto", choices=("auto", "float32", "bfloat16", "float16"),
-                          help="mixed precision of the passes; auto: bfloat16 on GPUs and CPUs with bfloat16 "
-                               "instructions, float16 on older GPUs, else float32 (weights stay float32)")
+                          help="mixed precision of the passes; auto: bfloat16 where the GPU or CPU has it natively, "
+                               "else float32 (float16, CUDA only, risks overflow in the SwinV2 encoder); "
+                               "weights, optimizer and loss stay float32")
     training.add_argument("--quiet", "-q", action="store_true")
     training.set_defaults(run=command_train)
 

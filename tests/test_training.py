@@ -12,6 +12,7 @@ from midas_layout import MIDAS_CONFIGS, save_midas_checkpoint
 
 from muggled_swinv2 import load_model
 from muggled_swinv2.cli import main
+from muggled_swinv2 import devices as devices_module
 from muggled_swinv2.devices import cpu_has_native_bfloat16
 from muggled_swinv2.evaluation.metrics import fit_scale_shift, row_gradient_baseline, score_depth
 from muggled_swinv2.io.images import save_pfm
@@ -327,6 +328,17 @@ def test_precision_auto_is_bfloat16_exactly_where_the_cpu_has_it(tmp_path):
     expected = "bfloat16" if cpu_has_native_bfloat16() else "float32"
     assert all(torch.equal(weights[expected][k], v) for k, v in weights["auto"].items())
     assert f"{expected} passes on cpu" in [line for line in lines if line.startswith("training ")][-1]
+
+
+def test_resume_may_change_the_precision_and_emulated_bfloat16_is_warned_about(tmp_path, monkeypatch):
+    """The saved state is float32 whatever the passes ran in, so --resume may change --precision
+    (a GPU run finished on a CPU); bfloat16 on a CPU without its instructions runs, with a warning."""
+    train(nano_options(tmp_path, steps=3, precision="float32"), log=lambda line: None)
+    monkeypatch.setattr(devices_module, "cpu_has_native_bfloat16", lambda: False)
+    lines = []
+    result = train(nano_options(tmp_path, steps=5, precision="bfloat16"), resume=True, log=lines.append)
+    assert result["steps"] == 5 and len(result["losses"]) == 2
+    assert any("no bfloat16 instructions" in line and "--precision float32" in line for line in lines), lines
 
 
 def test_fine_tuning_a_midas_checkpoint_keeps_its_architecture(tmp_path):

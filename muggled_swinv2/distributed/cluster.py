@@ -120,7 +120,7 @@ def stop_local_autoscaler(timeout_s: float = 5.0) -> None:
     try:
         from ray._private import ray_constants, worker
         processes = worker._global_node.all_processes.get(ray_constants.PROCESS_TYPE_MONITOR, [])
-    except AttributeError:
+    except (ImportError, AttributeError):
         return
     for info in processes:
         if info.process.poll() is None:
@@ -144,8 +144,10 @@ def ray_session(ray_options: RayOptions, quiet: bool = False):
     finally:
         try:
             if connecting_here and ray.is_initialized():
-                if ray_options.address is None:
-                    stop_local_autoscaler()
-                ray.shutdown()  # stops a local instance; leaves a cluster (and its other jobs) running
+                try:
+                    if ray_options.address is None:
+                        stop_local_autoscaler()
+                finally:
+                    ray.shutdown()  # stops a local instance; leaves a cluster (and its other jobs) running
         finally:
             output.restore()

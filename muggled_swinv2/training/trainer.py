@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from ..devices import training_autocast_dtype
+from ..devices import dtype_warning, training_autocast_dtype
 from ..evaluation.protocol import evaluate_samples
 from ..formats.checkpoint import Checkpoint, load_model
 from ..formats.convert import save_native
@@ -198,7 +198,7 @@ def train(options: TrainOptions, resume: bool = False, log=None) -> dict:
         saved = torch.load(path, map_location="cpu", weights_only=True)
         current = asdict(options)
         changed = sorted(key for key, value in saved["options"].items()
-                         if value != current.get(key) and key not in ("quiet", "device", "steps"))
+                         if value != current.get(key) and key not in ("quiet", "device", "precision", "steps"))
         if changed:
             raise TrainingError(f"--resume with other settings than the saved run ({', '.join(changed)} differ)")
         model = SwinV2DPT(SwinV2DPTConfig.from_dict(saved["config"]))
@@ -216,6 +216,8 @@ def train(options: TrainOptions, resume: bool = False, log=None) -> dict:
     if saved is not None:
         optimizer.load_state_dict(saved["optimizer"])
     amp_dtype = training_autocast_dtype(options.precision, device)
+    if dtype_warning(amp_dtype, device):
+        log(dtype_warning(amp_dtype, device).replace("--dtype", "--precision"))
     use_amp = amp_dtype != torch.float32
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
 
