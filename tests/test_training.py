@@ -341,6 +341,25 @@ def test_resume_may_change_the_precision_and_emulated_bfloat16_is_warned_about(t
     assert any("no bfloat16 instructions" in line and "--precision float32" in line for line in lines), lines
 
 
+def test_a_float16_run_resumes_at_the_loss_scale_it_had_reached(tmp_path, monkeypatch):
+    """float16 passes (CUDA's; run here with CPU autocast) keep their loss scaler's state in the
+    training state, and --resume goes on from it rather than from the initial 2^16."""
+    monkeypatch.setattr(trainer_module, "training_autocast_dtype", lambda name, device: torch.float16)
+    train(nano_options(tmp_path, steps=2), log=lambda line: None)
+    path = trainer_module.state_path(tmp_path / "nano.safetensors")
+    state = torch.load(path, weights_only=True)
+    assert state["loss_scaler"]["scale"] > 0
+    state["loss_scaler"]["scale"] = 8.0  # as if it had backed off after overflows
+    torch.save(state, path)
+    loaded = []
+    real_load = torch.amp.GradScaler.load_state_dict
+    monkeypatch.setattr(torch.amp.GradScaler, "load_state_dict",
+                        lambda self, saved: (loaded.append(saved["scale"]), real_load(self, saved))[1])
+    train(nano_options(tmp_path, steps=3), resume=True, log=lambda line: None)
+    assert loaded == [8.0]
+    assert torch.load(path, weights_only=True)["loss_scaler"]["scale"] == 8.0  # no overflow in one step
+
+
 def test_fine_tuning_a_midas_checkpoint_keeps_its_architecture(tmp_path):
     tiny = tmp_path / "dpt_swin2_tiny_256.pt"
     save_midas_checkpoint(tiny, MIDAS_CONFIGS["tiny"], seed=3)

@@ -111,10 +111,11 @@ def state_path(out) -> Path:
     return Path(str(out) + ".state.pt")
 
 
-def save_state(path: Path, model, optimizer, step: int, options: TrainOptions) -> None:
+def save_state(path: Path, model, optimizer, loss_scaler, step: int, options: TrainOptions) -> None:
+    """Everything a resumed run needs to go on as if never stopped (the float16 loss scale too)."""
     state = {
         "model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-        "options": asdict(options), "config": model.config.to_dict(),
+        "options": asdict(options), "config": model.config.to_dict(), "loss_scaler": loss_scaler.state_dict(),
     }
     write_atomically(path, lambda file: torch.save(state, file))
 
@@ -220,6 +221,8 @@ def train(options: TrainOptions, resume: bool = False, log=None) -> dict:
         log(dtype_warning(amp_dtype, device).replace("--dtype", "--precision"))
     use_amp = amp_dtype != torch.float32
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    if saved is not None and saved.get("loss_scaler") and scaler.is_enabled():
+        scaler.load_state_dict(saved["loss_scaler"])  # a float16 run goes on at the scale it had reached
 
     train_samples, val_samples = load_data(options, log)
     val_max_depth = SYNTHETIC_MAX_DEPTH if options.data == "synthetic" and not options.val_data else None
@@ -267,17 +270,17 @@ def train(options: TrainOptions, resume: bool = False, log=None) -> dict:
                     f"delta1 {scores['mean']['delta1']:.4f}")
                 save_weights(model, out)
             if step % options.save_every == 0 and step < options.steps:
-                save_state(state_path(out), model, optimizer, step, options)
+                save_state(state_path(out), model, optimizer, scaler, step, options)
     except KeyboardInterrupt:
         progress.close()
-        save_state(state_path(out), model, optimizer, step, options)
+        save_state(state_path(out), model, optimizer, scaler, step, options)
         log(f"interrupted at step {step}: state saved to {state_path(out)}; continue with --resume")
         raise
     finally:
         batches.close()
     progress.close()
     save_weights(model, out)
-    save_state(state_path(out), model, optimizer, step, options)
+    save_state(state_path(out), model, optimizer, scaler, step, options)
     seconds = time.perf_counter() - started
     return {
         "steps": step, "seconds": seconds,
