@@ -42,11 +42,12 @@ def cpu_has_native_bfloat16() -> bool | None:
     return None
 
 
-def dtype_warning(dtype: torch.dtype, device: torch.device) -> str | None:
-    """A line to show before a run in a precision that will be slow on this device, or None."""
+def dtype_warning(dtype: torch.dtype, device: torch.device, option: str = "--dtype") -> str | None:
+    """A line to show before a run in a precision that will be slow on this device, or None;
+    `option` is the command's option that chose it."""
     if dtype == torch.bfloat16 and device.type == "cpu" and cpu_has_native_bfloat16() is False:
         return (f"this CPU ({platform.machine() or 'unknown'}) has no bfloat16 instructions: PyTorch emulates "
-                f"them, several times slower than float32; use --dtype float32")
+                f"them, several times slower than float32; use {option} float32")
     return None
 
 

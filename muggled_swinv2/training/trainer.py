@@ -217,8 +217,8 @@ def train(options: TrainOptions, resume: bool = False, log=None) -> dict:
     if saved is not None:
         optimizer.load_state_dict(saved["optimizer"])
     amp_dtype = training_autocast_dtype(options.precision, device)
-    if dtype_warning(amp_dtype, device):
-        log(dtype_warning(amp_dtype, device).replace("--dtype", "--precision"))
+    if warning := dtype_warning(amp_dtype, device, option="--precision"):
+        log(warning)
     use_amp = amp_dtype != torch.float32
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     if saved is not None and saved.get("loss_scaler") and scaler.is_enabled():
