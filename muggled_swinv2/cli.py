@@ -53,6 +53,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def count_int(text: str) -> int:
+    """A whole number >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text}")
+    return value
+
+
 def positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -397,7 +408,7 @@ def command_train(args) -> int:
         gt_scale=args.gt_scale, scenes=args.scenes, steps=args.steps, batch_size=args.batch_size,
         accumulate=args.accumulate, size=args.size, lr=args.lr, warmup=args.warmup, seed=args.seed,
         val_every=args.val_every, val_count=args.val_count, save_every=args.val_every,
-        device=str(select_device(args.device)), precision=args.precision, quiet=args.quiet,
+        device=str(select_device(args.device)), precision=args.precision, workers=args.workers, quiet=args.quiet,
     )
     if options.size % 32:
         raise UsageError(f"--size {options.size}: must be a multiple of 32")
@@ -562,6 +573,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="mixed precision of the passes; auto: bfloat16 where the GPU or CPU has it natively, "
                                "else float32 (float16, CUDA only, risks overflow in the SwinV2 encoder); "
                                "weights, optimizer and loss stay float32")
+    training.add_argument("--workers", type=count_int, help="processes making batches ahead, 0 for none "
+                          "(default: none on a CPU, which the model needs whole; up to 8 beside a GPU); same batches either way")
     training.add_argument("--quiet", "-q", action="store_true")
     training.set_defaults(run=command_train)
 

@@ -8,12 +8,17 @@ OUT/NAME.safetensors.
     python scripts/sweep_training.py --out outputs/sweep --device cuda --deadline 300 \
         --recipe "base:steps=4000,batch_size=8,size=192,lr=5e-4" --recipe "small:size=128,steps=8000"
 
-A recipe is NAME:key=value,... over the fields of TrainOptions; `old_loss=1` trains with the MiDaS
-loss on the ReLU output and no anchor (the first demo model's recipe), for comparison.
+A recipe is NAME:key=value,... over the fields of TrainOptions, and of the micro config
+(`embed_dims=48/96/192/384`: a larger model, to see what capacity buys). `seconds=S` trains for S
+seconds instead of a number of steps (the cosine decay follows the clock; the weights reached are
+scored), so that recipes of different speeds get the same time on a device. `old_loss=1` trains
+with the MiDaS loss on the ReLU output and no anchor (the first demo model's recipe), for comparison.
 """
 
 import argparse
+import dataclasses
 import json
+import math
 import multiprocessing
 import os
 import sys
@@ -23,6 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from muggled_swinv2.model import SwinV2DPTConfig  # noqa: E402
 from muggled_swinv2.training import datasets, trainer  # noqa: E402
 from muggled_swinv2.training.scenes import SYNTHETIC_MAX_DEPTH  # noqa: E402
 
@@ -30,11 +36,17 @@ from muggled_swinv2.training.scenes import SYNTHETIC_MAX_DEPTH  # noqa: E402
 def parse_recipe(text: str) -> tuple[str, dict]:
     name, _, settings = text.partition(":")
     types = {field.name: field.type for field in fields(trainer.TrainOptions)}
+    config_keys = {field.name for field in fields(SwinV2DPTConfig)}
     values = {}
     for item in filter(None, settings.split(",")):
         key, _, value = item.partition("=")
         if key == "old_loss":
             values[key] = bool(int(value))
+        elif key in config_keys:
+            numbers = tuple(int(part) for part in value.split("/"))
+            values[key] = numbers if "/" in value else numbers[0]
+        elif key in ("seconds", "workers"):
+            values[key] = float(value) if key == "seconds" else int(value)
         elif types.get(key) in (int, "int"):
             values[key] = int(value)
         elif types.get(key) in (float, "float"):
@@ -42,6 +54,24 @@ def parse_recipe(text: str) -> tuple[str, dict]:
         else:
             values[key] = value
     return name, values
+
+
+class TimeUp(KeyboardInterrupt):
+    """The time of a `seconds=` recipe is up (the trainer saves its state as on Ctrl-C)."""
+
+
+def timed_learning_rate(seconds: float) -> None:
+    """The trainer's schedule with the cosine decay over `seconds` from the first step, not over steps."""
+    clock = {}
+
+    def learning_rate(step, options):
+        elapsed = time.perf_counter() - clock.setdefault("start", time.perf_counter())
+        if elapsed >= seconds:
+            raise TimeUp
+        cosine = options.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * elapsed / seconds)))
+        return min(cosine, options.lr * (step + 1) / options.warmup)
+
+    trainer.learning_rate = learning_rate
 
 
 def run_recipe(name, settings, train_samples, val_samples, test_samples, args, log_path):
@@ -56,6 +86,13 @@ def run_recipe(name, settings, train_samples, val_samples, test_samples, args, l
 
     torch.set_num_threads(2)  # several recipes share the cores
     settings = dict(settings)
+    config_keys = {field.name for field in fields(SwinV2DPTConfig)}
+    changes = {key: settings.pop(key) for key in list(settings) if key in config_keys}
+    trainer.SMALL_CONFIGS["micro"] = dataclasses.replace(trainer.SMALL_CONFIGS["micro"], **changes)
+    seconds = settings.pop("seconds", None)
+    if seconds:
+        settings["steps"] = 10**8
+        timed_learning_rate(seconds)
     if settings.pop("old_loss", False):
         real_forward = trainer.SwinV2DPT.forward
         trainer.SwinV2DPT.forward = lambda self, image, clamp_negative=True: real_forward(self, image)
@@ -64,12 +101,22 @@ def run_recipe(name, settings, train_samples, val_samples, test_samples, args, l
     options = trainer.TrainOptions(out=str(Path(args.out) / f"{name}.safetensors"), config="micro",
                                    device=args.device, quiet=True, save_every=10**9, **settings)
     log(f"options {options}")
+    started = time.perf_counter()
     try:
         result = trainer.train(options, log=log)
+        log(f"trained {result['steps']} steps in {result['seconds']:.0f} s, {result['images_per_second']:.0f} img/s")
+    except TimeUp:  # the trainer saved its state: score the weights reached
+        state = torch.load(trainer.state_path(options.out), map_location="cpu", weights_only=True)
+        model = trainer.SwinV2DPT(trainer.SMALL_CONFIGS["micro"])
+        model.load_state_dict(state["model"])
+        trainer.save_weights(model, options.out)
+        seconds_taken = time.perf_counter() - started
+        log(f"trained {state['step']} steps ({state['step'] * options.batch_size} images) in {seconds_taken:.0f} s, "
+            f"{state['step'] * options.batch_size / seconds_taken:.0f} img/s")
+        result = {"val": []}
     except Exception as error:  # one recipe failing must not stop the others
         log(f"failed: {type(error).__name__}: {error}")
         return
-    log(f"trained {result['steps']} steps in {result['seconds']:.0f} s, {result['images_per_second']:.0f} img/s")
     model = trainer.load_model(options.out).to(args.device).eval()
     scores = evaluate_samples(model, test_samples, device=torch.device(args.device), max_depth=SYNTHETIC_MAX_DEPTH)
     log("TEST " + json.dumps({"absrel": scores["mean"]["absrel"], "delta1": scores["mean"]["delta1"],

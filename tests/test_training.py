@@ -247,17 +247,23 @@ def test_batches_depend_on_seed_and_step_only():
     assert images.min() >= -1 and images.max() <= 1
 
 
-def test_batches_made_ahead_are_the_same_batches_in_the_same_order(tmp_path):
+def test_batches_made_by_worker_processes_are_the_same_batches_in_the_same_order(tmp_path):
     samples = load_synthetic(3)
-    options = nano_options(tmp_path, seed=4, batch_size=2, size=32)
-    ahead = trainer_module.BatchSource(samples, options, ahead=True)
-    try:
-        for index in [0, 1, 2, 7, 8]:  # in order, then a jump (a resumed run)
+    options = nano_options(tmp_path, seed=4, batch_size=2, size=32, steps=9, accumulate=2)
+    for first_step in (0, 6):  # from the start, and from where a resumed run goes on
+        loader = trainer_module.batch_loader(samples, options, first_step, workers=2, pin=False)
+        made = list(loader)
+        assert len(made) == (9 - first_step) * 2
+        for index, batch in enumerate(made, start=first_step * 2):
             expected = training_batch(samples, seed=4, step=index, batch_size=2, size=32)
-            assert all(np.array_equal(a, b) for a, b in zip(ahead.take(index), expected))
-        assert ahead.pending[0] == 9
-    finally:
-        ahead.close()
+            assert all(torch.equal(got, torch.from_numpy(want)) for got, want in zip(batch, expected))
+
+
+def test_batch_workers_default_to_none_on_a_cpu_and_some_beside_a_gpu(tmp_path):
+    options = nano_options(tmp_path)
+    assert trainer_module.batch_workers(options, torch.device("cpu")) == 0
+    assert 1 <= trainer_module.batch_workers(options, torch.device("cuda")) <= 8
+    assert trainer_module.batch_workers(nano_options(tmp_path, workers=3), torch.device("cpu")) == 3
 
 
 def load_synthetic(count):
@@ -294,7 +300,7 @@ def test_same_seed_same_weights_and_resume_equals_an_uninterrupted_run(tmp_path,
     torch.set_num_threads(1)  # one thread: reductions in one order
     try:
         train(nano_options(tmp_path / "a"), log=lambda line: None)
-        train(nano_options(tmp_path / "b"), log=lambda line: None)
+        train(nano_options(tmp_path / "b", workers=2), log=lambda line: None)  # batches from worker processes
         reference = weights_of(tmp_path / "a" / "nano.safetensors")
         assert all(torch.equal(reference[k], v) for k, v in weights_of(tmp_path / "b" / "nano.safetensors").items())
 

@@ -158,7 +158,9 @@ def prepare(model, device: torch.device, dtype: torch.dtype, compiled: bool, is_
     else:
         model.to(dtype)
     forward = (lambda x: model(x)) if is_ours else (lambda x: model(pixel_values=x).predicted_depth)
-    return torch.compile(forward) if compiled else forward
+    # Static shapes: each stage's window attention runs at its own shape, and with dynamic shapes
+    # torch 2.11's inductor generated code naming an undefined size on CUDA (NameError: s52).
+    return torch.compile(forward, dynamic=False) if compiled else forward
 
 
 def onnxruntime_forward(path, threads: int):

@@ -11,9 +11,9 @@ training state: model, optimizer, step, options), written every `save_every` ste
 """
 
 import math
+import os
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -59,6 +59,7 @@ class TrainOptions:
     save_every: int = 250
     device: str = "cpu"
     precision: str = "auto"  # autocast dtype of the passes: devices.training_autocast_dtype
+    workers: int | None = None  # processes making batches ahead: batch_workers
     quiet: bool = False
 
 
@@ -156,29 +157,37 @@ def load_data(options: TrainOptions, log) -> tuple[list[Sample], list[Sample]]:
     return train, val
 
 
-class BatchSource:
-    """training_batch(index) for index 0, 1, 2, ...: the same batches in the same order, made one
-    ahead in a thread when `ahead` (on a GPU: the numpy augmentation of a batch then overlaps the
-    GPU's work on the one before; an H100 run spent about 170 ms a step waiting on the CPU side)."""
+class StepBatches(torch.utils.data.Dataset):
+    """Item i is the run's batch number `first + i` (training_batch: a function of seed and index alone).
 
-    def __init__(self, samples: list[Sample], options: TrainOptions, ahead: bool):
-        self.make = lambda index: training_batch(samples, options.seed, index, options.batch_size, options.size)
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batches") if ahead else None
-        self.pending = None  # (index, future) of the batch being made ahead
+    Served by a DataLoader, whose worker processes make the batches ahead in order: the numpy
+    augmentation then overlaps the model's work (an H100 run spent about 170 ms a step waiting on
+    it), and the batches, hence the weights, are those of a run without workers.
+    """
 
-    def take(self, index: int):
-        if self.pool is None:
-            return self.make(index)
-        if self.pending is not None and self.pending[0] == index:
-            batch = self.pending[1].result()
-        else:
-            batch = self.make(index)
-        self.pending = (index + 1, self.pool.submit(self.make, index + 1))
-        return batch
+    def __init__(self, samples: list[Sample], options: TrainOptions, first: int, last: int):
+        self.samples, self.options, self.first, self.last = samples, options, first, last
 
-    def close(self):
-        if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
+    def __len__(self) -> int:
+        return self.last - self.first
+
+    def __getitem__(self, index: int):
+        options = self.options
+        return training_batch(self.samples, options.seed, self.first + index, options.batch_size, options.size)
+
+
+def batch_workers(options: TrainOptions, device: torch.device) -> int:
+    """--workers, else none on a CPU (the model needs every core) and up to 8 beside a GPU."""
+    if options.workers is not None:
+        return options.workers
+    return 0 if device.type == "cpu" else min(8, max(1, (os.cpu_count() or 2) - 1))
+
+
+def batch_loader(samples: list[Sample], options: TrainOptions, first_step: int, workers: int, pin: bool):
+    """Batches first_step * accumulate, ... in order, as (images, disparity, valid) CPU tensors."""
+    batches = StepBatches(samples, options, first_step * options.accumulate, options.steps * options.accumulate)
+    return torch.utils.data.DataLoader(batches, batch_size=None, shuffle=False, num_workers=workers, pin_memory=pin,
+                                       prefetch_factor=4 if workers else None)
 
 
 def train(options: TrainOptions, resume: bool = False, log=None) -> dict:
@@ -199,7 +208,7 @@ def train(options: TrainOptions, resume: bool = False, log=None) -> dict:
         saved = torch.load(path, map_location="cpu", weights_only=True)
         current = asdict(options)
         changed = sorted(key for key, value in saved["options"].items()
-                         if value != current.get(key) and key not in ("quiet", "device", "precision", "steps"))
+                         if value != current.get(key) and key not in ("quiet", "device", "precision", "workers", "steps"))
         if changed:
             raise TrainingError(f"--resume with other settings than the saved run ({', '.join(changed)} differ)")
         model = SwinV2DPT(SwinV2DPTConfig.from_dict(saved["config"]))
@@ -225,48 +234,47 @@ def train(options: TrainOptions, resume: bool = False, log=None) -> dict:
         scaler.load_state_dict(saved["loss_scaler"])  # a float16 run goes on at the scale it had reached
 
     train_samples, val_samples = load_data(options, log)
+    workers = batch_workers(options, device)
     val_max_depth = SYNTHETIC_MAX_DEPTH if options.data == "synthetic" and not options.val_data else None
     log(f"training {model.config.variant} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters) "
         f"on {len(train_samples)} samples, validating on {len(val_samples)}, steps {start_step}..{options.steps}, "
-        f"{str(amp_dtype).removeprefix('torch.')} passes on {device}")
+        f"{str(amp_dtype).removeprefix('torch.')} passes on {device}, batches made by {workers or 'no'} worker processes")
     history = {"val": [], "losses": []}
     step = start_step
     started = time.perf_counter()
     images = 0
     progress = tqdm(total=options.steps, initial=start_step, desc="training", unit="step", disable=options.quiet, file=sys.stderr)
-    batches = BatchSource(train_samples, options, ahead=device.type == "cuda")
+    batches = iter(batch_loader(train_samples, options, start_step, workers, pin=device.type == "cuda"))
     try:
         while step < options.steps:
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(step, options)
             optimizer.zero_grad(set_to_none=True)
-            total_loss = 0.0
+            total_loss = torch.zeros((), device=device)  # read back only for the display: no sync per step
             for micro in range(options.accumulate):
-                images_np, disparity_np, valid_np = batches.take(step * options.accumulate + micro)
-                image_bchw = torch.from_numpy(images_np).to(device)
-                disparity = torch.from_numpy(disparity_np).to(device)
-                valid = torch.from_numpy(valid_np).to(device)
+                image_bchw, disparity, valid = (tensor.to(device, non_blocking=True) for tensor in next(batches))
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
                     prediction = model(image_bchw, clamp_negative=False)
                 loss = training_loss(prediction.float(), disparity, valid) / options.accumulate
                 scaler.scale(loss).backward()
-                total_loss += loss.item()
-                images += len(images_np)
+                total_loss += loss.detach()
+                images += len(image_bchw)
             scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             scaler.step(optimizer)
             scaler.update()
             step += 1
             history["losses"].append(total_loss)
-            rate = images / (time.perf_counter() - started)
-            progress.set_postfix(loss=f"{total_loss:.4f}", img_s=f"{rate:.1f}", lr=f"{learning_rate(step - 1, options):.1e}")
+            if step % 10 == 0 or step == options.steps:
+                rate = images / (time.perf_counter() - started)
+                progress.set_postfix(loss=f"{total_loss.item():.4f}", img_s=f"{rate:.1f}", lr=f"{learning_rate(step - 1, options):.1e}")
             progress.update(1)
             if step % options.val_every == 0 or step == options.steps:
                 model.eval()
                 scores = evaluate_samples(model, val_samples, device=device, max_depth=val_max_depth)
                 model.train()
                 history["val"].append({"step": step, **scores["mean"]})
-                log(f"step {step}: loss {total_loss:.4f}, val AbsRel {scores['mean']['absrel']:.4f}, "
+                log(f"step {step}: loss {total_loss.item():.4f}, val AbsRel {scores['mean']['absrel']:.4f}, "
                     f"delta1 {scores['mean']['delta1']:.4f}")
                 save_weights(model, out)
             if step % options.save_every == 0 and step < options.steps:
@@ -277,11 +285,12 @@ def train(options: TrainOptions, resume: bool = False, log=None) -> dict:
         log(f"interrupted at step {step}: state saved to {state_path(out)}; continue with --resume")
         raise
     finally:
-        batches.close()
+        del batches  # stops the workers
     progress.close()
     save_weights(model, out)
     save_state(state_path(out), model, optimizer, scaler, step, options)
     seconds = time.perf_counter() - started
+    history["losses"] = torch.stack(history["losses"]).tolist() if history["losses"] else []
     return {
         "steps": step, "seconds": seconds,
         "images_per_second": images / seconds if seconds else float("nan"), **history,
