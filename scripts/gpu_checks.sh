@@ -42,8 +42,8 @@ echo "sweep ended at $((SECONDS - started)) s" | tee -a "$log"
 # What comes back from a lent machine is limited (8 files, 16 MiB each): the logs and float16 weights.
 for path in "$OUT"/*.safetensors; do
     [ -e "$path" ] || continue
-    python3 -m muggled_swinv2 convert "$path" "${path%.safetensors}_f16.safetensors" --dtype float16 --overwrite >/dev/null 2>&1
-    rm -f "$path"
+    python3 -m muggled_swinv2 convert "$path" "${path%.safetensors}_f16.safetensors" --dtype float16 --overwrite >/dev/null \
+        && rm -f "$path"
 done
 rm -f "$OUT"/*.state.pt
 ls -la "$OUT"

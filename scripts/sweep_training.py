@@ -69,7 +69,7 @@ def timed_learning_rate(seconds: float) -> None:
         if elapsed >= seconds:
             raise TimeUp
         cosine = options.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * elapsed / seconds)))
-        return min(cosine, options.lr * (step + 1) / options.warmup)
+        return min(cosine, options.lr * (step + 1) / max(1, options.warmup))
 
     trainer.learning_rate = learning_rate
 
@@ -99,8 +99,10 @@ def run_recipe(name, settings, train_samples, val_samples, test_samples, args, l
         trainer.training_loss = losses.midas_loss
     trainer.load_data = lambda options, log: (train_samples, val_samples)
     options = trainer.TrainOptions(out=str(Path(args.out) / f"{name}.safetensors"), config="micro",
-                                   device=args.device, quiet=True, save_every=10**9, **settings)
-    log(f"options {options}")
+                                   device=args.device, quiet=True, save_every=10**9,
+                                   scenes=args.scenes, val_count=args.val_count, **settings)
+    device_name = torch.cuda.get_device_name() if torch.device(args.device).type == "cuda" else "cpu"
+    log(f"options {options} on {device_name}, torch {torch.__version__}")
     started = time.perf_counter()
     try:
         result = trainer.train(options, log=log)
@@ -111,8 +113,8 @@ def run_recipe(name, settings, train_samples, val_samples, test_samples, args, l
         model.load_state_dict(state["model"])
         trainer.save_weights(model, options.out)
         seconds_taken = time.perf_counter() - started
-        log(f"trained {state['step']} steps ({state['step'] * options.batch_size} images) in {seconds_taken:.0f} s, "
-            f"{state['step'] * options.batch_size / seconds_taken:.0f} img/s")
+        images = state["step"] * options.batch_size * options.accumulate
+        log(f"trained {state['step']} steps ({images} images) in {seconds_taken:.0f} s, {images / seconds_taken:.0f} img/s")
         result = {"val": []}
     except Exception as error:  # one recipe failing must not stop the others
         log(f"failed: {type(error).__name__}: {error}")

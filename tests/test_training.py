@@ -2,6 +2,11 @@
 
 import json
 import math
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import cv2
 import numpy as np
@@ -261,9 +266,27 @@ def test_batches_made_by_worker_processes_are_the_same_batches_in_the_same_order
 
 def test_batch_workers_default_to_none_on_a_cpu_and_some_beside_a_gpu(tmp_path):
     options = nano_options(tmp_path)
-    assert trainer_module.batch_workers(options, torch.device("cpu")) == 0
-    assert 1 <= trainer_module.batch_workers(options, torch.device("cuda")) <= 8
-    assert trainer_module.batch_workers(nano_options(tmp_path, workers=3), torch.device("cpu")) == 3
+    lines = []
+    assert trainer_module.batch_workers(options, torch.device("cpu"), lines.append) == 0
+    assert 1 <= trainer_module.batch_workers(options, torch.device("cuda"), lines.append) <= 8
+    assert trainer_module.batch_workers(nano_options(tmp_path, workers=3), torch.device("cpu"), lines.append) == 3
+    assert lines == []
+
+
+def test_batch_workers_are_fewer_where_shared_memory_is_short_and_none_without_fork(tmp_path, monkeypatch):
+    options = nano_options(tmp_path, workers=8, batch_size=8, size=192)  # 3 batches of 4.7 MB per worker
+    lines = []
+    monkeypatch.setattr(trainer_module, "shared_memory_free", lambda: 64 * 2**20)  # a container's default
+    assert trainer_module.batch_workers(options, torch.device("cuda"), lines.append) == 2  # in half of it
+    assert len(lines) == 1 and "2 batch workers instead of 8" in lines[0] and "/dev/shm" in lines[0]
+    monkeypatch.setattr(trainer_module, "shared_memory_free", lambda: 2**20)
+    assert trainer_module.batch_workers(options, torch.device("cuda"), lines.append) == 0
+    monkeypatch.setattr(trainer_module, "shared_memory_free", lambda: None)  # unknown: as asked
+    assert trainer_module.batch_workers(options, torch.device("cuda"), lines.append) == 8
+    monkeypatch.setattr(trainer_module.multiprocessing, "get_all_start_methods", lambda: ["spawn"])
+    lines.clear()
+    assert trainer_module.batch_workers(options, torch.device("cuda"), lines.append) == 0
+    assert len(lines) == 1 and "cannot fork" in lines[0]
 
 
 def load_synthetic(count):
@@ -405,6 +428,44 @@ def test_ctrl_c_during_training_exits_130_with_a_saved_state(tmp_path, monkeypat
     assert code == 130
     assert trainer_module.state_path(out).is_file()
     assert "--resume" in capsys.readouterr().err
+
+
+def test_a_dead_batch_worker_stops_training_in_one_line(tmp_path, monkeypatch, capsys):
+    def die(*args):
+        os._exit(3)  # in the worker process: as if killed
+
+    monkeypatch.setattr(trainer_module, "training_batch", die)
+    code = main(["train", "--config", "nano", "--out", str(tmp_path / "m.safetensors"), "--quiet", "--scenes", "2",
+                 "--val-count", "1", "--size", "64", "--workers", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "batch worker processes failed" in err and "--workers 0" in err
+    assert len([line for line in err.splitlines() if line.startswith("error")]) == 1 and "Traceback" not in err, err
+
+
+def test_ctrl_c_with_batch_workers_exits_130_and_leaves_no_process(tmp_path):
+    out = tmp_path / "m.safetensors"
+    command = [sys.executable, "-m", "muggled_swinv2", "train", "--config", "nano", "--out", str(out), "--quiet",
+               "--scenes", "2", "--val-count", "1", "--size", "64", "--steps", "100000", "--workers", "2", "--device", "cpu"]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    for line in process.stderr:  # a warning may come first
+        if line.startswith("training "):
+            break
+    time.sleep(3)  # steps under way, workers running
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)  # returns only once no worker holds stderr open
+    assert process.returncode == 130, err
+    assert trainer_module.state_path(out).is_file() and "--resume" in err
+
+
+def test_resume_with_fewer_steps_than_were_run_is_refused_in_one_line(tmp_path, capsys):
+    arguments = ["train", "--config", "nano", "--out", str(tmp_path / "m.safetensors"), "--quiet", "--scenes", "2",
+                 "--val-count", "1", "--size", "64", "--steps", "2"]
+    assert main(arguments) == 0
+    capsys.readouterr()
+    assert main([*arguments[:-1], "1", "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "--steps 1: the saved run is already at step 2" in err and len(err.strip().splitlines()) == 1, err
+    assert main([*arguments, "--resume"]) == 0  # at its last step already: nothing to do, not an error
 
 
 def test_eval_command_writes_the_protocol_json(tmp_path, small_checkpoint, capsys):

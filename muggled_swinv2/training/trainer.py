@@ -11,6 +11,7 @@ training state: model, optimizer, step, options), written every `save_every` ste
 """
 
 import math
+import multiprocessing
 import os
 import sys
 import time
@@ -176,18 +177,67 @@ class StepBatches(torch.utils.data.Dataset):
         return training_batch(self.samples, options.seed, self.first + index, options.batch_size, options.size)
 
 
-def batch_workers(options: TrainOptions, device: torch.device) -> int:
-    """--workers, else none on a CPU (the model needs every core) and up to 8 beside a GPU."""
-    if options.workers is not None:
-        return options.workers
-    return 0 if device.type == "cpu" else min(8, max(1, (os.cpu_count() or 2) - 1))
+BATCHES_AHEAD = 2  # per worker (the DataLoader's prefetch_factor)
+WORKER_TIMEOUT_S = 300  # no batch from the workers for this long: stop with a one-line error
+
+
+def shared_memory_free() -> int | None:
+    """Bytes free in /dev/shm, through which workers hand over their batches (None: unknown)."""
+    try:
+        stats = os.statvfs("/dev/shm")
+    except OSError:
+        return None
+    return stats.f_bavail * stats.f_frsize
+
+
+def batch_workers(options: TrainOptions, device: torch.device, log) -> int:
+    """--workers, else none on a CPU (the model needs every core) and up to 8 beside a GPU.
+
+    Fewer where their batches in flight would fill half of /dev/shm (a worker whose batch finds it
+    full loses that batch, and the run would wait for it; containers often have 64 MiB), none where
+    processes cannot be forked (spawned workers would each get a copy of every sample).
+    """
+    wanted = options.workers
+    if wanted is None:
+        wanted = 0 if device.type == "cpu" else min(8, max(1, (os.cpu_count() or 2) - 1))
+    if wanted == 0:
+        return 0
+    if "fork" not in multiprocessing.get_all_start_methods():
+        log("warning: batches are made in the main process (this system cannot fork worker processes)")
+        return 0
+    free = shared_memory_free()
+    per_worker = (BATCHES_AHEAD + 1) * options.batch_size * options.size ** 2 * (3 * 4 + 4 + 1)  # images, disparity, valid
+    fitting = wanted if free is None else min(wanted, free // 2 // per_worker)
+    if fitting < wanted:
+        log(f"warning: {fitting} batch workers instead of {wanted}: /dev/shm has {free / 2**20:.0f} MiB free "
+            f"and each worker holds up to {per_worker / 2**20:.0f} MiB of batches")
+    return fitting
 
 
 def batch_loader(samples: list[Sample], options: TrainOptions, first_step: int, workers: int, pin: bool):
     """Batches first_step * accumulate, ... in order, as (images, disparity, valid) CPU tensors."""
     batches = StepBatches(samples, options, first_step * options.accumulate, options.steps * options.accumulate)
-    return torch.utils.data.DataLoader(batches, batch_size=None, shuffle=False, num_workers=workers, pin_memory=pin,
-                                       prefetch_factor=4 if workers else None)
+    return torch.utils.data.DataLoader(
+        batches, batch_size=None, shuffle=False, num_workers=workers, pin_memory=pin,
+        prefetch_factor=BATCHES_AHEAD if workers else None, timeout=WORKER_TIMEOUT_S if workers else 0,
+        multiprocessing_context="fork" if workers else None,  # the samples are shared, not copied
+    )
+
+
+def next_batch(batches, workers: int):
+    try:
+        return next(batches)
+    except RuntimeError as error:  # the loader's own failures (a timeout, a killed worker); a batch's error keeps its type
+        if not workers:
+            raise
+        raise TrainingError(f"the batch worker processes failed ({str(error).splitlines()[0]}); try --workers 0") from None
+
+
+def stop_workers(batches) -> None:
+    """End the worker processes now: after an exception its traceback keeps the iterator alive."""
+    shutdown = getattr(batches, "_shutdown_workers", None)  # the DataLoader's own clean-up
+    if shutdown is not None:
+        shutdown()
 
 
 def train(options: TrainOptions, resume: bool = False, log=None) -> dict:
@@ -211,6 +261,8 @@ def train(options: TrainOptions, resume: bool = False, log=None) -> dict:
                          if value != current.get(key) and key not in ("quiet", "device", "precision", "workers", "steps"))
         if changed:
             raise TrainingError(f"--resume with other settings than the saved run ({', '.join(changed)} differ)")
+        if options.steps < saved["step"]:
+            raise TrainingError(f"--steps {options.steps}: the saved run is already at step {saved['step']}")
         model = SwinV2DPT(SwinV2DPTConfig.from_dict(saved["config"]))
         model.load_state_dict(saved["model"])
         start_step = saved["step"]
@@ -234,7 +286,7 @@ def train(options: TrainOptions, resume: bool = False, log=None) -> dict:
         scaler.load_state_dict(saved["loss_scaler"])  # a float16 run goes on at the scale it had reached
 
     train_samples, val_samples = load_data(options, log)
-    workers = batch_workers(options, device)
+    workers = batch_workers(options, device, log)
     val_max_depth = SYNTHETIC_MAX_DEPTH if options.data == "synthetic" and not options.val_data else None
     log(f"training {model.config.variant} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters) "
         f"on {len(train_samples)} samples, validating on {len(val_samples)}, steps {start_step}..{options.steps}, "
@@ -243,8 +295,8 @@ def train(options: TrainOptions, resume: bool = False, log=None) -> dict:
     step = start_step
     started = time.perf_counter()
     images = 0
-    progress = tqdm(total=options.steps, initial=start_step, desc="training", unit="step", disable=options.quiet, file=sys.stderr)
     batches = iter(batch_loader(train_samples, options, start_step, workers, pin=device.type == "cuda"))
+    progress = tqdm(total=options.steps, initial=start_step, desc="training", unit="step", disable=options.quiet, file=sys.stderr)
     try:
         while step < options.steps:
             for group in optimizer.param_groups:
@@ -252,7 +304,7 @@ def train(options: TrainOptions, resume: bool = False, log=None) -> dict:
             optimizer.zero_grad(set_to_none=True)
             total_loss = torch.zeros((), device=device)  # read back only for the display: no sync per step
             for micro in range(options.accumulate):
-                image_bchw, disparity, valid = (tensor.to(device, non_blocking=True) for tensor in next(batches))
+                image_bchw, disparity, valid = (tensor.to(device, non_blocking=True) for tensor in next_batch(batches, workers))
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
                     prediction = model(image_bchw, clamp_negative=False)
                 loss = training_loss(prediction.float(), disparity, valid) / options.accumulate
@@ -285,7 +337,7 @@ def train(options: TrainOptions, resume: bool = False, log=None) -> dict:
         log(f"interrupted at step {step}: state saved to {state_path(out)}; continue with --resume")
         raise
     finally:
-        del batches  # stops the workers
+        stop_workers(batches)
     progress.close()
     save_weights(model, out)
     save_state(state_path(out), model, optimizer, scaler, step, options)
