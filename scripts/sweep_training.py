@@ -32,21 +32,24 @@ from muggled_swinv2.model import SwinV2DPTConfig  # noqa: E402
 from muggled_swinv2.training import datasets, trainer  # noqa: E402
 from muggled_swinv2.training.scenes import SYNTHETIC_MAX_DEPTH  # noqa: E402
 
+CONFIG_KEYS = {field.name for field in fields(SwinV2DPTConfig)}  # recipe keys that change the micro config
+
 
 def parse_recipe(text: str) -> tuple[str, dict]:
     name, _, settings = text.partition(":")
     types = {field.name: field.type for field in fields(trainer.TrainOptions)}
-    config_keys = {field.name for field in fields(SwinV2DPTConfig)}
     values = {}
     for item in filter(None, settings.split(",")):
         key, _, value = item.partition("=")
         if key == "old_loss":
             values[key] = bool(int(value))
-        elif key in config_keys:
+        elif key in CONFIG_KEYS:
             numbers = tuple(int(part) for part in value.split("/"))
             values[key] = numbers if "/" in value else numbers[0]
-        elif key in ("seconds", "workers"):
-            values[key] = float(value) if key == "seconds" else int(value)
+        elif key == "seconds":
+            values[key] = float(value)
+        elif key == "workers":
+            values[key] = int(value)
         elif types.get(key) in (int, "int"):
             values[key] = int(value)
         elif types.get(key) in (float, "float"):
@@ -86,8 +89,7 @@ def run_recipe(name, settings, train_samples, val_samples, test_samples, args, l
 
     torch.set_num_threads(2)  # several recipes share the cores
     settings = dict(settings)
-    config_keys = {field.name for field in fields(SwinV2DPTConfig)}
-    changes = {key: settings.pop(key) for key in list(settings) if key in config_keys}
+    changes = {key: settings.pop(key) for key in list(settings) if key in CONFIG_KEYS}
     trainer.SMALL_CONFIGS["micro"] = dataclasses.replace(trainer.SMALL_CONFIGS["micro"], **changes)
     seconds = settings.pop("seconds", None)
     if seconds:
