@@ -426,7 +426,7 @@ def command_train(args) -> int:
 def command_eval(args) -> int:
     from .jobs.evaluate import EvalOptions, load_samples, run_evaluation
     from .jobs.images import report_error
-    from .training.datasets import DataError
+    from .datasets import DataError
 
     options = EvalOptions(data=args.data, split=args.split, count=args.count, scene_size=args.scene_size,
                           gt_scale=args.gt_scale, square=args.square, size=args.size, max_depth=args.max_depth,

@@ -29,8 +29,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from muggled_swinv2.model import SwinV2DPTConfig  # noqa: E402
-from muggled_swinv2.training import datasets, trainer  # noqa: E402
-from muggled_swinv2.training.scenes import SYNTHETIC_MAX_DEPTH  # noqa: E402
+from muggled_swinv2 import datasets  # noqa: E402
+from muggled_swinv2.synthetic.scenes import SYNTHETIC_MAX_DEPTH  # noqa: E402
+from muggled_swinv2.training import trainer  # noqa: E402
 
 CONFIG_KEYS = {field.name for field in fields(SwinV2DPTConfig)}  # recipe keys that change the micro config
 

@@ -10,9 +10,9 @@ import pytest
 
 from muggled_swinv2 import load_model
 from muggled_swinv2.demo import DEMO_WEIGHTS
+from muggled_swinv2.datasets import render_split
 from muggled_swinv2.evaluation.protocol import evaluate_samples
-from muggled_swinv2.training.datasets import render_split
-from muggled_swinv2.training.scenes import SYNTHETIC_MAX_DEPTH
+from muggled_swinv2.synthetic.scenes import SYNTHETIC_MAX_DEPTH
 
 REPO = Path(__file__).resolve().parent.parent
 

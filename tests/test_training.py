@@ -22,14 +22,15 @@ from muggled_swinv2.devices import cpu_has_native_bfloat16
 from muggled_swinv2.evaluation.metrics import fit_scale_shift, row_gradient_baseline, score_depth
 from muggled_swinv2.io.images import save_pfm
 from muggled_swinv2.training import trainer as trainer_module
-from muggled_swinv2.training.datasets import load_folder, training_batch
+from muggled_swinv2.datasets import load_folder, render_split
+from muggled_swinv2.training.batches import training_batch
 from muggled_swinv2.model import SwinV2DPT
 from muggled_swinv2.model.config import SMALL_CONFIGS
 from muggled_swinv2.training.losses import (
     ANCHOR_WEIGHT, gradient_matching_loss, midas_loss, normalize_scale_shift, output_anchor_loss,
     training_loss, trimmed_absolute_loss,
 )
-from muggled_swinv2.training.scenes import SPLITS, Camera, ground_plane, render_scene, split_seed
+from muggled_swinv2.synthetic.scenes import SPLITS, Camera, ground_plane, render_scene, split_seed
 from muggled_swinv2.training.trainer import TrainOptions, train
 
 # ----------------------------------------------------------------------------- scenes
@@ -290,8 +291,6 @@ def test_batch_workers_are_fewer_where_shared_memory_is_short_and_none_without_f
 
 
 def load_synthetic(count):
-    from muggled_swinv2.training.datasets import render_split
-
     return render_split("train", count, 64, quiet=True, workers=1)
 
 

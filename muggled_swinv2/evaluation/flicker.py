@@ -1,4 +1,4 @@
-"""How much video depth flickers, on synthetic clips with exact depth (training/scenes.py).
+"""How much video depth flickers, on synthetic clips with exact depth (synthetic/scenes.py).
 
 Two clips of one indoor scene:
 - `still_clip`: a still camera; the light moves, the exposure hunts and flickers, the colour
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..training.scenes import describe_scene, render
+from ..synthetic.scenes import describe_scene, render
 from .metrics import score_depth, valid_depth_mask
 
 UNCHANGED = 1e-4  # relative change of true depth below which a pixel "did not change"

@@ -7,10 +7,10 @@
 import json
 from dataclasses import dataclass
 
+from ..datasets import load_folder, render_split
 from ..evaluation.protocol import evaluate_samples
 from ..io.atomic import write_atomically
-from ..training.datasets import load_folder, render_split
-from ..training.scenes import SYNTHETIC_MAX_DEPTH
+from ..synthetic.scenes import SYNTHETIC_MAX_DEPTH
 
 
 @dataclass

@@ -1,1 +1,1 @@
-"""Training: synthetic RGB-D scenes, datasets, the MiDaS losses and the trainer."""
+"""Training: batches of random crops, the MiDaS losses and the trainer."""

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from ..datasets import Sample, load_folder, render_split
 from ..devices import dtype_warning, training_autocast_dtype
 from ..evaluation.protocol import evaluate_samples
 from ..formats.checkpoint import Checkpoint, load_model
@@ -28,8 +29,8 @@ from ..formats.convert import save_native
 from ..io.atomic import write_atomically
 from ..model import SwinV2DPT, SwinV2DPTConfig
 from ..model.config import SMALL_CONFIGS
-from .datasets import Sample, load_folder, render_split, training_batch
-from .scenes import SYNTHETIC_MAX_DEPTH
+from ..synthetic.scenes import SYNTHETIC_MAX_DEPTH
+from .batches import training_batch
 from .losses import training_loss
 
 

@@ -1,0 +1,1 @@
+"""Procedural RGB-D scenes with exact depth, for training, evaluation and the flicker measurements."""
