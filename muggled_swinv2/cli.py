@@ -394,7 +394,7 @@ def command_download(args) -> int:
 
 def command_train(args) -> int:
     from .devices import select_device
-    from .training.trainer import TrainingError, TrainOptions, train
+    from .training.trainer import TrainingError, TrainOptions, train, training_summary
 
     if not args.config and not args.init and not args.resume:
         raise UsageError("say what to train: --config NAME (from scratch) or --init CHECKPOINT (fine-tuning)")
@@ -416,15 +416,12 @@ def command_train(args) -> int:
         result = train(options, resume=args.resume)
     except TrainingError as error:
         raise UsageError(str(error)) from None
-    last = result["val"][-1] if result["val"] else {}
-    print(f"{args.out}: {result['steps']} steps in {result['seconds'] / 60:.1f} min "
-          f"({result['images_per_second']:.1f} images/s); val AbsRel {last.get('absrel', float('nan')):.4f}, "
-          f"delta1 {last.get('delta1', float('nan')):.4f}", file=sys.stderr)
+    print(training_summary(args.out, result), file=sys.stderr)
     return 0
 
 
 def command_eval(args) -> int:
-    from .jobs.evaluate import EvalOptions, load_samples, run_evaluation
+    from .jobs.evaluate import EvalOptions, load_samples, run_evaluation, summary_line
     from .jobs.images import report_error
     from .datasets import DataError
 
@@ -438,10 +435,11 @@ def command_eval(args) -> int:
     for line in problems:
         report_error(line)
     path = weights_path(args.weights, quiet=args.quiet)
-    result = run_evaluation(open_model(args, path), path, samples, options)
-    mean, baseline = result["mean"], result["baseline"]
-    print(f"{len(samples)} images: AbsRel {mean['absrel']:.4f}, delta1 {mean['delta1']:.4f} "
-          f"(row-gradient baseline: AbsRel {baseline['absrel']:.4f}, delta1 {baseline['delta1']:.4f})")
+    try:
+        result = run_evaluation(open_model(args, path), path, samples, options)
+    except DataError as error:
+        raise UsageError(str(error)) from None
+    print(summary_line(result))
     return 0
 
 
@@ -556,7 +554,7 @@ def build_parser() -> argparse.ArgumentParser:
     training.add_argument("--init", help="checkpoint to fine-tune (MiDaS .pt, Hugging Face or ours); its architecture is kept")
     training.add_argument("--data", default="synthetic", help="'synthetic' (rendered scenes) or a folder with images/ and depth/ (or disparity/)")
     training.add_argument("--val-data", help="folder of validation pairs (default: the synthetic validation split, or every 10th pair of --data)")
-    training.add_argument("--gt-scale", type=float, default=1.0, help="16-bit PNG ground truth is divided by this (e.g. 1000 for millimetres)")
+    training.add_argument("--gt-scale", type=positive_float, default=1.0, help="16-bit PNG ground truth is divided by this (e.g. 1000 for millimetres)")
     training.add_argument("--scenes", type=positive_int, default=3000, help="synthetic training scenes to render (default 3000)")
     training.add_argument("--steps", type=positive_int, default=1000, help="optimizer steps (default 1000)")
     training.add_argument("--batch-size", type=positive_int, default=8, help="crops per micro-batch (default 8)")
@@ -583,8 +581,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--split", default="test", choices=["test", "val"], help="synthetic split (default test)")
     evaluation.add_argument("--count", type=positive_int, default=200, help="images to score (default 200)")
     evaluation.add_argument("--scene-size", type=positive_int, default=256, help="side of the rendered synthetic scenes")
-    evaluation.add_argument("--gt-scale", type=float, default=1.0, help="16-bit PNG ground truth is divided by this")
-    evaluation.add_argument("--max-depth", type=float, help="aligned depth is capped here (default: 80 for synthetic scenes, else each image's largest ground-truth depth)")
+    evaluation.add_argument("--gt-scale", type=positive_float, default=1.0, help="16-bit PNG ground truth is divided by this")
+    evaluation.add_argument("--max-depth", type=positive_float, help="aligned depth is capped here (default: 80 for synthetic scenes, else each image's largest ground-truth depth)")
     evaluation.add_argument("--json", help="write per-image and mean scores to this JSON file")
     eval_preprocessing = evaluation.add_mutually_exclusive_group()
     eval_preprocessing.add_argument("--square", action="store_true", help="MiDaS's exact pipeline: squash to the native square")

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from .errors import first_line
 from .io.images import IMAGE_SUFFIXES, ImageReadError, display_bgr, read_image, read_pfm
 from .synthetic.scenes import SPLITS, render_scene
 
@@ -121,6 +122,7 @@ def folder_pairs(folder) -> tuple[list[tuple[Path, Path, bool]], list[str]]:
 def load_folder(folder, gt_scale: float = 1.0, limit: int | None = None) -> tuple[list[Sample], list[str]]:
     """All readable pairs of a folder (in memory), and one line for each pair skipped and why."""
     pairs, problems = folder_pairs(folder)
+    unmatched = len(problems)
     samples = []
     for image_path, gt_path, is_disparity in pairs[:limit]:
         try:
@@ -129,14 +131,18 @@ def load_folder(folder, gt_scale: float = 1.0, limit: int | None = None) -> tupl
         except ImageReadError as error:
             problems.append(f"{error}; skipped")
             continue
-        except (OSError, ValueError) as error:
-            problems.append(f"{gt_path}: unreadable ground truth ({error}); skipped")
+        except (OSError, ValueError, MemoryError, cv2.error) as error:
+            problems.append(f"{gt_path}: unreadable ground truth ({first_line(error)}); skipped")
             continue
         if image.shape[:2] != depth.shape:
             problems.append(f"{gt_path}: {depth.shape[1]}x{depth.shape[0]} does not match its image "
                             f"({image.shape[1]}x{image.shape[0]}); skipped")
             continue
+        if not depth.any():
+            problems.append(f"{gt_path}: no valid ground-truth pixel (all 0, NaN or infinite); skipped")
+            continue
         samples.append(Sample(image_path.stem, np.ascontiguousarray(display_bgr(image)), depth))
     if not samples:
-        raise DataError(f"{folder}: none of its {len(pairs)} pairs could be read")
+        first = problems[unmatched].removesuffix("; skipped")
+        raise DataError(f"{folder}: none of its {len(pairs[:limit])} pairs is usable (the first: {first})")
     return samples, problems

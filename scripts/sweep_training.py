@@ -123,7 +123,7 @@ def run_recipe(name, settings, train_samples, val_samples, test_samples, args, l
         log(f"failed: {type(error).__name__}: {error}")
         return
     model = trainer.load_model(options.out).to(args.device).eval()
-    scores = evaluate_samples(model, test_samples, device=torch.device(args.device), max_depth=SYNTHETIC_MAX_DEPTH)
+    scores = evaluate_samples(model, test_samples, max_depth=SYNTHETIC_MAX_DEPTH)
     log("TEST " + json.dumps({"absrel": scores["mean"]["absrel"], "delta1": scores["mean"]["delta1"],
                              "baseline": scores["baseline"], "val": result["val"]}))
 

@@ -12,8 +12,13 @@ from .metrics import mean_scores, row_gradient_baseline, score_depth
 
 
 def evaluate_samples(model, samples, square: bool = False, size: int | None = None,
-                     max_depth: float | None = None, device=None, batch_size: int = 4) -> dict:
-    """{"mean": {absrel, delta1}, "baseline": {absrel, delta1}, "images": [{name, absrel, delta1, valid}]}."""
+                     max_depth: float | None = None, batch_size: int = 4) -> dict:
+    """{"mean": {absrel, delta1}, "baseline": {absrel, delta1}, "scored": images in the means,
+    "images": [{name, absrel, delta1, valid}]}.
+
+    An image is scored where it has pixels with both a ground truth and a finite prediction
+    (valid > 0); the others have NaN scores and are left out of the means.
+    """
     model_scores, baseline_scores, rows = [], [], []
     for first in range(0, len(samples), batch_size):
         chunk = samples[first:first + batch_size]
@@ -25,4 +30,5 @@ def evaluate_samples(model, samples, square: bool = False, size: int | None = No
             model_scores.append(scores)
             baseline_scores.append(baseline)
             rows.append({"name": sample.name, "absrel": scores.absrel, "delta1": scores.delta1, "valid": scores.valid})
-    return {"mean": mean_scores(model_scores), "baseline": mean_scores(baseline_scores), "images": rows}
+    return {"mean": mean_scores(model_scores), "baseline": mean_scores(baseline_scores),
+            "scored": sum(1 for scores in model_scores if scores.valid), "images": rows}

@@ -103,13 +103,23 @@ def save_pfm(path, depth: np.ndarray) -> None:
 
 
 def read_pfm(path) -> np.ndarray:
-    """(H, W) float32 from a grayscale PFM file (either byte order)."""
-    with open(path, "rb") as file:
-        if file.readline().strip() != b"Pf":
-            raise ValueError(f"{path}: not a grayscale PFM file")
-        width, height = map(int, file.readline().split())
-        scale = float(file.readline())
-        dtype = "<f4" if scale < 0 else ">f4"
-        data = np.frombuffer(file.read(width * height * 4), dtype=dtype)
-    return np.flipud(data.reshape(height, width)).astype(np.float32)
+    """(H, W) float32 from a grayscale PFM file (either byte order).
 
+    ValueError naming the file for anything else: the header's size is checked against the file's
+    before reading, so a header claiming 100000 x 100000 costs nothing.
+    """
+    with open(path, "rb") as file:
+        if file.readline(8).strip() != b"Pf":
+            raise ValueError(f"{path}: not a grayscale PFM file")
+        try:
+            width, height = map(int, file.readline(64).split())
+            scale = float(file.readline(64))
+        except ValueError:
+            raise ValueError(f"{path}: not a PFM header (expected 'WIDTH HEIGHT' and a scale)") from None
+        if width < 1 or height < 1 or not np.isfinite(scale) or scale == 0:
+            raise ValueError(f"{path}: not a PFM header ({width}x{height}, scale {scale})")
+        needed, stored = width * height * 4, os.fstat(file.fileno()).st_size - file.tell()
+        if stored < needed:
+            raise ValueError(f"{path}: the header says {width}x{height} ({needed} bytes of pixels), the file holds {stored}")
+        data = np.frombuffer(file.read(needed), dtype="<f4" if scale < 0 else ">f4")
+    return np.flipud(data.reshape(height, width)).astype(np.float32)

@@ -1,13 +1,17 @@
 """The `eval` job: load (image, depth) samples, score a model with the MiDaS protocol, write the JSON.
 
-    {"mean": {absrel, delta1}, "baseline": {absrel, delta1}, "images": [{name, absrel, delta1, valid}],
-     "weights": path, "settings": {data, split, count, square, size, max_depth}}
+    {"mean": {absrel, delta1}, "baseline": {absrel, delta1}, "scored": N, "images": [{name, absrel,
+     delta1, valid}], "weights": path, "settings": {data, split, count, square, size, max_depth}}
+
+A score that does not exist (an image with no pixel to score) is null in the JSON, never NaN
+(which is not JSON).
 """
 
 import json
+import math
 from dataclasses import dataclass
 
-from ..datasets import load_folder, render_split
+from ..datasets import DataError, load_folder, render_split
 from ..evaluation.protocol import evaluate_samples
 from ..io.atomic import write_atomically
 from ..synthetic.scenes import SYNTHETIC_MAX_DEPTH
@@ -41,10 +45,27 @@ def load_samples(options: EvalOptions):
     return load_folder(options.data, options.gt_scale, limit=options.count)
 
 
+def json_safe(value):
+    """NaN and infinities (in nested dicts and lists) -> None, so that the JSON is JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [json_safe(item) for item in value]
+    return value
+
+
 def run_evaluation(model, weights, samples, options: EvalOptions) -> dict:
-    """Scores (see the module docstring), also written to options.json (atomically) when given."""
+    """Scores (see the module docstring), also written to options.json (atomically) when given.
+
+    DataError (one line) when no image could be scored: nothing is written then.
+    """
     result = evaluate_samples(model, samples, square=options.square, size=options.size,
                               max_depth=options.effective_max_depth, batch_size=options.batch_size)
+    if not result["scored"]:
+        raise DataError(f"none of the {len(samples)} images could be scored: the model's predictions are not "
+                        "finite on any pixel with ground truth")
     result["weights"] = str(weights)
     result["settings"] = {
         "data": options.data, "split": options.split if options.data == "synthetic" else None,
@@ -52,6 +73,14 @@ def run_evaluation(model, weights, samples, options: EvalOptions) -> dict:
         "max_depth": options.effective_max_depth,
     }
     if options.json:
-        text = json.dumps(result, indent=1)
+        text = json.dumps(json_safe(result), indent=1, allow_nan=False)
         write_atomically(options.json, lambda file: file.write(text.encode()))
     return result
+
+
+def summary_line(result: dict) -> str:
+    """The line the `eval` command prints: the images scored, the model's and the baseline's means."""
+    mean, baseline, total = result["mean"], result["baseline"], len(result["images"])
+    count = f"{result['scored']} images" if result["scored"] == total else f"{result['scored']} of {total} images scored"
+    return (f"{count}: AbsRel {mean['absrel']:.4f}, delta1 {mean['delta1']:.4f} "
+            f"(row-gradient baseline: AbsRel {baseline['absrel']:.4f}, delta1 {baseline['delta1']:.4f})")

@@ -13,6 +13,7 @@ training state: model, optimizer, step, options), written every `save_every` ste
 import math
 import multiprocessing
 import os
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -21,8 +22,9 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from ..datasets import Sample, load_folder, render_split
+from ..datasets import DataError, Sample, load_folder, render_split
 from ..devices import dtype_warning, training_autocast_dtype
+from ..errors import first_line
 from ..evaluation.protocol import evaluate_samples
 from ..formats.checkpoint import Checkpoint, load_model
 from ..formats.convert import save_native
@@ -114,13 +116,72 @@ def state_path(out) -> Path:
     return Path(str(out) + ".state.pt")
 
 
+STATE_KEYS = ("model", "optimizer", "step", "options", "config")
+
+
 def save_state(path: Path, model, optimizer, loss_scaler, step: int, options: TrainOptions) -> None:
     """Everything a resumed run needs to go on as if never stopped (the float16 loss scale too)."""
     state = {
         "model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
         "options": asdict(options), "config": model.config.to_dict(), "loss_scaler": loss_scaler.state_dict(),
     }
-    write_atomically(path, lambda file: torch.save(state, file))
+    try:
+        write_atomically(path, lambda file: torch.save(state, file))
+    except RuntimeError as error:  # torch.save reports a failed write (a full disk) as "unexpected pos ..."
+        if isinstance(error.__context__, OSError):
+            raise OSError(error.__context__.errno, error.__context__.strerror, str(path)) from None
+        raise
+
+
+def load_state(path: Path) -> dict:
+    """The training state save_state wrote; TrainingError (one line) for any other file."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # truncated, text, pickled objects: torch.load has many ways to fail
+        raise TrainingError(f"{path}: not a training state (torch.load cannot read it)") from None
+    if not isinstance(state, dict):
+        raise TrainingError(f"{path}: not a training state (it holds a {type(state).__name__}, not a dict)")
+    if state and all(isinstance(value, torch.Tensor) for value in state.values()):
+        raise TrainingError(f"{path}: not a training state but model weights (fine-tune them with --init)")
+    missing = [key for key in STATE_KEYS if key not in state]
+    if missing or not isinstance(state["step"], int) or not isinstance(state["options"], dict):
+        raise TrainingError(f"{path}: not a training state (no {', '.join(missing) or 'step number or options'})")
+    return state
+
+
+def saved_state_for(options: TrainOptions) -> dict:
+    """The training state of OUT, that this run (the same settings, as many steps or more) may go on from."""
+    path = state_path(options.out)
+    if not path.is_file():
+        raise TrainingError(f"{path}: no training state to resume (run without --resume first)")
+    saved = load_state(path)
+    current = asdict(options)
+    changed = sorted(key for key, value in saved["options"].items()
+                     if value != current.get(key) and key not in ("quiet", "device", "precision", "workers", "steps"))
+    if changed:
+        raise TrainingError(f"--resume with other settings than the saved run ({', '.join(changed)} differ)")
+    if options.steps < saved["step"]:
+        raise TrainingError(f"--steps {options.steps}: the saved run is already at step {saved['step']}")
+    return saved
+
+
+def saved_model(saved: dict, path: Path) -> SwinV2DPT:
+    try:
+        model = SwinV2DPT(SwinV2DPTConfig.from_dict(saved["config"]))
+        model.load_state_dict(saved["model"])
+    except Exception as error:  # a dict that only looks like a state
+        raise TrainingError(f"{path}: not a training state ({first_line(error)})") from None
+    return model
+
+
+def check_free_space(folder: Path, model: SwinV2DPT) -> None:
+    """Refuse at the start a run whose first save would not fit: the weights and the state (the
+    model and AdamW's two moments), all float32."""
+    needed = 4 * 4 * sum(parameter.numel() for parameter in model.parameters())
+    free = shutil.disk_usage(folder).free
+    if free < needed:
+        raise TrainingError(f"{folder}: No space left on device for the weights and training state "
+                            f"({needed / 2**20:.1f} MiB needed, {free / 2**20:.1f} MiB free)")
 
 
 def save_weights(model: SwinV2DPT, path) -> None:
@@ -139,7 +200,14 @@ def build(options: TrainOptions) -> SwinV2DPT:
 
 
 def load_data(options: TrainOptions, log) -> tuple[list[Sample], list[Sample]]:
-    """(training samples, validation samples)."""
+    """(training samples, validation samples); TrainingError (one line) for unusable data."""
+    try:
+        return read_samples(options, log)
+    except DataError as error:
+        raise TrainingError(str(error)) from None
+
+
+def read_samples(options: TrainOptions, log) -> tuple[list[Sample], list[Sample]]:
     if options.data == "synthetic":
         train = render_split("train", options.scenes, options.scene_size, quiet=options.quiet)
     else:
@@ -242,7 +310,8 @@ def stop_workers(batches) -> None:
 
 
 def train(options: TrainOptions, resume: bool = False, log=None) -> dict:
-    """Run (or resume) training; returns {"steps": .., "seconds": .., "images_per_second": .., "val": ..}.
+    """Run (or resume) training; returns {"steps": reached, "steps_run": by this call, "seconds": ..,
+    "images_per_second": .., "val": [{step, absrel, delta1}], "losses": [one per step run]}.
 
     KeyboardInterrupt: the state is saved first, then the interrupt is raised again.
     """
@@ -253,22 +322,15 @@ def train(options: TrainOptions, resume: bool = False, log=None) -> dict:
     start_step = 0
     saved = None
     if resume:
-        path = state_path(out)
-        if not path.is_file():
-            raise TrainingError(f"{path}: no training state to resume (run without --resume first)")
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-        current = asdict(options)
-        changed = sorted(key for key, value in saved["options"].items()
-                         if value != current.get(key) and key not in ("quiet", "device", "precision", "workers", "steps"))
-        if changed:
-            raise TrainingError(f"--resume with other settings than the saved run ({', '.join(changed)} differ)")
-        if options.steps < saved["step"]:
-            raise TrainingError(f"--steps {options.steps}: the saved run is already at step {saved['step']}")
-        model = SwinV2DPT(SwinV2DPTConfig.from_dict(saved["config"]))
-        model.load_state_dict(saved["model"])
+        saved = saved_state_for(options)
+        if saved["step"] == options.steps:  # a finished run: nothing to do, nothing rewritten
+            return {"steps": options.steps, "steps_run": 0, "seconds": 0.0, "images_per_second": float("nan"),
+                    "val": [], "losses": []}
+        model = saved_model(saved, state_path(out))
         start_step = saved["step"]
     else:
         model = build(options)
+    check_free_space(out.parent, model)
     model.to(device).train()
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
@@ -277,7 +339,10 @@ def train(options: TrainOptions, resume: bool = False, log=None) -> dict:
         lr=options.lr, betas=(0.9, 0.999),
     )
     if saved is not None:
-        optimizer.load_state_dict(saved["optimizer"])
+        try:
+            optimizer.load_state_dict(saved["optimizer"])
+        except Exception as error:
+            raise TrainingError(f"{state_path(out)}: not a training state ({first_line(error)})") from None
     amp_dtype = training_autocast_dtype(options.precision, device)
     if warning := dtype_warning(amp_dtype, device, option="--precision"):
         log(warning)
@@ -324,7 +389,7 @@ def train(options: TrainOptions, resume: bool = False, log=None) -> dict:
             progress.update(1)
             if step % options.val_every == 0 or step == options.steps:
                 model.eval()
-                scores = evaluate_samples(model, val_samples, device=device, max_depth=val_max_depth)
+                scores = evaluate_samples(model, val_samples, max_depth=val_max_depth)
                 model.train()
                 history["val"].append({"step": step, **scores["mean"]})
                 log(f"step {step}: loss {total_loss.item():.4f}, val AbsRel {scores['mean']['absrel']:.4f}, "
@@ -345,6 +410,15 @@ def train(options: TrainOptions, resume: bool = False, log=None) -> dict:
     seconds = time.perf_counter() - started
     history["losses"] = torch.stack(history["losses"]).tolist() if history["losses"] else []
     return {
-        "steps": step, "seconds": seconds,
+        "steps": step, "steps_run": step - start_step, "seconds": seconds,
         "images_per_second": images / seconds if seconds else float("nan"), **history,
     }
+
+
+def training_summary(out, result: dict) -> str:
+    """The line the `train` command ends with."""
+    if not result["steps_run"]:
+        return f"{out}: the saved run has done all its {result['steps']} steps; nothing to do (raise --steps to go on)"
+    last = result["val"][-1]
+    return (f"{out}: {result['steps']} steps in {result['seconds'] / 60:.1f} min "
+            f"({result['images_per_second']:.1f} images/s); val AbsRel {last['absrel']:.4f}, delta1 {last['delta1']:.4f}")
