@@ -11,3 +11,9 @@ def one_line(error: BaseException) -> str:
     if isinstance(error, OSError) and error.strerror:
         return error.strerror
     return first_line(error)
+
+
+def os_error_line(error: OSError) -> str:
+    """An OSError as one line naming the file: 'PATH: reason'."""
+    reason = error.strerror or str(error)
+    return f"{error.filename}: {reason}" if error.filename else reason

@@ -22,12 +22,15 @@ import numpy as np
 
 import cv2
 from muggled_swinv2.formats.checkpoint import CheckpointError, load_model
-from muggled_swinv2.cli import UsageError, make_writable_folder, os_error_line, positive_int, weights_path
+from muggled_swinv2.cli import UsageError, positive_int
+from muggled_swinv2.errors import os_error_line
 from muggled_swinv2.io.colormaps import COLORMAPS, colorize, normalize
 from muggled_swinv2.devices import DTYPES, DeviceError, select_device, select_dtype
 from muggled_swinv2.io.images import save_image, silence_opencv
 from muggled_swinv2.io.ledger import OutputLedger
+from muggled_swinv2.io.outputs import OutputError, check_writable_folder
 from muggled_swinv2.io.video import AtomicVideoWriter, VideoError, VideoReader, check_video_target
+from muggled_swinv2.jobs.models import find_weights
 from muggled_swinv2.jobs.video import RunningRange
 from muggled_swinv2.predict import infer_prepared, prepare_input, restore_size
 from muggled_swinv2.video.pipeline import FramePipeline, StageError
@@ -89,7 +92,7 @@ def check_save_target(args):
         raise UsageError(f"--save {save}: exists; pass --overwrite to replace it")
     if save.exists() and not OutputLedger().is_ours(save):
         raise UsageError(f"--save {save}: exists and was not written by muggled-swinv2; refusing to replace it")
-    make_writable_folder(save.parent, "--save folder")
+    check_writable_folder(save.parent, "--save folder")
 
 
 def run(args) -> int:
@@ -99,7 +102,7 @@ def run(args) -> int:
     reader = VideoReader(int(args.source) if camera else args.source)  # before the model: a missing camera or file is named at once
     try:
         device = select_device(args.device)
-        model = load_model(weights_path(args.weights), device=device, dtype=select_dtype(args.dtype, device))
+        model = load_model(find_weights(args.weights), device=device, dtype=select_dtype(args.dtype, device))
     except BaseException:
         reader.close()
         raise
@@ -195,7 +198,7 @@ def main(argv=None) -> int:
     silence_opencv()
     try:
         return run(args)
-    except (CheckpointError, WeightsError, DeviceError, VideoError, UsageError, DepthError) as error:
+    except (CheckpointError, WeightsError, DeviceError, VideoError, UsageError, OutputError, DepthError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except OSError as error:

@@ -12,21 +12,17 @@ import torch
 
 from muggled_swinv2.formats.checkpoint import build_model, infer_midas_config
 from muggled_swinv2.formats.key_table import MIDAS, to_native
+from muggled_swinv2.model import SwinV2DPTConfig
+from muggled_swinv2.model.config import RELEASES
 
-MIDAS_CONFIGS = {
-    "tiny": dict(
-        embed_dims=(96, 192, 384, 768), depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24),
-        window=16, pretrained_windows=(0, 0, 0, 0), native=256,
-    ),
-    "base": dict(
-        embed_dims=(128, 256, 512, 1024), depths=(2, 2, 18, 2), num_heads=(4, 8, 16, 32),
-        window=24, pretrained_windows=(12, 12, 12, 6), native=384,
-    ),
-    "large": dict(
-        embed_dims=(192, 384, 768, 1536), depths=(2, 2, 18, 2), num_heads=(6, 12, 24, 48),
-        window=24, pretrained_windows=(12, 12, 12, 6), native=384,
-    ),
-}
+
+def layout_config(config: SwinV2DPTConfig) -> dict:
+    """A released config in the form make_midas_state_dict takes."""
+    return dict(embed_dims=config.embed_dims, depths=config.depths, num_heads=config.num_heads,
+                window=config.window_size, pretrained_windows=config.pretrained_window_sizes, native=config.native_size)
+
+
+MIDAS_CONFIGS = {variant: layout_config(release.config) for variant, release in RELEASES.items()}
 
 # Small enough for many fast tests; still shifts in stages 0-2 and shrinks the window in stage 3.
 SMALL_CONFIG = dict(

@@ -17,8 +17,6 @@ from muggled_swinv2 import CheckpointError, load_model
 from muggled_swinv2.cli import main
 from muggled_swinv2.formats.convert import ConversionError, convert
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture(scope="module")
 def image_batch():
@@ -233,7 +231,7 @@ def test_cli_convert_prints_what_it_did(tmp_path, small_checkpoint, capsys):
 
 def test_convert_script_and_info(tmp_path, small_checkpoint):
     target = tmp_path / "small.safetensors"
-    script = [sys.executable, str(REPO / "scripts" / "convert_weights.py"), str(small_checkpoint), str(target)]
+    script = [sys.executable, "-m", "muggled_swinv2", "convert", str(small_checkpoint), str(target)]
     result = subprocess.run(script, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert str(target) in result.stdout

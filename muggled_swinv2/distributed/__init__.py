@@ -34,9 +34,18 @@ def require_ray():
     return ray
 
 
-def run_on_ray(*args, **kwargs):
-    """ray_images.run_image_job_on_ray, after checking that Ray is installed."""
+def run_on_ray(weights, tasks, options, ray_options: RayOptions, quiet: bool = False):
+    """ray_images.run_image_job_on_ray, after checking the device choice here (not on every actor)
+    and that Ray is installed."""
+    gpus = ray_options.gpus_per_actor
+    device = ray_options.device if ray_options.device != "auto" else ("cuda" if gpus else "cpu")
+    if device.startswith("cuda") and not gpus:
+        raise RayError("--device cuda with --ray needs --gpus-per-actor (Ray gives GPUs only to actors that ask)")
+    if not device.startswith("cuda"):
+        from ..devices import select_device, select_dtype
+
+        select_dtype(ray_options.dtype, select_device(device))  # float16 on a CPU: refused here, not on every actor
     require_ray()
     from .ray_images import run_image_job_on_ray
 
-    return run_image_job_on_ray(*args, **kwargs)
+    return run_image_job_on_ray(weights, tasks, options, ray_options, quiet=quiet)

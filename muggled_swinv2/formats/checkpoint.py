@@ -23,21 +23,21 @@ from safetensors import SafetensorError, safe_open
 from ..devices import DTYPES, select_device
 from .key_table import HF, MIDAS, KeyMappingError, summarize, to_native
 from ..model import SwinV2DPT, SwinV2DPTConfig
-from ..model.config import RELEASED_CONFIGS
+from ..model.config import RELEASES
 
 NATIVE_FORMAT_NAME = "muggled_swinv2"
 NATIVE_FORMAT_VERSION = "1"
 HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")  # in a Hugging Face model folder, preferred first
 _MIDAS_BLOCK_KEY = re.compile(r"pretrained\.model\.layers\.(?P<stage>\d+)\.blocks\.(?P<block>\d+)\.")
 _HF_BLOCK_KEY = re.compile(r"backbone\.encoder\.layers\.(?P<stage>\d+)\.blocks\.(?P<block>\d+)\.")
-# Hugging Face files alone carry no window or resolution: the published conversions (of the
-# MiDaS releases), by width.
+# Hugging Face files alone carry no window or resolution: those of the published conversions
+# (release.hf_id), by width.
 _HF_PUBLISHED = {
-    config.embed_dims[0]: dict(
-        window_size=config.window_size, native_size=config.native_size,
-        pretrained_window_sizes=config.pretrained_window_sizes,
+    release.config.embed_dims[0]: dict(
+        window_size=release.config.window_size, native_size=release.native_size,
+        pretrained_window_sizes=release.config.pretrained_window_sizes,
     )
-    for config in RELEASED_CONFIGS.values()
+    for release in RELEASES.values()
 }
 
 

@@ -20,6 +20,7 @@ from safetensors.torch import save_file
 
 from .. import __version__
 from ..io.atomic import publish, reserve_temp, usual_mode
+from ..io.outputs import check_writable_folder
 from .checkpoint import (
     HF_WEIGHT_FILES,
     NATIVE_FORMAT_NAME,
@@ -268,6 +269,7 @@ def convert(source, target, dtype: str = "float32", to: str = "muggled", overwri
         check_replaceable(target)
     if not target.parent.is_dir():
         raise ConversionError(f"{target.parent}: no such folder")
+    check_writable_folder(target.parent, "OUT folder")
 
     checkpoint, _ = read_checked_checkpoint(source)  # the loader's checks: what we write will load
     if to == "muggled":

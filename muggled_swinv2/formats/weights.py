@@ -11,14 +11,10 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..demo import DEMO_WEIGHTS
+from ..model.config import RELEASE_URL, RELEASES
 
 WEIGHTS_ENV = "MUGGLED_SWINV2_WEIGHTS"
-RELEASE_URL = "https://github.com/isl-org/MiDaS/releases/download/v3_1/"
-OFFICIAL_FILES = {
-    "tiny": "dpt_swin2_tiny_256.pt",
-    "base": "dpt_swin2_base_384.pt",
-    "large": "dpt_swin2_large_384.pt",
-}
+OFFICIAL_FILES = {variant: release.file_name for variant, release in RELEASES.items()}  # what `download` fetches
 CHECKPOINT_SUFFIXES = {".pt", ".pth", ".safetensors", ".bin"}
 
 
@@ -88,7 +84,7 @@ def download(variant: str, folder=None, base_url: str = RELEASE_URL, quiet: bool
     Written to NAME.partial and renamed only once complete and of the announced size; an existing
     .partial file is resumed with an HTTP range request.
     """
-    name = OFFICIAL_FILES[variant]
+    name = RELEASES[variant].file_name
     folder = Path(folder) if folder else weights_dirs()[0]
     target, partial = folder / name, folder / (name + ".partial")
     if target.exists():

@@ -1,7 +1,7 @@
 """Speed and memory benchmark: this project against transformers' DPTForDepthEstimation (SwinV2).
 
-    python scripts/benchmark.py                       # or: muggled-swinv2 bench
-    python scripts/benchmark.py --models tiny --sizes 256,256x448 --batch-sizes 1,4 --json out.json
+    muggled-swinv2 bench
+    muggled-swinv2 bench --models tiny --sizes 256,256x448 --batch-sizes 1,4 --json out.json
 
 How each number is obtained (all in one run, on the same random weights):
 
@@ -36,7 +36,6 @@ How each number is obtained (all in one run, on the same random weights):
   replace it with their full product.
 """
 
-import argparse
 import json
 import math
 import os
@@ -46,7 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 
@@ -348,7 +347,7 @@ def measure_memory(impl: str, model: str, size_hw, batches, args, onnx_path=None
         impl=impl, model=model, size_hw=list(size_hw), batches=list(batches), device=args.device,
         dtype=args.dtype, threads=args.threads, compile=args.compile, seed=args.seed, onnx_path=onnx_path,
     )
-    command = [sys.executable, "-m", "muggled_swinv2.jobs.bench", "--memory-child", json.dumps(spec)]
+    command = [sys.executable, "-m", "muggled_swinv2.jobs.bench", json.dumps(spec)]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
@@ -374,24 +373,6 @@ def parse_size(text: str, model: str) -> tuple[int, int]:
     if min(size_hw) < 1 or size_hw[0] % stride or size_hw[1] % stride:
         raise SystemExit(f"error: --sizes {text}: {model} needs positive multiples of {stride}")
     return size_hw
-
-
-def positive_int(text: str) -> int:
-    """An argparse type: one positive integer."""
-    if not text.strip().isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return int(text)
-
-
-def positive_ints(text: str) -> list[int]:
-    """'1,4' -> [1, 4] (an argparse type)."""
-    try:
-        values = [int(value) for value in text.split(",") if value.strip()]
-    except ValueError:
-        values = []
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive integers separated by commas, got {text!r}")
-    return values
 
 
 def make_plan(args) -> list[Case]:
@@ -464,50 +445,42 @@ def format_table(rows: list[dict], has_peer: bool) -> str:
     return "\n".join(lines)
 
 
-def parse_args(argv):
-    parser = argparse.ArgumentParser(
-        prog="muggled-swinv2 bench", description="Speed and memory against transformers' DPTForDepthEstimation."
-    )
-    parser.add_argument("--models", default="tiny,base,large", help="comma-separated: tiny, base, large")
-    parser.add_argument("--sizes", help="comma-separated HxW or H (square) or 'native'; default: see module doc")
-    parser.add_argument("--batch-sizes", type=positive_ints, help="comma-separated, e.g. 1,4; default: 1,4 (large: 1)")
-    parser.add_argument("--repeats", type=positive_int, default=3, help="timed runs per implementation (median)")
-    parser.add_argument("--threads", type=positive_int, default=torch.get_num_threads(), help="CPU threads")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
-    parser.add_argument("--dtype", default="float32", choices=list(DTYPES))
-    parser.add_argument("--compile", action="store_true", help="torch.compile both models")
-    parser.add_argument("--peers", default="transformers",
-                        help="comma-separated: transformers (DPTForDepthEstimation), onnxruntime (our exported graph "
-                        "in ONNX Runtime, CPU float32; needs the [onnx] extra); default: transformers")
-    parser.add_argument("--no-peer", action="store_true", help="measure this project only")
-    parser.add_argument("--plain", action="store_true",
-                        help="also time our model with its Winograd convolutions off (interleaved): what they buy")
-    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory child processes")
-    parser.add_argument("--seed", type=int, default=0, help="of the random weights")
-    parser.add_argument("--json", metavar="OUT", help="write the results here")
-    parser.add_argument("--memory-child", help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+@dataclass(frozen=True)
+class BenchOptions:
+    """What to measure (the `bench` command's options; see the module docstring)."""
+
+    models: str = "tiny,base,large"  # comma-separated
+    sizes: str | None = None  # comma-separated HxW, H or 'native'; None: the default plan
+    batch_sizes: list[int] | None = None  # None: 1,4 (large: 1)
+    repeats: int = 3
+    threads: int = torch.get_num_threads()
+    device: str = "cpu"
+    dtype: str = "float32"
+    compile: bool = False
+    peers: str = "transformers"  # comma-separated: transformers, onnxruntime
+    no_peer: bool = False
+    plain: bool = False  # also time our model with Winograd off
+    no_memory: bool = False
+    seed: int = 0
+    json: str | None = None
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    if args.memory_child:
-        print(json.dumps(memory_child(json.loads(args.memory_child))))
-        return 0
+def run_bench(args: BenchOptions) -> int:
+    """Measure, print the table, write args.json; the exit code (2: a one-line error was printed)."""
     try:
         device = select_device(args.device)
         dtype = select_dtype(args.dtype, device)
     except DeviceError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    args.device = str(device)
+    args = replace(args, device=str(device))  # recorded in the JSON settings as resolved
     torch.set_num_threads(args.threads)
     peers = [] if args.no_peer else [name.strip() for name in args.peers.split(",") if name.strip()]
     unknown = [name for name in peers if name not in PEERS]
     if unknown:
         print(f"error: --peers {','.join(unknown)}: choose from {','.join(PEERS)}", file=sys.stderr)
         return 2
-    args.no_peer = "transformers" not in peers
+    args = replace(args, no_peer="transformers" not in peers)
     if not args.no_peer:
         try:
             import transformers  # noqa: F401
@@ -620,7 +593,7 @@ def main(argv=None) -> int:
         print(f"max diff '-' ({', '.join(different_windows)}): the peer lays out windows differently at that size "
               "(the height's window on both axes, unmasked padding), so it computes another function there")
     if args.json:
-        settings = {key: value for key, value in vars(args).items() if key not in ("memory_child", "json")}
+        settings = {key: value for key, value in asdict(args).items() if key != "json"}
         report = dict(
             machine=machine, gemm_gflops=rate / 1e9, settings=settings,
             memory_method=sorted(memory_methods), peer_computes_another_function=different_windows, results=rows,
@@ -630,5 +603,5 @@ def main(argv=None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # a memory child (measure_memory): the spec as its one argument
+    print(json.dumps(memory_child(json.loads(sys.argv[1]))))

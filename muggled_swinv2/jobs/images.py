@@ -19,6 +19,7 @@ from ..io.colormaps import colorize, unit_depth
 from ..export.geometry import DEFAULT_DEPTH_RANGE, DEFAULT_FOV_DEG, save_mesh, save_point_cloud
 from ..io.images import IMAGE_SUFFIXES, ImageReadError, display_bgr, read_image, save_image, save_npy, save_pfm
 from ..io.ledger import OutputLedger
+from ..io.outputs import OutputError, check_writable_folder
 from ..memory import estimate_bytes, memory_refusal, network_hw_for, available_bytes
 from ..predict import predict_batch
 
@@ -41,6 +42,10 @@ SCENE_WRITERS = {
     "mesh": lambda path, image, depth, options: save_mesh(
         path, image, depth, options.fov_deg, options.depth_range, options.point_step),
 }
+
+
+class ImageJobError(Exception):
+    """Nothing to do: no input image found (one line)."""
 
 
 @dataclass
@@ -168,6 +173,21 @@ def plan_tasks(sources: list[tuple[Path, str]], options: ImageJobOptions) -> lis
                     f"writing {outputs['png']} instead")
         tasks.append(ImageTask(source, outputs, note))
     return tasks
+
+
+def prepare_image_job(inputs, recursive: bool, options: ImageJobOptions) -> tuple[list[ImageTask], list[str]]:
+    """INPUT arguments -> (the tasks, one message per argument that gave no image, reported here).
+    Before any work: --out is a writable folder, and at least one image was found."""
+    out_dir = options.out_dir
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(f"--out {out_dir}: exists and is not a folder")
+    sources, errors = expand_inputs(inputs, recursive, exclude_dir=out_dir.resolve())
+    for message in errors:
+        report_error(message)
+    if not sources:
+        raise ImageJobError("no input images found")
+    check_writable_folder(out_dir, "--out")
+    return plan_tasks(sources, options), errors
 
 
 def depth_picture(image: np.ndarray, depth: np.ndarray, colormap: str, side_by_side: bool,

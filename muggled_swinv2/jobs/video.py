@@ -16,7 +16,9 @@ import cv2
 from ..errors import first_line
 from ..io.colormaps import colorize, normalize
 from ..memory import memory_refusal, network_hw_for
-from ..io.video import AtomicNpzWriter, AtomicVideoWriter, VideoError, VideoReader
+from ..io.ledger import OutputLedger
+from ..io.outputs import check_writable_folder
+from ..io.video import AtomicNpzWriter, AtomicVideoWriter, VideoError, VideoReader, check_video_target
 from ..predict import check_size, infer_prepared, prepare_input, restore_size
 from ..video.pipeline import FramePipeline, StageError
 from ..video.stabilize import DepthStabilizer, pack_mask
@@ -51,6 +53,7 @@ class VideoJobOptions:
     batch_size: int = 1
     memory_check: bool = True  # refuse a size whose prediction would not fit in memory (see memory.py)
     stabilize: bool = True  # one scale and shift for the whole video (see video/stabilize.py)
+    overwrite: bool = False  # replace outputs this tool wrote (see check_video_paths)
     queue_size: int = 4  # frames read ahead of the model, and predicted ahead of the writer
 
 
@@ -125,6 +128,26 @@ class DepthVideoWriters:
     def abandon(self):
         for writer in self.writers:
             writer.abandon()
+
+
+def check_video_paths(source: Path, target: Path, options: VideoJobOptions) -> None:
+    """Before any work: the input is a file, and the outputs (target, and its .npz with raw_npz)
+    may be written there."""
+    if not source.is_file():
+        raise VideoError(f"{source}: no such video file")
+    if target.is_dir():
+        raise VideoError(f"--out {target}: is a folder; give the video file to write, e.g. {target / 'depth.mp4'}")
+    check_video_target(target)
+    outputs = [target] + ([target.with_suffix(".npz")] if options.raw_npz else [])
+    if any(path.resolve() == source.resolve() for path in outputs):
+        raise VideoError(f"--out {target}: would overwrite the input video")
+    existing = [path for path in outputs if path.exists()]
+    if existing and not options.overwrite:
+        raise VideoError(f"{', '.join(map(str, existing))} exists; pass --overwrite to replace it")
+    if foreign := [str(path) for path in existing if not OutputLedger().is_ours(path)]:
+        raise VideoError(f"{', '.join(foreign)} exists and was not written by muggled-swinv2; refusing to replace it, "
+                         f"choose another --out")
+    check_writable_folder(target.parent, "--out folder")
 
 
 def run_video_job(model, source: Path, target: Path, options: VideoJobOptions, quiet: bool = False,

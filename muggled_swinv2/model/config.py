@@ -1,4 +1,4 @@
-"""The numbers that define one SwinV2-DPT depth model."""
+"""The numbers that define one SwinV2-DPT depth model, and the registry of the released ones."""
 
 from dataclasses import dataclass
 
@@ -48,9 +48,9 @@ class SwinV2DPTConfig:
     def variant(self) -> str:
         """Name of the MiDaS v3.1 release this config matches (e.g. 'tiny-256'), or 'custom'."""
         identity = (self.embed_dims, self.depths, self.native_size)
-        for name, released in RELEASED_CONFIGS.items():
-            if identity == (released.embed_dims, released.depths, released.native_size):
-                return f"{name}-{released.native_size}"
+        for release in RELEASES.values():
+            if identity == (release.config.embed_dims, release.config.depths, release.native_size):
+                return release.name
         return "custom"
 
     def to_dict(self) -> dict:
@@ -74,21 +74,67 @@ class SwinV2DPTConfig:
         return cls(**{key: tuple(value) if isinstance(value, list) else value for key, value in fields.items()})
 
 
-# The MiDaS v3.1 SwinV2-DPT releases (dpt_swin2_{tiny_256,base_384,large_384}.pt).
-RELEASED_CONFIGS = {
-    "tiny": SwinV2DPTConfig(
-        embed_dims=(96, 192, 384, 768), depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24),
-        window_size=16, pretrained_window_sizes=(0, 0, 0, 0), native_size=256,
-    ),
-    "base": SwinV2DPTConfig(
-        embed_dims=(128, 256, 512, 1024), depths=(2, 2, 18, 2), num_heads=(4, 8, 16, 32),
-        window_size=24, pretrained_window_sizes=(12, 12, 12, 6), native_size=384,
-    ),
-    "large": SwinV2DPTConfig(
-        embed_dims=(192, 384, 768, 1536), depths=(2, 2, 18, 2), num_heads=(6, 12, 24, 48),
-        window_size=24, pretrained_window_sizes=(12, 12, 12, 6), native_size=384,
-    ),
+RELEASE_URL = "https://github.com/isl-org/MiDaS/releases/download/v3_1/"
+
+
+@dataclass(frozen=True)
+class Release:
+    """One MiDaS v3.1 SwinV2-DPT checkpoint as published: the one place its facts are written.
+
+    `file_name` is the MiDaS release file (fetched from RELEASE_URL by `download`), `hf_id` the
+    Hugging Face conversion of the same weights, `file_mib` the size of the release file.
+    """
+
+    variant: str  # tiny, base or large: what `download`, `bench --models` and the tests call it
+    config: SwinV2DPTConfig
+    file_name: str
+    hf_id: str
+    file_mib: int
+
+    @property
+    def native_size(self) -> int:
+        return self.config.native_size
+
+    @property
+    def name(self) -> str:
+        """The variant with its native size, e.g. 'tiny-256': what `config.variant` says."""
+        return f"{self.variant}-{self.native_size}"
+
+    @property
+    def url(self) -> str:
+        return RELEASE_URL + self.file_name
+
+
+RELEASES = {
+    release.variant: release
+    for release in (
+        Release(
+            "tiny",
+            SwinV2DPTConfig(
+                embed_dims=(96, 192, 384, 768), depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24),
+                window_size=16, pretrained_window_sizes=(0, 0, 0, 0), native_size=256,
+            ),
+            file_name="dpt_swin2_tiny_256.pt", hf_id="Intel/dpt-swinv2-tiny-256", file_mib=164,
+        ),
+        Release(
+            "base",
+            SwinV2DPTConfig(
+                embed_dims=(128, 256, 512, 1024), depths=(2, 2, 18, 2), num_heads=(4, 8, 16, 32),
+                window_size=24, pretrained_window_sizes=(12, 12, 12, 6), native_size=384,
+            ),
+            file_name="dpt_swin2_base_384.pt", hf_id="Intel/dpt-swinv2-base-384", file_mib=416,
+        ),
+        Release(
+            "large",
+            SwinV2DPTConfig(
+                embed_dims=(192, 384, 768, 1536), depths=(2, 2, 18, 2), num_heads=(6, 12, 24, 48),
+                window_size=24, pretrained_window_sizes=(12, 12, 12, 6), native_size=384,
+            ),
+            file_name="dpt_swin2_large_384.pt", hf_id="Intel/dpt-swinv2-large-384", file_mib=840,
+        ),
+    )
 }
+RELEASED_CONFIGS = {variant: release.config for variant, release in RELEASES.items()}
 
 
 # Small configurations for training from scratch on a CPU (`muggled-swinv2 train --config NAME`).

@@ -1,0 +1,150 @@
+"""Argument types and the option groups that several commands share (each defined once).
+
+Only light modules here, so that `--help` answers at once: the choices that PyTorch-importing
+modules own are repeated below, and tests/test_package.py checks that they match their owners.
+"""
+
+import argparse
+import sys
+
+from ..io.colormaps import COLORMAPS, parse_range
+
+RAW_FORMATS = ("npy", "pfm", "png16", "tiff", "ply", "mesh")  # jobs.images.RAW_FORMATS
+DTYPE_NAMES = ("float32", "float16", "bfloat16")  # devices.DTYPES
+CONVERT_TARGETS = ("muggled", "hf")  # formats.convert.TARGETS
+ENGINES = ("torch", "onnx")  # jobs.models.ENGINES
+
+
+EXIT_FAILED = 1  # some inputs failed
+EXIT_USAGE = 2  # nothing could be done
+EXIT_INTERRUPTED = 130
+
+
+class UsageError(Exception):
+    """A bad argument, reported as one line."""
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def count_int(text: str) -> int:
+    """A whole number >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def raw_formats(text: str) -> tuple[str, ...]:
+    formats = tuple(dict.fromkeys(part.strip().lower() for part in text.split(",") if part.strip()))
+    unknown = [name for name in formats if name not in RAW_FORMATS]
+    if unknown or not formats:
+        raise argparse.ArgumentTypeError(f"unknown format {','.join(unknown) or text!r}; choose from {','.join(RAW_FORMATS)}")
+    return formats
+
+
+def value_range(text: str):
+    try:
+        return parse_range(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def depth_range(text: str) -> tuple[float, float]:
+    try:
+        near, far = (float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected NEAR,FAR, e.g. 1,10, got {text!r}") from None
+    if not 0 < near < far < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected 0 < NEAR < FAR, got {text!r}")
+    return near, far
+
+
+def field_of_view(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < 180:
+        raise argparse.ArgumentTypeError(f"expected degrees between 0 and 180, got {text!r}")
+    return value
+
+
+# ----------------------------------------------------------------------------- shared option groups
+
+
+def add_model_arguments(parser, engine: bool = False):
+    """--weights, --device, --dtype (and --engine where an ONNX Runtime export can run instead)."""
+    parser.add_argument("--weights", "-w", help="checkpoint file (default: the one checkpoint in weights/ "
+                        "or in $MUGGLED_SWINV2_WEIGHTS)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
+    parser.add_argument("--dtype", default="float32", choices=DTYPE_NAMES, help="precision (float16: CUDA only)")
+    if engine:
+        parser.add_argument("--engine", default="torch", choices=ENGINES,
+                            help="torch (default), or onnx: the same network exported to ONNX Runtime, CPU float32 "
+                                 "(the [onnx] extra; exported once per network size into a cache folder, see README)")
+
+
+def add_preprocessing_arguments(parser):
+    """--square or --size: how an image is fed to the network."""
+    preprocessing = parser.add_mutually_exclusive_group()
+    preprocessing.add_argument("--square", action="store_true", help="MiDaS's exact pipeline: squash to the native square")
+    preprocessing.add_argument("--size", type=positive_int, help="long side fed to the network (default: native size)")
+
+
+def add_overwrite_argument(parser, what: str = "existing outputs"):
+    parser.add_argument("--overwrite", action="store_true",
+                        help=f"replace {what} that this tool wrote (never an input, never anyone else's file)")
+
+
+def add_quiet_argument(parser, help: str = "no progress bar or summary (errors still shown)"):
+    parser.add_argument("--quiet", "-q", action="store_true", help=help)
+
+
+def add_prediction_arguments(parser):
+    """The options of the commands that write depth maps (image, video)."""
+    parser.add_argument("--colormap", default="inferno", choices=COLORMAPS,
+                        help="colours of the depth map, bright = near (default: inferno; gray writes a 1-channel PNG)")
+    parser.add_argument("--side-by-side", action="store_true", help="put the picture left of its depth")
+    add_preprocessing_arguments(parser)
+    parser.add_argument("--batch-size", type=positive_int, default=1, help="images or frames per forward pass")
+    parser.add_argument("--no-memory-check", action="store_true",
+                        help="run even where the memory estimate says it will not fit (default: refuse, naming "
+                             "the largest --size that fits)")
+    add_overwrite_argument(parser)
+    add_quiet_argument(parser)
+    add_model_arguments(parser, engine=True)
+
+
+def model_options(args):
+    """The model options of parsed arguments (add_model_arguments)."""
+    from ..jobs.models import ModelOptions
+
+    return ModelOptions(weights=args.weights, device=args.device, dtype=args.dtype,
+                        engine=getattr(args, "engine", "torch"), quiet=getattr(args, "quiet", False))
+
+
+def report_summary(line: str, interrupted: bool, quiet: bool, failed: bool = False) -> int:
+    """Print a job's summary line (also with --quiet after Ctrl-C); the exit code it calls for."""
+    if not quiet or interrupted:
+        print(line, file=sys.stderr)
+    if interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED if failed else 0
