@@ -53,6 +53,13 @@ def positive_int(text: str) -> int:
     return value
 
 
+def port_number(text: str) -> int:
+    value = positive_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"a TCP port is 1-65535, got {text}")
+    return value
+
+
 def count_int(text: str) -> int:
     """A whole number >= 0."""
     try:
@@ -362,25 +369,27 @@ def command_export(args) -> int:
 
 
 def command_serve(args) -> int:
-    try:
-        import gradio  # noqa: F401  (the optional [web] extra)
-    except ImportError:
-        from .web import INSTALL_HINT
-
-        print(f"serve needs Gradio: {INSTALL_HINT}", file=sys.stderr)
-        return EXIT_USAGE
-    from .web.server import ServeOptions, host_warning, serve
+    from .web import INSTALL_HINT
+    from .web.server import ServeError, ServeOptions, check_address, gradio_installed, host_warning, serve
     from .web.service import Limits, ModelInfo
 
+    if not gradio_installed():  # the optional [web] extra
+        print(f"serve needs Gradio: {INSTALL_HINT}", file=sys.stderr)
+        return EXIT_USAGE
     warning = host_warning(args.host)
     if warning:
         print(warning, file=sys.stderr)
     limits = Limits(args.max_upload_mb, int(args.max_megapixels * 1e6), args.max_video_frames, args.max_video_seconds)
-    path = weights_path(args.weights)
-    model = open_model(args, path)
-    parameter = next(model.parameters())
-    info = ModelInfo(model.config.variant, path, str(parameter.device), args.dtype, demo=is_demo(path))
-    serve(model, info, ServeOptions(host=args.host, port=args.port, limits=limits, queue_size=args.queue_size))
+    try:
+        check_address(args.host, args.port)  # before minutes of loading the model
+        path = weights_path(args.weights)
+        model = open_model(args, path)
+        parameter = next(model.parameters())
+        info = ModelInfo(model.config.variant, path, str(parameter.device), args.dtype, demo=is_demo(path))
+        serve(model, info, ServeOptions(host=args.host, port=args.port, limits=limits, queue_size=args.queue_size))
+    except ServeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
     return 0
 
 
@@ -598,7 +607,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     web = commands.add_parser("serve", help="local web app: drop a picture or a video, get its depth (needs the [web] extra)")
     web.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
-    web.add_argument("--port", type=positive_int, default=7860)
+    web.add_argument("--port", type=port_number, default=7860, help="TCP port, 1-65535 (default 7860)")
     web.add_argument("--max-upload-mb", type=positive_float, default=25.0, help="largest upload, in MB (default 25)")
     web.add_argument("--max-megapixels", type=positive_float, default=25.0, help="largest picture (default 25)")
     web.add_argument("--max-video-frames", type=positive_int, default=900, help="longest video, in frames (default 900)")

@@ -26,7 +26,7 @@ pytest.importorskip("gradio", reason="the [web] extra (gradio) is not installed"
 gradio_client = pytest.importorskip("gradio_client", reason="gradio_client (the [test] extra) is not installed")
 
 REPO = Path(__file__).resolve().parent.parent
-ROOM = REPO / "scripts" / "examples" / "room.jpg"
+ROOM = REPO / "muggled_swinv2" / "web" / "examples" / "room.jpg"
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 LIMITS = ["--max-upload-mb", "1", "--max-megapixels", "0.5", "--max-video-frames", "12", "--max-video-seconds", "5"]
 
@@ -52,16 +52,16 @@ class Server:
         return self.process.returncode
 
 
-@pytest.fixture(scope="module")
-def server(small_checkpoint, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("serve")
+def start_server(checkpoint, folder: Path, options: list[str]) -> Server:
+    """`muggled-swinv2 serve` on a free port of 127.0.0.1, with its own TMPDIR in `folder`; returns
+    once it listens."""
     tmpdir, log = folder / "tmp", folder / "server.log"
-    tmpdir.mkdir()
+    tmpdir.mkdir(parents=True)
     port = free_port()
     env = dict(os.environ, TMPDIR=str(tmpdir), GRADIO_ANALYTICS_ENABLED="False")
     with open(log, "w") as out:
-        process = subprocess.Popen([sys.executable, "-m", "muggled_swinv2", "serve", "-w", str(small_checkpoint),
-                                    "--port", str(port), *LIMITS], stdout=out, stderr=subprocess.STDOUT, env=env)
+        process = subprocess.Popen([sys.executable, "-m", "muggled_swinv2", "serve", "-w", str(checkpoint),
+                                    "--port", str(port), *options], stdout=out, stderr=subprocess.STDOUT, env=env)
     running = Server(process, f"http://127.0.0.1:{port}/", tmpdir, log)
     deadline = time.monotonic() + 600  # a loaded 2-core machine can take minutes
     while "open http" not in log.read_text():
@@ -69,6 +69,12 @@ def server(small_checkpoint, tmp_path_factory):
             running.stop()
             pytest.fail(f"the server did not start:\n{log.read_text()}")
         time.sleep(0.2)
+    return running
+
+
+@pytest.fixture(scope="module")
+def server(small_checkpoint, tmp_path_factory):
+    running = start_server(small_checkpoint, tmp_path_factory.mktemp("serve"), LIMITS)
     yield running
     running.stop()
 
