@@ -72,16 +72,25 @@ def start_server(checkpoint, folder: Path, options: list[str]) -> Server:
     return running
 
 
-@pytest.fixture(scope="module")
-def server(small_checkpoint, tmp_path_factory):
-    running = start_server(small_checkpoint, tmp_path_factory.mktemp("serve"), LIMITS)
+def serving(checkpoint, tmp_path_factory, options: list[str]):
+    """A module's server fixture: one server, stopped after the module's tests."""
+    running = start_server(checkpoint, tmp_path_factory.mktemp("serve"), options)
     yield running
     running.stop()
 
 
+def client_of(server, tmp_path_factory):
+    return gradio_client.Client(server.url, verbose=False, download_files=str(tmp_path_factory.mktemp("downloads")))
+
+
+@pytest.fixture(scope="module")
+def server(small_checkpoint, tmp_path_factory):
+    yield from serving(small_checkpoint, tmp_path_factory, LIMITS)
+
+
 @pytest.fixture(scope="module")
 def client(server, tmp_path_factory):
-    return gradio_client.Client(server.url, verbose=False, download_files=str(tmp_path_factory.mktemp("downloads")))
+    return client_of(server, tmp_path_factory)
 
 
 def depth_of(client, path, colormap="inferno", mode=KEEP_ASPECT, size=0):

@@ -170,21 +170,40 @@ def _radiance_size(data) -> tuple[int, int] | None:
     return sizes[b"X"], sizes[b"Y"]
 
 
-# (format, test of the file's first bytes, reader of (width, height)): every format OpenCV decodes
-# (recognised by content, as OpenCV does, whatever the file is called).
+def _png_size(data) -> tuple[int, int] | None:
+    return struct.unpack(">II", data[16:24]) if data[12:16] == b"IHDR" else None
+
+
+def _bmp_size(data) -> tuple[int, int]:
+    """BITMAPINFOHEADER and later (a negative height is a top-down picture), or OS/2's 12-byte header."""
+    if data[14:18] == b"\x0c\0\0\0":
+        return struct.unpack("<HH", data[18:22])
+    width, height = struct.unpack("<ii", data[18:26])
+    return width, abs(height)
+
+
+def _j2k_size(data) -> tuple[int, int]:
+    """A JPEG 2000 codestream's SIZ segment: the reference grid less its offset."""
+    width, height, left, top = struct.unpack(">IIII", data[8:24])
+    return width - left, height - top
+
+
+def _is_avif(head: bytes) -> bool:
+    return head[4:8] == b"ftyp" and any(brand in head[8:] for brand in (b"avif", b"avis"))
+
+
+# (format, test of the file's first bytes, reader of (width, height) from the mapped file): every
+# format OpenCV decodes, recognised by content as OpenCV does, whatever the file is called.
 PICTURE_HEADERS = (
-    ("PNG", lambda head: head.startswith(b"\x89PNG\r\n\x1a\n"),
-     lambda data: struct.unpack(">II", data[16:24]) if data[12:16] == b"IHDR" else None),
+    ("PNG", lambda head: head.startswith(b"\x89PNG\r\n\x1a\n"), _png_size),
     ("JPEG", lambda head: head.startswith(b"\xff\xd8\xff"), _jpeg_size),
     ("TIFF", lambda head: head[:4] in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"), _tiff_size),
     ("WebP", lambda head: head[:4] == b"RIFF" and head[8:12] == b"WEBP", _webp_size),
     ("GIF", lambda head: head[:6] in (b"GIF87a", b"GIF89a"), lambda data: struct.unpack("<HH", data[6:10])),
-    ("BMP", lambda head: head.startswith(b"BM"),
-     lambda data: struct.unpack("<hh", data[18:22]) if data[14:18] == b"\x0c\0\0\0" else struct.unpack("<ii", data[18:26])),
+    ("BMP", lambda head: head.startswith(b"BM"), _bmp_size),
     ("JPEG 2000", lambda head: head.startswith(b"\0\0\0\x0cjP  \r\n\x87\n"), _jp2_size),
-    ("JPEG 2000", lambda head: head.startswith(b"\xff\x4f\xff\x51"),
-     lambda data: (lambda x, y, x0, y0: (x - x0, y - y0))(*struct.unpack(">IIII", data[8:24]))),
-    ("AVIF", lambda head: head[4:8] == b"ftyp" and any(brand in head[8:] for brand in (b"avif", b"avis")), _avif_size),
+    ("JPEG 2000", lambda head: head.startswith(b"\xff\x4f\xff\x51"), _j2k_size),
+    ("AVIF", _is_avif, _avif_size),
     ("Radiance HDR", lambda head: head.startswith((b"#?RADIANCE", b"#?RGBE")), _radiance_size),
     ("Netpbm", lambda head: head[:1] == b"P" and head[1:2] in b"1234567Ff" and head[2:3].isspace(), _netpbm_size),
     ("Sun raster", lambda head: head.startswith(b"\x59\xa6\x6a\x95"), lambda data: struct.unpack(">II", data[4:12])),
@@ -207,10 +226,9 @@ def picture_size(path) -> tuple[int, int]:
                         size = read_size(data)
                     except (struct.error, IndexError, KeyError, ValueError):
                         size = None
-                    width, height = (abs(int(side)) for side in size) if size else (0, 0)  # BMP: < 0 is top-down
-                    if not width or not height:
+                    if not size or min(size) <= 0:
                         raise ImageReadError(f"{path}: a damaged or cut-short {name} header")
-                    return width, height
+                    return int(size[0]), int(size[1])
     except ValueError:  # mmap of an empty file
         raise ImageReadError(f"{path}: empty file") from None
     except OSError as error:
