@@ -13,6 +13,7 @@ import struct
 import subprocess
 import sys
 import time
+from fnmatch import fnmatch
 from pathlib import Path
 
 import numpy as np
@@ -238,3 +239,18 @@ def test_ctrl_c_during_a_video_request_exits_cleanly_every_time(small_checkpoint
         log = running.log.read_text()
         assert code == 0 and "terminate called" not in log and "Traceback" not in log, f"exit {code}:\n{log}"
         assert not list(running.tmpdir.iterdir()), "the temporary folder was left behind"
+
+
+# ----------------------------------------------------------------------------- the examples: package data
+
+
+def test_the_examples_ship_as_package_data():
+    from setuptools.config.setupcfg import read_configuration
+
+    import muggled_swinv2.web
+
+    package = Path(muggled_swinv2.web.__file__).parent
+    patterns = read_configuration(ROOM.parents[3] / "setup.cfg")["options"]["package_data"]["muggled_swinv2.web"]
+    examples = [str(path.relative_to(package)) for path in (package / "examples").iterdir()]
+    assert ROOM.parent == package / "examples" and len(examples) >= 6
+    assert all(any(fnmatch(example, pattern) for pattern in patterns) for example in examples), (examples, patterns)

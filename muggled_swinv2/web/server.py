@@ -89,7 +89,7 @@ def serve(model, info: ModelInfo, options: ServeOptions):
     service = None
     try:
         gradio_environment(workdir)
-        from .app import THEME, build_app  # Gradio reads its environment when imported
+        from .app import EXAMPLES, THEME, build_app  # Gradio reads its environment when imported
 
         service = DepthService(model, info, options.limits, workdir)
         service.warm_up()
@@ -100,7 +100,7 @@ def serve(model, info: ModelInfo, options: ServeOptions):
             demo.launch(
                 server_name=options.host, server_port=options.port, share=False, inbrowser=False,
                 max_file_size=int(options.limits.max_upload_mb * 1e6), show_error=False,
-                allowed_paths=[str(service.results)], ssr_mode=False, mcp_server=False,
+                allowed_paths=[str(service.results), str(EXAMPLES)], ssr_mode=False, mcp_server=False,
                 footer_links=["api", "settings"], theme=THEME, quiet=True, prevent_thread_lock=True,
             )
         except OSError as error:  # taken since check_address (Gradio's message names its own variables)
