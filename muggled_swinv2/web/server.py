@@ -60,17 +60,15 @@ def check_address(host: str, port: int):
         try:
             probe.bind(address)
         except OSError as error:
-            raise ServeError(address_error(host, port, error)) from None
-
-
-def address_error(host: str, port: int, error: OSError) -> str:
-    if error.errno == errno.EADDRINUSE:
-        return f"--port {port}: {host}:{port} is already in use (another server?); choose another --port"
-    if error.errno == errno.EACCES:
-        return f"--port {port}: not allowed to listen on it (ports below 1024 need privileges); choose another --port"
-    if error.errno == errno.EADDRNOTAVAIL:
-        return f"--host {host}: not an address of this machine"
-    return f"--host {host} --port {port}: cannot listen there ({one_line(error)})"
+            if error.errno == errno.EADDRINUSE:
+                reason = f"--port {port}: {host}:{port} is already in use (another server?); choose another --port"
+            elif error.errno == errno.EACCES:
+                reason = f"--port {port}: not allowed to listen on it (ports below 1024 need privileges); choose another --port"
+            elif error.errno == errno.EADDRNOTAVAIL:
+                reason = f"--host {host}: not an address of this machine"
+            else:
+                reason = f"--host {host} --port {port}: cannot listen there ({one_line(error)})"
+            raise ServeError(reason) from None
 
 
 def gradio_environment(workdir: Path):
@@ -103,8 +101,9 @@ def serve(model, info: ModelInfo, options: ServeOptions):
                 allowed_paths=[str(service.results), str(EXAMPLES)], ssr_mode=False, mcp_server=False,
                 footer_links=["api", "settings"], theme=THEME, quiet=True, prevent_thread_lock=True,
             )
-        except OSError as error:  # taken since check_address (Gradio's message names its own variables)
-            raise ServeError(address_error(options.host, options.port, error)) from None
+        except OSError as error:  # taken since the first check: say why (Gradio's message names its own variables)
+            check_address(options.host, options.port)
+            raise ServeError(f"--host {options.host} --port {options.port}: cannot listen there ({one_line(error)})") from None
         print(f"open {demo.local_url} in a browser; Ctrl-C stops the server", file=sys.stderr, flush=True)
         demo.block_thread()  # returns on Ctrl-C or SIGTERM, the server closed
     finally:
