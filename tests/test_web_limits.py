@@ -142,6 +142,7 @@ def test_huge_picture_refused_from_its_header_in_bounded_memory(server, client, 
     assert f"{name} has 12000x12000 pixels (144.0 megapixels); this server takes pictures up to 0.5 megapixels" \
         in messages[0]
     assert rise < MEMORY_BOUND_MIB, f"the server's peak RSS rose {rise:.0f} MiB"
+    print(f"{name}: peak RSS +{rise:.0f} MiB")
 
 
 # ----------------------------------------------------------------------------- 10: video frames
@@ -169,6 +170,7 @@ def test_size_beyond_memory_gets_the_command_lines_memory_check(server, client):
     assert "room.jpg: needs about" in messages[0] and "GiB available; the largest --size that fits is" in messages[0]
     assert "\n" not in messages[0]
     assert rise < MEMORY_BOUND_MIB, f"the server's peak RSS rose {rise:.0f} MiB"
+    print(f"size=100000: {messages[0]!r}, peak RSS +{rise:.0f} MiB")
 
 
 # ----------------------------------------------------------------------------- 14: refusals in one line
