@@ -15,6 +15,6 @@ elif [ ${#found[@]} -gt 0 ]; then
     weights=(--weights "${found[0]%/config.json}")
 fi
 muggled-swinv2 info "${weights[@]:1}"
-muggled-swinv2 image scripts/examples "${weights[@]}" --out outputs/examples --side-by-side --raw npy --overwrite
+muggled-swinv2 image muggled_swinv2/web/examples "${weights[@]}" --out outputs/examples --side-by-side --raw npy --overwrite
 echo "Depth maps: outputs/examples/ (picture | depth, brighter = nearer; .npy = float inverse depth)"
 [ ${#weights[@]} -gt 0 ] || echo "For real photos: muggled-swinv2 download tiny (164 MiB), then run this again."

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Writes the example pictures in scripts/examples/: two rendered scenes (ray-cast with numpy) and
+"""Writes the example pictures that the web app offers and scripts/demo.sh runs on
+(muggled_swinv2/web/examples/, package data): two rendered scenes (ray-cast with numpy) and
 four real photographs copied from scikit-image's bundled samples, all free of copyright
-restrictions (sources in scripts/examples/SOURCES.md).
+restrictions (sources in muggled_swinv2/web/examples/SOURCES.md).
 
     python scripts/make_examples.py          # needs scikit-image for the photos (the [train] extra)
 """
@@ -12,7 +13,7 @@ import numpy as np
 
 import cv2
 
-OUT = Path(__file__).resolve().parent / "examples"
+OUT = Path(__file__).resolve().parents[1] / "muggled_swinv2" / "web" / "examples"
 
 
 def camera_rays(height, width, fov_degrees=60.0):

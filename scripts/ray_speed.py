@@ -5,7 +5,7 @@
     nice -n 19 python scripts/ray_speed.py --images 100 --extra "--batch-size 4"
 
 Everything is made at run time in a temporary folder: IMAGES photos of SIZE (JPEG), cut and
-varied from the example photos in scripts/examples, and a random-weight checkpoint in the exact
+varied from the example photos in muggled_swinv2/web/examples, and a random-weight checkpoint in the exact
 MiDaS layout of the chosen released configuration (as the tests build theirs). Each round runs
 the local command, then the --ray command (the order alternates between rounds), each as a fresh
 process on an empty --out folder, so every time includes the whole startup: Python, PyTorch,
@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT / "tests"))  # midas_layout: the MiDaS checkpoint la
 def make_photos(folder: Path, count: int, width: int, height: int) -> None:
     """`count` different JPEG photos of width x height: crops, flips and exposure changes of the examples."""
     rng = np.random.default_rng(0)
-    examples = sorted(p for p in (ROOT / "scripts" / "examples").iterdir() if p.suffix in (".jpg", ".png"))
+    examples = sorted(p for p in (ROOT / "muggled_swinv2" / "web" / "examples").iterdir() if p.suffix in (".jpg", ".png"))
     sources = [cv2.imread(str(path), cv2.IMREAD_COLOR) for path in examples]
     for index in range(count):
         source = sources[index % len(sources)]

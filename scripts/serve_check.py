@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 from gradio_client import Client, handle_file
 
-ROOM = Path(__file__).resolve().parent / "examples" / "room.jpg"
+ROOM = Path(__file__).resolve().parents[1] / "muggled_swinv2" / "web" / "examples" / "room.jpg"
 
 
 def rss_mib(pid: int) -> float:

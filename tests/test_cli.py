@@ -899,6 +899,7 @@ def test_webcam_snapshot_that_cannot_be_written_is_reported(tmp_path, monkeypatc
 def test_demo_uses_any_checkpoint_the_command_line_reads(tmp_path, small_checkpoint):
     repo = tmp_path / "repo"
     shutil.copytree(REPO / "scripts", repo / "scripts")
+    shutil.copytree(REPO / "muggled_swinv2" / "web" / "examples", repo / "muggled_swinv2" / "web" / "examples")
     (repo / "weights").mkdir()
     shutil.copy(small_checkpoint, repo / "weights" / "mine.pth")  # a .pth: no download needed
     venv = tmp_path / "venv"  # already set up: just our console script
@@ -909,7 +910,7 @@ def test_demo_uses_any_checkpoint_the_command_line_reads(tmp_path, small_checkpo
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "download" not in result.stderr and "mine.pth" in result.stdout
-    stems = sorted(path.stem for path in (REPO / "scripts" / "examples").iterdir() if path.suffix in (".jpg", ".png"))
+    stems = sorted(path.stem for path in (REPO / "muggled_swinv2" / "web" / "examples").iterdir() if path.suffix in (".jpg", ".png"))
     assert listing(repo / "outputs" / "examples") == sorted(
         f"{stem}{suffix}" for stem in stems for suffix in (".npy", ".png"))
 

@@ -26,7 +26,7 @@ pytest.importorskip("gradio", reason="the [web] extra (gradio) is not installed"
 gradio_client = pytest.importorskip("gradio_client", reason="gradio_client (the [test] extra) is not installed")
 
 REPO = Path(__file__).resolve().parent.parent
-ROOM = REPO / "scripts" / "examples" / "room.jpg"
+ROOM = REPO / "muggled_swinv2" / "web" / "examples" / "room.jpg"
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 LIMITS = ["--max-upload-mb", "1", "--max-megapixels", "0.5", "--max-video-frames", "12", "--max-video-seconds", "5"]
 
@@ -52,16 +52,16 @@ class Server:
         return self.process.returncode
 
 
-@pytest.fixture(scope="module")
-def server(small_checkpoint, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("serve")
+def start_server(checkpoint, folder: Path, options: list[str]) -> Server:
+    """`muggled-swinv2 serve` on a free port of 127.0.0.1, with its own TMPDIR in `folder`; returns
+    once it listens."""
     tmpdir, log = folder / "tmp", folder / "server.log"
-    tmpdir.mkdir()
+    tmpdir.mkdir(parents=True)
     port = free_port()
     env = dict(os.environ, TMPDIR=str(tmpdir), GRADIO_ANALYTICS_ENABLED="False")
     with open(log, "w") as out:
-        process = subprocess.Popen([sys.executable, "-m", "muggled_swinv2", "serve", "-w", str(small_checkpoint),
-                                    "--port", str(port), *LIMITS], stdout=out, stderr=subprocess.STDOUT, env=env)
+        process = subprocess.Popen([sys.executable, "-m", "muggled_swinv2", "serve", "-w", str(checkpoint),
+                                    "--port", str(port), *options], stdout=out, stderr=subprocess.STDOUT, env=env)
     running = Server(process, f"http://127.0.0.1:{port}/", tmpdir, log)
     deadline = time.monotonic() + 600  # a loaded 2-core machine can take minutes
     while "open http" not in log.read_text():
@@ -69,13 +69,28 @@ def server(small_checkpoint, tmp_path_factory):
             running.stop()
             pytest.fail(f"the server did not start:\n{log.read_text()}")
         time.sleep(0.2)
+    return running
+
+
+def serving(checkpoint, tmp_path_factory, options: list[str]):
+    """A module's server fixture: one server, stopped after the module's tests."""
+    running = start_server(checkpoint, tmp_path_factory.mktemp("serve"), options)
     yield running
     running.stop()
 
 
+def client_of(server, tmp_path_factory):
+    return gradio_client.Client(server.url, verbose=False, download_files=str(tmp_path_factory.mktemp("downloads")))
+
+
+@pytest.fixture(scope="module")
+def server(small_checkpoint, tmp_path_factory):
+    yield from serving(small_checkpoint, tmp_path_factory, LIMITS)
+
+
 @pytest.fixture(scope="module")
 def client(server, tmp_path_factory):
-    return gradio_client.Client(server.url, verbose=False, download_files=str(tmp_path_factory.mktemp("downloads")))
+    return client_of(server, tmp_path_factory)
 
 
 def depth_of(client, path, colormap="inferno", mode=KEEP_ASPECT, size=0):

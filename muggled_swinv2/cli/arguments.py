@@ -31,6 +31,13 @@ def positive_int(text: str) -> int:
     return value
 
 
+def port_number(text: str) -> int:
+    value = positive_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"a TCP port is 1-65535, got {text}")
+    return value
+
+
 def count_int(text: str) -> int:
     """A whole number >= 0."""
     try:

@@ -1,6 +1,9 @@
 """Reading images and writing depth outputs, always atomically (temp file + rename)."""
 
+import mmap
 import os
+import re
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +35,207 @@ def page_count(path: Path, head: bytes) -> int:
         return max(1, int(cv2.imcount(str(path))))
     except (cv2.error, OverflowError):
         return 1
+
+
+# ------------------------------------------------------------------ picture size from the header
+
+def _jpeg_size(data) -> tuple[int, int] | None:
+    """The frame header (SOFn) of a JPEG, found by walking its markers from the start (an EXIF
+    thumbnail's own SOF lies inside an APP1 segment and is skipped with it)."""
+    offset = 2
+    while offset + 4 <= len(data):
+        if data[offset] != 0xFF:
+            return None
+        marker = data[offset + 1]
+        if marker == 0xFF:  # fill byte
+            offset += 1
+            continue
+        if marker in (0x01, *range(0xD0, 0xD8)):  # markers without a length
+            offset += 2
+            continue
+        if marker == 0xDA:  # start of scan before any frame header
+            return None
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            if offset + 9 > len(data):
+                return None
+            height, width = struct.unpack(">HH", data[offset + 5 : offset + 9])
+            return width, height
+        offset += 2 + struct.unpack(">H", data[offset + 2 : offset + 4])[0]
+    return None
+
+
+def _tiff_size(data) -> tuple[int, int] | None:
+    """ImageWidth (256) and ImageLength (257) of a TIFF's first directory, classic or BigTIFF."""
+    order = "<" if data[:2] == b"II" else ">"
+    big = struct.unpack(order + "H", data[2:4])[0] == 43
+    if big:
+        (first,) = struct.unpack(order + "Q", data[8:16])
+        count_format, entry_size, value_at, offset_bytes = "Q", 20, 12, 8
+    else:
+        (first,) = struct.unpack(order + "I", data[4:8])
+        count_format, entry_size, value_at, offset_bytes = "H", 12, 8, 4
+    count_size = struct.calcsize(count_format)
+    if first + count_size > len(data):
+        return None
+    (count,) = struct.unpack(order + count_format, data[first : first + count_size])
+    sizes = {}
+    value_formats = {3: "H", 4: "I", 16: "Q"}  # SHORT, LONG, LONG8
+    for index in range(count):
+        entry = first + count_size + index * entry_size
+        if entry + entry_size > len(data):
+            return None
+        tag, kind = struct.unpack(order + "HH", data[entry : entry + 4])
+        if tag in (256, 257) and kind in value_formats:
+            value_format = value_formats[kind]
+            field = data[entry + value_at : entry + value_at + offset_bytes]
+            sizes[tag] = struct.unpack(order + value_format, field[: struct.calcsize(value_format)])[0]
+    return (sizes[256], sizes[257]) if len(sizes) == 2 else None
+
+
+def _boxes(data, start: int, end: int):
+    """(type, payload start, payload end) of the ISO base media boxes in data[start:end] (JPEG 2000, AVIF)."""
+    while start + 8 <= end:
+        size, kind = struct.unpack(">I4s", data[start : start + 8])
+        header = 8
+        if size == 1 and start + 16 <= end:
+            size, header = struct.unpack(">Q", data[start + 8 : start + 16])[0], 16
+        elif size == 0:
+            size = end - start
+        if size < header or start + size > end:
+            return
+        yield kind, start + header, start + size
+        start += size
+
+
+def _box_path(data, path: tuple[bytes, ...], start: int = 0, end: int | None = None, full: tuple[bytes, ...] = ()):
+    """Payload (start, end) of each box at `path` (b"meta" and other `full` boxes carry 4 more bytes)."""
+    end = len(data) if end is None else end
+    for kind, payload, stop in _boxes(data, start, end):
+        if kind == path[0]:
+            payload += 4 if kind in full else 0
+            if len(path) == 1:
+                yield payload, stop
+            else:
+                yield from _box_path(data, path[1:], payload, stop, full)
+
+
+def _jp2_size(data) -> tuple[int, int] | None:
+    for start, stop in _box_path(data, (b"jp2h", b"ihdr")):
+        if stop - start >= 8:
+            height, width = struct.unpack(">II", data[start : start + 8])
+            return width, height
+    return None
+
+
+def _avif_size(data) -> tuple[int, int] | None:
+    """The largest image spatial extent ('ispe') among the file's items: the primary image, a grid's
+    output, an alpha plane."""
+    sizes = [struct.unpack(">II", data[start + 4 : start + 12])
+             for start, stop in _box_path(data, (b"meta", b"iprp", b"ipco", b"ispe"), full=(b"meta",))
+             if stop - start >= 12]
+    return max(sizes, key=lambda size: size[0] * size[1]) if sizes else None
+
+
+def _webp_size(data) -> tuple[int, int] | None:
+    chunk = data[12:16]
+    if chunk == b"VP8 " and data[23:26] == b"\x9d\x01\x2a":
+        width, height = struct.unpack("<HH", data[26:30])
+        return width & 0x3FFF, height & 0x3FFF
+    if chunk == b"VP8L" and data[20] == 0x2F:
+        (bits,) = struct.unpack("<I", data[21:25])
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if chunk == b"VP8X":
+        return int.from_bytes(data[24:27], "little") + 1, int.from_bytes(data[27:30], "little") + 1
+    return None
+
+
+def _netpbm_size(data) -> tuple[int, int] | None:
+    """P1-P6 (PBM, PGM, PPM) and PF/Pf (PFM): width and height are the first numbers after the
+    magic, comments aside; P7 (PAM): the WIDTH and HEIGHT lines."""
+    head = bytes(data[:4096])
+    if head[:2] == b"P7":
+        fields = dict(re.findall(rb"^(WIDTH|HEIGHT)\s+(\d+)", head, re.MULTILINE))
+        return (int(fields[b"WIDTH"]), int(fields[b"HEIGHT"])) if len(fields) == 2 else None
+    numbers = re.findall(rb"\d+", re.sub(rb"#[^\n]*", b" ", head[2:]))
+    return (int(numbers[0]), int(numbers[1])) if len(numbers) >= 2 else None
+
+
+def _radiance_size(data) -> tuple[int, int] | None:
+    """Radiance HDR: the resolution line after the header's blank line, e.g. "-Y 480 +X 640"."""
+    head = bytes(data[:65536])
+    found = re.search(rb"\n\n([-+])([XY]) (\d+) ([-+])([XY]) (\d+)\s", head.replace(b"\r\n", b"\n"))
+    if not found or found[2] == found[5]:
+        return None
+    sizes = {found[2]: int(found[3]), found[5]: int(found[6])}
+    return sizes[b"X"], sizes[b"Y"]
+
+
+def _png_size(data) -> tuple[int, int] | None:
+    return struct.unpack(">II", data[16:24]) if data[12:16] == b"IHDR" else None
+
+
+def _bmp_size(data) -> tuple[int, int]:
+    """BITMAPINFOHEADER and later (a negative height is a top-down picture), or OS/2's 12-byte header."""
+    if data[14:18] == b"\x0c\0\0\0":
+        return struct.unpack("<HH", data[18:22])
+    width, height = struct.unpack("<ii", data[18:26])
+    return width, abs(height)
+
+
+def _j2k_size(data) -> tuple[int, int]:
+    """A JPEG 2000 codestream's SIZ segment: the reference grid less its offset."""
+    width, height, left, top = struct.unpack(">IIII", data[8:24])
+    return width - left, height - top
+
+
+def _is_avif(head: bytes) -> bool:
+    return head[4:8] == b"ftyp" and any(brand in head[8:] for brand in (b"avif", b"avis"))
+
+
+# (format, test of the file's first bytes, reader of (width, height) from the mapped file): every
+# format OpenCV decodes, recognised by content as OpenCV does, whatever the file is called.
+PICTURE_HEADERS = (
+    ("PNG", lambda head: head.startswith(b"\x89PNG\r\n\x1a\n"), _png_size),
+    ("JPEG", lambda head: head.startswith(b"\xff\xd8\xff"), _jpeg_size),
+    ("TIFF", lambda head: head[:4] in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"), _tiff_size),
+    ("WebP", lambda head: head[:4] == b"RIFF" and head[8:12] == b"WEBP", _webp_size),
+    ("GIF", lambda head: head[:6] in (b"GIF87a", b"GIF89a"), lambda data: struct.unpack("<HH", data[6:10])),
+    ("BMP", lambda head: head.startswith(b"BM"), _bmp_size),
+    ("JPEG 2000", lambda head: head.startswith(b"\0\0\0\x0cjP  \r\n\x87\n"), _jp2_size),
+    ("JPEG 2000", lambda head: head.startswith(b"\xff\x4f\xff\x51"), _j2k_size),
+    ("AVIF", _is_avif, _avif_size),
+    ("Radiance HDR", lambda head: head.startswith((b"#?RADIANCE", b"#?RGBE")), _radiance_size),
+    ("Netpbm", lambda head: head[:1] == b"P" and head[1:2] in b"1234567Ff" and head[2:3].isspace(), _netpbm_size),
+    ("Sun raster", lambda head: head.startswith(b"\x59\xa6\x6a\x95"), lambda data: struct.unpack(">II", data[4:12])),
+)
+
+
+def picture_size(path) -> tuple[int, int]:
+    """(width, height) of a picture from its header, without decoding it: a small file can
+    decode to gigabytes (a run-length-encoded Radiance HDR of 12000x12000 is 9 MB). The format
+    is recognised from the content, whatever the file's name. The file is mapped, not read: only
+    the header's pages are touched. ImageReadError (one line naming the file) when the file is
+    empty, unreadable, of no format of PICTURE_HEADERS, or its header is cut short."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            head = data[:64]
+            for name, matches, read_size in PICTURE_HEADERS:
+                if matches(head):
+                    try:
+                        size = read_size(data)
+                    except (struct.error, IndexError, KeyError, ValueError):
+                        size = None
+                    if not size or min(size) <= 0:
+                        raise ImageReadError(f"{path}: a damaged or cut-short {name} header")
+                    return int(size[0]), int(size[1])
+    except ValueError:  # mmap of an empty file
+        raise ImageReadError(f"{path}: empty file") from None
+    except OSError as error:
+        raise ImageReadError(f"{path}: cannot read ({error.strerror or error})") from None
+    if cv2.haveImageReader(str(path)):  # a format of another OpenCV build (OpenEXR, say)
+        raise ImageReadError(f"{path}: an image format whose size cannot be read before decoding")
+    raise ImageReadError(f"{path}: not an image OpenCV can decode")
 
 
 def read_image(path, notes: list | None = None) -> np.ndarray:

@@ -3,15 +3,18 @@
 Imported only by server.py, after it has set Gradio's environment (temp folder, no analytics).
 """
 
+import sys
 from pathlib import Path
 
 import gradio as gr
+from gradio.processing_utils import check_all_files_in_cache
 
+from ..errors import first_line
 from ..io.colormaps import COLORMAPS
 from . import three_d
 from .service import KEEP_ASPECT, SQUARE, DepthService, UploadError
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "scripts" / "examples"  # in a source checkout
+EXAMPLES = Path(__file__).resolve().parent / "examples"  # package data (scripts/make_examples.py writes them)
 API_IMAGE, API_VIDEO = "depth", "video_depth"
 # System fonts only: the default theme would ask Google Fonts for its fonts (the page must work offline).
 THEME = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
@@ -29,6 +32,8 @@ def uploaded_image(**options) -> gr.Image:
     def preprocess(payload):
         if payload is not None and payload.path:
             return str(payload.path)
+        if payload is not None and not payload.url:
+            raise refusal("upload: no file in the request; upload it first (gradio_client's handle_file does)")
         return gradio_preprocess(payload)  # pasted data: URLs, decoded by Gradio
 
     image.preprocess = preprocess
@@ -41,14 +46,65 @@ def example_files() -> list[list[str]]:
     return [[str(path)] for path in sorted(EXAMPLES.iterdir()) if path.suffix.lower() in (".jpg", ".jpeg", ".png")]
 
 
+def refusal(message: str) -> gr.Error:
+    """A refused request: its one-line reason for the page (or the API client), and the same line,
+    not a traceback, in the server's log."""
+    print(f"refused: {message}", file=sys.stderr, flush=True)
+    return gr.Error(message, print_exception=False)
+
+
 def page_error(error: UploadError) -> gr.Error:
-    return gr.Error(str(error), print_exception=False)
+    return refusal(str(error))
+
+
+def one_line_errors(component, name: str):
+    """The component refuses a value in one line naming the parameter `name` (as the API page
+    names it). Gradio would log a traceback for its own refusals ("not in the list of choices"), and
+    for any other exception (a text for a number) also send the client {"error": null}."""
+    gradio_preprocess = component.preprocess
+
+    def preprocess(payload):
+        if isinstance(component, gr.Number) and payload is not None and (
+                isinstance(payload, bool) or not isinstance(payload, (int, float))):
+            raise refusal(f"{name}: {payload!r:.60} is not a number")
+        try:
+            return gradio_preprocess(payload)
+        except gr.Error as error:  # Gradio's own ("not in the list of choices"); ours are already logged
+            if not error.print_exception:
+                raise
+            raise refusal(f"{name}: {error.message}") from None
+        except Exception as error:
+            raise refusal(f"{name}: cannot take {payload!r:.60} ({first_line(error)})") from None
+
+    component.preprocess = preprocess
+    return component
+
+
+def refuse_in_one_line(demo: gr.Blocks):
+    """Every request the app refuses before running it gets the page's one-line reason, with no
+    traceback in the server log: a file that was not uploaded to this server (Gradio would read any
+    path of this machine named in an API call), and a payload Gradio cannot parse. The values
+    themselves are checked by their components (one_line_errors)."""
+    preprocess_data = demo.preprocess_data
+
+    async def checked(block_fn, inputs, *args, **kwargs):
+        try:
+            check_all_files_in_cache(inputs)
+            return await preprocess_data(block_fn, inputs, *args, **kwargs)
+        except gr.Error as error:
+            if not error.print_exception:
+                raise
+            raise refusal(error.message) from None
+        except Exception as error:
+            raise refusal(f"A request this app cannot read ({first_line(error)})") from None
+
+    demo.preprocess_data = checked
 
 
 def build_app(service: DepthService) -> gr.Blocks:
     def depth_of_picture(upload, colormap, mode, size):
         if upload is None:
-            raise gr.Error("Upload a picture first (or pick an example below it).", print_exception=False)
+            raise refusal("Upload a picture first (or pick an example below it).")
         try:
             result = service.image(upload, colormap, mode, size)
         except UploadError as error:
@@ -64,7 +120,7 @@ def build_app(service: DepthService) -> gr.Blocks:
 
     def depth_of_video(upload, colormap, mode, size, side_by_side, progress=gr.Progress(track_tqdm=True)):
         if upload is None:
-            raise gr.Error("Upload a video first.", print_exception=False)
+            raise refusal("Upload a video first.")
         progress(0, desc="Reading the video")
         try:
             return str(service.video(upload, colormap, mode, size, side_by_side))
@@ -78,11 +134,12 @@ def build_app(service: DepthService) -> gr.Blocks:
         with gr.Tab("Picture"):
             with gr.Row():
                 with gr.Column():
-                    picture = uploaded_image(label="Picture", sources=["upload", "clipboard"], elem_id="picture")
-                    colormap = gr.Dropdown(list(COLORMAPS), value="inferno", label="Colour map")
-                    mode = gr.Radio([KEEP_ASPECT, SQUARE], value=KEEP_ASPECT, label="Preprocessing")
-                    size = gr.Number(0, precision=0, minimum=0, step=32,
-                                     label="Long side fed to the network, aspect mode (0 = the model's native size)")
+                    picture = one_line_errors(uploaded_image(label="Picture", sources=["upload", "clipboard"], elem_id="picture"),
+                                              "upload")
+                    colormap = one_line_errors(gr.Dropdown(list(COLORMAPS), value="inferno", label="Colour map"), "colormap")
+                    mode = one_line_errors(gr.Radio([KEEP_ASPECT, SQUARE], value=KEEP_ASPECT, label="Preprocessing"), "mode")
+                    size = one_line_errors(gr.Number(0, precision=0, minimum=0, step=32, label="Long side fed to the network, "
+                                                     "aspect mode (0 = the model's native size)"), "size")
                     run = gr.Button("Estimate depth", variant="primary")
                     if example_files():
                         gr.Examples(example_files(), inputs=picture, label="Examples")
@@ -103,14 +160,16 @@ def build_app(service: DepthService) -> gr.Blocks:
         with gr.Tab("Video"):
             with gr.Row():
                 with gr.Column():
-                    video = gr.Video(label="Video", sources=["upload"], elem_id="video")
-                    video_colormap = gr.Dropdown(list(COLORMAPS), value="inferno", label="Colour map")
-                    video_mode = gr.Radio([KEEP_ASPECT, SQUARE], value=KEEP_ASPECT, label="Preprocessing")
-                    video_size = gr.Number(0, precision=0, minimum=0, step=32, label="Long side fed to the network (0 = native)")
-                    side_by_side = gr.Checkbox(False, label="Video beside its depth")
+                    video = one_line_errors(gr.Video(label="Video", sources=["upload"], elem_id="video"), "upload")
+                    video_colormap = one_line_errors(gr.Dropdown(list(COLORMAPS), value="inferno", label="Colour map"), "colormap")
+                    video_mode = one_line_errors(gr.Radio([KEEP_ASPECT, SQUARE], value=KEEP_ASPECT, label="Preprocessing"), "mode")
+                    video_size = one_line_errors(gr.Number(0, precision=0, minimum=0, step=32,
+                                                           label="Long side fed to the network (0 = native)"), "size")
+                    side_by_side = one_line_errors(gr.Checkbox(False, label="Video beside its depth"), "side_by_side")
                     run_video = gr.Button("Depth video", variant="primary")
                 depth_video = gr.Video(label="Depth video (WebM)", interactive=False, elem_id="depth-video")
             run_video.click(depth_of_video, [video, video_colormap, video_mode, video_size, side_by_side], depth_video,
                             api_name=API_VIDEO, concurrency_id="model")
         gr.Markdown(service.limits.line() + " Requests wait in a queue and run one at a time.", elem_id="limits")
+    refuse_in_one_line(demo)
     return demo

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import first_line
-from ..io.images import ImageReadError, display_bgr, read_image, save_image
+import cv2
+
+from ..io.images import ImageReadError, display_bgr, picture_size, read_image, save_image
 from ..io.video import VideoError, VideoReader, count_frames
-from ..jobs.images import ImageJobOptions, plan_tasks, process_image, write_outputs
+from ..jobs.images import ImageJobOptions, depth_picture, plan_tasks, predict_each, process_image, write_outputs
 from ..jobs.video import VideoJobOptions, run_video_job
 from . import three_d
 
@@ -30,6 +31,10 @@ SQUARE, KEEP_ASPECT = "square (MiDaS's exact pipeline)", "keep aspect ratio"
 
 class UploadError(Exception):
     """An upload the server will not or cannot process; the message is for the page."""
+
+
+class ServerStopping(Exception):
+    """Raised inside a running video job when the server is told to stop (Ctrl-C, SIGTERM)."""
 
 
 @dataclass
@@ -81,6 +86,7 @@ class DepthService:
         self.results.mkdir(parents=True, exist_ok=True)
         self.lock = threading.Lock()  # one prediction at a time: one model's worth of memory
         self.numbers = itertools.count(1)
+        self.stopping = threading.Event()  # set by stop(): a running video job ends at its next frame
 
     def warm_up(self):
         """One prediction each at the native square and at 4:3 (photos) before the first visitor:
@@ -111,33 +117,18 @@ class DepthService:
                               f"{self.limits.max_upload_mb:g} MB.")
         return path
 
-    def check_pixels(self, name: str, width: int, height: int):
+    def check_pixels(self, name: str, width: int, height: int, what: str = "pictures"):
+        """The --max-megapixels limit, for pictures and for video frames alike."""
         if width * height > self.limits.max_pixels:
             raise UploadError(f"{name} has {width}x{height} pixels ({width * height / 1e6:.1f} megapixels); "
-                              f"this server takes pictures up to {self.limits.max_pixels / 1e6:g} megapixels.")
-
-    def header_size(self, path: Path) -> tuple[int, int] | None:
-        """(width, height) from the file's header, before decoding it (a small file can decode
-        to gigabytes); None where Pillow does not know the format (OpenCV may)."""
-        try:
-            from PIL import Image
-        except ImportError:
-            return None
-        try:
-            with Image.open(path) as image:
-                return image.size
-        except Image.DecompressionBombError:
-            raise UploadError(f"{path.name} has far too many pixels; this server takes pictures up to "
-                              f"{self.limits.max_pixels / 1e6:g} megapixels.") from None
-        except Exception:  # not a format Pillow knows, or a damaged header: OpenCV decides below
-            return None
+                              f"this server takes {what} up to {self.limits.max_pixels / 1e6:g} megapixels.")
 
     def read_picture(self, path) -> tuple[Path, np.ndarray]:
+        """The upload decoded, once its header has shown that it is within the pixel limit (a small
+        file can decode to gigabytes): a format whose header cannot be read is not decoded."""
         path = self.check_upload(path, "picture")
-        size = self.header_size(path)
-        if size:
-            self.check_pixels(path.name, *size)
         try:
+            self.check_pixels(path.name, *picture_size(path))
             image = read_image(path)
         except ImageReadError as error:
             raise UploadError(str(error).replace(str(path), path.name)) from None
@@ -151,7 +142,11 @@ class DepthService:
         except VideoError:
             raise UploadError(f"{path.name}: cannot open as a video.") from None
         fps = reader.fps
+        width, height = (int(reader.capture.get(side)) for side in (cv2.CAP_PROP_FRAME_WIDTH, cv2.CAP_PROP_FRAME_HEIGHT))
         reader.close()
+        if not width or not height:
+            raise UploadError(f"{path.name}: its frame size cannot be read before decoding (empty or corrupt video).")
+        self.check_pixels(path.name, width, height, "video frames")  # before a frame is decoded
         limit = self.limits.max_video_frames
         frames = count_frames(path, up_to=limit + 1)
         if not frames:
@@ -172,12 +167,12 @@ class DepthService:
         options = image_options(folder, colormap, mode, size)
         task = plan_tasks([(path, path.stem)], options)[0]
         started = time.perf_counter()
-        with self.lock:
-            try:
-                depth, picture = process_image(self.model, image, options)
-            except (RuntimeError, MemoryError, ValueError) as error:
-                raise UploadError(f"{path.name}: depth estimation failed ({first_line(error)})") from None
+        with self.lock:  # the image job's memory check (memory.py), then its prediction
+            [(_, _, depth, error)] = predict_each(self.model, [(task, image)], options)
+        if error:
+            raise UploadError(error.replace(str(path), path.name))
         seconds = time.perf_counter() - started
+        picture = depth_picture(image, depth, options.colormap, options.side_by_side)
         error = write_outputs(task, depth, picture, overwrite=True)
         if error:
             raise UploadError(error.replace(str(path), path.name))
@@ -198,8 +193,27 @@ class DepthService:
         options = VideoJobOptions(colormap=colormap, side_by_side=side_by_side, square=square,
                                   size=None if square or not size else int(size))
         with self.lock:
-            try:
-                run_video_job(self.model, path, target, options)  # its progress bar feeds the page's
+            try:  # its progress bar feeds the page's
+                run_video_job(self.model, path, target, options, progress=self.stop_requested)
             except VideoError as error:
                 raise UploadError(str(error).replace(str(path), path.name)) from None
+            except ServerStopping:
+                raise UploadError("The server is stopping; the video was not finished.") from None
         return target
+
+    # ------------------------------------------------------------------ stopping
+
+    def stop_requested(self, *progress):
+        """The video job's progress callback: ends the job at the frame being written once stop() is called."""
+        if self.stopping.is_set():
+            raise ServerStopping
+
+    def stop(self, timeout: float) -> bool:
+        """Ask a running request to end, and wait for it (True when none runs any more). The server
+        must not exit under a running job: its OpenCV and PyTorch threads would abort the process
+        ("terminate called without an active exception")."""
+        self.stopping.set()
+        if self.lock.acquire(timeout=timeout):
+            self.lock.release()
+            return True
+        return False
