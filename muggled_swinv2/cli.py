@@ -471,7 +471,7 @@ def add_prediction_arguments(parser):
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary (errors still shown)")
     parser.add_argument("--engine", default="torch", choices=ENGINES,
                         help="torch (default), or onnx: the same network exported to ONNX Runtime, CPU float32 "
-                             "(the [onnx] extra; exported once per network size into a cache folder, see README)")
+                             "(the [onnx] extra; exported once per network size into a cache folder, see docs/export-and-3d.md)")
 
 
 def build_parser() -> argparse.ArgumentParser:

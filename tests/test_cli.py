@@ -511,14 +511,15 @@ def test_size_that_does_not_fit_in_memory_is_refused(tmp_path, capsys, monkeypat
 
 
 def test_memory_estimate_follows_the_measured_peak():
-    """scripts/measure_memory.py measured tiny at 2048x1536 (from a 640x480 photo): 3264 MiB above the
-    loaded model; the estimate may err high, not low, and not by much."""
+    """`python benchmarks/measure_memory.py --sizes 512,1024,2048` measured tiny at 2048x1536 (from a
+    640x480 photo): 2080 MiB above the loaded model, with the depth head made in bands. The
+    estimate may err high, not low: it counts the head's whole upsampled map (1.85x at this size)."""
     from muggled_swinv2.memory import estimate_bytes, largest_fitting_size
     from muggled_swinv2.model.config import RELEASED_CONFIGS
 
     tiny = RELEASED_CONFIGS["tiny"]
     estimate = estimate_bytes(tiny, (1536, 2048), (480, 640)) / 2**20
-    assert 3264 <= estimate <= 1.4 * 3264
+    assert 2080 <= estimate <= 2 * 2080
     sizes = [estimate_bytes(tiny, (side * 3 // 4, side), (480, 640)) for side in (256, 512, 1024, 2048, 4096)]
     assert sizes == sorted(sizes)
     assert largest_fitting_size(tiny, (480, 640), int(estimate * 2**20)) == 2048
