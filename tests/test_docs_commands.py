@@ -184,9 +184,9 @@ def test_the_examples_run_as_written(tmp_path, page_name):
     folder = make_workspace(tmp_path / "work", weights=any("weights/" in line for line in lines))
     bin_folder = tmp_path / "bin"  # `muggled-swinv2` and `python` of this test run, on this checkout
     bin_folder.mkdir()
-    (bin_folder / "muggled-swinv2").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m muggled_swinv2 "$@"\n')
-    (bin_folder / "muggled-swinv2").chmod(0o755)
-    (bin_folder / "python").symlink_to(sys.executable)
+    for name, program in (("muggled-swinv2", f'"{sys.executable}" -m muggled_swinv2'), ("python", f'"{sys.executable}"')):
+        (bin_folder / name).write_text(f'#!/bin/sh\nexec {program} "$@"\n')
+        (bin_folder / name).chmod(0o755)
     environment = {key: value for key, value in os.environ.items() if not key.startswith("MUGGLED_SWINV2_")}
     environment.update(
         PATH=f"{bin_folder}{os.pathsep}{os.environ['PATH']}", PYTHONPATH=str(REPO),
