@@ -12,7 +12,7 @@ configuration and the network input size (h, w), and takes the largest phase:
   output (32 channels) and the layout copies around the convolutions;
 and the image side at the photo's own size: the RGB float copy, the depth map, its resize and the
 picture written. Calibrated against the peak RSS measured on this project's CPU build (see
-README "Speed and memory"); it errs on the high side. No PyTorch needed here.
+docs/performance.md, "Memory"); it errs on the high side. No PyTorch needed here.
 """
 
 from pathlib import Path

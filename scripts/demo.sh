@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job: set up .venv (first run only) and write depth maps of the example pictures to
-# outputs/examples/. Uses weights/dpt_swin2_tiny_256.pt, else any checkpoint in weights/, else the
-# embedded demo model (no download: trained by this project on synthetic scenes).
+# outputs/examples/. Uses weights/dpt_swin2_tiny_256.pt, else any checkpoint in weights/, else
+# whatever the commands find ($MUGGLED_SWINV2_WEIGHTS, the folder `muggled-swinv2 download` fills),
+# else the embedded demo model (trained by this project on synthetic scenes). Downloads no weights.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup_env.sh
@@ -14,7 +15,6 @@ if [ -f weights/dpt_swin2_tiny_256.pt ]; then
 elif [ ${#found[@]} -gt 0 ]; then
     weights=(--weights "${found[0]%/config.json}")
 fi
-muggled-swinv2 info "${weights[@]:1}"
+muggled-swinv2 info "${weights[@]:1}"  # which model, and a line saying so when it is the demo model
 muggled-swinv2 image muggled_swinv2/web/examples "${weights[@]}" --out outputs/examples --side-by-side --raw npy --overwrite
 echo "Depth maps: outputs/examples/ (picture | depth, brighter = nearer; .npy = float inverse depth)"
-[ ${#weights[@]} -gt 0 ] || echo "For real photos: muggled-swinv2 download tiny (164 MiB), then run this again."

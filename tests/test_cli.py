@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import cv2
 from muggled_swinv2 import load_model
 from muggled_swinv2.cli import main
-from muggled_swinv2.io.colormaps import COLORMAPS, colorize, normalize, to_uint16
+from muggled_swinv2.io.colormaps import COLORMAPS
 from muggled_swinv2.io.images import read_pfm
 from muggled_swinv2.io.ledger import LEDGER_NAME
 from muggled_swinv2.video.stabilize import recover_raw
@@ -47,6 +47,22 @@ def listing(folder) -> list[str]:
     return sorted(path.name for path in Path(folder).iterdir() if path.name != LEDGER_NAME)
 
 
+def min_max(depth: np.ndarray) -> np.ndarray:
+    """Depth scaled to [0, 1] between its own min and max, in float64."""
+    depth = depth.astype(np.float64)
+    return (depth - depth.min()) / (depth.max() - depth.min())
+
+
+def assert_inferno_of(picture: np.ndarray, unit: np.ndarray) -> None:
+    """`picture` is OpenCV's inferno map of `unit` (1 = near = bright), to one of its 256 steps:
+    each pixel's nearest entry of the map's table must be within one step of unit * 255."""
+    table = cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], cv2.COLORMAP_INFERNO)[:, 0].astype(int)
+    assert picture.shape == (*unit.shape, 3)
+    distances = np.abs(picture.reshape(-1, 1, 3).astype(int) - table[None]).sum(axis=2)
+    steps = distances.argmin(axis=1).reshape(unit.shape)
+    assert np.abs(steps - unit * 255).max() <= 1
+
+
 def run(capsys, *args):
     code = main([str(arg) for arg in args])
     captured = capsys.readouterr()
@@ -66,8 +82,10 @@ def test_every_output_format_matches_predict(tmp_path, capsys, small_checkpoint,
     assert np.array_equal(np.load(out / "street.npy"), expected)
     assert np.array_equal(read_pfm(out / "street.pfm"), expected)
     assert np.array_equal(cv2.imread(str(out / "street.tiff"), cv2.IMREAD_UNCHANGED), expected)
-    assert np.array_equal(cv2.imread(str(out / "street_16bit.png"), cv2.IMREAD_UNCHANGED), to_uint16(expected))
-    assert np.array_equal(cv2.imread(str(out / "street.png")), colorize(normalize(expected), "inferno"))
+    unit = min_max(expected)  # computed here, not by the package's colour code
+    sixteen = cv2.imread(str(out / "street_16bit.png"), cv2.IMREAD_UNCHANGED)
+    assert sixteen.dtype == np.uint16 and np.abs(sixteen - unit * 65535).max() <= 0.52  # rounding, after float32 maths
+    assert_inferno_of(cv2.imread(str(out / "street.png")), unit)
     assert "processed 1, failed 0" in err
 
 
@@ -248,7 +266,7 @@ def test_gray_colormap_is_one_channel_and_range_invert(tmp_path, capsys, small_c
     assert code == 0, err
     gray = cv2.imread(str(out / "street.png"), cv2.IMREAD_UNCHANGED)
     expected = model.predict(cv2.imread(str(pictures / "street.jpg")))
-    assert gray.shape == (60, 90) and np.array_equal(gray, np.round(normalize(expected) * 255).astype(np.uint8))
+    assert gray.shape == (60, 90) and np.abs(gray - min_max(expected) * 255).max() <= 0.51
     low, high = float(expected.min()), float(expected.max()) * 2
     code, _, err = run(capsys, "image", pictures / "street.jpg", "-w", small_checkpoint, "--out", out / "fixed",
                        "--colormap", "gray", "--range", f"{low},{high}", "--invert", "--raw", "png16")
@@ -261,6 +279,8 @@ def test_gray_colormap_is_one_channel_and_range_invert(tmp_path, capsys, small_c
     code, _, err = run(capsys, "image", pictures / "street.jpg", "-w", small_checkpoint, "--out", out / "pct",
                        "--range", "2%,98%")
     assert code == 0, err
+    low, high = np.percentile(expected.astype(np.float64), [2, 98])
+    assert_inferno_of(cv2.imread(str(out / "pct" / "street.png")), np.clip((expected - low) / (high - low), 0, 1))
 
 
 @pytest.mark.parametrize("text", ["1", "a,b", "5,1", "2%,101%"])
@@ -491,14 +511,15 @@ def test_size_that_does_not_fit_in_memory_is_refused(tmp_path, capsys, monkeypat
 
 
 def test_memory_estimate_follows_the_measured_peak():
-    """scripts/measure_memory.py measured tiny at 2048x1536 (from a 640x480 photo): 3264 MiB above the
-    loaded model; the estimate may err high, not low, and not by much."""
+    """`python benchmarks/measure_memory.py --sizes 512,1024,2048` measured tiny at 2048x1536 (from a
+    640x480 photo): 2080 MiB above the loaded model, with the depth head made in bands. The
+    estimate may err high, not low: it counts the head's whole upsampled map (1.85x at this size)."""
     from muggled_swinv2.memory import estimate_bytes, largest_fitting_size
     from muggled_swinv2.model.config import RELEASED_CONFIGS
 
     tiny = RELEASED_CONFIGS["tiny"]
     estimate = estimate_bytes(tiny, (1536, 2048), (480, 640)) / 2**20
-    assert 3264 <= estimate <= 1.4 * 3264
+    assert 2080 <= estimate <= 2 * 2080
     sizes = [estimate_bytes(tiny, (side * 3 // 4, side), (480, 640)) for side in (256, 512, 1024, 2048, 4096)]
     assert sizes == sorted(sizes)
     assert largest_fitting_size(tiny, (480, 640), int(estimate * 2**20)) == 2048
@@ -631,8 +652,9 @@ def test_video_running_range_is_steadier_than_per_frame():
     from muggled_swinv2.jobs.video import RunningRange
 
     running = RunningRange()
-    lows = [running.update(np.array([0.0, 1.0 + (index % 2)]))[1] for index in range(20)]
-    assert max(np.diff(lows[5:])) < 0.2  # the per-frame max jumps by 1 every frame
+    highs = [running.update(np.array([0.0, 1.0 + (index % 2)]))[1] for index in range(20)]
+    assert np.abs(np.diff(highs[5:])).max() < 0.2  # the per-frame max jumps by 1 every frame
+    assert all(1.0 <= high <= 2.0 for high in highs)
 
 
 def test_video_bad_inputs(tmp_path, capsys, small_checkpoint, clip):

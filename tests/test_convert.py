@@ -139,8 +139,12 @@ def test_existing_output_needs_overwrite(tmp_path, small_checkpoint):
     convert(small_checkpoint, target)
     with pytest.raises(ConversionError, match="exists; pass --overwrite"):
         convert(small_checkpoint, target)
+    float32_bytes = target.stat().st_size
     convert(small_checkpoint, target, overwrite=True, dtype="float16")  # ours: replaced
     assert load_model(target).checkpoint_format == "muggled-safetensors"
+    with safe_open(str(target), "pt") as replaced:
+        assert replaced.get_tensor("decoder.head.conv1.weight").dtype == torch.float16
+    assert target.stat().st_size < 0.6 * float32_bytes
 
 
 def test_overwrite_never_replaces_a_file_we_did_not_write(tmp_path, small_checkpoint):

@@ -106,7 +106,7 @@ def add_model_arguments(parser, engine: bool = False):
     if engine:
         parser.add_argument("--engine", default="torch", choices=ENGINES,
                             help="torch (default), or onnx: the same network exported to ONNX Runtime, CPU float32 "
-                                 "(the [onnx] extra; exported once per network size into a cache folder, see README)")
+                                 "(the [onnx] extra; exported once per network size into a cache folder, see docs/export-and-3d.md)")
 
 
 def add_preprocessing_arguments(parser):

@@ -93,12 +93,16 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         # torch warns about unusual pickle protocols before refusing them: the error below says it all.
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
-            try:
-                state_dict = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-            except RuntimeError as error:
-                if "mmap" not in str(error):
-                    raise
-                state_dict = torch.load(path, map_location="cpu", weights_only=True)  # legacy, non-zip file
+            if path.name.endswith(".safetensors"):  # torch.load would go by this name, not the content
+                with open(path, "rb") as file:
+                    state_dict = torch.load(file, map_location="cpu", weights_only=True)
+            else:
+                try:
+                    state_dict = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+                except RuntimeError as error:
+                    if "mmap" not in str(error):
+                        raise
+                    state_dict = torch.load(path, map_location="cpu", weights_only=True)  # legacy, non-zip file
     except pickle.UnpicklingError as error:
         named = re.search(r"GLOBAL ([\w.]+)", str(error))  # the class torch refused, when it says which
         needs = f" (it asks for {named.group(1)})" if named else ""

@@ -5,9 +5,9 @@
 
 How each number is obtained (all in one run, on the same random weights):
 
-- Weights: a seeded random state dict in the MiDaS v3.1 layout, mapped to this project's model with
-  the loader's own key table (`key_table.to_native` + `checkpoint.build_model`) and to the peer
-  with `key_table.from_native(..., HF)`. Both models therefore compute on identical tensors.
+- Weights: a seeded random state dict in the MiDaS v3.1 layout (`reference.random_midas_state_dict`),
+  loaded into this project's model as a checkpoint file would be and into the peer by
+  `reference.transformers_reference`. Both models therefore compute on identical tensors.
 - Time: both models live in this process and run the same input; the runs are interleaved (ours,
   peer, peer, ours, ...) after a warm-up, so machine noise hits both alike. The tables give the
   median of `--repeats` runs; the speed-up is peer median / our median.
@@ -50,14 +50,13 @@ from dataclasses import asdict, dataclass, replace
 import torch
 
 from ..io.atomic import reserve_temp, write_atomically
-from ..formats.checkpoint import build_model
 from ..devices import DTYPES, DeviceError, select_device, select_dtype
-from ..formats.key_table import HF, MIDAS, from_native, to_native
 from ..model import SwinV2DPT, SwinV2DPTConfig
 from ..model.config import RELEASED_CONFIGS
 from ..model.windows import window_layout
 from ..model.onednn import blas_linears, linear
 from ..model.winograd import direct_convolutions
+from ..reference import native_model, random_midas_state_dict, transformers_reference
 
 VARIANTS = RELEASED_CONFIGS
 DEFAULT_NON_SQUARE = ("base", (384, 672))
@@ -79,75 +78,12 @@ class Case:
 # ----------------------------------------------------------------------------- models
 
 
-def random_midas_state_dict(config: SwinV2DPTConfig, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Seeded random tensors under MiDaS v3.1 names, scaled so that the depth is non-trivial.
-
-    Shapes come from our model (built on the meta device), names from the key table.
-    """
-    generator = torch.Generator().manual_seed(seed)
-
-    def normal(shape, std, mean=0.0):
-        return mean + std * torch.randn(shape, generator=generator)
-
-    with torch.device("meta"):
-        shapes = {key: tensor.shape for key, tensor in SwinV2DPT(config).state_dict().items()}
-    native = {}
-    for key, shape in shapes.items():
-        fan_in = math.prod(shape[1:]) if len(shape) > 1 else 1
-        if key.endswith("logit_scale"):  # temperatures around 10, some past the ln(100) clamp
-            native[key] = normal(shape, 1.2, math.log(10))
-        elif "norm" in key and key.endswith("weight"):
-            native[key] = normal(shape, 0.1, 1.0)
-        elif key.endswith("cpb_mlp.0.weight"):
-            native[key] = normal(shape, 1.0)
-        elif key.endswith("cpb_mlp.0.bias"):
-            native[key] = normal(shape, 0.5)
-        elif len(shape) == 1:
-            native[key] = normal(shape, 0.05)
-        else:
-            gain = 3.0 if "cpb_mlp" in key else 0.5 if ".unit" in key else 1.0
-            native[key] = normal(shape, gain / math.sqrt(fan_in))
-    # A head leaning positive: inverse depth above zero over most pixels, as with real weights.
-    native["decoder.head.conv2.bias"] += 0.3
-    native["decoder.head.conv3.weight"] += 0.1
-    native["decoder.head.conv3.bias"].fill_(1.0)
-    return from_native(native, MIDAS)
-
-
-def build_ours(config: SwinV2DPTConfig, midas_sd: dict) -> SwinV2DPT:
-    native, _ = to_native(midas_sd, MIDAS)
-    return build_model(config, native).eval()
-
-
 def build_peer(config: SwinV2DPTConfig, size_hw: tuple[int, int], midas_sd: dict):
     """transformers' DPTForDepthEstimation for one input size (it fixes its windows at build time)."""
     try:
-        from transformers import DPTConfig, DPTForDepthEstimation, Swinv2Config
+        return transformers_reference(config, size_hw, midas_sd)
     except ImportError:
         raise SystemExit(f"error: {PEER_MISSING}") from None
-    backbone = Swinv2Config(
-        image_size=list(size_hw), patch_size=config.patch_size, embed_dim=config.embed_dims[0],
-        depths=list(config.depths), num_heads=list(config.num_heads), window_size=config.window_size,
-        pretrained_window_sizes=list(config.pretrained_window_sizes), drop_path_rate=0.0,
-        out_features=["stage1", "stage2", "stage3", "stage4"],
-    )
-    peer = DPTForDepthEstimation(
-        DPTConfig(
-            backbone_config=backbone, neck_hidden_sizes=list(config.embed_dims),
-            fusion_hidden_size=config.fusion_channels, use_batch_norm_in_fusion_residual=False,
-            add_projection=False, head_in_index=-1,
-        )
-    ).eval()
-    native, _ = to_native(midas_sd, MIDAS)
-    weights = from_native(native, HF)
-    # The deepest fusion layer's first residual unit exists in the peer but is never used.
-    unused = "neck.fusion_stage.layers.0.residual_layer1."
-    weights.update({key: value for key, value in peer.state_dict().items() if key.startswith(unused)})
-    missing, unexpected = peer.load_state_dict(weights, strict=False)
-    missing = [key for key in missing if "relative_" not in key]  # buffers it derives itself
-    if missing or unexpected:
-        raise RuntimeError(f"peer weights do not fit: missing {missing[:3]}, unexpected {unexpected[:3]}")
-    return peer
 
 
 def prepare(model, device: torch.device, dtype: torch.dtype, compiled: bool, is_ours: bool):
@@ -317,7 +253,7 @@ def memory_child(spec: dict) -> dict:
         forward = onnxruntime_forward(spec["onnx_path"], spec["threads"])
     else:
         midas_sd = random_midas_state_dict(config, spec["seed"])
-        model = build_ours(config, midas_sd) if is_ours else build_peer(config, size_hw, midas_sd)
+        model = native_model(midas_sd) if is_ours else build_peer(config, size_hw, midas_sd)
         del midas_sd
         forward = prepare(model, device, dtype, spec["compile"], is_ours)
     peaks, method = {}, "cuda max_memory_allocated"
@@ -516,7 +452,7 @@ def run_bench(args: BenchOptions) -> int:
     for model_name in dict.fromkeys(case.model for case in plan):
         config = VARIANTS[model_name]
         midas_sd = random_midas_state_dict(config, args.seed)
-        ours_model = build_ours(config, midas_sd)
+        ours_model = native_model(midas_sd)
         ours = prepare(ours_model, device, dtype, args.compile, is_ours=True)
         for size_hw in dict.fromkeys(case.size_hw for case in plan if case.model == model_name):
             cases = [case for case in plan if case.model == model_name and case.size_hw == size_hw]

@@ -2,10 +2,10 @@
 instead of the BLAS (MKL) that F.linear calls in float32.
 
 Why: on the 2-core AMD EPYC (Zen 5) CI machine, MKL's sgemm ran the encoder's matrix products at
-about 210 GFLOP/s, oneDNN's at 400-480 (`python scripts/profile_engines.py`, and README, "Where
-ONNX Runtime's lead came from"): the encoder's Linear layers were the largest part of the gap to
-ONNX Runtime, whose own GEMM (MLAS) runs at oneDNN's rate. The sums are the same, in another
-order: results differ from F.linear by float rounding (about 1e-6 of the output range).
+about 210 GFLOP/s, oneDNN's at 400-480 (`python benchmarks/profile_engines.py`, and
+docs/performance.md, "Where the time goes on a CPU"): the encoder's Linear layers were the
+largest part of the gap to ONNX Runtime, whose own GEMM (MLAS) runs at oneDNN's rate. The sums
+are the same, in another order: results differ from F.linear by float rounding (about 1e-6 of the output range).
 
 Used in float32 inference on x86-64 CPUs (where it was measured); autograd, graph capture (export,
 torch.compile), other devices and dtypes keep F.linear.

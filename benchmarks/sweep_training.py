@@ -5,7 +5,7 @@ samples (so a GPU runs several small models at once) until it ends or the deadli
 validation line and the final test-split scores go to one log; each finished recipe's weights to
 OUT/NAME.safetensors.
 
-    python scripts/sweep_training.py --out outputs/sweep --device cuda --deadline 300 \
+    python benchmarks/sweep_training.py --out outputs/sweep --device cuda --deadline 300 \
         --recipe "base:steps=4000,batch_size=8,size=192,lr=5e-4" --recipe "small:size=128,steps=8000"
 
 A recipe is NAME:key=value,... over the fields of TrainOptions, and of the micro config

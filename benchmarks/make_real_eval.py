@@ -3,7 +3,7 @@
 view of the Middlebury 2014 'Motorcycle' stereo pair with its ground-truth disparity (Scharstein et
 al., GCPR 2014), in the layout `muggled-swinv2 eval --data` reads:
 
-    python scripts/make_real_eval.py outputs/motorcycle
+    python benchmarks/make_real_eval.py outputs/motorcycle
     muggled-swinv2 eval --data outputs/motorcycle
 
 Nothing is downloaded and nothing is committed: the data stays in scikit-image's wheel.

@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """Images per second of `muggled-swinv2 image` against `image --ray`, side by side.
 
-    nice -n 19 python scripts/ray_speed.py --images 100 --rounds 2
-    nice -n 19 python scripts/ray_speed.py --images 100 --extra "--batch-size 4"
+    nice -n 19 python benchmarks/ray_speed.py --images 100 --rounds 2
+    nice -n 19 python benchmarks/ray_speed.py --images 100 --extra "--batch-size 4"
 
 Everything is made at run time in a temporary folder: IMAGES photos of SIZE (JPEG), cut and
 varied from the example photos in muggled_swinv2/web/examples, and a random-weight checkpoint in the exact
-MiDaS layout of the chosen released configuration (as the tests build theirs). Each round runs
+MiDaS layout of the chosen released configuration (muggled_swinv2/reference.py, as the tests build theirs). Each round runs
 the local command, then the --ray command (the order alternates between rounds), each as a fresh
 process on an empty --out folder, so every time includes the whole startup: Python, PyTorch,
 the model and, for --ray, a local Ray instance and its workers. Printed per command: the total
@@ -30,7 +30,6 @@ import numpy as np
 import cv2
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))  # midas_layout: the MiDaS checkpoint layout the tests build
 
 
 def make_photos(folder: Path, count: int, width: int, height: int) -> None:
@@ -53,9 +52,10 @@ def make_photos(folder: Path, count: int, width: int, height: int) -> None:
 
 def make_checkpoint(path: Path, variant: str) -> None:
     import torch
-    from midas_layout import MIDAS_CONFIGS, make_midas_state_dict
+    from muggled_swinv2.model.config import RELEASED_CONFIGS
+    from muggled_swinv2.reference import random_midas_state_dict
 
-    torch.save(make_midas_state_dict(MIDAS_CONFIGS[variant], seed=0), path)
+    torch.save(random_midas_state_dict(RELEASED_CONFIGS[variant], seed=0), path)
 
 
 def busy_seconds() -> float:

@@ -3,7 +3,7 @@
 the file to the depth picture shown), and the server's RSS over many requests.
 
     muggled-swinv2 serve -w weights/dpt_swin2_tiny_256.pt &
-    python scripts/serve_check.py http://127.0.0.1:7860/ --pid $! --requests 50 --browser [--screenshot page.png]
+    python benchmarks/serve_check.py http://127.0.0.1:7860/ --pid $! --requests 50 --browser [--screenshot page.png]
 """
 
 import argparse

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Peak memory of one prediction, measured against muggled_swinv2.memory's estimate.
 
-    python scripts/measure_memory.py --variant tiny --sizes 256,512,1024,2048 --image 480x640
+    python benchmarks/measure_memory.py --variant tiny --sizes 256,512,1024,2048 --image 480x640
 
 Each size runs in a fresh child process (random weights of the released configuration): the peak
 RSS of the prediction above the RSS before it (model loaded and warmed up) is the measured value.

@@ -2,8 +2,8 @@
 """Where the time goes: our PyTorch forward against our exported graph in ONNX Runtime, per part
 of the model and per operator, on the same random weights, input and threads.
 
-    python scripts/profile_engines.py --model tiny --size 256
-    python scripts/profile_engines.py --model base --size 384 --rounds 3 --threads 2
+    python benchmarks/profile_engines.py --model tiny --size 256
+    python benchmarks/profile_engines.py --model base --size 384 --rounds 3 --threads 2
 
 - PyTorch: torch.profiler over ROUNDS forwards; each part of the model (patch embedding, each
   encoder stage and patch merging, the decoder's reassembly, each fusion block, the head) is a
@@ -43,11 +43,11 @@ import numpy as np
 import torch
 
 from muggled_swinv2.export.onnx import ExportError, export_onnx, require_onnx, session
-from muggled_swinv2.jobs.bench import build_ours, random_midas_state_dict
 from muggled_swinv2.model.config import RELEASED_CONFIGS
 from muggled_swinv2.model.dpt_decoder import DepthHead
 from muggled_swinv2.model.onednn import blas_linears
 from muggled_swinv2.model.winograd import Conv3x3, winograd_switched
+from muggled_swinv2.reference import native_model, random_midas_state_dict
 
 
 def model_parts(model) -> dict[str, torch.nn.Module]:
@@ -293,7 +293,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     config = RELEASED_CONFIGS[args.model]
     size = args.size or config.native_size
-    model = build_ours(config, random_midas_state_dict(config))
+    model = native_model(random_midas_state_dict(config))
     image = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, (1, 3, size, size)).astype(np.float32))
 
     with tempfile.TemporaryDirectory() as folder:
