@@ -57,8 +57,8 @@ from ..formats.key_table import HF, MIDAS, from_native, to_native
 from ..model import SwinV2DPT, SwinV2DPTConfig
 from ..model.config import RELEASED_CONFIGS
 from ..model.windows import window_layout
-from ..model.onednn import blas_linears, linear
-from ..model.winograd import direct_convolutions
+from ..accelerate import accelerate_for_inference, speed_paths_off
+from ..accelerate.onednn import linear
 
 VARIANTS = RELEASED_CONFIGS
 DEFAULT_NON_SQUARE = ("base", (384, 672))
@@ -117,7 +117,7 @@ def random_midas_state_dict(config: SwinV2DPTConfig, seed: int = 0) -> dict[str,
 
 def build_ours(config: SwinV2DPTConfig, midas_sd: dict) -> SwinV2DPT:
     native, _ = to_native(midas_sd, MIDAS)
-    return build_model(config, native).eval()
+    return accelerate_for_inference(build_model(config, native).eval())
 
 
 def build_peer(config: SwinV2DPTConfig, size_hw: tuple[int, int], midas_sd: dict):
@@ -182,7 +182,7 @@ def export_for_peer(model: SwinV2DPT, size_hw, folder) -> str:
 
 def run_direct(model: SwinV2DPT, forward, image: torch.Tensor) -> torch.Tensor:
     """Our forward with every 3x3 convolution computed the plain way."""
-    with direct_convolutions(model):
+    with speed_paths_off(model, "winograd"):
         return forward(image)
 
 
@@ -211,7 +211,7 @@ def timed(forward, image, device) -> tuple[float, torch.Tensor]:
 
 def gemm_rate(device: torch.device, dtype: torch.dtype, repeats: int = 5) -> float:
     """Best FLOP/s of a 2048^3 matrix product on this device, dtype and thread count, by torch.mm
-    (the BLAS: MKL on x86 CPUs) or by our linear layers' path (oneDNN on x86 CPUs, model/onednn.py),
+    (the BLAS: MKL on x86 CPUs) or by our linear layers' path (oneDNN on x86 CPUs, accelerate/onednn.py),
     whichever is faster: on the AMD CI machine MKL reached less than half of oneDNN's rate."""
     side = 2048
     a, b = (torch.randn(side, side, device=device).to(dtype) for _ in range(2))
@@ -238,7 +238,7 @@ def count_flops(model: SwinV2DPT, image: torch.Tensor) -> int:
     counter = FlopCounterMode(
         display=False, custom_mapping={torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: cpu_attention}
     )
-    with direct_convolutions(model), blas_linears(), counter, torch.inference_mode():
+    with speed_paths_off(model), counter, torch.inference_mode():
         model(image)
     return counter.get_total_flops()
 
