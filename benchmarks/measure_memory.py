@@ -15,11 +15,12 @@ import sys
 CHILD = """
 import json, resource, sys
 import numpy as np, torch
-from muggled_swinv2.model import SwinV2DPT
+from muggled_swinv2 import SwinV2DPT
+from muggled_swinv2.accelerate import accelerate_for_inference
 from muggled_swinv2.model.config import RELEASED_CONFIGS
 torch.set_num_threads(2)
 variant, size, height, width = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-model = SwinV2DPT(RELEASED_CONFIGS[variant]).eval()
+model = accelerate_for_inference(SwinV2DPT(RELEASED_CONFIGS[variant]).eval())  # as load_model gives it
 model.predict(np.zeros((64, 64, 3), np.uint8), size=256)  # warm-up: caches built
 page = resource.getpagesize()
 before = int(open("/proc/self/statm").read().split()[1]) * page

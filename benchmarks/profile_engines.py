@@ -15,12 +15,12 @@ of the model and per operator, on the same random weights, input and threads.
   through their names). Its operator names are ONNX Runtime's kernels after its own graph
   rewrites (Conv with a fused Relu, FusedMatMul, ...).
 - Plain timings (no profiler) of both, interleaved, come first: the profilers add their own cost.
-- --undone: the PyTorch side with its CPU speed-ups undone (as before them; see --compare).
+- --undone: the PyTorch side with its CPU speed paths off: the plain model (see --compare).
 - The rates of a 2048^3 float32 matrix product by torch.mm (MKL), oneDNN and ONNX Runtime come first.
 - --compare: instead of profiling, times interleaved (no profiler) our model as it is, with each of
-  its CPU speed-ups undone in turn (the linear layers through F.linear, i.e. MKL, instead of
-  oneDNN; the depth head made in one piece instead of in bands; Winograd convolutions on/off), all
-  of them undone, and ONNX Runtime; with the CPU time of all threads (on a machine busy with other
+  its CPU speed paths off in turn (muggled_swinv2.accelerate.SPEED_PATHS: oneDNN linear layers,
+  Winograd convolutions, the cached-bias fused attention, the banded head, in-place updates), all
+  of them off (the plain model), and ONNX Runtime; with the CPU time of all threads (on a machine busy with other
   work, --threads 1 and the CPU time measure the work done better than the wall time) and the
   page faults (fresh memory touched) per forward.
 
@@ -44,9 +44,7 @@ import torch
 
 from muggled_swinv2.export.onnx import ExportError, export_onnx, require_onnx, session
 from muggled_swinv2.model.config import RELEASED_CONFIGS
-from muggled_swinv2.model.dpt_decoder import DepthHead
-from muggled_swinv2.model.onednn import blas_linears
-from muggled_swinv2.model.winograd import Conv3x3, winograd_switched
+from muggled_swinv2.accelerate import SPEED_PATHS, accelerate_for_inference, speed_paths_off
 from muggled_swinv2.reference import native_model, random_midas_state_dict
 
 
@@ -86,8 +84,8 @@ def part_ranges(model):
 
 
 def profile_torch(model, image, rounds: int, undone: bool = False) -> tuple[dict, dict]:
-    """({part: ms per forward}, {aten op: self ms per forward}); `undone`: with the CPU speed-ups undone."""
-    with torch.inference_mode(), part_ranges(model), (all_undone(model) if undone else contextlib.nullcontext()):
+    """({part: ms per forward}, {aten op: self ms per forward}); `undone`: with the CPU speed paths off."""
+    with torch.inference_mode(), part_ranges(model), (speed_paths_off(model) if undone else contextlib.nullcontext()):
         model(image)
         with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profiler:
             for _ in range(rounds):
@@ -170,28 +168,12 @@ def plain_timings(model, runner, image, rounds: int) -> dict[str, float]:
     return {engine: statistics.median(values) for engine, values in times.items()}
 
 
-@contextlib.contextmanager
-def head_in_one_piece():
-    """The depth head as before its bands: conv1's output upsampled whole."""
-    banded = DepthHead.depth_in_bands
-    DepthHead.depth_in_bands = DepthHead.depth_from_features
-    try:
-        yield
-    finally:
-        DepthHead.depth_in_bands = banded
-
-
 def compare(model, runner, image, rounds: int) -> dict[str, tuple[float, float]]:
     """{variant: (median seconds, MiB of page faults per forward)}, interleaved, no profiler."""
-    uses_winograd = any(conv.winograd for conv in model.modules() if isinstance(conv, Conv3x3))
-    other = "off" if uses_winograd else "on"
-    variants = {
-        "as it is": contextlib.nullcontext,
-        "linear layers through F.linear (MKL)": blas_linears,
-        "depth head in one piece": head_in_one_piece,
-        f"Winograd {other}": lambda: winograd_switched(model, not uses_winograd),
-        "all three undone": lambda: all_undone(model),
-    }
+    variants = {"as it is": contextlib.nullcontext}
+    for path in SPEED_PATHS:
+        variants[f"{path} path off"] = lambda path=path: speed_paths_off(model, path)
+    variants["all off (the plain model)"] = lambda: speed_paths_off(model)
     numpy_image = image.numpy()
     forwards = {name: (lambda variant=variant: run_in(variant, model, image)) for name, variant in variants.items()}
     forwards["ONNX Runtime"] = lambda: runner.run(None, {"image": numpy_image})
@@ -212,20 +194,6 @@ def compare(model, runner, image, rounds: int) -> dict[str, tuple[float, float]]
             for name in forwards}
 
 
-def all_undone(model):
-    """Our model as it was before the CPU speed-ups: linear layers through MKL, the head in one
-    piece, Winograd on."""
-    return stack(blas_linears(), head_in_one_piece(), winograd_switched(model, True))
-
-
-@contextlib.contextmanager
-def stack(*contexts):
-    with contextlib.ExitStack() as exit_stack:
-        for context in contexts:
-            exit_stack.enter_context(context)
-        yield
-
-
 def run_in(variant, model, image):
     with torch.inference_mode(), variant():
         return model(image)
@@ -237,7 +205,7 @@ def matrix_product_rates(threads: int, side: int = 2048, repeats: int = 5) -> di
     import onnx
     from onnx import helper, numpy_helper
 
-    from muggled_swinv2.model.onednn import linear
+    from muggled_swinv2.accelerate.onednn import linear
 
     _, onnxruntime = require_onnx()
     a, b = torch.randn(side, side), torch.randn(side, side)
@@ -282,7 +250,7 @@ def main(argv=None) -> int:
     parser.add_argument("--top", type=int, default=12, help="operators listed per engine (default 12)")
     parser.add_argument("--compare", action="store_true", help="time what each CPU speed-up buys instead of profiling")
     parser.add_argument("--undone", action="store_true",
-                        help="profile PyTorch with the CPU speed-ups undone (as before them: MKL, head in one piece, Winograd)")
+                        help="profile PyTorch with its CPU speed paths off (the plain model)")
     parser.add_argument("--json", help="also write the numbers here")
     args = parser.parse_args(argv)
     try:
@@ -293,7 +261,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     config = RELEASED_CONFIGS[args.model]
     size = args.size or config.native_size
-    model = native_model(random_midas_state_dict(config))
+    model = accelerate_for_inference(native_model(random_midas_state_dict(config)))
     image = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, (1, 3, size, size)).astype(np.float32))
 
     with tempfile.TemporaryDirectory() as folder:
@@ -304,12 +272,12 @@ def main(argv=None) -> int:
         if args.compare:
             return print_comparison(args, size, compare(model, session(onnx_path, args.threads), image, args.rounds))
         rates = matrix_product_rates(args.threads)
-        with all_undone(model) if args.undone else contextlib.nullcontext():
+        with speed_paths_off(model) if args.undone else contextlib.nullcontext():
             plain = plain_timings(model, session(onnx_path, args.threads), image, args.rounds)
         torch_parts, torch_ops = profile_torch(model, image, args.rounds, args.undone)
         ort_parts, ort_ops = profile_onnxruntime(onnx_path, image.numpy(), args.rounds, args.threads)
 
-    state = " with the CPU speed-ups undone" if args.undone else ""
+    state = " with the CPU speed paths off" if args.undone else ""
     print(f"{args.model}@{size}x{size} batch 1, {args.threads} threads, torch {torch.__version__}, "
           f"median of {args.rounds}: PyTorch{state} {plain['pytorch'] * 1e3:.1f} ms, ONNX Runtime "
           f"{plain['onnxruntime'] * 1e3:.1f} ms ({plain['onnxruntime'] / plain['pytorch']:.2f}x)")
@@ -343,7 +311,7 @@ def print_comparison(args, size: int, results: dict) -> int:
           f"median of {args.rounds}, interleaved")
     rows = [(name, f"{seconds * 1e3:.1f}", f"{seconds / reference:.2f}x", f"{cpu * 1e3:.1f}", f"{cpu / cpu_reference:.2f}x",
              f"{fault_mib:.0f}") for name, (seconds, cpu, fault_mib) in results.items()]
-    print_table("PyTorch with each speed-up undone, and ONNX Runtime (wall time; CPU time of all threads)", rows,
+    print_table("PyTorch with each speed path off, and ONNX Runtime (wall time; CPU time of all threads)", rows,
                 ("variant", "ms", "/ as it is", "CPU ms", "/ as it is", "page faults MiB"))
     if args.json:
         Path(args.json).write_text(json.dumps(dict(model=args.model, size=size, threads=args.threads, rounds=args.rounds,

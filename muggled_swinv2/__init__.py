@@ -17,7 +17,7 @@ _PUBLIC = {
     "CheckpointError": ".formats.checkpoint",
     "load_model": ".formats.checkpoint",
     "DeviceError": ".devices",
-    "SwinV2DPT": ".model",
+    "SwinV2DPT": ".predict",
     "SwinV2DPTConfig": ".model",
 }
 __all__ = [*_PUBLIC, "__version__"]

@@ -16,6 +16,8 @@ import torch.nn.functional as F
 
 import cv2
 
+from .model import swinv2_dpt
+
 
 def to_rgb_unit(image: np.ndarray, dtype=np.float32) -> np.ndarray:
     """OpenCV image (H, W), (H, W, 1), (H, W, 3) BGR or (H, W, 4) BGRA -> (H, W, 3) RGB in [0, 1].
@@ -116,3 +118,15 @@ def predict_batch(model, images: list, square: bool = False, size: int | None = 
 def predict_depth(model, image: np.ndarray, square: bool = False, size: int | None = None) -> np.ndarray:
     """(H, W) float32 relative inverse depth of one image, at the image's own resolution."""
     return predict_batch(model, [image], square, size)[0]
+
+
+class SwinV2DPT(swinv2_dpt.SwinV2DPT):
+    """The depth model (model/swinv2_dpt.py) with `predict` for OpenCV images: what
+    `muggled_swinv2.SwinV2DPT` and `load_model` give."""
+
+    def predict(self, image: np.ndarray, square: bool = False, size: int | None = None) -> np.ndarray:
+        """Inverse depth (H, W) float32 for one OpenCV image (BGR/BGRA/gray, uint8/uint16/float).
+
+        See predict_depth for the two preprocessing modes.
+        """
+        return predict_depth(self, image, square=square, size=size)

@@ -31,6 +31,7 @@ from muggled_swinv2.io.colormaps import colorize, normalize
 from muggled_swinv2.io.video import AtomicVideoWriter, VideoReader
 from muggled_swinv2.jobs.video import RunningRange, VideoJobOptions, run_video_job
 from muggled_swinv2.model.config import RELEASED_CONFIGS, SMALL_CONFIGS
+from muggled_swinv2.accelerate import accelerate_for_inference
 from muggled_swinv2.model.swinv2_dpt import SwinV2DPT
 from muggled_swinv2.predict import predict_batch, prepare_input
 from muggled_swinv2.video.stabilize import DepthStabilizer
@@ -121,6 +122,8 @@ def main(argv=None) -> int:
     else:
         torch.manual_seed(0)
         model = SwinV2DPT(CONFIGS[args.config]).to(device).eval()
+        if device.type == "cpu":  # as load_model gives it
+            model = accelerate_for_inference(model)
         name = f"{args.config} (random weights)"
     with tempfile.TemporaryDirectory() as folder:
         clip = make_clip(Path(folder) / "clip.avi", args.frames, args.size)

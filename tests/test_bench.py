@@ -13,7 +13,8 @@ from midas_layout import SMALL_CONFIG, make_midas_state_dict, native_model
 
 from muggled_swinv2.jobs.bench import VARIANTS, count_flops, peer_computes_same_function
 from muggled_swinv2.model import SwinV2DPTConfig
-from muggled_swinv2.model.winograd import Conv3x3
+from muggled_swinv2.accelerate import accelerate_for_inference
+from muggled_swinv2.accelerate.layers import WinogradConv3x3
 
 
 def small_config() -> SwinV2DPTConfig:
@@ -57,10 +58,10 @@ def test_bench_rejects_bad_plans():
 def test_flops_are_those_of_the_direct_computation():
     """Winograd does fewer multiplications; the count must not depend on it (and must be exact)."""
     config = small_config()
-    model = native_model(make_midas_state_dict(SMALL_CONFIG, seed=1))
+    model = accelerate_for_inference(native_model(make_midas_state_dict(SMALL_CONFIG, seed=1)))
     image = torch.zeros(1, 3, 256, 256)  # the finest fusion grid is 64x64: Winograd runs there
     flops = count_flops(model, image)
-    assert all(conv.winograd for conv in model.modules() if isinstance(conv, Conv3x3))  # switched back on
+    assert all(conv.fast for conv in model.modules() if isinstance(conv, WinogradConv3x3))  # switched back on
 
     # The decoder's convolutions, counted by hand: 2 FLOPs per multiply-add.
     channels, (mid, last) = config.fusion_channels, config.head_channels

@@ -227,16 +227,29 @@ def test_patch_merging_matches_strided_slices():
     assert torch.allclose(merge(tokens), expected, atol=1e-6)
 
 
-# ----------------------------------------------------------------------------- caches
+# ----------------------------------------------------------------------------- the accelerated model's tables
+
+
+def accelerated_model(seed: int):
+    from midas_layout import SMALL_CONFIG, make_midas_state_dict, native_model
+
+    from muggled_swinv2.accelerate import accelerate_for_inference
+
+    return accelerate_for_inference(native_model(make_midas_state_dict(SMALL_CONFIG, seed=seed)))
+
+
+def forget_bias_tables(blocks) -> None:
+    from muggled_swinv2.accelerate.layers import TableCache
+
+    for block in blocks:
+        block.attn.tables = TableCache()  # recomputed from the current weights
 
 
 def test_position_bias_cache_follows_new_weights():
     """The cached bias table must be recomputed when weights are replaced, cast or changed in place."""
-    from midas_layout import SMALL_CONFIG, make_midas_state_dict, native_model
-
     image = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
-    model = native_model(make_midas_state_dict(SMALL_CONFIG, seed=1))
-    other = native_model(make_midas_state_dict(SMALL_CONFIG, seed=2))
+    model = accelerated_model(seed=1)
+    other = accelerated_model(seed=2)
     with torch.inference_mode():
         model(image)  # fills the caches
         expected = other(image)
@@ -248,9 +261,7 @@ def test_position_bias_cache_follows_new_weights():
             block.attn.cpb_mlp[0].bias.add_(0.5)
     with torch.inference_mode():
         changed = model(image)
-    with torch.no_grad():
-        for block in model.encoder.stages[0].blocks:
-            block.attn._bias_cache_key = None
+    forget_bias_tables(model.encoder.stages[0].blocks)
     with torch.inference_mode():
         assert torch.equal(changed, model(image)) and not torch.equal(changed, expected)
 
@@ -258,11 +269,9 @@ def test_position_bias_cache_follows_new_weights():
 def test_caches_are_forgotten_on_train_and_eval():
     """Fused optimizer steps and edits through .data change weights without a trace in their
     version counter: switching train()/eval() must drop the cached transforms."""
-    from midas_layout import SMALL_CONFIG, make_midas_state_dict, native_model
+    from muggled_swinv2.accelerate import speed_paths_off
 
-    from muggled_swinv2.model.winograd import direct_convolutions
-
-    model = native_model(make_midas_state_dict(SMALL_CONFIG, seed=1))
+    model = accelerated_model(seed=1)
     image = torch.randn(1, 3, 128, 128, generator=torch.Generator().manual_seed(0))  # Winograd at 32x32
     with torch.inference_mode():
         before = model(image)  # fills the caches
@@ -275,12 +284,11 @@ def test_caches_are_forgotten_on_train_and_eval():
     model.eval()
     with torch.inference_mode():
         after = model(image)
-        with direct_convolutions(model):
+        with speed_paths_off(model, "winograd"):
             reference = model(image)
     assert not torch.allclose(after, before)
     assert ((after - reference).abs().max() / reference.abs().max()).item() < 1e-5
-    for block in model.encoder.stages[0].blocks:
-        block.attn._bias_cache_key = None  # recomputed from the current weights
+    forget_bias_tables(model.encoder.stages[0].blocks)
     with torch.inference_mode():
         assert torch.equal(model(image), after)
 
@@ -290,9 +298,7 @@ def test_training_pass_after_inference_and_autocast_after_plain():
     leave a half-precision bias behind for a float32 one."""
     import pickle
 
-    from midas_layout import SMALL_CONFIG, make_midas_state_dict, native_model
-
-    model = native_model(make_midas_state_dict(SMALL_CONFIG, seed=3))
+    model = accelerated_model(seed=3)
     image = torch.randn(1, 3, 64, 96, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
         plain = model(image)

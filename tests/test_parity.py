@@ -6,6 +6,8 @@ import torch
 from hf_reference import build_hf_reference, hf_depth
 from midas_layout import MIDAS_CONFIGS, SMALL_CONFIG, make_midas_state_dict, native_model
 
+from muggled_swinv2.accelerate import accelerate_for_inference
+
 TOLERANCE = 1e-4  # of the output range, float32
 
 
@@ -30,12 +32,15 @@ def test_matches_transformers(name, image_hw, batch):
     state_dict = make_midas_state_dict(config, seed=7)
     image = torch.randn(batch, 3, *image_hw, generator=torch.Generator().manual_seed(3)).clamp(-1, 1)
     reference = hf_depth(build_hf_reference(config, image_hw, state_dict), image)
+    plain = native_model(state_dict)
     with torch.no_grad():
-        ours = native_model(state_dict)(image)
-    assert ours.shape == (batch, *image_hw)
-    error = relative_error(ours, reference)
-    print(f"{name} {image_hw} batch {batch}: max |ours - transformers| = {error:.2e} of the output range")
-    assert error <= TOLERANCE
+        ours = plain(image)
+        accelerated = accelerate_for_inference(plain)(image)  # as load_model gives it on the CPU
+    for model, output in (("plain", ours), ("accelerated", accelerated)):
+        assert output.shape == (batch, *image_hw)
+        error = relative_error(output, reference)
+        print(f"{name} {image_hw} batch {batch} {model}: max |ours - transformers| = {error:.2e} of the output range")
+        assert error <= TOLERANCE
 
 
 @pytest.mark.parametrize("image_hw", [(64, 64), (32, 32), (32, 320), (160, 96), (224, 288)])

@@ -1,5 +1,6 @@
 """Winograd F(4x4, 3x3) convolutions against direct convolution (float64) and exact arithmetic."""
 
+import contextlib
 import random
 from fractions import Fraction
 
@@ -7,7 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from muggled_swinv2.model.winograd import TILES_PER_PASS, Conv3x3, winograd_matrices
+from muggled_swinv2.accelerate import accelerate_for_inference, speed_paths_off
+from muggled_swinv2.accelerate.layers import WinogradConv3x3
+from muggled_swinv2.accelerate.winograd import TILES_PER_PASS, winograd_matrices
+from muggled_swinv2.model.dpt_decoder import conv3x3
 
 TOLERANCE = 1e-5  # of the largest output magnitude, float32
 
@@ -27,17 +31,19 @@ def test_matrices_compute_1d_correlation_exactly():
         assert y == [sum(g[k] * d[i + k] for k in range(3)) for i in range(4)]
 
 
-def random_conv(in_channels, out_channels, bias, seed=0) -> Conv3x3:
-    conv = Conv3x3(in_channels, out_channels, bias=bias).eval()
+def random_conv(in_channels, out_channels, bias, seed=0) -> WinogradConv3x3:
+    conv = conv3x3(in_channels, out_channels, bias=bias).eval()
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         conv.weight.copy_(torch.randn(conv.weight.shape, generator=generator) / (3 * in_channels**0.5))
         if bias:
             conv.bias.copy_(torch.randn(out_channels, generator=generator))
+    conv = accelerate_for_inference(conv)
+    assert isinstance(conv, WinogradConv3x3)
     return conv
 
 
-def direct_float64(conv: Conv3x3, image: torch.Tensor) -> torch.Tensor:
+def direct_float64(conv: WinogradConv3x3, image: torch.Tensor) -> torch.Tensor:
     bias = None if conv.bias is None else conv.bias.double()
     return F.conv2d(image.double(), conv.weight.double(), bias, padding=1)
 
@@ -87,9 +93,9 @@ def test_band_size_covers_the_partial_band_case():
 )
 def test_falls_back_to_the_plain_convolution(shape, dtype, grad, enabled):
     conv = random_conv(8, 8, bias=True).to(dtype)
-    conv.winograd = enabled
     image = torch.randn(shape, dtype=dtype)
-    with torch.set_grad_enabled(grad):
+    switch = contextlib.nullcontext() if enabled else speed_paths_off(conv, "winograd")
+    with torch.set_grad_enabled(grad), switch:
         assert not conv.uses_winograd(image)
         result = conv(image)
     expected = F.conv2d(image, conv.weight, conv.bias, padding=1)
@@ -106,3 +112,16 @@ def test_transformed_weight_follows_new_weights():
         second = conv(image)
     assert relative_error(second, direct_float64(conv, image)) <= TOLERANCE
     assert relative_error(first, direct_float64(conv, image)) > 0.1
+
+
+def test_transformed_weight_follows_in_place_edits_and_casts():
+    """In-place edits (also under inference_mode), and a cast away and back, give a new table."""
+    conv = random_conv(16, 16, bias=True, seed=0)
+    image = torch.randn(1, 16, 48, 48, generator=torch.Generator().manual_seed(2))
+    with torch.inference_mode():
+        conv(image)
+        conv.weight.mul_(-2)
+        assert relative_error(conv(image), direct_float64(conv, image)) <= TOLERANCE
+    conv.double().float()  # may land on the freed memory, at version 0 again
+    with torch.inference_mode():
+        assert relative_error(conv(image), direct_float64(conv, image)) <= TOLERANCE

@@ -6,9 +6,8 @@ The graph has one input `image`, (B, 3, H, W) float32 RGB normalised as `model(x
 ((x - 0.5) / 0.5), and one output `inverse_depth`, (B, H, W) float32, at one fixed H x W (SwinV2's
 windows, shifts and masks depend on the size) and a fixed or dynamic batch.
 
-How: torch.export traces the model with autograd on, which is the model's plain path (direct
-convolutions, no caches, no reused buffers); window attention is written as plain MatMul/Softmax
-while exporting (torch.compiler.is_exporting). The window masks and relative-position indices are
+How: torch.export traces the plain model (model/: MatMul/Softmax attention, direct convolutions;
+an accelerated model's speed paths are switched off, see accelerate/). The window masks and relative-position indices are
 constants of that size; the ONNX optimiser folds the position-bias MLP (a function of weights
 only) into one small table per block. The file is written to a temp file, run by ONNX Runtime on
 a test input and compared with PyTorch, and only then renamed into place.
@@ -30,7 +29,7 @@ import torch
 from .. import __version__
 from ..errors import first_line
 from ..io.atomic import publish, reserve_temp
-from ..model.winograd import direct_convolutions
+from ..accelerate import speed_paths_off
 
 FORMAT_NAME = "muggled_swinv2-onnx"
 FORMAT_VERSION = "1"
@@ -152,9 +151,9 @@ def exporter_quiet():
 def trace(model, size_hw, batch, opset: int):
     """torch.export + torch.onnx: the ONNX ModelProto of `model` at this size and batch."""
     dynamic_shapes = ({0: torch.export.Dim("batch", min=1, max=1024)},) if batch == "dynamic" else None
-    # Autograd on: the model's plain path (see the module doc); nothing is trained. Also when called
+    # Autograd on, speed paths off: the plain model (see the module doc); nothing is trained. Also when called
     # in inference mode (as by the --engine onnx jobs): the example must not be an inference tensor.
-    with torch.inference_mode(False), torch.enable_grad(), direct_convolutions(model), exporter_quiet():
+    with torch.inference_mode(False), torch.enable_grad(), speed_paths_off(model), exporter_quiet():
         example = torch.from_numpy(test_input(2 if batch == "dynamic" else batch, size_hw))
         program = torch.export.export(model, (example,), dynamic_shapes=dynamic_shapes, strict=False)
         onnx_program = torch.onnx.export(

@@ -22,8 +22,10 @@ from safetensors import SafetensorError, safe_open
 
 from ..devices import DTYPES, select_device
 from .key_table import HF, MIDAS, KeyMappingError, summarize, to_native
-from ..model import SwinV2DPT, SwinV2DPTConfig
+from ..accelerate import accelerate_for_inference
+from ..model import SwinV2DPTConfig
 from ..model.config import RELEASES
+from ..predict import SwinV2DPT
 
 NATIVE_FORMAT_NAME = "muggled_swinv2"
 NATIVE_FORMAT_VERSION = "1"
@@ -388,10 +390,12 @@ def read_checked_checkpoint(path) -> tuple[Checkpoint, SwinV2DPT]:
         raise CheckpointError(f"{path}: {error}") from None
 
 
-def load_model(path, device="cpu", dtype=torch.float32) -> SwinV2DPT:
+def load_model(path, device="cpu", dtype=torch.float32, accelerate: bool = True) -> SwinV2DPT:
     """Load any supported SwinV2-DPT checkpoint; returns the model in eval mode on device/dtype.
 
     device: "cpu", "cuda", "cuda:N" or "auto" (CUDA when available); raises DeviceError if absent.
+    On the CPU in float32 the model gets the CPU speed paths (accelerate_for_inference), unless
+    `accelerate=False` (the plain model: to train it); elsewhere it is plain.
     `model.config` describes it and `model.checkpoint_format` says what kind of file it was.
     Raises CheckpointError with a one-line reason for a missing, damaged or foreign file.
     """
@@ -402,4 +406,7 @@ def load_model(path, device="cpu", dtype=torch.float32) -> SwinV2DPT:
     device = select_device(str(device))  # DeviceError for an unknown or missing device, before reading
     checkpoint, model = read_checked_checkpoint(path)
     model.checkpoint_format = checkpoint.format
-    return model.to(device=device).set_dtype(dtype).eval()
+    model = model.to(device=device).set_dtype(dtype).eval()
+    if accelerate and device.type == "cpu" and dtype == torch.float32:
+        model = accelerate_for_inference(model)
+    return model

@@ -54,8 +54,8 @@ from ..devices import DTYPES, DeviceError, select_device, select_dtype
 from ..model import SwinV2DPT, SwinV2DPTConfig
 from ..model.config import RELEASED_CONFIGS
 from ..model.windows import window_layout
-from ..model.onednn import blas_linears, linear
-from ..model.winograd import direct_convolutions
+from ..accelerate import accelerate_for_inference, speed_paths_off
+from ..accelerate.onednn import linear
 from ..reference import native_model, random_midas_state_dict, transformers_reference
 
 VARIANTS = RELEASED_CONFIGS
@@ -117,7 +117,7 @@ def export_for_peer(model: SwinV2DPT, size_hw, folder) -> str:
 
 def run_direct(model: SwinV2DPT, forward, image: torch.Tensor) -> torch.Tensor:
     """Our forward with every 3x3 convolution computed the plain way."""
-    with direct_convolutions(model):
+    with speed_paths_off(model, "winograd"):
         return forward(image)
 
 
@@ -146,7 +146,7 @@ def timed(forward, image, device) -> tuple[float, torch.Tensor]:
 
 def gemm_rate(device: torch.device, dtype: torch.dtype, repeats: int = 5) -> float:
     """Best FLOP/s of a 2048^3 matrix product on this device, dtype and thread count, by torch.mm
-    (the BLAS: MKL on x86 CPUs) or by our linear layers' path (oneDNN on x86 CPUs, model/onednn.py),
+    (the BLAS: MKL on x86 CPUs) or by our linear layers' path (oneDNN on x86 CPUs, accelerate/onednn.py),
     whichever is faster: on the AMD CI machine MKL reached less than half of oneDNN's rate."""
     side = 2048
     a, b = (torch.randn(side, side, device=device).to(dtype) for _ in range(2))
@@ -173,7 +173,7 @@ def count_flops(model: SwinV2DPT, image: torch.Tensor) -> int:
     counter = FlopCounterMode(
         display=False, custom_mapping={torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: cpu_attention}
     )
-    with direct_convolutions(model), blas_linears(), counter, torch.inference_mode():
+    with speed_paths_off(model), counter, torch.inference_mode():
         model(image)
     return counter.get_total_flops()
 
@@ -253,7 +253,7 @@ def memory_child(spec: dict) -> dict:
         forward = onnxruntime_forward(spec["onnx_path"], spec["threads"])
     else:
         midas_sd = random_midas_state_dict(config, spec["seed"])
-        model = native_model(midas_sd) if is_ours else build_peer(config, size_hw, midas_sd)
+        model = accelerate_for_inference(native_model(midas_sd)) if is_ours else build_peer(config, size_hw, midas_sd)
         del midas_sd
         forward = prepare(model, device, dtype, spec["compile"], is_ours)
     peaks, method = {}, "cuda max_memory_allocated"
@@ -452,7 +452,7 @@ def run_bench(args: BenchOptions) -> int:
     for model_name in dict.fromkeys(case.model for case in plan):
         config = VARIANTS[model_name]
         midas_sd = random_midas_state_dict(config, args.seed)
-        ours_model = native_model(midas_sd)
+        ours_model = accelerate_for_inference(native_model(midas_sd))
         ours = prepare(ours_model, device, dtype, args.compile, is_ours=True)
         for size_hw in dict.fromkeys(case.size_hw for case in plan if case.model == model_name):
             cases = [case for case in plan if case.model == model_name and case.size_hw == size_hw]

@@ -1,6 +1,5 @@
 """The whole depth model: SwinV2 encoder -> DPT decoder."""
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -15,6 +14,8 @@ class SwinV2DPT(nn.Module):
     Input: RGB scaled to [0, 1], then (x - 0.5) / 0.5. H and W: any multiples of config.stride (32);
     the output (float32) is bigger where things are nearer, up to an unknown scale and shift.
     `clamp_negative=False` (training) leaves out the head's final ReLU.
+    The plain reference: `muggled_swinv2.SwinV2DPT` adds `predict` (OpenCV images), and
+    `muggled_swinv2.accelerate.accelerate_for_inference` its CPU speed paths.
     """
 
     def __init__(self, config: SwinV2DPTConfig):
@@ -24,6 +25,7 @@ class SwinV2DPT(nn.Module):
         self.decoder = DPTDecoder(config)
 
     def forward(self, image_bchw: torch.Tensor, clamp_negative: bool = True) -> torch.Tensor:
+        """(B, 3, H, W) -> (B, H, W) float32."""
         stride = self.config.stride
         if image_bchw.ndim != 4 or image_bchw.shape[1] != 3 or image_bchw.shape[2] % stride or image_bchw.shape[3] % stride:
             raise ValueError(
@@ -40,12 +42,3 @@ class SwinV2DPT(nn.Module):
         self.encoder.to(torch.float32 if dtype == torch.float16 else dtype)
         self.decoder.to(dtype)
         return self
-
-    def predict(self, image: np.ndarray, square: bool = False, size: int | None = None) -> np.ndarray:
-        """Inverse depth (H, W) float32 for one OpenCV image (BGR/BGRA/gray, uint8/uint16/float).
-
-        See muggled_swinv2.predict.predict_depth for the two preprocessing modes.
-        """
-        from ..predict import predict_depth  # image handling (OpenCV) is not model code: only when asked for
-
-        return predict_depth(self, image, square=square, size=size)

@@ -13,7 +13,6 @@ equals the `attn_mask` buffers stored in the MiDaS files.
 
 import math
 from dataclasses import dataclass
-from functools import wraps
 
 import torch
 
@@ -59,7 +58,7 @@ def merge_windows(windows_bnlc: torch.Tensor, window_hw: tuple[int, int], grid_h
     return tiles.transpose(2, 3).reshape(batch, height, width, channels)
 
 
-def attention_mask(layout: WindowLayout, device=None) -> torch.Tensor | None:
+def attention_mask(layout: WindowLayout, device: torch.device | str | None = None) -> torch.Tensor | None:
     """Additive mask (windows, N, N) between query i and key j of each window, or None.
 
     Built on the rolled, padded grid: -100 where the tokens come from different shift regions
@@ -85,29 +84,6 @@ def attention_mask(layout: WindowLayout, device=None) -> torch.Tensor | None:
     return mask + padding_windows[:, None, :].float() * PAD_MASK_VALUE
 
 
-def cached_table(make_table, max_tables: int = 64):
-    """A cache for the per-window tables, made outside inference mode: a table first made during
-    inference must also serve later training passes (inference tensors cannot be saved for backward).
-    A table made while a graph is being traced (torch.compile, torch.export) belongs to that trace
-    and is not kept. Callers must not modify a table in place."""
-    tables = {}
-
-    @wraps(make_table)
-    def cached(*args):
-        if args in tables:
-            return tables[args]
-        with torch.inference_mode(False):
-            table = make_table(*args)
-        if not torch.compiler.is_compiling():
-            if len(tables) >= max_tables:
-                del tables[next(iter(tables))]  # the oldest
-            tables[args] = table
-        return table
-
-    return cached
-
-
-@cached_table
 def relative_coords_table(window_hw: tuple[int, int], pretrained_window: int) -> torch.Tensor:
     """Log-spaced relative offsets ((2wh-1) * (2ww-1), 2) fed to the continuous position bias MLP.
 
@@ -125,7 +101,6 @@ def relative_coords_table(window_hw: tuple[int, int], pretrained_window: int) ->
     return torch.sign(table) * torch.log2(table.abs() + 1.0) / math.log2(8)
 
 
-@cached_table
 def relative_position_index(window_hw: tuple[int, int]) -> torch.Tensor:
     """(N, N) row index into relative_coords_table of the offset from key j to query i."""
     wh, ww = window_hw

@@ -192,7 +192,7 @@ def save_weights(model: SwinV2DPT, path) -> None:
 
 def build(options: TrainOptions) -> SwinV2DPT:
     if options.init:
-        return load_model(options.init)  # the architecture of --init is kept
+        return load_model(options.init, accelerate=False)  # the architecture of --init is kept; the plain model trains
     if options.config not in SMALL_CONFIGS:
         raise TrainingError(f"--config {options.config}: choose one of {', '.join(SMALL_CONFIGS)}, or --init CHECKPOINT")
     torch.manual_seed(options.seed)

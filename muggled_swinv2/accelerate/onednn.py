@@ -7,16 +7,14 @@ docs/performance.md, "Where the time goes on a CPU"): the encoder's Linear layer
 largest part of the gap to ONNX Runtime, whose own GEMM (MLAS) runs at oneDNN's rate. The sums
 are the same, in another order: results differ from F.linear by float rounding (about 1e-6 of the output range).
 
-Used in float32 inference on x86-64 CPUs (where it was measured); autograd, graph capture (export,
-torch.compile), other devices and dtypes keep F.linear.
+Used by the accelerated model's linear layers (accelerate/layers.py) in float32 inference on x86-64
+CPUs (where it was measured); elsewhere they compute as nn.Linear.
 """
 
 import platform
-from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 _X86 = platform.machine().lower() in ("x86_64", "amd64")
 
@@ -29,13 +27,12 @@ def _has_onednn_linear() -> bool:
 
 
 _ONEDNN_LINEAR = _X86 and _has_onednn_linear()
-_enabled = True  # see blas_linears
 
 
 def uses_onednn(tokens: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Whether `linear` computes through oneDNN: float32 CPU tensors, outside autograd and graph capture."""
     return (
         _ONEDNN_LINEAR
-        and _enabled
         and torch.backends.mkldnn.enabled
         and tokens.device.type == "cpu"
         and tokens.dtype == torch.float32
@@ -51,21 +48,3 @@ def linear(tokens: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
     if uses_onednn(tokens, weight):
         return torch.ops.mkldnn._linear_pointwise(tokens, weight, bias, "none", [], "")
     return F.linear(tokens, weight, bias)
-
-
-class Linear(nn.Linear):
-    """nn.Linear (same parameters and state-dict keys) that computes through `linear` above."""
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        return linear(tokens, self.weight, self.bias)
-
-
-@contextmanager
-def blas_linears():
-    """Inside this block every `linear` runs as F.linear (to time what oneDNN buys)."""
-    global _enabled
-    previous, _enabled = _enabled, False
-    try:
-        yield
-    finally:
-        _enabled = previous

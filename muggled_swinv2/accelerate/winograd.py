@@ -13,19 +13,17 @@ one output channel, with the 3x3 filter g,
 Summed over the input channels, the elementwise product becomes 36 independent matrix products
 (tiles x C_in) @ (C_in x C_out): the work, done by the GEMM kernel. The transforms B^T . B and
 A^T . A are weighted sums of whole tile planes with small constant weights; G g G^T is computed
-once per weight and cached.
+once per weight (accelerate/layers.py keeps it).
 
 The matrices come from polynomial multiplication by evaluation and interpolation at the points
 0, 1, -1, 2, -2 and infinity (the algorithm is exact in exact arithmetic). In float32 the result
 differs from direct convolution by a few 1e-6 of the output scale (direct itself: ~1e-6).
 """
 
-from contextlib import contextmanager
 from fractions import Fraction
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 TILE = 4  # output tile side m
 TAPS = 3  # filter side r
@@ -142,69 +140,3 @@ def winograd_conv3x3(image_bhwc: torch.Tensor, weight_tio: torch.Tensor, bias: t
                 products[1, 1] += bias  # A^T's column for the point 1 is all ones: every output gets it once
             _output_tiles(products, out[image, TILE * first : TILE * (first + rows)])
     return out
-
-
-class Conv3x3(nn.Conv2d):
-    """3x3 convolution, stride 1, zero padding 1, on channels-last images (B, C, H, W).
-
-    On a CPU in float32 inference, grids of at least MIN_GRID pixels with sides that are multiples of 4 run as
-    Winograd F(4x4, 3x3) (`winograd = False` turns that off, for the plain computation).
-    Elsewhere it is nn.Conv2d: CUDA's cuDNN picks its own algorithms, and on small grids the
-    transforms cost more than they save. The transformed weight is cached until the weight changes.
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, bias: bool = True):
-        super().__init__(in_channels, out_channels, kernel_size=3, padding=1, bias=bias)
-        self.winograd = True
-        self._transformed_key, self._transformed = None, None
-
-    def uses_winograd(self, image_bchw: torch.Tensor) -> bool:
-        height, width = image_bchw.shape[-2:]
-        return (
-            self.winograd
-            and image_bchw.device.type == "cpu"
-            and image_bchw.dtype == torch.float32
-            and not torch.is_grad_enabled()
-            and height % TILE == 0
-            and width % TILE == 0
-            and height * width >= MIN_GRID
-        )
-
-    def train(self, mode: bool = True):
-        """model.train() / model.eval() also forget the transformed weight: weights can change in
-        ways its key cannot see (fused optimizer steps, edits through .data)."""
-        self._transformed_key, self._transformed = None, None
-        return super().train(mode)
-
-    def transformed_weight(self) -> torch.Tensor:
-        weight = self.weight
-        key = (weight.data_ptr(), weight._version, weight.device, weight.dtype)
-        if self._transformed_key != key:
-            self._transformed_key, self._transformed = key, transform_weight(weight.detach())
-        return self._transformed
-
-    def forward(self, image_bchw: torch.Tensor) -> torch.Tensor:
-        if not self.uses_winograd(image_bchw):
-            return super().forward(image_bchw)
-        image_bhwc = image_bchw.permute(0, 2, 3, 1)
-        return winograd_conv3x3(image_bhwc, self.transformed_weight(), self.bias).permute(0, 3, 1, 2)
-
-
-def direct_convolutions(model: nn.Module):
-    """Inside this block every Conv3x3 of `model` runs as the plain convolution (to count the
-    FLOPs of the direct computation, or to time what Winograd buys)."""
-    return winograd_switched(model, False)
-
-
-@contextmanager
-def winograd_switched(model: nn.Module, enabled: bool):
-    """Inside this block every Conv3x3 of `model` has Winograd on or off; as before after it."""
-    convs = [module for module in model.modules() if isinstance(module, Conv3x3)]
-    switches = [conv.winograd for conv in convs]
-    for conv in convs:
-        conv.winograd = enabled
-    try:
-        yield
-    finally:
-        for conv, switch in zip(convs, switches):
-            conv.winograd = switch
