@@ -26,6 +26,7 @@ from ..evaluation.protocol import evaluate_samples
 from ..formats.checkpoint import Checkpoint, load_model
 from ..formats.convert import save_native
 from ..io.atomic import write_atomically
+from ..io.outputs import OutputRule
 from ..model import SwinV2DPT, SwinV2DPTConfig
 from ..model.config import SMALL_CONFIGS
 from .datasets import Sample, load_folder, render_split, training_batch
@@ -120,6 +121,7 @@ def save_state(path: Path, model, optimizer, loss_scaler, step: int, options: Tr
         "options": asdict(options), "config": model.config.to_dict(), "loss_scaler": loss_scaler.state_dict(),
     }
     write_atomically(path, lambda file: torch.save(state, file))
+    OutputRule().record(path)
 
 
 def save_weights(model: SwinV2DPT, path) -> None:
@@ -240,12 +242,25 @@ def stop_workers(batches) -> None:
         shutdown()
 
 
-def train(options: TrainOptions, resume: bool = False, log=None) -> dict:
+def check_outputs(options: TrainOptions, resume: bool, overwrite: bool) -> None:
+    """OUT and OUT.state.pt under the output rule (io/outputs.py): never the --init checkpoint, an
+    existing file only with `overwrite` and only if this tool wrote it. A resumed run goes on
+    writing its own files (OUT must still be ours; the state it reads is the run it continues)."""
+    out = Path(options.out)
+    rule = OutputRule(overwrite or resume, inputs={options.init: "the --init checkpoint"} if options.init else {})
+    rule.check(out, "--out")
+    if not resume:
+        rule.check(state_path(out), "--out")
+
+
+def train(options: TrainOptions, resume: bool = False, log=None, overwrite: bool = False) -> dict:
     """Run (or resume) training; returns {"steps": .., "seconds": .., "images_per_second": .., "val": ..}.
 
+    OutputError (one line) before any work if OUT or OUT.state.pt may not be written (check_outputs).
     KeyboardInterrupt: the state is saved first, then the interrupt is raised again.
     """
     log = log or (lambda line: print(line, file=sys.stderr))
+    check_outputs(options, resume, overwrite)
     device = torch.device(options.device)
     out = Path(options.out)
     out.parent.mkdir(parents=True, exist_ok=True)
