@@ -9,4 +9,4 @@ out="${1:-outputs/demo_micro_256.safetensors}"
 muggled-swinv2 train --config micro --data synthetic --scenes 4000 --steps 5400 --batch-size 16 \
     --size 192 --lr 5e-4 --warmup 400 --seed 0 --val-every 1350 --val-count 48 --device cpu --precision auto --out "$out" "${@:2}"
 muggled-swinv2 convert "$out" "${out%.safetensors}_float16.safetensors" --dtype float16 --overwrite  # what ships
-muggled-swinv2 eval --weights "$out" --data synthetic --split test --count 200 --json "${out%.safetensors}_test.json"
+muggled-swinv2 eval --weights "$out" --data synthetic --split test --count 200 --json "${out%.safetensors}_test.json" --overwrite

@@ -27,8 +27,7 @@ from muggled_swinv2.errors import os_error_line
 from muggled_swinv2.io.colormaps import COLORMAPS, colorize, normalize
 from muggled_swinv2.devices import DTYPES, DeviceError, select_device, select_dtype
 from muggled_swinv2.io.images import save_image, silence_opencv
-from muggled_swinv2.io.ledger import OutputLedger
-from muggled_swinv2.io.outputs import OutputError, check_writable_folder
+from muggled_swinv2.io.outputs import OutputError, OutputRule, check_writable_folder
 from muggled_swinv2.io.video import AtomicVideoWriter, VideoError, VideoReader, check_video_target
 from muggled_swinv2.jobs.models import find_weights
 from muggled_swinv2.jobs.video import RunningRange
@@ -83,15 +82,11 @@ def check_save_target(args):
     """--save: never the source video, an existing file only with --overwrite and only if this tool
     wrote it, a container we can write, a folder we can write."""
     save, source = Path(args.save), Path(args.source)
-    if source.exists() and save.resolve() == source.resolve():
-        raise UsageError(f"--save {save}: would overwrite the source video")
-    if save.is_dir():
+    rule = OutputRule(args.overwrite, inputs={source: "the source video"} if source.exists() else {})
+    if save.is_dir() and not rule.overwritten_input(save):
         raise UsageError(f"--save {save}: is a folder; give the video file to write")
     check_video_target(save)
-    if save.exists() and not args.overwrite:
-        raise UsageError(f"--save {save}: exists; pass --overwrite to replace it")
-    if save.exists() and not OutputLedger().is_ours(save):
-        raise UsageError(f"--save {save}: exists and was not written by muggled-swinv2; refusing to replace it")
+    rule.check(save, "--save")
     check_writable_folder(save.parent, "--save folder")
 
 

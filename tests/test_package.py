@@ -43,9 +43,11 @@ def test_cli_choices_match_the_modules_that_implement_them():
     from muggled_swinv2.devices import DTYPES
     from muggled_swinv2.formats.convert import TARGETS
     from muggled_swinv2.jobs.images import RAW_FORMATS
+    from muggled_swinv2.jobs.models import ENGINES
 
     assert cli.RAW_FORMATS == RAW_FORMATS and cli.CONVERT_TARGETS == TARGETS
     assert set(cli.DTYPE_NAMES) == set(DTYPES)
+    assert cli.ENGINES == ENGINES
 
 
 INTERRUPT_IMPORT = """

@@ -493,7 +493,7 @@ def test_eval_on_synthetic_scenes_caps_depth_at_80_m_unless_told(tmp_path, small
     assert main(arguments) == 0
     capped = json.loads(report.read_text())
     assert capped["settings"]["max_depth"] == 80.0 and capped["settings"]["split"] == "test"
-    assert main(arguments + ["--max-depth", "1e6"]) == 0
+    assert main(arguments + ["--max-depth", "1e6", "--overwrite"]) == 0  # replacing its own JSON: --overwrite
     uncapped = json.loads(report.read_text())
     assert uncapped["settings"]["max_depth"] == 1e6
     assert [row["name"] for row in capped["images"]] == [row["name"] for row in uncapped["images"]]

@@ -116,9 +116,11 @@ def add_preprocessing_arguments(parser):
     preprocessing.add_argument("--size", type=positive_int, help="long side fed to the network (default: native size)")
 
 
-def add_overwrite_argument(parser, what: str = "existing outputs"):
+def add_overwrite_argument(parser, what: str | None = None):
+    """--overwrite: the output rule's permission (io/outputs.py); `what` names a single output."""
+    replaced = f"{what} if it exists and this tool wrote it" if what else "existing outputs that this tool wrote"
     parser.add_argument("--overwrite", action="store_true",
-                        help=f"replace {what} that this tool wrote (never an input, never anyone else's file)")
+                        help=f"replace {replaced} (never an input, never anyone else's file)")
 
 
 def add_quiet_argument(parser, help: str = "no progress bar or summary (errors still shown)"):

@@ -8,7 +8,8 @@ import argparse
 
 import torch
 
-from .arguments import DTYPE_NAMES
+from ..model.config import RELEASES
+from .arguments import DTYPE_NAMES, add_overwrite_argument
 
 
 def count(text: str) -> int:
@@ -31,7 +32,7 @@ def counts(text: str) -> list[int]:
 
 def add_arguments(parser):
     parser.description = "Speed and memory against transformers' DPTForDepthEstimation."
-    parser.add_argument("--models", default="tiny,base,large", help="comma-separated: tiny, base, large")
+    parser.add_argument("--models", default=",".join(RELEASES), help=f"comma-separated: {', '.join(RELEASES)}")
     parser.add_argument("--sizes", help="comma-separated HxW or H (square) or 'native'; default: see module doc")
     parser.add_argument("--batch-sizes", type=counts, help="comma-separated, e.g. 1,4; default: 1,4 (large: 1)")
     parser.add_argument("--repeats", type=count, default=3, help="timed runs per implementation (median)")
@@ -48,6 +49,7 @@ def add_arguments(parser):
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory child processes")
     parser.add_argument("--seed", type=int, default=0, help="of the random weights")
     parser.add_argument("--json", metavar="OUT", help="write the results here")
+    add_overwrite_argument(parser, "the --json file")
 
 
 def run(args) -> int:
@@ -56,5 +58,5 @@ def run(args) -> int:
     return run_bench(BenchOptions(
         models=args.models, sizes=args.sizes, batch_sizes=args.batch_sizes, repeats=args.repeats, threads=args.threads,
         device=args.device, dtype=args.dtype, compile=args.compile, peers=args.peers, no_peer=args.no_peer,
-        plain=args.plain, no_memory=args.no_memory, seed=args.seed, json=args.json,
+        plain=args.plain, no_memory=args.no_memory, seed=args.seed, json=args.json, overwrite=args.overwrite,
     ))

@@ -11,7 +11,7 @@ def add_arguments(parser):
                         help="precision stored (float32 keeps the outputs bit for bit)")
     parser.add_argument("--to", default="muggled", choices=CONVERT_TARGETS,
                         help="muggled: our single-file format (default); hf: a transformers model folder")
-    add_overwrite_argument(parser, "OUT if it exists and")
+    add_overwrite_argument(parser, "OUT")
 
 
 def run(args) -> int:

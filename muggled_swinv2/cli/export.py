@@ -12,18 +12,13 @@ def add_arguments(parser):
     parser.add_argument("--opset", type=positive_int, default=18, help="ONNX opset, 17 to 23 (default 18)")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float16"],
                         help="float16: the decoder's weights in half precision (the encoder stays float32)")
-    add_overwrite_argument(parser, "OUT if it exists and")
+    add_overwrite_argument(parser, "OUT")
 
 
 def run(args) -> int:
-    from ..export.onnx import export_onnx, parse_size, require_onnx
-    from ..formats.checkpoint import load_model
-    from ..jobs.models import find_weights
+    from ..jobs.export import ExportOptions, run_export
 
-    require_onnx()  # before minutes of loading and tracing
-    size_hw = parse_size(args.size) if args.size else None
-    model = load_model(find_weights(args.weights))
-    report = export_onnx(model, args.output, size_hw=size_hw, batch=args.batch, opset=args.opset, dtype=args.dtype,
-                         overwrite=args.overwrite)
+    options = ExportOptions(size=args.size, batch=args.batch, opset=args.opset, dtype=args.dtype, overwrite=args.overwrite)
+    report = run_export(args.weights, args.output, options)
     print("\n".join(report.lines()))
     return 0

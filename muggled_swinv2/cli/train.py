@@ -3,7 +3,7 @@
 import sys
 from pathlib import Path
 
-from .arguments import UsageError, add_quiet_argument, count_int, positive_float, positive_int
+from .arguments import UsageError, add_overwrite_argument, add_quiet_argument, count_int, positive_float, positive_int
 
 
 def add_arguments(parser):
@@ -31,6 +31,7 @@ def add_arguments(parser):
                              "weights, optimizer and loss stay float32")
     parser.add_argument("--workers", type=count_int, help="processes making batches ahead, 0 for none "
                         "(default: none on a CPU, which the model needs whole; up to 8 beside a GPU); same batches either way")
+    add_overwrite_argument(parser, "OUT (and OUT.state.pt)")
     add_quiet_argument(parser)
 
 
@@ -56,7 +57,7 @@ def run(args) -> int:
     if options.size % 32:
         raise UsageError(f"--size {options.size}: must be a multiple of 32")
     try:
-        result = train(options, resume=args.resume)
+        result = train(options, resume=args.resume, overwrite=args.overwrite)
     except TrainingError as error:
         raise UsageError(str(error)) from None
     print(training_summary(args.out, result), file=sys.stderr)

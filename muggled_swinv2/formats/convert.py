@@ -20,7 +20,7 @@ from safetensors.torch import save_file
 
 from .. import __version__
 from ..io.atomic import publish, reserve_temp, usual_mode
-from ..io.outputs import check_writable_folder
+from ..io.outputs import OutputRule, check_writable_folder
 from .checkpoint import (
     HF_WEIGHT_FILES,
     NATIVE_FORMAT_NAME,
@@ -100,7 +100,8 @@ def _write_error(path, error: Exception) -> ConversionError:
 
 
 def save_native(checkpoint: Checkpoint, path, dtype: torch.dtype = torch.float32) -> None:
-    """Our format: only the model's tensors, in `dtype`, configuration in the metadata."""
+    """Our format: only the model's tensors, in `dtype`, configuration in the metadata; recorded
+    as ours in the folder's ledger (io/outputs.py)."""
     try:
         temp = reserve_temp(path)
     except OSError as error:
@@ -108,6 +109,7 @@ def save_native(checkpoint: Checkpoint, path, dtype: torch.dtype = torch.float32
     try:
         save_file(_cast(checkpoint.state_dict, dtype), str(temp), metadata=native_metadata(checkpoint.config))
         publish(temp, path)
+        OutputRule().record(path)
     except (OSError, SafetensorError) as error:  # a full disk, say
         temp.unlink(missing_ok=True)
         raise _write_error(path, error) from None
@@ -189,10 +191,10 @@ def save_hf(checkpoint: Checkpoint, folder, dtype: torch.dtype = torch.float32) 
     replacing `folder` whole.
 
     An existing folder is replaced only if it holds nothing but a model's files (HF_FOLDER_FILES),
-    written by this tool (see check_replaceable): anything else in it would be deleted with it."""
+    written by this tool (see is_our_model_folder): anything else in it would be deleted with it."""
     folder = Path(folder).resolve()
-    if folder.exists():
-        check_replaceable(folder)
+    if folder.exists() and not is_our_model_folder(folder):
+        raise ConversionError(f"{folder}: exists and was not written by muggled-swinv2; refusing to replace it")
     config_json = hf_config_json(checkpoint.config) | {"torch_dtype": str(dtype).removeprefix("torch.")}
     try:
         temp = Path(tempfile.mkdtemp(prefix=f".{folder.name[:64]}.", suffix=".partial", dir=folder.parent))
@@ -223,31 +225,21 @@ def save_hf(checkpoint: Checkpoint, folder, dtype: torch.dtype = torch.float32) 
         raise
 
 
-def check_replaceable(target: Path) -> None:
-    """--overwrite replaces only what this tool wrote: our safetensors file, or a Hugging Face folder
-    whose model.safetensors carries our mark (an empty folder too: nothing is lost)."""
-    if target.is_dir():
-        others = sorted(child.name for child in target.iterdir() if child.name not in HF_FOLDER_FILES)
-        if others:
-            listed = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
-            raise ConversionError(f"{target}: holds other files ({listed}); refusing to replace it, choose a new folder")
-        if not any(target.iterdir()) or written_by_us(target / "model.safetensors"):
-            return
-    elif written_by_us(target):
-        return
-    raise ConversionError(f"{target}: exists and was not written by muggled-swinv2; refusing to replace it, "
-                          f"choose another name")
+def is_our_model_folder(folder: Path) -> bool:
+    """Whether --overwrite may replace this Hugging Face folder: it holds nothing but a model's
+    files, and its model.safetensors carries our mark (or it is empty: nothing is lost). A folder
+    holding other files is refused here, naming them (they would be deleted with it)."""
+    others = sorted(child.name for child in folder.iterdir() if child.name not in HF_FOLDER_FILES)
+    if others:
+        listed = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+        raise ConversionError(f"{folder}: holds other files ({listed}); refusing to replace it, choose a new folder")
+    return not any(folder.iterdir()) or written_by_us(folder / "model.safetensors")
 
 
 def _size(path: Path) -> int:
     if path.is_dir():
         return sum(child.stat().st_size for child in path.rglob("*") if child.is_file())
     return path.stat().st_size
-
-
-def _overlaps(a: Path, b: Path) -> bool:
-    """True if one path is the other or lies inside it."""
-    return a == b or a in b.parents or b in a.parents
 
 
 def convert(source, target, dtype: str = "float32", to: str = "muggled", overwrite: bool = False) -> ConversionReport:
@@ -257,16 +249,14 @@ def convert(source, target, dtype: str = "float32", to: str = "muggled", overwri
         raise ConversionError(f"--dtype {dtype}: choose from {', '.join(DTYPES)}")
     if to not in TARGETS:
         raise ConversionError(f"--to {to}: choose from {', '.join(TARGETS)}")
-    if source.exists() and _overlaps(source.resolve(), target.resolve()):
-        raise ConversionError(f"{target}: would overwrite the input {source}")
     if to == "muggled" and target.is_dir():
         raise ConversionError(f"{target}: is a folder; give the .safetensors file to write (or --to hf)")
     if to == "hf" and target.exists() and not target.is_dir():
         raise ConversionError(f"{target}: is a file; --to hf writes a folder")
-    if target.exists() and not overwrite:
-        raise ConversionError(f"{target}: exists; pass --overwrite to replace it")
-    if target.exists():
-        check_replaceable(target)
+    refusal = OutputRule(overwrite, inputs={source: "the input"}).refusal(
+        target, "OUT", is_ours=is_our_model_folder if to == "hf" else None)
+    if refusal:
+        raise ConversionError(refusal)
     if not target.parent.is_dir():
         raise ConversionError(f"{target.parent}: no such folder")
     check_writable_folder(target.parent, "OUT folder")

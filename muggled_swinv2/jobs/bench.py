@@ -50,6 +50,7 @@ from dataclasses import asdict, dataclass, replace
 import torch
 
 from ..io.atomic import reserve_temp, write_atomically
+from ..io.outputs import OutputRule
 from ..devices import DTYPES, DeviceError, select_device, select_dtype
 from ..model import SwinV2DPT, SwinV2DPTConfig
 from ..model.config import RELEASED_CONFIGS
@@ -385,7 +386,7 @@ def format_table(rows: list[dict], has_peer: bool) -> str:
 class BenchOptions:
     """What to measure (the `bench` command's options; see the module docstring)."""
 
-    models: str = "tiny,base,large"  # comma-separated
+    models: str = ",".join(VARIANTS)  # comma-separated
     sizes: str | None = None  # comma-separated HxW, H or 'native'; None: the default plan
     batch_sizes: list[int] | None = None  # None: 1,4 (large: 1)
     repeats: int = 3
@@ -399,10 +400,14 @@ class BenchOptions:
     no_memory: bool = False
     seed: int = 0
     json: str | None = None
+    overwrite: bool = False  # replace a --json file this tool wrote
 
 
 def run_bench(args: BenchOptions) -> int:
-    """Measure, print the table, write args.json; the exit code (2: a one-line error was printed)."""
+    """Measure, print the table, write args.json; the exit code (2: a one-line error was printed).
+    OutputError (one line) at once if --json may not be written (io/outputs.py)."""
+    if args.json:
+        OutputRule(args.overwrite).check(args.json, "--json")
     try:
         device = select_device(args.device)
         dtype = select_dtype(args.dtype, device)
@@ -529,12 +534,13 @@ def run_bench(args: BenchOptions) -> int:
         print(f"max diff '-' ({', '.join(different_windows)}): the peer lays out windows differently at that size "
               "(the height's window on both axes, unmasked padding), so it computes another function there")
     if args.json:
-        settings = {key: value for key, value in asdict(args).items() if key != "json"}
+        settings = {key: value for key, value in asdict(args).items() if key not in ("json", "overwrite")}
         report = dict(
             machine=machine, gemm_gflops=rate / 1e9, settings=settings,
             memory_method=sorted(memory_methods), peer_computes_another_function=different_windows, results=rows,
         )
         write_atomically(args.json, lambda out: out.write(json.dumps(report, indent=2).encode()))
+        OutputRule().record(args.json)
         print(f"wrote {args.json}")
     return 0
 

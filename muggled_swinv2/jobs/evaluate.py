@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from ..datasets import DataError, load_folder, render_split
 from ..evaluation.protocol import evaluate_samples
 from ..io.atomic import write_atomically
+from ..io.outputs import OutputRule
 from ..synthetic.scenes import SYNTHETIC_MAX_DEPTH
 
 
@@ -29,6 +30,7 @@ class EvalOptions:
     max_depth: float | None = None  # None: 80 m for synthetic scenes, else each image's farthest depth
     batch_size: int = 4
     json: str | None = None
+    overwrite: bool = False  # replace a --json file this tool wrote
     quiet: bool = False
 
     @property
@@ -36,6 +38,17 @@ class EvalOptions:
         if self.max_depth is None and self.data == "synthetic":
             return SYNTHETIC_MAX_DEPTH
         return self.max_depth
+
+
+def json_rule(options: EvalOptions, weights) -> OutputRule:
+    """The output rule (io/outputs.py) for --json: never the weights, only a file this tool wrote."""
+    return OutputRule(options.overwrite, inputs={weights: "the --weights checkpoint"})
+
+
+def check_outputs(options: EvalOptions, weights) -> None:
+    """Before any work: OutputError (one line) if --json may not be written."""
+    if options.json:
+        json_rule(options, weights).check(options.json, "--json")
 
 
 def load_samples(options: EvalOptions):
@@ -73,8 +86,11 @@ def run_evaluation(model, weights, samples, options: EvalOptions) -> dict:
         "max_depth": options.effective_max_depth,
     }
     if options.json:
+        rule = json_rule(options, weights)
+        rule.check(options.json, "--json")
         text = json.dumps(json_safe(result), indent=1, allow_nan=False)
         write_atomically(options.json, lambda file: file.write(text.encode()))
+        rule.record(options.json)
     return result
 
 

@@ -19,7 +19,7 @@ from ..io.colormaps import colorize, unit_depth
 from ..export.geometry import DEFAULT_DEPTH_RANGE, DEFAULT_FOV_DEG, save_mesh, save_point_cloud
 from ..io.images import IMAGE_SUFFIXES, ImageReadError, display_bgr, read_image, save_image, save_npy, save_pfm
 from ..io.ledger import OutputLedger
-from ..io.outputs import OutputError, check_writable_folder
+from ..io.outputs import OutputError, OutputRule, check_writable_folder
 from ..memory import estimate_bytes, memory_refusal, network_hw_for, available_bytes
 from ..predict import predict_batch
 
@@ -264,23 +264,24 @@ def write_outputs(task: ImageTask, depth: np.ndarray, picture: np.ndarray, overw
                   image: np.ndarray | None = None, options: "ImageJobOptions | None" = None) -> str | None:
     """Write the task's outputs (each atomically); an error message naming the file, or None.
 
-    An existing output is replaced only with `overwrite`, and only if this tool wrote it (a file
-    that is not ours is never replaced); what is written is recorded in the folder's ledger.
+    An output that exists is left as it is without `overwrite` (the job goes on where a run
+    stopped); otherwise the output rule decides (io/outputs.py: never the input, only a file this
+    tool wrote), and what is written is recorded in the folder's ledger.
     The 3D outputs (ply, mesh) need the photo `image` and the camera `options`."""
-    ledger = ledger or OutputLedger()
+    rule = OutputRule(overwrite, inputs={task.source: "the input image"}, ledger=ledger)
     unit = unit_depth(depth) if unit is None else unit
     for kind, path in task.outputs.items():
         try:
-            if path.exists() and (not overwrite or not ledger.is_ours(path)):
-                if not overwrite:
-                    continue
-                return f"{task.source}: {path} exists and was not written by muggled-swinv2; not replacing it"
+            if path.exists() and not overwrite:
+                continue
+            if refusal := rule.refusal(path):
+                return f"{task.source}: {refusal}"
             path.parent.mkdir(parents=True, exist_ok=True)
             if kind in SCENE_WRITERS:
                 SCENE_WRITERS[kind](path, image, depth, options)
             else:
                 OUTPUTS[kind][1](path, depth, picture, unit)
-            ledger.record(path)
+            rule.record(path)
         except (OSError, ValueError) as error:
             return f"{task.source}: cannot write {path} ({one_line(error)})"
     return None
@@ -305,7 +306,7 @@ def select_pending(tasks: list[ImageTask], options: ImageJobOptions, summary: Jo
     those that would write over an input image, or whose output names the file system refuses, as
     failed (shared by the local job and the Ray pipeline). The temp files that a killed run left
     beside the outputs to be written are removed."""
-    input_paths = {task.source.resolve() for task in tasks}
+    rule = OutputRule(options.overwrite, inputs={task.source: "an input image" for task in tasks})
     pending, leftovers = [], LeftoverTemps()
     for task in tasks:
         if task.note:
@@ -314,7 +315,7 @@ def select_pending(tasks: list[ImageTask], options: ImageJobOptions, summary: Jo
             if too_long := next((path for path in task.outputs.values() if name_too_long(path)), None):
                 summary.failed.append(f"{task.source}: cannot write {too_long} (File name too long: "
                                       f"{len(os.fsencode(too_long.name))} bytes, the file system allows {name_max(too_long.parent)})")
-            elif any(path.resolve() in input_paths for path in task.outputs.values()):
+            elif any(rule.overwritten_input(path) for path in task.outputs.values()):
                 summary.failed.append(f"{task.source}: its output would overwrite an input image; choose another --out")
             elif not options.overwrite and all(path.exists() for path in task.outputs.values()):
                 summary.skipped += 1

@@ -16,8 +16,7 @@ import cv2
 from ..errors import first_line
 from ..io.colormaps import colorize, normalize
 from ..memory import memory_refusal, network_hw_for
-from ..io.ledger import OutputLedger
-from ..io.outputs import check_writable_folder
+from ..io.outputs import OutputRule, check_writable_folder
 from ..io.video import AtomicNpzWriter, AtomicVideoWriter, VideoError, VideoReader, check_video_target
 from ..predict import check_size, infer_prepared, prepare_input, restore_size
 from ..video.pipeline import FramePipeline, StageError
@@ -132,21 +131,16 @@ class DepthVideoWriters:
 
 def check_video_paths(source: Path, target: Path, options: VideoJobOptions) -> None:
     """Before any work: the input is a file, and the outputs (target, and its .npz with raw_npz)
-    may be written there."""
+    may be written there (the output rule, io/outputs.py)."""
     if not source.is_file():
         raise VideoError(f"{source}: no such video file")
     if target.is_dir():
         raise VideoError(f"--out {target}: is a folder; give the video file to write, e.g. {target / 'depth.mp4'}")
     check_video_target(target)
-    outputs = [target] + ([target.with_suffix(".npz")] if options.raw_npz else [])
-    if any(path.resolve() == source.resolve() for path in outputs):
-        raise VideoError(f"--out {target}: would overwrite the input video")
-    existing = [path for path in outputs if path.exists()]
-    if existing and not options.overwrite:
-        raise VideoError(f"{', '.join(map(str, existing))} exists; pass --overwrite to replace it")
-    if foreign := [str(path) for path in existing if not OutputLedger().is_ours(path)]:
-        raise VideoError(f"{', '.join(foreign)} exists and was not written by muggled-swinv2; refusing to replace it, "
-                         f"choose another --out")
+    rule = OutputRule(options.overwrite, inputs={source: "the input video"})
+    rule.check(target, "--out")
+    if options.raw_npz:
+        rule.check(target.with_suffix(".npz"), "--raw npz")
     check_writable_folder(target.parent, "--out folder")
 
 

@@ -29,6 +29,7 @@ from ..evaluation.protocol import evaluate_samples
 from ..formats.checkpoint import Checkpoint, load_model
 from ..formats.convert import save_native
 from ..io.atomic import write_atomically
+from ..io.outputs import OutputRule
 from ..model import SwinV2DPT, SwinV2DPTConfig
 from ..model.config import SMALL_CONFIGS
 from ..synthetic.scenes import SYNTHETIC_MAX_DEPTH
@@ -131,6 +132,7 @@ def save_state(path: Path, model, optimizer, loss_scaler, step: int, options: Tr
         if isinstance(error.__context__, OSError):
             raise OSError(error.__context__.errno, error.__context__.strerror, str(path)) from None
         raise
+    OutputRule().record(path)
 
 
 def load_state(path: Path) -> dict:
@@ -309,13 +311,26 @@ def stop_workers(batches) -> None:
         shutdown()
 
 
-def train(options: TrainOptions, resume: bool = False, log=None) -> dict:
+def check_outputs(options: TrainOptions, resume: bool, overwrite: bool) -> None:
+    """OUT and OUT.state.pt under the output rule (io/outputs.py): never the --init checkpoint, an
+    existing file only with `overwrite` and only if this tool wrote it. A resumed run goes on
+    writing its own files (OUT must still be ours; the state it reads is the run it continues)."""
+    out = Path(options.out)
+    rule = OutputRule(overwrite or resume, inputs={options.init: "the --init checkpoint"} if options.init else {})
+    rule.check(out, "--out")
+    if not resume:
+        rule.check(state_path(out), "--out")
+
+
+def train(options: TrainOptions, resume: bool = False, log=None, overwrite: bool = False) -> dict:
     """Run (or resume) training; returns {"steps": reached, "steps_run": by this call, "seconds": ..,
     "images_per_second": .., "val": [{step, absrel, delta1}], "losses": [one per step run]}.
 
+    OutputError (one line) before any work if OUT or OUT.state.pt may not be written (check_outputs).
     KeyboardInterrupt: the state is saved first, then the interrupt is raised again.
     """
     log = log or (lambda line: print(line, file=sys.stderr))
+    check_outputs(options, resume, overwrite)
     device = torch.device(options.device)
     out = Path(options.out)
     out.parent.mkdir(parents=True, exist_ok=True)

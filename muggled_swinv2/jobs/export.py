@@ -1,0 +1,33 @@
+"""The `export` job: a checkpoint's network as an ONNX file, written under the output rule."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..formats.checkpoint import load_model
+from ..io.outputs import OutputRule
+from .models import find_weights
+
+
+@dataclass
+class ExportOptions:
+    size: str | None = None  # "HxW"; None: the native square
+    batch: str = "1"  # N or "dynamic"
+    opset: int = 18
+    dtype: str = "float32"
+    overwrite: bool = False
+
+
+def run_export(weights, output, options: ExportOptions):
+    """Check OUT (never the checkpoint, an existing file only with overwrite and if ours) and that
+    ONNX is installed before minutes of loading and tracing; export; record OUT as ours."""
+    from ..export.onnx import export_onnx, parse_size, require_onnx  # the [onnx] extra
+
+    weights, output = find_weights(weights), Path(output)
+    rule = OutputRule(options.overwrite, inputs={weights: "the checkpoint"})
+    rule.check(output, "OUT")
+    require_onnx()
+    size_hw = parse_size(options.size) if options.size else None
+    report = export_onnx(load_model(weights), output, size_hw=size_hw, batch=options.batch, opset=options.opset,
+                         dtype=options.dtype, overwrite=True)  # the rule above has decided
+    rule.record(output)
+    return report

@@ -1,0 +1,205 @@
+"""The one output rule (io/outputs.py) and every writer that follows it: an output never replaces
+an input, and replaces an existing file only with --overwrite and only if this tool wrote it.
+Issue 21, defects 1-5: export, train --out, eval --json and bench --json broke it."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pictures import write_video
+
+from muggled_swinv2.cli import main
+from muggled_swinv2.io.outputs import OutputRule
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run(capsys, *args):
+    code = main([str(arg) for arg in args])
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    return code, captured.out, captured.err
+
+
+def one_error_line(err: str) -> str:
+    lines = [line for line in err.strip().splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+# ----------------------------------------------------------------------------- the rule itself
+
+
+def test_an_input_is_never_an_output_by_any_name(tmp_path):
+    source = tmp_path / "in.pt"
+    source.write_bytes(b"weights")
+    (tmp_path / "link.pt").symlink_to(source)
+    os.link(source, tmp_path / "hard.pt")
+    rule = OutputRule(overwrite=True, inputs={source: "the input"})
+    for path in (source, tmp_path / "link.pt", tmp_path / "hard.pt", tmp_path / "." / "in.pt"):
+        assert "would overwrite the input" in rule.refusal(path, "OUT"), path
+    folder = tmp_path / "model"
+    folder.mkdir()
+    inside = OutputRule(overwrite=True, inputs={folder: "the input"})
+    assert "would overwrite the input" in inside.refusal(folder / "new.safetensors")  # inside an input folder
+    holding = OutputRule(overwrite=True, inputs={source: "the input"})
+    assert "would overwrite the input" in holding.refusal(tmp_path)  # a folder holding an input
+
+
+def test_existing_files_need_overwrite_and_must_be_ours(tmp_path):
+    ours, theirs, new = tmp_path / "ours.json", tmp_path / "theirs.json", tmp_path / "new.json"
+    ours.write_text("{}")
+    theirs.write_text("notes")
+    OutputRule().record(ours)
+    assert OutputRule().refusal(new, "--json") is None
+    assert OutputRule().refusal(ours, "--json") == f"--json {ours}: exists; pass --overwrite to replace it"
+    assert OutputRule(overwrite=True).refusal(ours, "--json") is None
+    assert "was not written by muggled-swinv2; refusing to replace it" in OutputRule(overwrite=True).refusal(theirs, "--json")
+    ours.write_text('{"changed": "by hand"}')  # changed since we wrote it: no longer ours
+    assert "was not written by muggled-swinv2" in OutputRule(overwrite=True).refusal(ours, "--json")
+
+
+# ----------------------------------------------------------------------------- defects 1-2: export
+
+
+def test_export_never_replaces_its_input_checkpoint(capsys, tmp_path, small_checkpoint):
+    """Defect 1: `export victim.pt victim.pt --overwrite` replaced the checkpoint with an ONNX file."""
+    victim = tmp_path / "victim.pt"
+    shutil.copy(small_checkpoint, victim)
+    before = victim.read_bytes()
+    for target in (victim, tmp_path / "alias.pt"):
+        if target != victim:
+            target.symlink_to(victim)
+        code, _, err = run(capsys, "export", victim, target, "--overwrite")
+        assert code == 2 and "would overwrite the checkpoint" in one_error_line(err), err
+    assert victim.read_bytes() == before
+
+
+def test_export_never_replaces_a_file_it_did_not_write(capsys, tmp_path, small_checkpoint):
+    """Defect 2: `export W foreign.onnx --overwrite` replaced a file the tool never wrote."""
+    foreign = tmp_path / "foreign.onnx"
+    foreign.write_text("notes\n")
+    code, _, err = run(capsys, "export", small_checkpoint, foreign, "--overwrite")
+    assert code == 2 and "--overwrite" not in one_error_line(err).split(";")[0]
+    assert "foreign.onnx: exists and was not written by muggled-swinv2" in one_error_line(err)
+    assert foreign.read_text() == "notes\n"
+
+
+def test_export_replaces_its_own_file_with_overwrite(capsys, tmp_path, small_checkpoint):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    out = tmp_path / "model.onnx"
+    assert run(capsys, "export", small_checkpoint, out, "--size", "64x64")[0] == 0
+    code, _, err = run(capsys, "export", small_checkpoint, out, "--size", "64x64")
+    assert code == 2 and "exists; pass --overwrite" in err
+    first = out.stat().st_mtime_ns
+    assert run(capsys, "export", small_checkpoint, out, "--size", "64x96", "--overwrite")[0] == 0
+    assert out.stat().st_mtime_ns != first
+
+
+# ----------------------------------------------------------------------------- defects 3-4: train --out
+
+
+TRAIN = ["--quiet", "--scenes", "2", "--val-count", "1", "--size", "64", "--steps", "1", "--device", "cpu"]
+
+
+def test_train_never_replaces_its_init_weights(capsys, tmp_path, small_checkpoint):
+    """Defect 3: `train --init X --out X` overwrote the input weights, no --overwrite needed."""
+    weights = tmp_path / "X.pt"
+    shutil.copy(small_checkpoint, weights)
+    before = weights.read_bytes()
+    for extra in ([], ["--overwrite"]):
+        code, _, err = run(capsys, "train", "--init", weights, "--out", weights, *TRAIN, *extra)
+        assert code == 2 and "would overwrite the --init checkpoint" in one_error_line(err), err
+    assert weights.read_bytes() == before
+    assert not Path(str(weights) + ".state.pt").exists()
+
+
+def test_train_never_replaces_a_file_it_did_not_write(capsys, tmp_path):
+    """Defect 4: `train --out F` onto an existing file the tool did not write replaced it."""
+    foreign = tmp_path / "F.safetensors"
+    foreign.write_text("my notes")
+    code, _, err = run(capsys, "train", "--config", "nano", "--out", foreign, *TRAIN)
+    assert code == 2 and "exists; pass --overwrite to replace it" in one_error_line(err)
+    code, _, err = run(capsys, "train", "--config", "nano", "--out", foreign, *TRAIN, "--overwrite")
+    assert code == 2 and "was not written by muggled-swinv2" in one_error_line(err)
+    assert foreign.read_text() == "my notes"
+    state = tmp_path / "G.safetensors.state.pt"  # the training state beside OUT: the same rule
+    state.write_text("not ours")
+    code, _, err = run(capsys, "train", "--config", "nano", "--out", tmp_path / "G.safetensors", *TRAIN, "--overwrite")
+    assert code == 2 and "G.safetensors.state.pt: exists and was not written" in one_error_line(err)
+    assert state.read_text() == "not ours"
+
+
+def test_train_replaces_its_own_outputs_only_with_overwrite(capsys, tmp_path):
+    out = tmp_path / "m.safetensors"
+    assert run(capsys, "train", "--config", "nano", "--out", out, *TRAIN)[0] == 0
+    code, _, err = run(capsys, "train", "--config", "nano", "--out", out, *TRAIN)
+    assert code == 2 and "exists; pass --overwrite" in one_error_line(err)
+    assert run(capsys, "train", "--config", "nano", "--out", out, *TRAIN, "--overwrite")[0] == 0
+    assert run(capsys, "train", "--config", "nano", "--out", out, *TRAIN[:-4], "--steps", "2", "--device", "cpu",
+               "--resume")[0] == 0  # --resume goes on writing the run's own files
+
+
+# ----------------------------------------------------------------------------- defect 5: eval --json, bench --json
+
+
+EVAL = ["--count", "1", "--scene-size", "64", "--quiet"]
+
+
+def test_eval_json_never_replaces_a_file_it_did_not_write(capsys, tmp_path, small_checkpoint):
+    """Defect 5: `eval --json notes.json` replaced an existing file silently."""
+    notes = tmp_path / "notes.json"
+    notes.write_text("my notes")
+    code, _, err = run(capsys, "eval", "-w", small_checkpoint, "--json", notes, *EVAL)
+    assert code == 2 and "exists; pass --overwrite" in one_error_line(err)
+    code, _, err = run(capsys, "eval", "-w", small_checkpoint, "--json", notes, *EVAL, "--overwrite")
+    assert code == 2 and "was not written by muggled-swinv2" in one_error_line(err)
+    assert notes.read_text() == "my notes"
+    code, _, err = run(capsys, "eval", "-w", small_checkpoint, "--json", small_checkpoint, *EVAL, "--overwrite")
+    assert code == 2 and "would overwrite the --weights checkpoint" in one_error_line(err)
+
+    scores = tmp_path / "scores.json"
+    assert run(capsys, "eval", "-w", small_checkpoint, "--json", scores, *EVAL)[0] == 0
+    assert run(capsys, "eval", "-w", small_checkpoint, "--json", scores, *EVAL, "--overwrite")[0] == 0
+
+
+def test_bench_json_never_replaces_a_file_it_did_not_write(capsys, tmp_path):
+    """Defect 5: `bench --json notes.json` replaced an existing file silently."""
+    notes = tmp_path / "notes.json"
+    notes.write_text("my notes")
+    bench = ["bench", "--models", "tiny", "--sizes", "32", "--batch-sizes", "1", "--repeats", "1", "--no-peer",
+             "--no-memory", "--json", notes]
+    code, _, err = run(capsys, *bench)
+    assert code == 2 and "exists; pass --overwrite" in one_error_line(err)
+    code, _, err = run(capsys, *bench, "--overwrite")
+    assert code == 2 and "was not written by muggled-swinv2" in one_error_line(err)
+    assert notes.read_text() == "my notes"
+
+
+# ----------------------------------------------------------------------------- the other writers
+
+
+def test_video_and_webcam_refuse_an_input_reached_through_a_link(capsys, tmp_path, small_checkpoint):
+    clip = write_video(tmp_path / "clip.mp4", frames=3, size_wh=(64, 64), fps=12.0)
+    (tmp_path / "alias.mp4").symlink_to(clip)
+    before = clip.read_bytes()
+    code, _, err = run(capsys, "video", clip, "-w", small_checkpoint, "--out", tmp_path / "alias.mp4", "--overwrite")
+    assert code == 2 and "would overwrite the input video" in one_error_line(err)
+    webcam = subprocess.run([sys.executable, str(REPO / "scripts" / "webcam_demo.py"), "--headless", "--source", str(clip),
+                             "--weights", str(small_checkpoint), "--save", str(tmp_path / "alias.mp4"), "--overwrite"],
+                            capture_output=True, text=True, timeout=300)
+    assert webcam.returncode == 2 and "would overwrite the source video" in webcam.stderr
+    assert clip.read_bytes() == before
+
+
+def test_convert_output_through_a_link_to_its_input_is_refused(capsys, tmp_path, small_checkpoint):
+    (tmp_path / "alias.pt").symlink_to(small_checkpoint)
+    before = small_checkpoint.read_bytes()
+    code, _, err = run(capsys, "convert", small_checkpoint, tmp_path / "alias.pt", "--overwrite")
+    assert code == 2 and "would overwrite the input" in one_error_line(err)
+    assert small_checkpoint.read_bytes() == before
