@@ -132,7 +132,8 @@ def load_folder(folder, gt_scale: float = 1.0, limit: int | None = None) -> tupl
             problems.append(f"{error}; skipped")
             continue
         except (OSError, ValueError, MemoryError, cv2.error) as error:
-            problems.append(f"{gt_path}: unreadable ground truth ({first_line(error)}); skipped")
+            reason = first_line(error).removeprefix(f"{gt_path}: ")  # read_pfm names the file too
+            problems.append(f"{gt_path}: unreadable ground truth ({reason}); skipped")
             continue
         if image.shape[:2] != depth.shape:
             problems.append(f"{gt_path}: {depth.shape[1]}x{depth.shape[0]} does not match its image "
