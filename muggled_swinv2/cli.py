@@ -11,8 +11,7 @@ from pathlib import Path
 # Only light modules here, so that `--help` answers at once: PyTorch, the model and the jobs are
 # imported inside the commands that run them (tests/test_cli.py checks both).
 from . import __version__
-from .demo import DEMO_NOTE
-from .formats.weights import OFFICIAL_FILES, RELEASE_URL, is_demo, resolve_weights
+from .formats.weights import OFFICIAL_FILES, RELEASE_URL, demo_note, is_demo, resolve_weights
 from .io.atomic import reserve_temp
 from .io.colormaps import COLORMAPS, parse_range
 
@@ -146,10 +145,10 @@ def open_engine(args):
 
 
 def weights_path(weights, quiet: bool = False) -> Path:
-    """--weights, or the one checkpoint in weights/, or the embedded demo model (said in one line)."""
+    """--weights, or the checkpoint found (formats.weights.resolve_weights), or the embedded demo model (said in one line)."""
     path = resolve_weights(weights)
     if is_demo(path) and not quiet:
-        print(f"note: {DEMO_NOTE}", file=sys.stderr)
+        print(f"note: {demo_note()}", file=sys.stderr)
     return path
 
 
@@ -356,7 +355,7 @@ def command_export(args) -> int:
     size_hw = parse_size(args.size) if args.size else None
     model = load_model(weights_path(args.weights))
     report = export_onnx(model, args.output, size_hw=size_hw, batch=args.batch, opset=args.opset, dtype=args.dtype,
-                         overwrite=args.overwrite)
+                         overwrite=args.overwrite, memory_check=not args.no_memory_check)
     print("\n".join(report.lines()))
     return 0
 
@@ -449,8 +448,8 @@ def command_eval(args) -> int:
 
 
 def add_model_arguments(parser):
-    parser.add_argument("--weights", "-w", help="checkpoint file (default: the one checkpoint in weights/ "
-                        "or in $MUGGLED_SWINV2_WEIGHTS)")
+    parser.add_argument("--weights", "-w", help="checkpoint file (default: the checkpoint in $MUGGLED_SWINV2_WEIGHTS, "
+                        "./weights or the cache folder ~/.cache/muggled_swinv2, looked for in that order; else the demo model)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
     parser.add_argument("--dtype", default="float32", choices=DTYPE_NAMES, help="precision (float16: CUDA only)")
 
@@ -526,7 +525,7 @@ def build_parser() -> argparse.ArgumentParser:
     video.set_defaults(run=command_video)
 
     info = commands.add_parser("info", help="describe a checkpoint or an exported .onnx file")
-    info.add_argument("weights", nargs="?", help="checkpoint or .onnx file (default: the checkpoint in weights/)")
+    info.add_argument("weights", nargs="?", help="checkpoint or .onnx file (default: the checkpoint found, see --weights of image)")
     info.set_defaults(run=command_info)
 
     conversion = commands.add_parser("convert", help="convert a checkpoint to our safetensors format (or to Hugging Face's)")
@@ -544,10 +543,12 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("output", metavar="OUT", help=".onnx file to write")
     export.add_argument("--size", metavar="HxW", help="input size, multiples of 32 (default: the native square)")
     export.add_argument("--batch", default="1", help="batch size N, or 'dynamic' (default 1)")
-    export.add_argument("--opset", type=positive_int, default=18, help="ONNX opset, 17 to 23 (default 18)")
+    export.add_argument("--opset", type=positive_int, default=18, help="ONNX opset, 18 to 23 (default 18)")
     export.add_argument("--dtype", default="float32", choices=["float32", "float16"],
                         help="float16: the decoder's weights in half precision (the encoder stays float32)")
     export.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    export.add_argument("--no-memory-check", action="store_true",
+                        help="export even where the memory estimate says the check at --size will not fit")
     export.set_defaults(run=command_export)
 
     training = commands.add_parser("train", help="train a depth model: from scratch (--config) or fine-tuning (--init)")
@@ -607,11 +608,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_arguments(web)
     web.set_defaults(run=command_serve)
 
-    fetch = commands.add_parser("download", help="fetch an official MiDaS v3.1 checkpoint into weights/")
+    fetch = commands.add_parser("download", help="fetch an official MiDaS v3.1 checkpoint into the cache folder "
+                                "(~/.cache/muggled_swinv2), where every command finds it")
     fetch.add_argument("variant", nargs="?", default="tiny", choices=OFFICIAL_FILES,
                        help="which release: " + ", ".join(f"{name} ({file})" for name, file in OFFICIAL_FILES.items())
                        + " (default: tiny)")
-    fetch.add_argument("--dir", help="folder to save into (default: weights/ or $MUGGLED_SWINV2_WEIGHTS)")
+    fetch.add_argument("--dir", help="folder to save into (default: $XDG_CACHE_HOME/muggled_swinv2, "
+                       "else ~/.cache/muggled_swinv2)")
     fetch.add_argument("--base-url", default=RELEASE_URL, help=f"mirror to download from (default: {RELEASE_URL})")
     fetch.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     fetch.set_defaults(run=command_download)

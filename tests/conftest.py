@@ -6,6 +6,13 @@ from midas_layout import SMALL_CONFIG, make_midas_state_dict
 from muggled_swinv2 import load_model
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_cache_folder(tmp_path_factory):
+    """The suite never reads or fills the user's cache folder (downloads, ONNX exports)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+        patch.delenv("MUGGLED_SWINV2_CACHE", raising=False)
+        yield
 
 
 @pytest.fixture(scope="session")
