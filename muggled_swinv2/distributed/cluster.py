@@ -138,16 +138,19 @@ def stop_local_autoscaler(timeout_s: float = 5.0) -> None:
 
 def process_table() -> dict[int, tuple[int, str]]:
     """pid -> (parent pid, start time) of every process, from /proc (empty where there is none)."""
+    if not os.path.isdir("/proc"):
+        return {}
     table = {}
-    for entry in os.scandir("/proc") if os.path.isdir("/proc") else ():
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat") as file:
-                fields = file.read().rsplit(")", 1)[1].split()  # after "pid (name)": state, ppid, ...
-        except (OSError, IndexError):
-            continue  # exited meanwhile
-        table[int(entry.name)] = (int(fields[1]), fields[19])  # ppid; starttime (field 22 of stat)
+    with os.scandir("/proc") as entries:
+        for entry in entries:
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/stat") as file:
+                    fields = file.read().rsplit(")", 1)[1].split()  # after "pid (name)": state, ppid, ...
+            except (OSError, IndexError):
+                continue  # exited meanwhile
+            table[int(entry.name)] = (int(fields[1]), fields[19])  # ppid; starttime (field 22 of stat)
     return table
 
 
