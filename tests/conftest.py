@@ -12,6 +12,15 @@ from strict_skips import (  # noqa: F401  (hooks: a run with tests skipped for a
 )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_cache_folder(tmp_path_factory):
+    """The suite never reads or fills the user's cache folder (downloads, ONNX exports)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+        patch.delenv("MUGGLED_SWINV2_CACHE", raising=False)
+        yield
+
+
 @pytest.fixture(scope="session")
 def small_checkpoint(tmp_path_factory):
     """A random-weight checkpoint file in the MiDaS layout (small config, native 64x64)."""

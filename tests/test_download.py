@@ -4,6 +4,7 @@ import http.server
 import io
 import threading
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -148,3 +149,88 @@ def test_partial_file_that_cannot_be_written(tmp_path, capsys, server):
     assert code == 2 and err.count("\n") == 1
     assert ".partial: cannot write the download" in err and "no network" not in err
 
+
+
+# ----------------------------------------------------------------------------- where weights are kept and found
+
+
+@pytest.fixture
+def user(tmp_path, monkeypatch):
+    """A user with a home folder of their own, working in a folder of their own; no variables set."""
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    for name in ("XDG_CACHE_HOME", "MUGGLED_SWINV2_CACHE", "MUGGLED_SWINV2_WEIGHTS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(work)
+    return home
+
+
+def test_download_goes_to_the_user_cache_and_is_found_from_any_folder(user, tmp_path, capsys, monkeypatch, server,
+                                                                       payload):
+    from muggled_swinv2.formats.weights import resolve_weights
+
+    code = main(["download", "tiny", "--base-url", server.url, "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    saved = user / ".cache" / "muggled_swinv2" / OFFICIAL_FILES["tiny"]
+    assert saved.read_bytes() == payload and str(saved) in capsys.readouterr().out
+    assert not (tmp_path / "work" / "weights").exists()  # not into the folder it was run in
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert resolve_weights(None) == saved
+
+
+def test_download_follows_xdg_cache_home(user, tmp_path, capsys, monkeypatch, server, payload):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert main(["download", "tiny", "--base-url", server.url, "--quiet"]) == 0
+    assert (tmp_path / "xdg" / "muggled_swinv2" / OFFICIAL_FILES["tiny"]).read_bytes() == payload
+    assert not (user / ".cache").exists()
+
+
+def test_checkpoints_are_looked_for_in_order(user, tmp_path, monkeypatch):
+    """--weights, $MUGGLED_SWINV2_WEIGHTS, ./weights, the cache folder, then the demo model."""
+    from muggled_swinv2.formats.weights import resolve_weights, is_demo
+
+    places = {name: tmp_path / name for name in ("variable", "work/weights", "home/.cache/muggled_swinv2")}
+    for folder in places.values():
+        folder.mkdir(parents=True)
+        (folder / "model.pt").write_bytes(b"x")
+    monkeypatch.setenv("MUGGLED_SWINV2_WEIGHTS", str(places["variable"]))
+    assert resolve_weights("given.pt") == Path("given.pt")
+    for name, folder in places.items():
+        assert resolve_weights(None).resolve() == (folder / "model.pt").resolve(), name
+        (folder / "model.pt").unlink()
+    assert is_demo(resolve_weights(None))
+
+
+def test_no_checkpoint_names_every_place_looked(user, tmp_path, capsys, monkeypatch):
+    import muggled_swinv2.formats.weights as weights_module
+
+    monkeypatch.setenv("MUGGLED_SWINV2_WEIGHTS", str(tmp_path / "variable"))
+    places = [str(tmp_path / "variable"), str(tmp_path / "work" / "weights"), str(user / ".cache" / "muggled_swinv2")]
+    code = main(["info"])  # with the demo model: the note says where no checkpoint was found
+    err = capsys.readouterr().err
+    assert code == 0 and "embedded demo model" in err and all(place in err for place in places), err
+    monkeypatch.setattr(weights_module, "DEMO_WEIGHTS", tmp_path / "no-demo.safetensors")
+    code = main(["info"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "no checkpoint in" in err and all(place in err for place in places), err
+
+
+def test_the_checkout_is_not_searched(user, tmp_path):
+    """The package finds no checkpoint by its own install path (the repository's weights/ folder)."""
+    import muggled_swinv2
+    from muggled_swinv2.formats.weights import search_folders
+
+    checkout = Path(muggled_swinv2.__file__).resolve().parents[1]
+    assert [name for name, _ in search_folders()] == ["./weights", "the cache folder"]
+    assert not any(folder.resolve() == checkout / "weights" for _, folder in search_folders())
+
+
+def test_download_help_names_the_cache_folder(capsys):
+    with pytest.raises(SystemExit):
+        main(["download", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "~/.cache/muggled_swinv2" in text and "$XDG_CACHE_HOME/muggled_swinv2" in text and "weights/" not in text

@@ -113,7 +113,7 @@ def test_info_on_a_broken_onnx_file(capsys, tmp_path):
     (["--size", "64x70"], "--size 64x70: height and width must be positive multiples of 32"),
     (["--size", "big"], "--size 'big': expected H or HxW"),
     (["--batch", "0"], "--batch 0: expected a positive integer or 'dynamic'"),
-    (["--opset", "9"], "--opset 9: choose from 17 to 23"),
+    (["--opset", "9"], "--opset 9: choose from 18 to 23"),
 ])
 def test_refusals_are_one_line_and_write_nothing(capsys, tmp_path, small_checkpoint, args, message):
     out = tmp_path / "model.onnx"

@@ -147,3 +147,34 @@ def test_failed_export_fails_its_images_alone(tmp_path, capsys, monkeypatch, sma
     failure = next(line for line in err.splitlines() if "square.png" in line)
     assert "depth estimation failed (ONNX export at 64x64 failed:" in failure and "out of memory" in failure
     assert (tmp_path / "out" / "wide.png").exists() and not (tmp_path / "out" / "square.png").exists()
+
+
+def test_cache_entries_follow_the_weights_not_the_file(tmp_path, capsys, small_checkpoint, cache, pictures):
+    """One graph per weights and network size: the same weights as .pt and as .safetensors share
+    it, --square runs pictures of any shape on one graph, and another checkpoint of the same
+    configuration and size gets its own (a shared one would silently give the first model's depth)."""
+    import torch
+    from midas_layout import SMALL_CONFIG, make_midas_state_dict
+
+    as_safetensors = tmp_path / "same.safetensors"
+    assert run(capsys, "convert", small_checkpoint, as_safetensors)[0] == 0
+    other = tmp_path / "other.pt"
+    torch.save(make_midas_state_dict(SMALL_CONFIG, seed=12), other)
+    common = [pictures, "--square", "--raw", "npy"]
+
+    code, _, err = run(capsys, "image", *common, "-w", small_checkpoint, "--out", tmp_path / "pt", "--engine", "onnx")
+    assert code == 0 and err.count("exporting the network at 64x64") == 1 and "exporting" not in err.replace(
+        "exporting the network at 64x64", ""), err  # two shapes of picture, one graph
+    code, _, err = run(capsys, "image", *common, "-w", as_safetensors, "--out", tmp_path / "st", "--engine", "onnx")
+    assert code == 0 and "exporting" not in err, err
+    assert len(list((cache / "onnx").iterdir())) == 1
+
+    code, _, err = run(capsys, "image", *common, "-w", other, "--out", tmp_path / "other", "--engine", "onnx")
+    assert code == 0 and "exporting the network at 64x64" in err, err
+    assert len(list((cache / "onnx").iterdir())) == 2
+    assert run(capsys, "image", *common, "-w", other, "--out", tmp_path / "other-torch")[0] == 0
+    for stem in ("wide", "square"):
+        first = np.load(tmp_path / "pt" / f"{stem}.npy")
+        assert np.array_equal(np.load(tmp_path / "st" / f"{stem}.npy"), first)
+        result, expected = np.load(tmp_path / "other" / f"{stem}.npy"), np.load(tmp_path / "other-torch" / f"{stem}.npy")
+        assert relative(result, expected) <= TOLERANCE and relative(first, expected) > 100 * TOLERANCE

@@ -2,6 +2,7 @@
 the module; the command line reuses the test process's connection."""
 
 import ast
+import os
 import re
 import signal
 import subprocess
@@ -123,6 +124,15 @@ def test_more_gpus_than_the_cluster_has_is_one_line_not_a_wait(tmp_path, capsys,
     code, err = run(capsys, folder, "-w", small_checkpoint, "--out", tmp_path / "out", "--ray", "--gpus-per-actor", "1")
     assert code == 2 and err.count("\n") == 1 and time.monotonic() - started < 60
     assert "error: --ray: no node of the Ray cluster has 1 CPU and 1 GPU for an actor" in err
+    assert not list((tmp_path / "out").glob("*.png"))
+
+
+def test_more_cpus_per_actor_than_any_node_has_is_one_line_not_a_wait(tmp_path, capsys, ray_instance, folder,
+                                                                      small_checkpoint):
+    started = time.monotonic()
+    code, err = run(capsys, folder, "-w", small_checkpoint, "--out", tmp_path / "out", "--ray", "--cpus-per-actor", "64")
+    assert code == 2 and err.count("\n") == 1 and time.monotonic() - started < 60
+    assert "error: --ray: no node of the Ray cluster has 64 CPU for an actor (the most on one node: 2 CPU" in err, err
     assert not list((tmp_path / "out").glob("*.png"))
 
 
@@ -286,3 +296,43 @@ def process_alive(pid: int) -> bool:
             return file.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
     except FileNotFoundError:
         return False
+
+
+def session_processes(session: int) -> list[str]:
+    """'pid name' of the running processes of a session (a command started with start_new_session)."""
+    found = []
+    for entry in os.scandir("/proc"):
+        try:
+            with open(f"/proc/{entry.name}/stat") as file:
+                name, fields = file.read().rsplit(")", 1)
+        except (OSError, ValueError):
+            continue
+        state, _, _, sid = fields.split()[:4]
+        if int(sid) == session and state != "Z":
+            found.append(f"{entry.name} {name.split('(', 1)[1]}")
+    return found
+
+
+def test_ctrl_c_leaves_nothing_running_and_counts_what_it_wrote(tmp_path, many_pictures, small_checkpoint):
+    """Ctrl-C at a terminal (SIGINT to the whole foreground process group): exit 130 and one line,
+    whose count is the pictures written; no process of the run is left (the raylet's agents
+    outlived the command by a minute), and no file appears after it."""
+    pytest.importorskip("ray.data")
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "muggled_swinv2", "image", str(many_pictures), "--out", str(out),
+               "-w", str(small_checkpoint), "--raw", "npy", "--size", "768", "-q", "--ray"]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    wait_for_pictures(process, out, 2)
+    assert any("raylet" in line for line in session_processes(process.pid))  # the instance runs in the session
+    os.killpg(process.pid, signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert session_processes(process.pid) == []
+    written = sorted(path.name for path in out.iterdir() if not path.name.startswith("."))
+    time.sleep(1.0)
+    assert sorted(path.name for path in out.iterdir() if not path.name.startswith(".")) == written
+    match = re.fullmatch(r"processed (\d+), failed 0(, [\d.]+ s per image)? \(interrupted: run again to do the rest\)\n", err)
+    assert match, err
+    complete = [name for name in written if name.endswith(".png") and name.replace(".png", ".npy") in written]
+    assert int(match.group(1)) == len(complete) and 2 <= len(complete) < MANY, (err, written)
+    assert_complete(out, written)

@@ -28,7 +28,7 @@ COMMANDS = {
     "eval": ("evaluate", "AbsRel and delta1 of a model on depth ground truth (the MiDaS protocol)"),
     "bench": ("bench", "speed and memory benchmark: this project against transformers"),
     "serve": ("serve", "local web app: drop a picture or a video, get its depth (needs the [web] extra)"),
-    "download": ("download", "fetch an official MiDaS v3.1 checkpoint into weights/"),
+    "download": ("download", "fetch an official MiDaS v3.1 checkpoint into the cache folder (~/.cache/muggled_swinv2), where every command finds it"),
 }
 
 __all__ = ["COMMANDS", "CONVERT_TARGETS", "DTYPE_NAMES", "ENGINES", "RAW_FORMATS", "UsageError", "build_parser", "main",

@@ -99,8 +99,8 @@ def field_of_view(text: str) -> float:
 
 def add_model_arguments(parser, engine: bool = False):
     """--weights, --device, --dtype (and --engine where an ONNX Runtime export can run instead)."""
-    parser.add_argument("--weights", "-w", help="checkpoint file (default: the one checkpoint in weights/ "
-                        "or in $MUGGLED_SWINV2_WEIGHTS)")
+    parser.add_argument("--weights", "-w", help="checkpoint file (default: the checkpoint in $MUGGLED_SWINV2_WEIGHTS, "
+                        "./weights or the cache folder ~/.cache/muggled_swinv2, looked for in that order; else the demo model)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
     parser.add_argument("--dtype", default="float32", choices=DTYPE_NAMES, help="precision (float16: CUDA only)")
     if engine:

@@ -9,7 +9,8 @@ def add_arguments(parser):
     parser.add_argument("variant", nargs="?", default="tiny", choices=RELEASES,
                         help="which release: " + ", ".join(f"{name} ({release.file_name}, {release.file_mib} MiB)"
                                                            for name, release in RELEASES.items()) + " (default: tiny)")
-    parser.add_argument("--dir", help="folder to save into (default: weights/ or $MUGGLED_SWINV2_WEIGHTS)")
+    parser.add_argument("--dir", help="folder to save into (default: $XDG_CACHE_HOME/muggled_swinv2, "
+                        "else ~/.cache/muggled_swinv2)")
     parser.add_argument("--base-url", default=RELEASE_URL, help=f"mirror to download from (default: {RELEASE_URL})")
     add_quiet_argument(parser, "no progress bar")
 

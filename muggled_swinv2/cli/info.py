@@ -5,7 +5,7 @@ from pathlib import Path
 
 
 def add_arguments(parser):
-    parser.add_argument("weights", nargs="?", help="checkpoint or .onnx file (default: the checkpoint in weights/)")
+    parser.add_argument("weights", nargs="?", help="checkpoint or .onnx file (default: the checkpoint found, see --weights of image)")
 
 
 def run(args) -> int:

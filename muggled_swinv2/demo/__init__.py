@@ -8,7 +8,7 @@ planes and simple objects; for real photos use a MiDaS model (`muggled-swinv2 do
 from pathlib import Path
 
 DEMO_WEIGHTS = Path(__file__).resolve().parent / "demo_micro_256.safetensors"
-DEMO_NOTE = (
-    "no checkpoint given or found in weights/: using the embedded demo model (micro, trained on synthetic "
+DEMO_NOTE = (  # formats.weights.demo_note says first where no checkpoint was found
+    "using the embedded demo model (micro, trained on synthetic "
     "scenes only); for real photos get a MiDaS model with `muggled-swinv2 download tiny`"
 )

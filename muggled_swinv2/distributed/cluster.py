@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from contextlib import contextmanager
 
 import ray
@@ -69,6 +70,10 @@ class RayOutput:
             self.handler = signal.signal(signal.SIGINT, self.interrupted)
 
     def interrupted(self, signum, frame):
+        """The first Ctrl-C stops the run; those after it are ignored, so that the stop (Ray Data's
+        executor, then the instance) is never cut short half way, which left Ray's processes
+        running and could crash Ray's threads in this process (exit 139)."""
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         self.silence()
         raise KeyboardInterrupt
 
@@ -131,6 +136,75 @@ def stop_local_autoscaler(timeout_s: float = 5.0) -> None:
                 pass
 
 
+def process_table() -> dict[int, tuple[int, str]]:
+    """pid -> (parent pid, start time) of every process, from /proc (empty where there is none)."""
+    if not os.path.isdir("/proc"):
+        return {}
+    table = {}
+    with os.scandir("/proc") as entries:
+        for entry in entries:
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/stat") as file:
+                    fields = file.read().rsplit(")", 1)[1].split()  # after "pid (name)": state, ppid, ...
+            except (OSError, IndexError):
+                continue  # exited meanwhile
+            table[int(entry.name)] = (int(fields[1]), fields[19])  # ppid; starttime (field 22 of stat)
+    return table
+
+
+def local_instance_processes() -> dict[int, str]:
+    """pid -> start time of every process of the local instance this process started: those Ray's
+    node object holds (GCS, raylet, monitor, ...) and all their descendants (the actors' workers,
+    and the raylet's dashboard and runtime-env agents). Reached through Ray's private node object."""
+    try:
+        from ray._private import worker
+        roots = {info.process.pid for infos in worker._global_node.all_processes.values() for info in infos}
+    except (ImportError, AttributeError):
+        return {}
+    table = process_table()
+    children = {}
+    for pid, (parent, _) in table.items():
+        children.setdefault(parent, []).append(pid)
+    found, todo = {}, [pid for pid in roots if pid in table]
+    while todo:
+        pid = todo.pop()
+        if pid not in found:
+            found[pid] = table[pid][1]
+            todo.extend(children.get(pid, []))
+    return found
+
+
+def stop_leftovers(processes: dict[int, str], timeout_s: float = 5.0) -> None:
+    """Kill those of `processes` (local_instance_processes, taken before ray.shutdown) still running.
+
+    ray.shutdown stops the processes it started; the raylet's agents (ray::DashboardAgent,
+    ray::RuntimeEnvAgent) notice their raylet is gone only by polling it, and after a Ctrl-C they
+    outlived the command by up to a minute. A pid now naming another process (another start
+    time) is left alone."""
+    table = process_table()
+    leftovers = [pid for pid, started in processes.items() if table.get(pid, (0, None))[1] == started]
+    for pid in leftovers:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:  # gone meanwhile
+            pass
+    deadline = time.monotonic() + timeout_s
+    while leftovers and time.monotonic() < deadline:
+        leftovers = [pid for pid in leftovers if running(pid)]
+        time.sleep(0.01)
+
+
+def running(pid: int) -> bool:
+    """Whether `pid` is a process that has not exited (a zombie, waiting to be reaped, has)."""
+    try:
+        with open(f"/proc/{pid}/stat") as file:
+            return file.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 @contextmanager
 def ray_session(ray_options: RayOptions, quiet: bool = False):
     """Connected to Ray for the block, Ray's output shown or dropped as RayOutput says; a local
@@ -144,10 +218,12 @@ def ray_session(ray_options: RayOptions, quiet: bool = False):
     finally:
         try:
             if connecting_here and ray.is_initialized():
+                local = local_instance_processes() if ray_options.address is None else {}
                 try:
                     if ray_options.address is None:
                         stop_local_autoscaler()
                 finally:
                     ray.shutdown()  # stops a local instance; leaves a cluster (and its other jobs) running
+                    stop_leftovers(local)
         finally:
             output.restore()

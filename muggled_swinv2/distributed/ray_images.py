@@ -180,21 +180,26 @@ def run_image_job_on_ray(weights: Path, tasks: list[ImageTask], options: ImageJo
         return summary
     state_dict = read_checkpoint(weights).state_dict
     model_bytes = sum(tensor.numel() for tensor in state_dict.values()) * DTYPES[ray_options.dtype].itemsize
+    outputs_before = output_states(pending)
     started = time.perf_counter()
     with ray_session(ray_options, quiet):
         try:
             configure_data_context(quiet)
             started = time.perf_counter()
-            for row in build_pipeline(weights, pending, options, ray_options, model_bytes).iter_rows():
-                task = pending[int(row["index"])]
-                for note in json.loads(row["notes"]):
-                    report_error(as_given(note, task))
-                if row["error"]:
-                    message = as_given(str(row["error"]), task)
-                    summary.failed.append(message)
-                    report_error(message)
-                else:
-                    summary.processed += 1
+            rows = iter(build_pipeline(weights, pending, options, ray_options, model_bytes).iter_rows())
+            try:
+                for row in rows:
+                    task = pending[int(row["index"])]
+                    for note in json.loads(row["notes"]):
+                        report_error(as_given(note, task))
+                    if row["error"]:
+                        message = as_given(str(row["error"]), task)
+                        summary.failed.append(message)
+                        report_error(message)
+                    else:
+                        summary.processed += 1
+            finally:
+                rows.close()  # stops Ray Data's executor (its threads, its actors) before Ray is shut down
         except KeyboardInterrupt:
             summary.interrupted = True  # every file written so far is complete (written atomically)
         except RayError:
@@ -204,4 +209,27 @@ def run_image_job_on_ray(weights: Path, tasks: list[ImageTask], options: ImageJo
             raise RayError(f"--ray: the pipeline stopped: {type(cause).__name__}: {one_line(cause)}") from None
         finally:
             summary.seconds = time.perf_counter() - started
+    if summary.interrupted:
+        # The actors went on writing until Ray stopped them: what they finished had not all been
+        # reported. With the instance stopped, the outputs on disk are the count.
+        summary.processed = sum(all_written(task, outputs_before) for task in pending)
     return summary
+
+
+def output_states(tasks: list[ImageTask]) -> dict[Path, tuple | None]:
+    """Each output's (inode, modification time, size) before the run, None if missing."""
+    states = {}
+    for task in tasks:
+        for path in task.outputs.values():
+            try:
+                status = path.stat()
+                states[path] = (status.st_ino, status.st_mtime_ns, status.st_size)
+            except OSError:
+                states[path] = None
+    return states
+
+
+def all_written(task: ImageTask, before: dict[Path, tuple | None]) -> bool:
+    """Whether every output of `task` was written since `before` (output_states): each is written
+    to a temp file and renamed into place, so a new one is a new inode."""
+    return all(state is not None and state != before[path] for path, state in output_states([task]).items())

@@ -30,11 +30,15 @@ from .. import __version__
 from ..errors import first_line
 from ..io.atomic import publish, reserve_temp
 from ..accelerate import speed_paths_off
+from ..memory import memory_refusal
 
 FORMAT_NAME = "muggled_swinv2-onnx"
 FORMAT_VERSION = "1"
 NORMALISATION = "RGB scaled to [0, 1], then (x - 0.5) / 0.5; NCHW float32"
 DEFAULT_OPSET = 18
+# What --opset takes. torch.onnx writes opset 18 and newer; asked for 17 it writes 18 after a failed
+# conversion, and onnx's version converter turns the optimised graph into an invalid opset-17 one.
+OPSETS = range(18, 24)
 DTYPES = ("float32", "float16")
 TOLERANCE = {"float32": 1e-4, "float16": 2e-2}  # max |ONNX - PyTorch| / PyTorch output range
 MISSING_EXTRA = "needs the onnx extra: pip install 'muggled_swinv2[onnx]'"
@@ -121,6 +125,11 @@ def metadata(model, size_hw, batch, opset: int, dtype: str) -> dict[str, str]:
     }
 
 
+def graph_opset(proto) -> int:
+    """The opset of the default ONNX domain that a model imports (0: none)."""
+    return max((entry.version for entry in proto.opset_import if entry.domain in ("", "ai.onnx")), default=0)
+
+
 def test_input(batch: int, size_hw, seed: int = 0) -> np.ndarray:
     generator = np.random.default_rng(seed)
     return generator.uniform(-1, 1, size=(batch, 3, *size_hw)).astype(np.float32)
@@ -161,6 +170,9 @@ def trace(model, size_hw, batch, opset: int):
             dynamo=True, optimize=True, verbose=False,
         )
     proto = onnx_program.model_proto
+    if graph_opset(proto) != opset:  # never record an opset the file does not hold
+        raise ExportError(f"--opset {opset}: the exporter wrote opset {graph_opset(proto)} instead; "
+                          f"choose from {OPSETS[0]} to {OPSETS[-1]}")
     if batch == "dynamic":  # name the batch dimension for readers (the tracer calls it s0, s1, ...)
         for value in (*proto.graph.input, *proto.graph.output):
             value.type.tensor_type.shape.dim[0].dim_param = "batch"
@@ -178,11 +190,13 @@ def session(path, threads: int | None = None):
 
 
 def export_onnx(model, path, size_hw=None, batch=1, opset: int = DEFAULT_OPSET, dtype: str = "float32",
-                overwrite: bool = False, quiet: bool = True) -> ExportReport:
+                overwrite: bool = False, memory_check: bool = True) -> ExportReport:
     """Write `model` (a SwinV2DPT) as an ONNX file at `path`, checked by ONNX Runtime first.
 
     size_hw: (H, W) multiples of 32 (default: the native square); batch: a positive int or
-    "dynamic". Raises ExportError (one line) and leaves no file when anything fails.
+    "dynamic"; memory_check: refuse a size whose check (a forward pass in PyTorch and one in ONNX
+    Runtime) would not fit in memory, as `image --size` does (memory.py). Raises ExportError (one
+    line) and leaves no file when anything fails; the target's folder is checked before any work.
     """
     onnx, _ = require_onnx()
     path = Path(path)
@@ -190,60 +204,32 @@ def export_onnx(model, path, size_hw=None, batch=1, opset: int = DEFAULT_OPSET, 
     batch = check_batch(batch)
     if dtype not in DTYPES:
         raise ExportError(f"--dtype {dtype}: choose from {', '.join(DTYPES)}")
-    if not isinstance(opset, int) or not 17 <= opset <= 23:
-        raise ExportError(f"--opset {opset}: choose from 17 to 23")
+    if not isinstance(opset, int) or opset not in OPSETS:
+        raise ExportError(f"--opset {opset}: choose from {OPSETS[0]} to {OPSETS[-1]}")
     if path.exists() and not overwrite:
         raise ExportError(f"{path}: exists; pass --overwrite to replace it")
     if path.is_dir():
         raise ExportError(f"{path}: is a folder; give the .onnx file to write")
     if not path.parent.is_dir():
         raise ExportError(f"{path.parent}: no such folder")
-
-    started = time.perf_counter()
-    model = model.eval()
-    weights_dtype = next(model.parameters()).dtype
-    if dtype == "float16":
-        model.set_dtype(torch.float16)  # the decoder in float16, the encoder stays float32 (see set_dtype)
+    check_batch_size = 2 if batch == "dynamic" else batch
+    # No photo here (image_hw 1x1): the estimate is the network's, and its advice a square --size.
+    if memory_check and (refusal := memory_refusal(model.config, size_hw, (1, 1), check_batch_size)):
+        raise ExportError(f"--size {size_hw[0]}x{size_hw[1]}: the export's check {refusal}")
     try:
-        image = test_input(2 if batch == "dynamic" else batch, size_hw, seed=1)
-        with torch.inference_mode():  # also makes the window tables of this size: constants of the trace
-            expected = model(torch.from_numpy(image)).numpy()
-        proto = trace(model, size_hw, batch, opset)
-    except Exception as error:  # noqa: BLE001  (the exporter's errors are many and long)
-        reason = first_line(error, 300)
-        raise ExportError(f"{path}: the model could not be exported ({reason})") from None
-    finally:
-        if dtype == "float16":
-            model.set_dtype(weights_dtype)
-    del proto.metadata_props[:]
-    for key, value in metadata(model, size_hw, batch, opset, dtype).items():
-        proto.metadata_props.add(key=key, value=value)
-    proto.doc_string = "SwinV2-DPT (MiDaS v3.1) monocular depth; exported by muggled_swinv2"
-
-    try:
-        temp = reserve_temp(path)
+        temp = reserve_temp(path)  # before minutes of tracing: a folder we cannot write in fails now
     except OSError as error:
         raise ExportError(f"{path}: cannot write ({error.strerror or error})") from None
+    started = time.perf_counter()
     try:
-        onnx.save(proto, str(temp))
-        del proto
-        try:
-            (result,) = session(temp).run(["inverse_depth"], {"image": image})
-        except Exception as error:  # noqa: BLE001
-            reason = first_line(error, 300)
-            raise ExportError(f"{path}: ONNX Runtime cannot run the exported graph ({reason}); nothing written") from None
-        if result.shape != expected.shape:
-            raise ExportError(f"{path}: the exported graph gives shape {result.shape}, PyTorch {expected.shape}; nothing written")
-        max_diff = relative_difference(result, expected)
-        if not max_diff <= TOLERANCE[dtype]:
-            raise ExportError(
-                f"{path}: the exported graph differs from PyTorch by {max_diff:.1e} of the output range "
-                f"(limit {TOLERANCE[dtype]:.0e}); nothing written"
-            )
+        max_diff = export_into(temp, model, size_hw, batch, opset, dtype)
         publish(temp, path)
     except OSError as error:
         temp.unlink(missing_ok=True)
         raise ExportError(f"{path}: cannot write ({error.strerror or error})") from None
+    except ExportError as error:
+        temp.unlink(missing_ok=True)
+        raise ExportError(f"{path}: {error}") from None
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
@@ -253,19 +239,65 @@ def export_onnx(model, path, size_hw=None, batch=1, opset: int = DEFAULT_OPSET, 
     )
 
 
+def export_into(temp: Path, model, size_hw, batch, opset: int, dtype: str) -> float:
+    """Trace, save into `temp` and check in ONNX Runtime: export_onnx's work, its arguments checked.
+    Returns the check's difference (relative to the output range); ExportError with the reason alone."""
+    onnx, _ = require_onnx()
+    model = model.eval()
+    weights_dtype = next(model.parameters()).dtype
+    if dtype == "float16":
+        model.set_dtype(torch.float16)  # the decoder in float16, the encoder stays float32 (see set_dtype)
+    try:
+        image = test_input(2 if batch == "dynamic" else batch, size_hw, seed=1)
+        with torch.inference_mode():  # also makes the window tables of this size: constants of the trace
+            expected = model(torch.from_numpy(image)).numpy()
+        proto = trace(model, size_hw, batch, opset)
+    except ExportError:
+        raise
+    except Exception as error:  # noqa: BLE001  (the exporter's errors are many and long)
+        raise ExportError(f"the model could not be exported ({first_line(error, 300)})") from None
+    finally:
+        if dtype == "float16":
+            model.set_dtype(weights_dtype)
+    del proto.metadata_props[:]
+    for key, value in metadata(model, size_hw, batch, graph_opset(proto), dtype).items():
+        proto.metadata_props.add(key=key, value=value)
+    proto.doc_string = "SwinV2-DPT (MiDaS v3.1) monocular depth; exported by muggled_swinv2"
+    onnx.save(proto, str(temp))
+    del proto
+    try:
+        (result,) = session(temp).run(["inverse_depth"], {"image": image})
+    except Exception as error:  # noqa: BLE001
+        raise ExportError(f"ONNX Runtime cannot run the exported graph ({first_line(error, 300)}); nothing written") from None
+    if result.shape != expected.shape:
+        raise ExportError(f"the exported graph gives shape {result.shape}, PyTorch {expected.shape}; nothing written")
+    max_diff = relative_difference(result, expected)
+    if not max_diff <= TOLERANCE[dtype]:
+        raise ExportError(
+            f"the exported graph differs from PyTorch by {max_diff:.1e} of the output range "
+            f"(limit {TOLERANCE[dtype]:.0e}); nothing written"
+        )
+    return max_diff
+
+
 def read_metadata(path) -> dict[str, str]:
-    """The metadata of an ONNX file (without loading its weights); ExportError if it is not one."""
+    """The metadata of an ONNX file (without loading external weights), its opset read from the
+    graph itself; ExportError if it is not an ONNX model (empty, truncated, another kind of file)."""
     onnx, _ = require_onnx()
     path = Path(path)
     if not path.is_file():
         raise ExportError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise ExportError(f"{path}: an empty file, not an ONNX model")
     try:
         proto = onnx.load(str(path), load_external_data=False)
     except Exception as error:  # noqa: BLE001  (protobuf's decode errors)
-        reason = first_line(error)
-        raise ExportError(f"{path}: not a readable ONNX file ({reason})") from None
+        raise ExportError(f"{path}: not a readable ONNX file ({first_line(error)})") from None
+    # Protobuf decodes many byte strings as some message: a model has a version, an opset and a graph.
+    if proto.ir_version < 1 or not graph_opset(proto) or not proto.graph.node or not proto.graph.output:
+        raise ExportError(f"{path}: not an ONNX model (no IR version, opset or graph in it)")
     values = {entry.key: entry.value for entry in proto.metadata_props}
-    values["opset"] = values.get("opset") or str(max((entry.version for entry in proto.opset_import if entry.domain in ("", "ai.onnx")), default=0))
+    values["opset"] = str(graph_opset(proto))
     values["_inputs"] = ", ".join(f"{value.name} {shape_text(value)}" for value in proto.graph.input)
     values["_outputs"] = ", ".join(f"{value.name} {shape_text(value)}" for value in proto.graph.output)
     return values
@@ -284,15 +316,19 @@ def describe(path) -> list[tuple[str, str]]:
         rows += [("format", "ONNX (not written by muggled_swinv2: no model metadata)"), ("opset", values["opset"]),
                  ("inputs", values["_inputs"]), ("outputs", values["_outputs"])]
         return rows
-    config = json.loads(values["config"])
+    try:
+        config = json.loads(values["config"])
+        shape = [", ".join(map(str, config[key])) for key in ("embed_dims", "depths", "num_heads")]
+    except (KeyError, TypeError, ValueError):
+        raise ExportError(f"{path}: its {FORMAT_NAME} metadata has no readable model configuration") from None
     rows += [
         ("format", f"{FORMAT_NAME} v{values.get('format_version', '?')} (ONNX opset {values['opset']})"),
         ("variant", config.get("variant", "custom")),
-        ("widths", ", ".join(map(str, config["embed_dims"]))),
-        ("depths", ", ".join(map(str, config["depths"]))),
-        ("heads", ", ".join(map(str, config["num_heads"]))),
-        ("window", str(config["window_size"])),
-        ("native size", f"{config['native_size']}x{config['native_size']}"),
+        ("widths", shape[0]),
+        ("depths", shape[1]),
+        ("heads", shape[2]),
+        ("window", str(config.get("window_size", "?"))),
+        ("native size", "{0}x{0}".format(config.get("native_size", "?"))),
         ("input size", values.get("input_size", "?")),
         ("batch", values.get("batch", "?")),
         ("dtype", values.get("dtype", "?")),

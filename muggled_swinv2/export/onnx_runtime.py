@@ -8,8 +8,9 @@ jobs/video.py). Only the forward pass differs: the network is exported once per 
 its own check against PyTorch, into a cache folder, and run in an ONNX Runtime CPU session on
 PyTorch's number of threads.
 
-Cache: <cache folder>/onnx/<variant>-<weights key>-<H>x<W>.onnx. The cache folder is
-$MUGGLED_SWINV2_CACHE, else $XDG_CACHE_HOME/muggled_swinv2, else ~/.cache/muggled_swinv2. The
+Cache: <cache folder>/onnx/<variant>-<weights key>-<H>x<W>.onnx, in the package's user cache folder
+(formats.weights.cache_folder: $MUGGLED_SWINV2_CACHE, else $XDG_CACHE_HOME/muggled_swinv2, else
+~/.cache/muggled_swinv2). The
 weights key hashes the configuration, the export format, this package's version and every weight
 tensor, so the same weights read from any file format share their exports, and changed weights
 never meet an old export. A cached file that is damaged, or whose metadata does not match, is
@@ -31,18 +32,10 @@ from torch import nn
 
 from .. import __version__
 from ..errors import first_line, one_line
+from ..formats.weights import cache_folder
 from .onnx import FORMAT_NAME, FORMAT_VERSION, ExportError, export_onnx, read_metadata, session
 
-CACHE_ENV = "MUGGLED_SWINV2_CACHE"
 MAX_SESSIONS = 2  # sessions kept open at once (each holds a copy of the weights), least recently used dropped
-
-
-def cache_folder() -> Path:
-    """Where exported graphs are kept (see the module doc)."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base).expanduser() / "muggled_swinv2"
 
 
 def weights_key(model) -> str:
@@ -110,7 +103,8 @@ class OnnxRuntimeEngine(nn.Module):
             self.notify(f"exporting the network at {height}x{width} for ONNX Runtime (once; kept in {self.folder})")
             try:
                 self.folder.mkdir(parents=True, exist_ok=True)
-                export_onnx(self.model, path, size_hw=size_hw, batch="dynamic", overwrite=True)
+                # The job checked this prediction's memory itself (or was told not to).
+                export_onnx(self.model, path, size_hw=size_hw, batch="dynamic", overwrite=True, memory_check=False)
                 runner = session(path, self.threads)
             except (ExportError, OSError) as error:
                 reason = one_line(error).removeprefix(f"{path}: ")  # the cache file's name says nothing to the user

@@ -10,10 +10,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..demo import DEMO_WEIGHTS
+from ..demo import DEMO_NOTE, DEMO_WEIGHTS
 from ..model.config import RELEASE_URL, RELEASES
 
-WEIGHTS_ENV = "MUGGLED_SWINV2_WEIGHTS"
+WEIGHTS_ENV = "MUGGLED_SWINV2_WEIGHTS"  # a folder of checkpoints, searched first
+CACHE_ENV = "MUGGLED_SWINV2_CACHE"  # moves the user cache folder
 OFFICIAL_FILES = {variant: release.file_name for variant, release in RELEASES.items()}  # what `download` fetches
 CHECKPOINT_SUFFIXES = {".pt", ".pth", ".safetensors", ".bin"}
 
@@ -22,55 +23,76 @@ class WeightsError(Exception):
     """No usable checkpoint, or a download that failed; one-line message saying what to do."""
 
 
-def weights_dirs() -> list[Path]:
-    """$MUGGLED_SWINV2_WEIGHTS if set, else ./weights and the weights/ folder of this repository."""
-    if os.environ.get(WEIGHTS_ENV):
-        return [Path(os.environ[WEIGHTS_ENV])]
-    candidates = [Path.cwd() / "weights", Path(__file__).resolve().parents[2] / "weights"]
-    unique = []
-    for folder in candidates:
-        if folder.is_dir() and all(not folder.samefile(seen) for seen in unique):
-            unique.append(folder)
-    return unique or [Path("weights")]
+def cache_folder() -> Path:
+    """This package's user cache folder, as torch.hub and Hugging Face keep theirs: $MUGGLED_SWINV2_CACHE,
+    else $XDG_CACHE_HOME/muggled_swinv2, else ~/.cache/muggled_swinv2. `download` saves checkpoints
+    here; the ONNX engine keeps its exports in its onnx/ sub-folder."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "muggled_swinv2"
 
 
-def find_checkpoints() -> list[Path]:
-    """Checkpoint files (and Hugging Face model folders) in the weights folders."""
+def search_folders() -> list[tuple[str, Path]]:
+    """(name for the user, folder) where a checkpoint is looked for when --weights is not given,
+    in order: $MUGGLED_SWINV2_WEIGHTS (if set), ./weights, the cache folder."""
+    folders = [(f"${WEIGHTS_ENV}", Path(os.environ[WEIGHTS_ENV]))] if os.environ.get(WEIGHTS_ENV) else []
+    return folders + [("./weights", Path("weights")), ("the cache folder", cache_folder())]
+
+
+def searched_text() -> str:
+    """The folders searched, as the messages name them: '$MUGGLED_SWINV2_WEIGHTS (/w), ./weights or ...'."""
+    named = [f"{name} ({folder.absolute()})" for name, folder in search_folders()]
+    return ", ".join(named[:-1]) + " or " + named[-1]
+
+
+def checkpoints_in(folder: Path) -> list[Path]:
+    """Checkpoint files (and Hugging Face model folders) in `folder`, by name."""
+    if not folder.is_dir():
+        return []
     found = []
-    for folder in weights_dirs():
-        if not folder.is_dir():
-            continue
-        for entry in sorted(folder.iterdir()):
-            is_file = entry.is_file() and entry.suffix in CHECKPOINT_SUFFIXES
-            is_hf_dir = entry.is_dir() and (entry / "config.json").is_file()
-            if is_file or is_hf_dir:
-                found.append(entry)
+    for entry in sorted(folder.iterdir()):
+        is_file = entry.is_file() and entry.suffix in CHECKPOINT_SUFFIXES
+        is_hf_dir = entry.is_dir() and (entry / "config.json").is_file()
+        if is_file or is_hf_dir:
+            found.append(entry)
     return found
 
 
 def resolve_weights(path) -> Path:
-    """The --weights argument, or the single checkpoint in the weights folders, or (none there)
-    the embedded demo model (is_demo() tells; callers say so to the user)."""
+    """The --weights argument, or else the checkpoint of the first search folder that has one
+    (search_folders), or (none anywhere) the embedded demo model (is_demo() tells; callers say so
+    with demo_note())."""
     if path:
-        return Path(path)
-    found = find_checkpoints()
-    if len(found) == 1:
-        return found[0]
+        path = Path(path)
+        if path.suffix.lower() == ".onnx":
+            raise WeightsError(
+                f"{path}: an exported ONNX graph, not a checkpoint; run it with ONNX Runtime (`muggled-swinv2 info "
+                f"{path}` describes it), or pass the checkpoint it came from (--engine onnx exports the graphs it needs)"
+            )
+        return path
     named = os.environ.get(WEIGHTS_ENV)
     if named and Path(named).is_file():
         raise WeightsError(
             f"${WEIGHTS_ENV}={named} is a file; set it to the folder of checkpoints, or pass --weights {named}"
         )
-    if not found and DEMO_WEIGHTS.is_file():
+    for _, folder in search_folders():
+        found = checkpoints_in(folder)
+        if len(found) == 1:
+            return found[0]
+        if found:
+            names = ", ".join(entry.name for entry in found)
+            raise WeightsError(f"several checkpoints in {folder} ({names}); choose one with --weights FILE")
+    if DEMO_WEIGHTS.is_file():
         return DEMO_WEIGHTS
-    where = " or ".join(str(folder) for folder in weights_dirs())
-    if not found:
-        raise WeightsError(
-            f"no checkpoint in {where}; get one with `muggled-swinv2 download tiny` "
-            f"(or see weights/README.md), or pass --weights FILE"
-        )
-    names = ", ".join(entry.name for entry in found)
-    raise WeightsError(f"several checkpoints in {where} ({names}); choose one with --weights FILE")
+    raise WeightsError(
+        f"no checkpoint in {searched_text()}; get one with `muggled-swinv2 download tiny`, or pass --weights FILE"
+    )
+
+
+def demo_note() -> str:
+    """What a command says when it runs the demo model because no checkpoint was found."""
+    return f"no checkpoint given or found in {searched_text()}: {DEMO_NOTE}"
 
 
 def is_demo(path) -> bool:
@@ -79,13 +101,14 @@ def is_demo(path) -> bool:
 
 
 def download(variant: str, folder=None, base_url: str = RELEASE_URL, quiet: bool = False) -> Path:
-    """Fetch an official checkpoint into `folder` (default: the first weights folder).
+    """Fetch an official checkpoint into `folder` (default: the cache folder, where commands find it
+    from any working folder).
 
     Written to NAME.partial and renamed only once complete and of the announced size; an existing
     .partial file is resumed with an HTTP range request.
     """
     name = RELEASES[variant].file_name
-    folder = Path(folder) if folder else weights_dirs()[0]
+    folder = Path(folder) if folder else cache_folder()
     target, partial = folder / name, folder / (name + ".partial")
     if target.exists():
         return target

@@ -15,6 +15,7 @@ class ExportOptions:
     opset: int = 18
     dtype: str = "float32"
     overwrite: bool = False
+    memory_check: bool = True  # refuse a --size whose check run would not fit in memory
 
 
 def run_export(weights, output, options: ExportOptions):
@@ -28,6 +29,7 @@ def run_export(weights, output, options: ExportOptions):
     require_onnx()
     size_hw = parse_size(options.size) if options.size else None
     report = export_onnx(load_model(weights), output, size_hw=size_hw, batch=options.batch, opset=options.opset,
-                         dtype=options.dtype, overwrite=True)  # the rule above has decided
+                         dtype=options.dtype, overwrite=True,
+                         memory_check=options.memory_check)  # the rule above has decided
     rule.record(output)
     return report

@@ -5,10 +5,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..demo import DEMO_NOTE
 from ..devices import DeviceError, dtype_warning, select_device, select_dtype
 from ..formats.checkpoint import load_model
-from ..formats.weights import is_demo, resolve_weights
+from ..formats.weights import demo_note, is_demo, resolve_weights
 from ..io.outputs import check_writable_folder
 
 ENGINES = ("torch", "onnx")  # torch: our model; onnx: export/onnx_runtime.OnnxRuntimeEngine
@@ -24,10 +23,10 @@ class ModelOptions:
 
 
 def find_weights(weights, quiet: bool = False) -> Path:
-    """--weights, or the one checkpoint in weights/, or the embedded demo model (said in one line)."""
+    """--weights, or the checkpoint found (formats.weights.resolve_weights), or the embedded demo model (said in one line)."""
     path = resolve_weights(weights)
     if is_demo(path) and not quiet:
-        print(f"note: {DEMO_NOTE}", file=sys.stderr)
+        print(f"note: {demo_note()}", file=sys.stderr)
     return path
 
 
