@@ -94,6 +94,7 @@ def accelerate_for_inference(model: nn.Module) -> nn.Module:
 
 
 def is_accelerated(model: nn.Module) -> bool:
+    """Whether accelerate_for_inference has been applied to `model`."""
     return any(hasattr(module, "speed_path") for module in model.modules())
 
 
