@@ -27,6 +27,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..scale_shift import fit_scale_shift
+
 
 @dataclass(frozen=True)
 class StabilizerSettings:
@@ -300,16 +302,6 @@ def robust_normalize(values: np.ndarray) -> tuple[np.ndarray, float, float]:
         return np.zeros_like(values), median, 0.0
     return (values - median) / spread, median, spread
 
-
-def fit_scale_shift(raw: np.ndarray, target: np.ndarray) -> tuple[float, float]:
-    """Least-squares (scale, shift) with scale * raw + shift ~ target (float64); (nan, nan) if raw is flat."""
-    raw_mean, target_mean = raw.mean(), target.mean()
-    centred = raw - raw_mean
-    variance = float(np.dot(centred, centred))
-    if not variance > 0:
-        return float("nan"), float("nan")
-    scale = float(np.dot(centred, target - target_mean)) / variance
-    return scale, float(target_mean - scale * raw_mean)
 
 
 def smoothing_weights(run_length: np.ndarray, smoothing: float) -> np.ndarray:
