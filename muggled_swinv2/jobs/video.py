@@ -18,7 +18,7 @@ from ..io.colormaps import colorize, normalize
 from ..memory import memory_refusal, network_hw_for
 from ..io.video import AtomicNpzWriter, AtomicVideoWriter, VideoError, VideoReader
 from ..predict import check_size, infer_prepared, prepare_input, restore_size
-from ..video.pipeline import FramePipeline, StageError
+from ..video.pipeline import StageError, run_pipelined
 from ..video.stabilize import DepthStabilizer, pack_mask
 
 
@@ -162,8 +162,6 @@ def run_video_job(model, source: Path, target: Path, options: VideoJobOptions, q
         depths = infer_prepared(model, [network_input for network_input, _ in prepared])
         return [restore_size(depth, size_hw) for depth, (_, size_hw) in zip(depths, prepared)]
 
-    pipeline = FramePipeline(itertools.chain([first], reader), infer, prepare,
-                             batch_size=options.batch_size, queue_size=options.queue_size)
     interrupted = False
     started = time.perf_counter()
     with one_opencv_thread(), tqdm(total=reader.frame_count, unit="frame", disable=quiet, dynamic_ncols=True) as bar:
@@ -175,7 +173,8 @@ def run_video_job(model, source: Path, target: Path, options: VideoJobOptions, q
                 progress(writers.frames, reader.frame_count)
 
         try:
-            pipeline.run(sink)
+            run_pipelined(itertools.chain([first], reader), infer, sink, prepare,
+                          batch_size=options.batch_size, queue_size=options.queue_size)
         except KeyboardInterrupt:
             interrupted = True  # finish the files below so what was written plays
         except BaseException as error:
