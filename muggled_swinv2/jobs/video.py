@@ -60,12 +60,14 @@ class VideoSummary:
     seconds: float
     interrupted: bool
     resets: int = 0  # stabiliser resets after the first frame (scene cuts)
+    timing_note: str | None = None  # how a variable frame rate was written (io.video.steady_rate)
 
     def line(self) -> str:
         rate = f", {self.frames / self.seconds:.2f} frames/s" if self.seconds > 0 else ""
         cuts = f", {self.resets} scene cut{'s' if self.resets != 1 else ''}" if self.resets else ""
         stop = " (interrupted: the file holds the frames done so far)" if self.interrupted else ""
-        return f"wrote {self.frames} frames{rate}{cuts}{stop}"
+        timing = f"; {self.timing_note}" if self.timing_note else ""
+        return f"wrote {self.frames} frames{rate}{cuts}{stop}{timing}"
 
 
 class DepthVideoWriters:
@@ -186,7 +188,7 @@ def run_video_job(model, source: Path, target: Path, options: VideoJobOptions, q
     finally:
         reader.close()
     resets = sum(writers.resets[1:writers.frames])
-    return VideoSummary(writers.frames, time.perf_counter() - started, interrupted, resets)
+    return VideoSummary(writers.frames, time.perf_counter() - started, interrupted, resets, reader.timing_note)
 
 
 @contextlib.contextmanager
