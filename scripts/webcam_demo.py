@@ -6,9 +6,10 @@
 
 Keys in the window: c = next colour map, s = toggle side by side, p = save a snapshot (PNG),
 q or Esc = quit. Reading runs ahead and the model runs in worker threads (muggled_swinv2.video.
-pipeline) while this loop colours, shows and saves the frame before: each picture is shown with its
-own depth. From a camera the model always takes the newest frame (frames it has no time for are
-skipped, so the lag stays one frame); from a video file every frame is shown, in order. Depth is
+pipeline.LivePipeline) while this loop colours, shows and saves the frame before: each picture is
+shown with its own depth. From a camera the model always takes the newest frame (frames it has no
+time for are skipped, and at most one result waits for this loop, so the lag stays one frame); from
+a video file every frame is shown, in order. Depth is
 stabilised over time (one scale and shift for all frames; --no-stabilize for the raw values).
 """
 
@@ -32,7 +33,7 @@ from muggled_swinv2.io.video import AtomicVideoWriter, VideoError, VideoReader, 
 from muggled_swinv2.jobs.models import find_weights
 from muggled_swinv2.jobs.video import RunningRange
 from muggled_swinv2.predict import infer_prepared, prepare_input, restore_size
-from muggled_swinv2.video.pipeline import FramePipeline, StageError
+from muggled_swinv2.video.pipeline import LivePipeline, StageError
 from muggled_swinv2.video.stabilize import DepthStabilizer
 from muggled_swinv2.formats.weights import WeightsError
 
@@ -105,11 +106,11 @@ def run(args) -> int:
     native = model.config.native_size
     # A camera keeps only its newest frame waiting for the model (no backlog, little lag); a video
     # file gives every frame, in order. Either way each picture is shown (and saved) with its own depth.
-    pipeline = FramePipeline(
+    pipeline = LivePipeline(
         reader if args.max_frames is None or camera else itertools.islice(reader, args.max_frames),
         infer=infer,
         prepare=lambda frame: prepare_input(frame, native, False, args.size),
-        live=camera,
+        newest_only=camera,
     )
     stabilizer = DepthStabilizer() if args.stabilize else None
     cv2.setNumThreads(1)  # OpenCV's idle pool spins and slows the model (see jobs.video.one_opencv_thread)

@@ -43,3 +43,43 @@ def test_video_flicker_script_prints_the_table(tmp_path, small_checkpoint):
     assert result.returncode == 0, result.stderr
     assert "| still camera | 3 |" in result.stdout and "| moving camera | 3 |" in result.stdout
     assert (tmp_path / "rows.json").is_file()
+
+
+def test_video_flicker_script_values(tmp_path, small_checkpoint, small_model):
+    """The table's numbers: those of the JSON rows, scored on the raw predictions (what the model
+    gives for the clip's frames) and on the stabilised frames the `video` job wrote."""
+    import json
+
+    from muggled_swinv2.predict import infer_prepared, prepare_input, restore_size
+    from muggled_swinv2.video.stabilize import recover_raw
+    from pictures import read_video
+
+    kept = tmp_path / "kept"
+    result = subprocess.run([sys.executable, str(REPO / "scripts" / "video_flicker.py"), "--weights", str(small_checkpoint),
+                             "--frames", "3", "--size", "32x48", "--json", str(tmp_path / "rows.json"), "--keep", str(kept)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    rows = json.loads((tmp_path / "rows.json").read_text())
+    assert {row["clip"] for row in rows} >= {"still camera"}
+    for row in rows:
+        assert row["frames"] == 3 and row["resets"] == 0
+        assert 0 < row["flicker_raw"] < 1 and 0 <= row["flicker_stable"] < 1
+        assert 0 < row["absrel_raw"] < 10 and 0 < row["absrel_stable"] < 10
+        table_row = next(line for line in result.stdout.splitlines() if line.startswith(f"| {row['clip']} |"))
+        cells = [cell.strip() for cell in table_row.strip("|").split("|")]
+        for key in ("flicker_raw", "flicker_stable", "absrel_raw", "absrel_stable"):
+            assert f"{row[key]:.4f}" in cells, (key, cells)
+        assert f"{row['flicker_raw'] / row['flicker_stable']:.1f}x" in cells
+        assert f"{row['absrel_stable'] / row['absrel_raw'] - 1:+.2%}" in cells
+        # "raw" is what the model gives for the clip's frames; "stabilised" is not that
+        name = row["clip"].replace(" ", "_")
+        frames, _ = read_video(kept / f"{name}.avi")
+        with np.load(kept / f"{name}_depth.npz") as archive:
+            raw = recover_raw(archive)
+            stable = [archive[f"frame_{index:06d}"] for index in range(3)]
+        native = small_model.config.native_size
+        direct = [restore_size(depth, frame.shape[:2]) for depth, frame in
+                  zip(infer_prepared(small_model, [prepare_input(frame, native, False, None) for frame in frames]), frames)]
+        for recovered, expected in zip(raw, direct):
+            np.testing.assert_allclose(recovered, expected, atol=1e-4 * np.ptp(expected))
+        assert not np.allclose(stable[1], raw[1], atol=1e-3 * np.ptp(raw[1]))

@@ -11,7 +11,7 @@ import torch
 
 import cv2
 from muggled_swinv2.io.video import VideoError, VideoReader
-from muggled_swinv2.video.pipeline import FramePipeline, StageError
+from muggled_swinv2.video.pipeline import LivePipeline, StageError, run_pipelined
 from pictures import read_video
 
 
@@ -46,7 +46,7 @@ def slow_infer(delay=0.0, fail_at=None, calls=None):
 ])
 def test_every_frame_once_in_order(reader_delay, model_delay, batch_size):
     calls = []
-    pipeline = FramePipeline(slow_frames(14, reader_delay), slow_infer(model_delay, calls=calls),
+    pipeline = LivePipeline(slow_frames(14, reader_delay), slow_infer(model_delay, calls=calls),
                              prepare=lambda frame: frame + 1000, batch_size=batch_size, queue_size=2)
     items = []
     for item in pipeline:
@@ -68,7 +68,7 @@ def test_queues_are_bounded():
             yield index
 
     ahead = []
-    for item in FramePipeline(frames(), slow_infer(), queue_size=2):
+    for item in LivePipeline(frames(), slow_infer(), queue_size=2):
         time.sleep(0.005)  # a slow writer
         ahead.append(len(read) - item.index)
     assert max(ahead) <= 2 + 2 + 3  # two queues, plus what each thread holds
@@ -80,7 +80,7 @@ def test_error_in_a_stage_comes_after_the_frames_before_it(stage):
     infer = slow_infer(fail_at=6 if stage == "model" else None)
     seen = []
     with pytest.raises(StageError) as caught:
-        for item in FramePipeline(frames, infer, batch_size=1):
+        for item in LivePipeline(frames, infer, batch_size=1):
             seen.append(item.index)
     assert caught.value.stage == stage and caught.value.index == 6 and seen == list(range(6))
     assert str(caught.value).count("\n") == 0
@@ -88,13 +88,13 @@ def test_error_in_a_stage_comes_after_the_frames_before_it(stage):
 
 
 def test_error_in_the_callers_loop_stops_the_threads():
-    pipeline = FramePipeline(slow_frames(1000), slow_infer(0.001), queue_size=2)
+    pipeline = LivePipeline(slow_frames(1000), slow_infer(0.001), queue_size=2)
     with pytest.raises(OSError):
         for item in pipeline:
             if item.index == 3:
                 raise OSError(28, "No space left on device")
     assert not pipeline_threads()
-    with FramePipeline(slow_frames(1000), slow_infer(), queue_size=2) as early:
+    with LivePipeline(slow_frames(1000), slow_infer(), queue_size=2) as early:
         next(iter(early))  # leaving early also stops them
     assert not pipeline_threads()
 
@@ -107,16 +107,33 @@ def test_interrupt_in_a_stage_reaches_the_caller():
 
     seen = []
     with pytest.raises(KeyboardInterrupt):
-        for item in FramePipeline(slow_frames(10), infer):
+        for item in LivePipeline(slow_frames(10), infer):
             seen.append(item.index)
     assert seen == [0, 1, 2] and not pipeline_threads()
 
 
 def test_live_mode_skips_to_the_newest_frame_in_order():
-    items = list(FramePipeline(slow_frames(60, 0.001), slow_infer(0.02), live=True))
+    items = list(LivePipeline(slow_frames(60, 0.001), slow_infer(0.02), newest_only=True))
     indices = [item.index for item in items]
     assert indices == sorted(set(indices)) and len(indices) < 60
     assert indices[-1] == 59  # the newest frame is never dropped
+
+
+def test_a_live_camera_is_at_most_one_result_behind_a_slow_caller():
+    predicted = []
+
+    def infer(inputs):
+        predicted.extend(inputs)
+        return inputs
+
+    ahead = []
+    for item in LivePipeline(slow_frames(150, 0.001), infer, newest_only=True):
+        ahead.append(sum(index > item.index for index in predicted))  # results made but not yet shown
+        time.sleep(0.02)  # the caller shows the frame: slower than the model
+    # one result waits for the caller, the model holds the next one: no backlog grows
+    assert len(ahead) > 5 and max(ahead) <= 2
+    with pytest.raises(ValueError):
+        LivePipeline(slow_frames(3), infer, batch_size=2, newest_only=True)
 
 
 # ----------------------------------------------------------------------------- the video job
@@ -225,7 +242,7 @@ def test_video_job_writer_error(tmp_path, monkeypatch):
     assert "depth.avi: cannot write (No space left on device); no file written" in message
 
 
-# ----------------------------------------------------------------------------- run(sink): the model in this thread
+# ----------------------------------------------------------------------------- run_pipelined: the model in this thread
 
 
 @pytest.mark.parametrize("reader_delay, model_delay, sink_delay, batch_size", [
@@ -237,8 +254,7 @@ def test_run_sinks_every_frame_once_in_order(reader_delay, model_delay, sink_del
         time.sleep(sink_delay)
         seen.append((item.index, item.frame, item.result, threading.current_thread().name))
 
-    pipeline = FramePipeline(slow_frames(13, reader_delay), slow_infer(model_delay), batch_size=batch_size, queue_size=2)
-    assert pipeline.run(sink) == 13
+    assert run_pipelined(slow_frames(13, reader_delay), slow_infer(model_delay), sink, batch_size=batch_size, queue_size=2) == 13
     assert [entry[:3] for entry in seen] == [(index, index, index * 10) for index in range(13)]
     assert {entry[3] for entry in seen} == {"frame-writer"} and not pipeline_threads()
 
@@ -253,9 +269,8 @@ def test_run_stops_cleanly_on_an_error_in_any_stage(stage):
         seen.append(item.index)
 
     frames = slow_frames(50, fail_at=6 if stage == "reader" else None)
-    pipeline = FramePipeline(frames, slow_infer(0.001, fail_at=6 if stage == "model" else None), queue_size=2)
     with pytest.raises(StageError) as caught:
-        pipeline.run(sink)
+        run_pipelined(frames, slow_infer(0.001, fail_at=6 if stage == "model" else None), sink, queue_size=2)
     assert caught.value.stage == stage and caught.value.index == 6 and seen == list(range(6))
     assert not pipeline_threads()
 
@@ -274,5 +289,5 @@ def test_run_interrupted_writes_what_was_predicted():
         seen.append(item.index)
 
     with pytest.raises(KeyboardInterrupt):
-        FramePipeline(slow_frames(50), infer, queue_size=4).run(slow_sink)
+        run_pipelined(slow_frames(50), infer, slow_sink, queue_size=4)
     assert seen == predicted == [0, 1, 2, 3, 4] and not pipeline_threads()

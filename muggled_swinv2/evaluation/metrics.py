@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..scale_shift import fit_scale_shift
+
 
 @dataclass
 class ImageScores:
@@ -23,21 +25,6 @@ class ImageScores:
 def valid_depth_mask(depth_gt: np.ndarray) -> np.ndarray:
     """Pixels with a usable ground truth: finite and > 0 (0, NaN and inf mark missing values)."""
     return np.isfinite(depth_gt) & (depth_gt > 0)
-
-
-def fit_scale_shift(pred: np.ndarray, target: np.ndarray, valid: np.ndarray) -> tuple[float, float]:
-    """Least-squares (s, t) minimising sum over valid of (s * pred + t - target)^2 (float64 sums)."""
-    x = pred[valid].astype(np.float64)
-    y = target[valid].astype(np.float64)
-    count = x.size
-    sum_x, sum_y = x.sum(), y.sum()
-    sum_xx, sum_xy = (x * x).sum(), (x * y).sum()
-    determinant = count * sum_xx - sum_x * sum_x
-    if count == 0 or determinant <= 1e-12 * max(count * sum_xx, 1e-300):
-        return 0.0, float(y.mean()) if count else 0.0  # a constant prediction: only the shift is defined
-    scale = (count * sum_xy - sum_x * sum_y) / determinant
-    shift = (sum_y - scale * sum_x) / count
-    return float(scale), float(shift)
 
 
 def score_depth(pred_disparity: np.ndarray, depth_gt: np.ndarray, max_depth: float | None = None) -> ImageScores:
@@ -53,6 +40,8 @@ def score_depth(pred_disparity: np.ndarray, depth_gt: np.ndarray, max_depth: flo
     disparity_gt = np.zeros_like(depth_gt, dtype=np.float64)
     disparity_gt[valid] = 1.0 / depth_gt[valid]
     scale, shift = fit_scale_shift(pred_disparity, disparity_gt, valid)
+    if not np.isfinite(scale):  # a constant prediction: only the shift is defined
+        scale, shift = 0.0, float(disparity_gt[valid].mean())
     max_depth = float(depth_gt[valid].max()) if max_depth is None else float(max_depth)
     aligned = np.maximum(scale * pred_disparity[valid].astype(np.float64) + shift, 1.0 / max_depth)
     depth_pred = 1.0 / aligned

@@ -1,6 +1,9 @@
 """Reading video frames and writing videos that play even when a run is cut short."""
 
+import contextlib
 import math
+import os
+import sys
 import zipfile
 from pathlib import Path
 
@@ -29,10 +32,14 @@ def check_video_target(path) -> None:
 
 
 class VideoReader:
-    """Frames of a video file (or camera index) as BGR uint8 arrays."""
+    """Frames of a video file (or camera index) as BGR uint8 arrays. `fps` is the rate to write
+    them at: the one the file states, or for a variable frame rate the one that keeps the file's
+    duration (then `timing_note` says so, see steady_rate). A picture file is refused."""
 
     def __init__(self, source):
         self.source = source
+        if not isinstance(source, int):
+            refuse_picture(source)
         self.capture = cv2.VideoCapture(source)
         if not self.capture.isOpened():
             if isinstance(source, int):
@@ -40,6 +47,9 @@ class VideoReader:
             raise VideoError(f"{source}: cannot open as a video")
         fps = self.capture.get(cv2.CAP_PROP_FPS)
         self.fps = fps if math.isfinite(fps) and 0 < fps < 1000 else 30.0
+        self.timing_note = None
+        if not isinstance(source, int):
+            self.fps, self.timing_note = steady_rate(source, self.fps)
         count = int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT))
         self.frame_count = count if count > 0 else None  # an estimate: containers may not know
 
@@ -53,6 +63,50 @@ class VideoReader:
 
     def close(self):
         self.capture.release()
+
+
+def refuse_picture(path) -> None:
+    """A VideoError for a picture file (JPEG, PNG, WebP, BMP, TIFF, a still GIF, ..., recognised by
+    its content, truncated or not), which FFmpeg would read as a video of one frame, or of none.
+    An animated GIF, or a Motion JPEG stream, has more frames: a video."""
+    if cv2.haveImageReader(str(path)) and count_frames(path, up_to=2) < 2:
+        raise VideoError(f"{path}: is a picture, not a video; for its depth use `muggled-swinv2 image`")
+
+
+def steady_rate(path, stated_fps: float) -> tuple[float, str | None]:
+    """The constant frame rate at which `path`'s frames last as long as in the file, and a line
+    saying what was done when that is not simply the rate the file states.
+
+    OpenCV writes every frame for the same time, while a variable-frame-rate video (a phone's, a
+    screen recording) gives each frame its own, and the rate OpenCV states for it may be a guess
+    from the first frames (a Matroska file of 24 frames over 3.4 s said 25 frames/s: 0.96 s).
+    The frames' times are read from the packets (nothing decoded: milliseconds even for long
+    videos). The stated rate is kept when the duration it gives fits them (the frames' span plus
+    one of their intervals, within half an interval); otherwise the frames are spread evenly over
+    the time they span: (frames - 1) / (last time - first time).
+    """
+    capture = cv2.VideoCapture(str(path))
+    times = []
+    try:
+        if capture.isOpened() and capture.set(cv2.CAP_PROP_FORMAT, -1):  # raw packets: no decoding
+            while capture.grab():
+                times.append(capture.get(cv2.CAP_PROP_POS_MSEC) / 1000)
+    finally:
+        capture.release()
+    times = np.sort(times)
+    intervals = np.diff(times)
+    if times.size < 3 or not (intervals > 0).all():  # no usable times: the stated rate is all there is
+        return stated_fps, None
+    span, typical = times[-1] - times[0], float(np.median(intervals))
+    stated_fits = span + intervals.min() - typical / 2 <= times.size / stated_fps <= span + intervals.max() + typical / 2
+    even = intervals.max() - intervals.min() <= max(0.002, 0.05 * typical)  # times are rounded to the millisecond
+    fps = stated_fps if stated_fits else (times.size - 1) / span
+    if not even:
+        return fps, (f"the source's frame rate varies ({times.size} frames over {times.size / fps:.2f} s): "
+                     f"written at a constant {fps:.2f} frames/s, which keeps its duration")
+    if not stated_fits:
+        return fps, f"the source states {stated_fps:g} frames/s but its frames come at {fps:.2f}: written at {fps:.2f}"
+    return fps, None
 
 
 # Container (by suffix) -> codec; anything else is Motion JPEG (.avi). WebM's VP8 is the one that
@@ -71,7 +125,8 @@ class AtomicVideoWriter:
         except OSError as error:
             raise VideoError(f"{path}: cannot write there ({error.strerror or error})") from None
         fourcc = cv2.VideoWriter_fourcc(*VIDEO_CONTAINERS[self.path.suffix.lower()])
-        self.writer = cv2.VideoWriter(str(self.temp_path), fourcc, fps, size_wh)
+        with native_stderr_silenced():  # WebM: "tag 'VP80' is not supported", though it writes VP8
+            self.writer = cv2.VideoWriter(str(self.temp_path), fourcc, fps, size_wh)
         self.frames = 0
         if not self.writer.isOpened():
             self.temp_path.unlink(missing_ok=True)
@@ -96,6 +151,22 @@ class AtomicVideoWriter:
     def abandon(self):
         self.writer.release()
         self.temp_path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def native_stderr_silenced():
+    """Nothing on the process's stderr (file descriptor 2) for the duration: OpenCV's FFmpeg writer
+    prints some lines there directly, past the log levels that silence_opencv sets (WebM keeps no
+    codec tags, so the writer complains of every tag before writing VP8 as asked)."""
+    sys.stderr.flush()
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
 
 
 def publish_frames(temp_path: Path, path: Path, frames: int) -> None:

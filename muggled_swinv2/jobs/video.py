@@ -19,7 +19,7 @@ from ..memory import memory_refusal, network_hw_for
 from ..io.outputs import OutputRule, check_writable_folder
 from ..io.video import AtomicNpzWriter, AtomicVideoWriter, VideoError, VideoReader, check_video_target
 from ..predict import check_size, infer_prepared, prepare_input, restore_size
-from ..video.pipeline import FramePipeline, StageError
+from ..video.pipeline import StageError, run_pipelined
 from ..video.stabilize import DepthStabilizer, pack_mask
 
 
@@ -62,12 +62,14 @@ class VideoSummary:
     seconds: float
     interrupted: bool
     resets: int = 0  # stabiliser resets after the first frame (scene cuts)
+    timing_note: str | None = None  # how a variable frame rate was written (io.video.steady_rate)
 
     def line(self) -> str:
         rate = f", {self.frames / self.seconds:.2f} frames/s" if self.seconds > 0 else ""
         cuts = f", {self.resets} scene cut{'s' if self.resets != 1 else ''}" if self.resets else ""
         stop = " (interrupted: the file holds the frames done so far)" if self.interrupted else ""
-        return f"wrote {self.frames} frames{rate}{cuts}{stop}"
+        timing = f"; {self.timing_note}" if self.timing_note else ""
+        return f"wrote {self.frames} frames{rate}{cuts}{stop}{timing}"
 
 
 class DepthVideoWriters:
@@ -117,7 +119,7 @@ class DepthVideoWriters:
                 self.writers[1].write_array("scale", np.array(self.scales[:count], np.float64))
                 self.writers[1].write_array("shift", np.array(self.shifts[:count], np.float64))
                 self.writers[1].write_array("reset", np.array(self.resets[:count], bool))
-                self.writers[1].write_array("smoothing", np.array(self.stabilizer.smoothing, np.float64))
+                self.writers[1].write_array("smoothing", np.array(self.stabilizer.settings.smoothing, np.float64))
             for writer in self.writers:
                 writer.finish()
         except BaseException:  # a write error, or Ctrl-C while the video is read back
@@ -179,8 +181,6 @@ def run_video_job(model, source: Path, target: Path, options: VideoJobOptions, q
         depths = infer_prepared(model, [network_input for network_input, _ in prepared])
         return [restore_size(depth, size_hw) for depth, (_, size_hw) in zip(depths, prepared)]
 
-    pipeline = FramePipeline(itertools.chain([first], reader), infer, prepare,
-                             batch_size=options.batch_size, queue_size=options.queue_size)
     interrupted = False
     started = time.perf_counter()
     with one_opencv_thread(), tqdm(total=reader.frame_count, unit="frame", disable=quiet, dynamic_ncols=True) as bar:
@@ -192,7 +192,8 @@ def run_video_job(model, source: Path, target: Path, options: VideoJobOptions, q
                 progress(writers.frames, reader.frame_count)
 
         try:
-            pipeline.run(sink)
+            run_pipelined(itertools.chain([first], reader), infer, sink, prepare,
+                          batch_size=options.batch_size, queue_size=options.queue_size)
         except KeyboardInterrupt:
             interrupted = True  # finish the files below so what was written plays
         except BaseException as error:
@@ -204,7 +205,7 @@ def run_video_job(model, source: Path, target: Path, options: VideoJobOptions, q
     finally:
         reader.close()
     resets = sum(writers.resets[1:writers.frames])
-    return VideoSummary(writers.frames, time.perf_counter() - started, interrupted, resets)
+    return VideoSummary(writers.frames, time.perf_counter() - started, interrupted, resets, reader.timing_note)
 
 
 @contextlib.contextmanager

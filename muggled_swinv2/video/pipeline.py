@@ -1,33 +1,37 @@
-"""A threaded frame pipeline that keeps the model busy: read ahead, predict, write behind, in order.
+"""Frame pipelines that keep the model busy: read ahead, predict in batches, deliver behind, in order.
 
-Two ways to run it, both with a reader thread in front:
+Two programs share the parts below (a reader thread in front, bounded queues between the stages,
+and one batching loop, `predict_in_batches`):
 
-    reader thread:  frames -> prepare(frame) -> [bounded queue] -> batches of up to batch_size
+- `run_pipelined(frames, infer, sink)`, for the `video` job:
 
-- `run(sink)` (the `video` job): the model runs in the calling thread, `sink(item)` (colouring,
-  encoding) in a writer thread behind a second bounded queue. The model stays in the calling
-  thread because PyTorch's CPU kernels run measurably slower (about 15-20% here, with 2 OpenMP
-  threads) when started from another thread, and so that Ctrl-C interrupts the model at once.
-- `for item in pipeline:` (the webcam demo, whose window must live in the main thread): the model
-  runs in a second thread and the caller's loop gets the items.
+      reader thread: frames -> prepare -> [queue] -> this thread: batches -> infer -> [queue] -> writer thread: sink
 
-Either way items are (index, frame, infer result), every frame read comes out exactly once and in
-order (the indices are checked), unless `live` is set: then the reader keeps only the newest
-frame waiting (a camera should not queue up a backlog), so frames may be skipped, still in
-increasing order. The queues are bounded, so a slow stage holds the ones before it back instead
-of filling memory.
+  The model runs in the calling thread because PyTorch's CPU kernels run measurably slower (about
+  15-20% here, with 2 OpenMP threads) when started from another thread, and so that Ctrl-C
+  interrupts the model at once. Every frame read reaches the sink exactly once and in order.
+- `LivePipeline`, for the webcam demo, whose window must live in the main thread: the model runs
+  in a thread and the caller's loop gets the items. From a camera (`newest_only`) at most one frame
+  waits for the model (a newer frame replaces it, so frames are skipped, still in increasing
+  order) and at most one result waits for the caller: what is shown is never more than one of the
+  caller's frames behind. From a file every frame comes, in order.
+
+Items are (index, frame, infer result). The queues are bounded, so a slow stage holds the ones
+before it back instead of filling memory.
 
 Errors. An exception in any stage stops the pipeline: the threads are stopped and waited for, so
 nothing keeps running in the background, and a `StageError` names the stage ("reader", "model" or
 "writer") and the frame. Items before a reader or model error are still delivered first (to the
-sink, or to the caller's loop). A KeyboardInterrupt (Ctrl-C) is re-raised as it is, after `run`
-has let the writer finish the items already predicted, so what was written is complete.
+sink, or to the caller's loop). A KeyboardInterrupt (Ctrl-C) is re-raised as it is, after
+`run_pipelined` has let the writer finish the items already predicted, so what was written is
+complete.
 """
 
+import itertools
 import queue
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from ..errors import first_line
 
@@ -52,220 +56,248 @@ class Item:
 
 
 class _Stop(Exception):
-    """Raised inside a stage thread when the pipeline is closed while it waits."""
+    """Raised inside a stage when the pipeline is stopped while it waits on a queue."""
 
 
 class _Failure:
-    def __init__(self, stage: str, index: int, error: BaseException):
-        self.stage, self.index, self.error = stage, index, error
+    """An error passed down a queue to the stage after it (a KeyboardInterrupt from a stage thread too)."""
+
+    def __init__(self, error: BaseException):
+        self.error = error
 
 
 _END = object()
 
 
-class FramePipeline:
-    """Frames -> (index, frame, infer result) items, in order, with the stages in threads: call
-    `run(sink)` or iterate, once (see the module docstring).
+class _Channel:
+    """A bounded queue between two stages whose waits give up (_Stop) once `stopping` is set."""
 
-    frames:   an iterable of frames (read in the reader thread)
-    prepare:  frame -> model input, run in the reader thread (e.g. resize and normalise)
-    infer:    list of prepared inputs -> list of results, one per input (the model stage)
-    """
+    def __init__(self, size: int, stopping: threading.Event):
+        self.queue, self.stopping = queue.Queue(maxsize=size), stopping
 
-    def __init__(self, frames: Iterable, infer: Callable[[list], list], prepare: Callable | None = None,
-                 batch_size: int = 1, queue_size: int = 4, live: bool = False):
-        if batch_size < 1 or queue_size < 1:
-            raise ValueError("batch_size and queue_size must be positive")
-        self.frames, self.infer, self.prepare = frames, infer, prepare or (lambda frame: frame)
-        self.batch_size, self.live = batch_size, live
-        self.prepared = queue.Queue(maxsize=1 if live else max(queue_size, batch_size))
-        self.results = queue.Queue(maxsize=max(queue_size, batch_size))
-        self.stopping = threading.Event()  # every thread stops
-        self.reader_stopping = threading.Event()  # only the reader stops (the writer drains)
-        self.frames_read = 0
-        self.threads = [threading.Thread(target=self._read, name="frame-reader", daemon=True),
-                        threading.Thread(target=self._predict, name="frame-model", daemon=True)]
-        self.started = False
-        self.next_index = 0
-
-    # ------------------------------------------------------------------ stage threads
-
-    def _put(self, target: queue.Queue, value):
+    def put(self, value):
         while not self.stopping.is_set():
             try:
-                target.put(value, timeout=_POLL)
+                self.queue.put(value, timeout=_POLL)
                 return
             except queue.Full:
                 continue
         raise _Stop
 
-    def _put_newest(self, value):
-        """Live mode: replace a frame still waiting by the newer one."""
+    def put_newest(self, value):
+        """Put `value`, replacing what still waits in a full queue (a camera's old frame)."""
         while True:
             try:
-                self.prepared.put_nowait(value)
+                self.queue.put_nowait(value)
                 return
             except queue.Full:
                 try:
-                    self.prepared.get_nowait()
+                    self.queue.get_nowait()
                 except queue.Empty:
                     pass
 
-    def _get(self, source: queue.Queue):
+    def get(self):
         while not self.stopping.is_set():
             try:
-                return source.get(timeout=_POLL)
+                return self.queue.get(timeout=_POLL)
             except queue.Empty:
                 continue
         raise _Stop
+
+
+class _Reader:
+    """The reader thread: (index, frame, prepare(frame)) entries into a channel, then _END, or the
+    reader's StageError after the frames read before it."""
+
+    def __init__(self, frames: Iterable, prepare: Callable | None, size: int, newest_only: bool,
+                 stopping: threading.Event):
+        self.frames, self.prepare, self.newest_only = frames, prepare or (lambda frame: frame), newest_only
+        self.channel = _Channel(size, stopping)
+        self.stopping, self.reading = stopping, True
+        self.failure: StageError | None = None
+        self.thread = threading.Thread(target=self._read, name="frame-reader", daemon=True)
 
     def _read(self):
         index = 0
         try:
             iterator = iter(self.frames)
-            while not (self.stopping.is_set() or self.reader_stopping.is_set()):
+            while self.reading and not self.stopping.is_set():
                 try:
                     frame = next(iterator)
                 except StopIteration:
                     break
-                item = (index, frame, self.prepare(frame))
-                self._put_newest(item) if self.live else self._put(self.prepared, item)
+                entry = (index, frame, self.prepare(frame))
+                self.channel.put_newest(entry) if self.newest_only else self.channel.put(entry)
                 index += 1
-                self.frames_read = index
-            self._put(self.prepared, _END)
+            self.channel.put(_END)
         except _Stop:
             pass
-        except BaseException as error:  # handed to the caller, after the frames before it
+        except BaseException as error:  # handed on, after the frames before it
             try:
-                self._put(self.prepared, _Failure("reader", index, error))
+                self.channel.put(_Failure(StageError("reader", index, error)))
             except _Stop:
                 pass
 
-    def _predict(self):
-        try:
-            ended = False
-            while not ended:
-                batch = []
-                while len(batch) < self.batch_size:
-                    entry = self._get(self.prepared)
-                    if entry is _END or isinstance(entry, _Failure):
-                        ended = entry
-                        break
-                    batch.append(entry)
-                if batch:
-                    try:
-                        results = self.infer([prepared for _, _, prepared in batch])
-                        if len(results) != len(batch):
-                            raise RuntimeError(f"infer returned {len(results)} results for {len(batch)} inputs")
-                    except BaseException as error:
-                        self._put(self.results, _Failure("model", batch[0][0], error))
-                        return
-                    for (index, frame, _), result in zip(batch, results):
-                        self._put(self.results, Item(index, frame, result))
-                if ended:
-                    self._put(self.results, ended)
-        except _Stop:
-            pass
-
-    # ------------------------------------------------------------------ run(sink): the model here
-
-    def _write(self, sink):
+    def entries(self) -> Iterator[tuple[int, Any, Any]]:
+        """The entries in order, until the end of the frames or a reader error (kept in `failure`)."""
         while True:
-            entry = self._get(self.results)
+            entry = self.channel.get()
             if entry is _END:
                 return
-            try:
-                sink(entry)
-            except BaseException as error:
-                self.writer_failure = _Failure("writer", entry.index, error)
-                self.stopping.set()
+            if isinstance(entry, _Failure):
+                self.failure = entry.error
                 return
+            yield entry
 
-    def _next_batch(self):
-        """Up to batch_size prepared frames, and _END or a reader _Failure if the stream ended."""
-        batch = []
-        while len(batch) < self.batch_size:
-            entry = self._get(self.prepared)
-            if entry is _END or isinstance(entry, _Failure):
-                return batch, entry
+    def stop_reading(self):
+        """Read no further frames (the thread ends at its next frame)."""
+        self.reading = False
+
+
+def predict_in_batches(entries: Iterable[tuple[int, Any, Any]], infer: Callable[[list], list],
+                       batch_size: int) -> Iterator[Item]:
+    """The batching loop of both pipelines: (index, frame, prepared) entries -> Items in order, with
+    `infer` on batches of up to batch_size prepared inputs (a short one at the end). An exception of
+    infer becomes StageError("model") at the batch's first frame; KeyboardInterrupt passes as it is."""
+    batch = []
+    for entry in itertools.chain(entries, [None]):  # None: the end, for the last short batch
+        if entry is not None:
             batch.append(entry)
-        return batch, None
+        if batch and (entry is None or len(batch) == batch_size):
+            try:
+                results = infer([prepared for _, _, prepared in batch])
+                if len(results) != len(batch):
+                    raise RuntimeError(f"infer returned {len(results)} results for {len(batch)} inputs")
+            except Exception as error:
+                raise StageError("model", batch[0][0], error) from error
+            for (index, frame, _), result in zip(batch, results):
+                yield Item(index, frame, result)
+            batch = []
 
-    def run(self, sink: Callable[[Item], None]) -> int:
-        """Run the model in this thread and `sink(item)` for every frame, in order, in a writer
-        thread; returns the number of items the sink took. See the module docstring for errors."""
-        if self.started:
-            raise RuntimeError("a pipeline runs once")
-        self.started, self.writer_failure, delivered = True, None, 0
-        writer = threading.Thread(target=self._write, args=(sink,), name="frame-writer", daemon=True)
-        self.threads = [self.threads[0], writer]
-        for thread in self.threads:
-            thread.start()
-        try:
-            ended = None
-            while ended is None:
-                batch, ended = self._next_batch()
-                if batch:
-                    try:
-                        results = self.infer([prepared for _, _, prepared in batch])
-                        if len(results) != len(batch):
-                            raise RuntimeError(f"infer returned {len(results)} results for {len(batch)} inputs")
-                    except KeyboardInterrupt:
-                        raise
-                    except Exception as error:
-                        self._drain()  # the frames before it are delivered first
-                        raise StageError("model", batch[0][0], error) from error
-                    for (index, frame, _), result in zip(batch, results):
-                        self._put(self.results, Item(index, frame, result))
-                        delivered += 1
-            self._drain()
-            if isinstance(ended, _Failure):
-                raise StageError(ended.stage, ended.index, ended.error) from ended.error
-            return delivered
-        except KeyboardInterrupt:
-            self._drain()  # the frames already predicted are written: the file plays to there
-            raise
-        except _Stop:  # the writer failed and stopped the pipeline
-            pass
-        finally:
-            self.close()
-            if self.writer_failure is not None:
-                failure = self.writer_failure
-                raise StageError(failure.stage, failure.index, failure.error) from failure.error
 
-    def _drain(self):
-        """Let the writer finish what is queued, then stop it."""
-        self.reader_stop()
+class _Writer:
+    """The writer thread: sink(item) for each item of its channel until _END; a sink error stops
+    the whole pipeline and is kept in `failure`."""
+
+    def __init__(self, sink: Callable[[Item], None], size: int, stopping: threading.Event):
+        self.sink, self.stopping = sink, stopping
+        self.channel = _Channel(size, stopping)
+        self.failure: StageError | None = None
+        self.thread = threading.Thread(target=self._write, name="frame-writer", daemon=True)
+
+    def _write(self):
         try:
-            self._put(self.results, _END)
-            while self.threads[1].is_alive():
-                self.threads[1].join(timeout=_POLL)
+            while (item := self.channel.get()) is not _END:
+                try:
+                    self.sink(item)
+                except BaseException as error:
+                    self.failure = StageError("writer", item.index, error)
+                    self.stopping.set()
+                    return
         except _Stop:
+            pass
+
+    def finish(self):
+        """Let the writer take what is queued, then end it."""
+        try:
+            self.channel.put(_END)
+            while self.thread.is_alive():
+                self.thread.join(timeout=_POLL)
+        except _Stop:  # the pipeline was stopped (the writer failed)
             pass
         except KeyboardInterrupt:  # a second Ctrl-C: stop without waiting
             self.stopping.set()
 
-    def reader_stop(self):
-        """Stop reading ahead (the reader thread ends at its next frame)."""
-        self.reader_stopping.set()
 
-    # ------------------------------------------------------------------ iteration: the model in a thread
+def run_pipelined(frames: Iterable, infer: Callable[[list], list], sink: Callable[[Item], None],
+                  prepare: Callable | None = None, batch_size: int = 1, queue_size: int = 4) -> int:
+    """Read `frames` and `prepare` each (frame -> model input) in a reader thread, `infer` (list of
+    prepared inputs -> list of results) in this thread on batches of up to batch_size, and
+    `sink(item)` every frame, in order, in a writer thread; returns the number of items given to
+    the sink. Up to queue_size frames wait between two stages. See the module docstring for errors."""
+    if batch_size < 1 or queue_size < 1:
+        raise ValueError("batch_size and queue_size must be positive")
+    stopping = threading.Event()
+    size = max(queue_size, batch_size)
+    reader = _Reader(frames, prepare, size, False, stopping)
+    writer = _Writer(sink, size, stopping)
+    reader.thread.start()
+    writer.thread.start()
+    delivered = 0
+    try:
+        try:
+            for item in predict_in_batches(reader.entries(), infer, batch_size):
+                writer.channel.put(item)
+                delivered += 1
+            if reader.failure is not None:
+                raise reader.failure from reader.failure.error
+        finally:  # the frames predicted before an error or a Ctrl-C are written: the file plays to there
+            reader.stop_reading()
+            writer.finish()
+    except _Stop:  # the writer failed and stopped the pipeline
+        pass
+    finally:
+        stopping.set()
+        for thread in (reader.thread, writer.thread):
+            thread.join()
+        if writer.failure is not None:
+            raise writer.failure from writer.failure.error
+    return delivered
 
-    def start(self):
+
+class LivePipeline:
+    """Frames -> Items in the caller's loop, with the reader and the model in threads (see the
+    module docstring); iterate once, or use as a context manager and iterate.
+
+    frames:      an iterable of frames (read in the reader thread)
+    infer:       list of prepared inputs -> list of results, one per input (the model thread)
+    prepare:     frame -> model input, in the reader thread (e.g. resize and normalise)
+    newest_only: a camera: at most one frame waits for the model and one result for the caller, a
+                 newer frame replacing a waiting one (batches of one)
+    """
+
+    def __init__(self, frames: Iterable, infer: Callable[[list], list], prepare: Callable | None = None,
+                 batch_size: int = 1, queue_size: int = 4, newest_only: bool = False):
+        if batch_size < 1 or queue_size < 1:
+            raise ValueError("batch_size and queue_size must be positive")
+        if newest_only and batch_size > 1:
+            raise ValueError("a live camera takes batches of one (only the newest frame waits)")
+        self.infer, self.batch_size, self.newest_only = infer, batch_size, newest_only
+        size = 1 if newest_only else max(queue_size, batch_size)
+        self.stopping = threading.Event()
+        self.reader = _Reader(frames, prepare, size, newest_only, self.stopping)
+        self.results = _Channel(size, self.stopping)
+        self.model_thread = threading.Thread(target=self._predict, name="frame-model", daemon=True)
+        self.started = False
+
+    def _predict(self):
+        try:
+            try:
+                for item in predict_in_batches(self.reader.entries(), self.infer, self.batch_size):
+                    self.results.put(item)
+            except (StageError, KeyboardInterrupt) as error:
+                self.results.put(_Failure(error))
+                return
+            self.results.put(_END if self.reader.failure is None else _Failure(self.reader.failure))
+        except _Stop:
+            pass
+
+    def start(self) -> "LivePipeline":
         if not self.started:
             self.started = True
-            for thread in self.threads:
-                thread.start()
+            self.reader.thread.start()
+            self.model_thread.start()
         return self
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Item]:
         self.start()
+        next_index = 0
         try:
             while True:
                 try:
-                    entry = self.results.get(timeout=_POLL)  # a timeout: Ctrl-C gets through at once
+                    entry = self.results.queue.get(timeout=_POLL)  # a timeout: Ctrl-C gets through at once
                 except queue.Empty:
-                    if not self.threads[1].is_alive() and self.results.empty():
+                    if not self.model_thread.is_alive() and self.results.queue.empty():
                         raise RuntimeError("the model thread ended without a result") from None
                     continue
                 if entry is _END:
@@ -273,10 +305,10 @@ class FramePipeline:
                 if isinstance(entry, _Failure):
                     if isinstance(entry.error, KeyboardInterrupt):
                         raise KeyboardInterrupt
-                    raise StageError(entry.stage, entry.index, entry.error) from entry.error
-                if entry.index < self.next_index or (not self.live and entry.index != self.next_index):
-                    raise RuntimeError(f"frame {entry.index} came out of order (expected {self.next_index})")
-                self.next_index = entry.index + 1
+                    raise entry.error from entry.error.error
+                if entry.index < next_index or (not self.newest_only and entry.index != next_index):
+                    raise RuntimeError(f"frame {entry.index} came out of order (expected {next_index})")
+                next_index = entry.index + 1
                 yield entry
         finally:
             self.close()
@@ -284,11 +316,11 @@ class FramePipeline:
     def close(self):
         """Stop both threads and wait for them (the model thread finishes its current batch)."""
         self.stopping.set()
-        for thread in self.threads:
+        for thread in (self.reader.thread, self.model_thread):
             if thread.is_alive() and thread is not threading.current_thread():
                 thread.join()
 
-    def __enter__(self):
+    def __enter__(self) -> "LivePipeline":
         return self.start()
 
     def __exit__(self, *exc):
