@@ -173,11 +173,12 @@ def test_weights_replaced_inside_inference_mode_are_seen():
 @pytest.mark.parametrize("cast", ["half", "bfloat16", "set_dtype float16"])
 def test_casts_give_the_plain_models_numbers(cast):
     """After a cast the accelerated modules compute as their plain classes (their speed paths are
-    float32 only): the plain model's numbers to half-precision rounding."""
+    float32 only), but for the fused attention, which serves every precision: the plain model's
+    numbers to half-precision rounding."""
     plain, accelerated = plain_and_accelerated("nano")
     image = image_of(1, 64, 96)
     with torch.inference_mode():
-        accelerated(image)  # float32 tables made
+        float32_result = accelerated(image)  # float32 tables made
         for model in (plain, accelerated):
             if cast == "half":
                 model.half()
@@ -190,6 +191,9 @@ def test_casts_give_the_plain_models_numbers(cast):
         assert torch.equal(result.isnan(), reference.isnan())
         return
     assert torch.isfinite(result).all()
+    if cast == "bfloat16":  # 8 bits of mantissa: each way of summing is a few % off float32; the fused no further
+        assert relative_error(result, float32_result) <= max(relative_error(reference, float32_result), 1e-2)
+        return
     # set_dtype(float16) keeps the encoder float32 (its speed paths round differently), then float16 rounding
     assert relative_error(result, reference) <= 1e-2
 
@@ -222,10 +226,10 @@ def test_autograd_takes_the_plain_paths():
         assert torch.allclose(other.grad, parameter.grad, rtol=1e-4, atol=1e-6 * parameter.grad.abs().max()), name
 
 
-def test_load_model_accelerates_only_float32_on_the_cpu(small_checkpoint):
+def test_load_model_accelerates_unless_told(small_checkpoint):
     assert is_accelerated(load_model(small_checkpoint))
     assert not is_accelerated(load_model(small_checkpoint, accelerate=False))
-    assert not is_accelerated(load_model(small_checkpoint, dtype=torch.bfloat16))
+    assert is_accelerated(load_model(small_checkpoint, dtype=torch.bfloat16))  # the fused attention serves every dtype
     assert type(load_model(small_checkpoint, accelerate=False)) is SwinV2DPT
     assert issubclass(SwinV2DPT, swinv2_dpt.SwinV2DPT) and not hasattr(swinv2_dpt.SwinV2DPT, "predict")
 

@@ -12,10 +12,11 @@ the output range):
   buffers shared by the blocks of a stage, and PyTorch's fused attention kernel;
 - residuals, ReLU and GELU in place; the decoder's conv weights channels-last.
 
-Where the fast paths apply: float32 on the CPU, outside autograd, autocast and graph capture.
-Anywhere else (a GPU, half precision, `.half()` or `.to(...)` afterwards, torch.autograd on: training,
-`backward`, ONNX export) each module computes as its plain class: the right numbers, without the
-speed. `speed_paths_off` turns paths off by name, to measure what each buys.
+Where the fast paths apply: float32 on the CPU, outside autograd, autocast and graph capture;
+the fused attention (with its kept bias tables) also on a GPU and in half precision, in inference.
+Anywhere else (torch.autograd on: training, `backward`, ONNX export; and for the other paths a GPU,
+half precision, `.half()` or `.to(...)` afterwards) each module computes as its plain class: the
+right numbers, without the speed. `speed_paths_off` turns paths off by name, to measure what each buys.
 
 Tables derived from weights are recomputed when a weight is replaced or modified in place (its
 version counter), after .to()/.half()/..., and on train()/eval(). Parameters made under

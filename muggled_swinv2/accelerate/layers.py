@@ -28,6 +28,17 @@ def runs_fast(module: nn.Module, tensor: torch.Tensor) -> bool:
     )
 
 
+def runs_fused(module: nn.Module) -> bool:
+    """Whether an accelerated attention takes the fused kernel: in inference on any device and in any
+    precision (a GPU needs it most: the plain sums hold every window's N x N attention matrix)."""
+    return (
+        module.fast
+        and not torch.is_grad_enabled()
+        and not torch.compiler.is_compiling()
+        and not torch.compiler.is_exporting()
+    )
+
+
 def own_parameters(module: nn.Module) -> None:
     """Replace the module's inference tensors (parameters made under torch.inference_mode) by
     normal copies, which have a version counter: tables made from them can then be kept."""
@@ -104,16 +115,17 @@ class OneDNNLinear(nn.Linear):
 
 class FastWindowAttention(KeepsTables, WindowAttention):
     """Position bias per window size computed once; masks added into a buffer shared by the blocks
-    of a stage (`shared_buffers`, set by FastSwinV2Stage); PyTorch's fused attention kernel."""
+    of a stage (`shared_buffers`, set by FastSwinV2Stage); PyTorch's fused attention kernel. Unlike
+    the other paths this one also runs on a GPU and in half precision (runs_fused)."""
 
     speed_path = "attention"
     shared_buffers: dict | None = None
 
     def forward(self, windows_bnlc: torch.Tensor, layout: WindowLayout, mask: torch.Tensor | None) -> torch.Tensor:
-        if not runs_fast(self, windows_bnlc):
+        if not runs_fused(self):
             return super().forward(windows_bnlc, layout, mask)
-        qkv_weight = self.qkv.weight
-        q, k, v = self.split_heads(onednn.linear(windows_bnlc, qkv_weight, self.qkv_bias()))
+        linear = onednn.linear if runs_fast(self, windows_bnlc) else F.linear
+        q, k, v = self.split_heads(linear(windows_bnlc, self.qkv.weight, self.qkv_bias()))
         bias = self.tables.get(
             list(self.cpb_mlp.parameters()), layout.window_hw, lambda: self.position_bias(layout.window_hw).contiguous()
         )

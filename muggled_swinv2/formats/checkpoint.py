@@ -394,8 +394,8 @@ def load_model(path, device="cpu", dtype=torch.float32, accelerate: bool = True)
     """Load any supported SwinV2-DPT checkpoint; returns the model in eval mode on device/dtype.
 
     device: "cpu", "cuda", "cuda:N" or "auto" (CUDA when available); raises DeviceError if absent.
-    On the CPU in float32 the model gets the CPU speed paths (accelerate_for_inference), unless
-    `accelerate=False` (the plain model: to train it); elsewhere it is plain.
+    The model gets the speed paths (accelerate_for_inference: on the CPU in float32 all of them,
+    elsewhere the fused attention) unless `accelerate=False` (the plain model: to train it).
     `model.config` describes it and `model.checkpoint_format` says what kind of file it was.
     Raises CheckpointError with a one-line reason for a missing, damaged or foreign file.
     """
@@ -407,6 +407,6 @@ def load_model(path, device="cpu", dtype=torch.float32, accelerate: bool = True)
     checkpoint, model = read_checked_checkpoint(path)
     model.checkpoint_format = checkpoint.format
     model = model.to(device=device).set_dtype(dtype).eval()
-    if accelerate and device.type == "cpu" and dtype == torch.float32:
+    if accelerate:
         model = accelerate_for_inference(model)
     return model
