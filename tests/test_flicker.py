@@ -27,11 +27,12 @@ def test_flicker_is_scale_free_and_counts_only_unchanged_pixels():
 
 
 def test_clips_have_exact_depth_still_and_moving():
-    images, depths = still_clip(frames=3, size_hw=(24, 32))
+    clip = still_clip(frames=3, size_hw=(24, 32))
+    images, depths = clip.images, clip.depths
     assert len(images) == 3 and images[0].shape == (24, 32, 3) and images[0].dtype == np.uint8
     assert all(np.array_equal(depth, depths[0]) for depth in depths) and np.isfinite(depths[0]).all()
     assert not np.array_equal(images[0], images[1])  # the light changes
-    images, depths = moving_clip(frames=3, size_hw=(24, 32))
+    depths = moving_clip(frames=3, size_hw=(24, 32)).depths
     unchanged = unchanged_pixels(depths[0], depths[1])
     assert 0.1 < unchanged.mean() < 1.0  # planes along the motion keep their depth, the rest does not
 
@@ -41,5 +42,5 @@ def test_video_flicker_script_prints_the_table(tmp_path, small_checkpoint):
                              "--frames", "3", "--size", "32x48", "--json", str(tmp_path / "rows.json")],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    assert "| still camera | 3 |" in result.stdout and "| moving camera | 3 |" in result.stdout
+    assert "| still camera | 3 |" in result.stdout and "| object crossing | 3 |" in result.stdout
     assert (tmp_path / "rows.json").is_file()
