@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from muggled_swinv2.video.stabilize import DepthStabilizer, fit_scale_shift, unstabilize
+from muggled_swinv2.video.stabilize import DepthStabilizer, StabilizerSettings, fit_scale_shift, unstabilize
 
 
 def scene(seed: int, height=90, width=120) -> np.ndarray:
@@ -90,7 +90,7 @@ def test_a_frame_changed_everywhere_but_with_the_same_layout_is_not_a_cut():
     rng = np.random.default_rng(9)
     first = scene(0)
     distorted = first ** 1.6 + 0.3 * rng.random(first.shape, dtype=np.float32)
-    stabilizer = DepthStabilizer(static_threshold=0.05)
+    stabilizer = DepthStabilizer(StabilizerSettings(static_threshold=0.05))
     stabilizer(first)
     out = stabilizer(distorted)
     unit = lambda values: (values - np.median(values)) / np.abs(values - np.median(values)).mean()
@@ -135,7 +135,7 @@ def test_size_change_resets_and_flat_frames_keep_the_last_map():
 def test_unstabilize_round_trip_and_large_frames_fit_on_a_sample():
     rng = np.random.default_rng(8)
     depth = rng.random((700, 900), dtype=np.float32) + np.linspace(0, 2, 900, dtype=np.float32)
-    stabilizer = DepthStabilizer(fit_pixels=4096)
+    stabilizer = DepthStabilizer(StabilizerSettings(fit_pixels=4096))
     stabilizer(depth)
     raw = (0.25 * depth + 7).astype(np.float32)
     out = stabilizer(raw)
@@ -158,7 +158,7 @@ def test_smoothing_of_unchanged_pixels_is_undone_by_recover_raw():
 
     rng = np.random.default_rng(10)
     depth = scene(0)
-    stabilizer = DepthStabilizer(smoothing=0.7)
+    stabilizer = DepthStabilizer(StabilizerSettings(smoothing=0.7))
     archive, raws = {}, []
     for index, (scale, shift) in enumerate(known_maps(10, seed=11)):
         frame = depth + 0.01 * rng.standard_normal(depth.shape)
@@ -185,7 +185,7 @@ def test_still_pixels_are_a_running_mean_then_an_exponential_average():
     rng = np.random.default_rng(12)
     depth = scene(0)
     frames = [(depth + 0.01 * rng.standard_normal(depth.shape)).astype(np.float32) for _ in range(30)]
-    stabilizer = DepthStabilizer(smoothing=0.9)
+    stabilizer = DepthStabilizer(StabilizerSettings(smoothing=0.9))
     for index, frame in enumerate(frames):
         out = stabilizer(frame)
         aligned = out.scale * frame.astype(np.float64) + out.shift

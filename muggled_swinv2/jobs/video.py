@@ -115,7 +115,7 @@ class DepthVideoWriters:
                 self.writers[1].write_array("scale", np.array(self.scales[:count], np.float64))
                 self.writers[1].write_array("shift", np.array(self.shifts[:count], np.float64))
                 self.writers[1].write_array("reset", np.array(self.resets[:count], bool))
-                self.writers[1].write_array("smoothing", np.array(self.stabilizer.smoothing, np.float64))
+                self.writers[1].write_array("smoothing", np.array(self.stabilizer.settings.smoothing, np.float64))
             for writer in self.writers:
                 writer.finish()
         except BaseException:  # a write error, or Ctrl-C while the video is read back

@@ -1,70 +1,99 @@
-"""Temporal stabilisation of relative inverse depth: one scale and shift per frame, then
-smoothing over time of the pixels that did not change.
+"""Temporal stabilisation of relative inverse depth, in two steps per frame.
 
 A monocular model gives each frame's inverse depth with its own unknown scale and shift, so a
 still scene pulses from frame to frame; and it answers sensor noise and lighting changes with
-small local changes, so a still scene also shimmers. `DepthStabilizer` does two things:
+small local changes, so a still scene also shimmers. `DepthStabilizer` answers each in a step:
 
-1. Alignment: frame t is mapped to `aligned_t = scale_t * raw_t + shift_t`, one scale and shift
-   for the whole video, fitted robustly against a running reference (below).
-2. Smoothing: a pixel is smoothed when `aligned_t` lies within `change_threshold` (times the
-   frame's mean absolute deviation) of the previous output. When the caller passes the video
-   frame, its picture must also have barely changed there (blurred grey, divided by the frame's
-   mean brightness so that exposure changes do not count: |log change| < `picture_threshold`),
-   and with that second witness the depth may have changed by up to `picture_change_threshold`
-   deviations: a weak model answers a change of light with depth changes that large, and motion
-   shows in the picture. A smoothed pixel is
-   averaged with the previous output, `out_t = out_(t-1) + w * (aligned_t - out_(t-1))`, with
-   w = max(1 - smoothing, 1 / (n + 1)) for a pixel smoothed n frames in a row: a plain mean of
-   the frames it has been still for, then an exponential average over about 1 / (1 - smoothing)
-   frames (a plain exponential average would hold on to whatever the first frame got wrong).
-   The others (what moved, what the camera uncovered) are taken as they are, so nothing lags
-   behind real motion; so is the whole frame when its picture as a whole changed (thumbnail
-   correlation below `min_image_correlation`): a cut that a weak model's depth did not show,
-   where some pixels' brightness matches the old scene's by chance. With `smoothing=0` the output is the aligned frame.
+1. Alignment (`ReferenceAligner`): frame t becomes `aligned_t = scale_t * raw_t + shift_t`, its
+   scale and shift fitted robustly against a running reference of the aligned previous frames,
+   so that the whole video shares one scale and shift; scene cuts restart the reference.
+2. Smoothing (`TemporalSmoother`): pixels that did not change are averaged with the previous
+   output over time; what moved, and what the camera uncovered, is taken as it is, so nothing
+   lags behind real motion.
+
+When the caller passes the video frame too, its picture is a second witness (`PictureCues`): it
+tells a lighting change, to which a weak model answers with changed depth, from a real change.
+Every threshold is a field of `StabilizerSettings`, documented there.
 
 Both steps can be undone: the smoothed pixels of each frame are kept (`Stabilized.smoothed`), so
 the run lengths n and weights w follow, `aligned_t = out_(t-1) + (out_t - out_(t-1)) / w` there,
-and `raw_t = (aligned_t - shift_t) / scale_t` (`recover_raw` does it for the `video` job's npz). Any scale- and
-shift-invariant measure of a single frame, such as the MiDaS evaluation protocol, is unchanged by
-the alignment.
-
-The fit. Each frame is fitted against the reference: the aligned previous frames, on a
-subsampled grid (at most `fit_pixels` pixels, so the cost does not grow with the video size).
-1. Both are normalised robustly, n(v) = (v - median v) / mean |v - median v| (MiDaS's own
-   scale/shift normalisation), which makes them comparable whatever the frame's scale.
-2. Pixels whose normalised values differ by less than `static_threshold` are "static": they
-   barely changed between the frames. Moving objects, and what the camera motion uncovered,
-   fall out here, so they do not drag the fit.
-3. Least squares of `scale * raw + shift` against the reference on the static pixels, then
-   `trim_rounds` refits on the `keep` fraction with the smallest residuals (a trimmed, robust
-   least squares). On a frame that is an exact affine map of the reference this recovers the
-   map exactly, up to float rounding.
-
-The reference. The first frame starts it with scale 1 and shift 0. After each frame, static
-pixels of the reference move towards the new aligned frame (an exponential average,
-`reference = memory * reference + (1 - memory) * aligned`), and pixels that changed are
-replaced by the aligned frame, so the reference follows a moving camera.
-
-Scene cuts. A frame is a cut, and resets the stabiliser, when fewer than `min_static` of its
-pixels are static AND its normalised values correlate with the reference's by less than
-`min_correlation` AND (when the caller passes the video frame too) the frame's picture correlates
-with the previous one by less than `min_image_correlation` (grey 32x24 thumbnails, normalised, so
-exposure changes do not count); also when the fit gives a scale that is not a positive finite
-number, or when the frame's size changes. All three are needed: a weak model answers a lighting
-change with a map that differs everywhere by more than `static_threshold` (then the frame is
-fitted on all its pixels, trimmed, instead of on the static ones), at times even with a changed
-layout, while the picture itself stays the same (measured on the still-camera clip: depth
-correlation down to 0.55, picture correlation never below 0.95); a real cut changes the picture. On a reset the frame is mapped so that its median and mean absolute
-deviation match the reference's (so the values, and the colours, stay in the same range), the
-reference restarts from it, and it is not smoothed. A flat frame (no spread to fit) keeps the
-previous frame's scale and shift, and the frame after it is not smoothed.
+and `raw_t = (aligned_t - shift_t) / scale_t` (`recover_raw` does it for the `video` job's npz).
+Any scale- and shift-invariant measure of a single frame, such as the MiDaS evaluation protocol,
+is unchanged by the alignment.
 """
 
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
+
+@dataclass(frozen=True)
+class StabilizerSettings:
+    """The stabiliser's thresholds. Depth changes are measured in mean absolute deviations of the
+    frame ("deviations"), so they mean the same whatever the frame's scale."""
+
+    smoothing: float = 0.95
+    """How long unchanged pixels are averaged, in [0, 1). A pixel smoothed n frames in a row takes
+    the new frame with weight w = max(1 - smoothing, 1 / (n + 1)): a plain mean of the frames it
+    has been still for, then an exponential average over about 1 / (1 - smoothing) frames (a plain
+    exponential average would hold on to whatever the first frame got wrong). 0: no smoothing, the
+    output is the aligned frame."""
+
+    change_threshold: float = 1.0
+    """Smoothing without the picture: a pixel is unchanged when its aligned value lies within this
+    many deviations of the previous output."""
+
+    picture_threshold: float = 0.3
+    """Smoothing with the picture: a pixel's picture is unchanged when its log brightness (blurred
+    grey, less the log of the frame's mean, so that exposure changes do not count) changed by less
+    than this."""
+
+    picture_change_threshold: float = 2.0
+    """Smoothing with the picture: where the picture is unchanged, the depth may have changed by up
+    to this many deviations and the pixel is still smoothed: a weak model answers a change of light
+    with depth changes that large, while motion shows in the picture."""
+
+    static_threshold: float = 0.3
+    """Alignment: a pixel is static when its robustly normalised value, (v - median) / mean |v -
+    median| (MiDaS's own scale/shift normalisation), differs from the reference's by less than this.
+    Only static pixels are fitted, so moving objects and uncovered background do not drag the fit."""
+
+    min_static: float = 0.3
+    """Scene cuts, first of three conditions: fewer than this fraction of the pixels are static.
+    (With fewer static pixels but no cut, the frame is fitted on all its pixels, trimmed.)"""
+
+    min_correlation: float = 0.6
+    """Scene cuts, second condition: the normalised depth correlates with the reference's by less
+    than this. A weak model answers a lighting change with a map that differs everywhere, at times
+    even with a changed layout (depth correlation down to 0.55 measured on the still-camera clip)."""
+
+    min_image_correlation: float = 0.7
+    """Scene cuts, third condition, when the pictures are given: the picture's grey 32x24 thumbnail
+    (normalised, so exposure changes do not count) correlates with the previous one by less than
+    this (never below 0.95 on the still-camera clip; a real cut changes the picture). A frame whose
+    picture changed this much is not smoothed either, even if its depth was fitted: a cut the
+    model's depth did not show, where some pixels' brightness matches the old scene's by chance."""
+
+    keep: float = 0.8
+    """Alignment: each refit of the trimmed least squares keeps this fraction of the static pixels,
+    those with the smallest residuals."""
+
+    trim_rounds: int = 2
+    """Alignment: refits after the first least-squares fit."""
+
+    memory: float = 0.5
+    """The reference after each frame: static pixels move towards the new aligned frame,
+    `reference = memory * reference + (1 - memory) * aligned`; changed pixels are replaced by it,
+    so the reference follows a moving camera."""
+
+    fit_pixels: int = 65536
+    """At most this many pixels (a regular subsampling grid) are fitted and kept as the reference,
+    so the cost of the alignment does not grow with the video size."""
+
+    def __post_init__(self):
+        if not 0 <= self.smoothing < 1:
+            raise ValueError(f"smoothing must be in [0, 1), got {self.smoothing}")
 
 
 @dataclass
@@ -74,6 +103,193 @@ class Stabilized:
     shift: float
     reset: bool  # True on the first frame and on scene cuts
     smoothed: np.ndarray  # bool (H, W): the pixels averaged with the previous output
+
+
+class DepthStabilizer:
+    """Puts the frames of a video onto one scale and shift and smooths what did not change over
+    time: per frame, `ReferenceAligner` then `TemporalSmoother` (see the module docstring)."""
+
+    def __init__(self, settings: StabilizerSettings = StabilizerSettings()):
+        self.settings = settings
+        self.aligner = ReferenceAligner(settings)
+        self.smoother = TemporalSmoother(settings)
+        self.thumbnail = None  # the previous picture's picture_thumbnail, when pictures are given
+
+    def reset(self):
+        """Forget the past: the next frame starts afresh (scale 1, shift 0, not smoothed)."""
+        self.aligner.reset()
+        self.smoother.reset()
+        self.thumbnail = None
+
+    def __call__(self, raw_depth: np.ndarray, picture: np.ndarray | None = None) -> Stabilized:
+        """Stabilise the next frame's raw inverse depth (H, W); `picture`, the video frame it came
+        from (any size, grey or BGR), tells a scene cut or motion from a lighting change."""
+        grey = grey_levels(picture) if picture is not None else None
+        thumbnail = picture_thumbnail(grey) if grey is not None else None
+        brightness = log_brightness(grey, raw_depth.shape) if grey is not None else None
+        same_picture = None  # whether the picture barely changed since the last frame (None: cannot tell)
+        if thumbnail is not None and self.thumbnail is not None:
+            same_picture = float(np.mean(thumbnail * self.thumbnail)) >= self.settings.min_image_correlation
+        self.thumbnail = thumbnail
+
+        alignment = self.aligner(raw_depth, same_picture is True)
+        aligned_hw = raw_depth.astype(np.float64) * alignment.scale + alignment.shift
+        depth, smoothed = self.smoother(aligned_hw, alignment.spread, brightness,
+                                        restart=alignment.reset or same_picture is False,
+                                        remember=not alignment.flat)
+        return Stabilized(depth, alignment.scale, alignment.shift, alignment.reset, smoothed)
+
+
+@dataclass
+class Alignment:
+    scale: float  # aligned = scale * raw + shift
+    shift: float
+    reset: bool  # the reference restarted: the first frame, a new frame size, or a scene cut
+    flat: bool  # the frame has no spread (a black or blank frame): the last scale and shift are kept
+    spread: float  # mean absolute deviation of the aligned frame (on the fitted sample)
+
+
+class ReferenceAligner:
+    """Step 1: each frame's scale and shift, fitted against a running reference.
+
+    The reference is the aligned previous frames, on a subsampled grid (`fit_pixels`). The first
+    frame starts it with scale 1 and shift 0. The fit, for each next frame:
+    1. Frame and reference are normalised robustly, n(v) = (v - median v) / mean |v - median v|,
+       which makes them comparable whatever the frame's scale; pixels whose normalised values
+       differ by less than `static_threshold` are static (they barely changed).
+    2. Least squares of `scale * raw + shift` against the reference on the static pixels, then
+       `trim_rounds` refits on the `keep` fraction with the smallest residuals (a trimmed, robust
+       least squares). On a frame that is an exact affine map of the reference this recovers the
+       map exactly, up to float rounding.
+    3. The reference then moves towards the aligned frame (`memory`).
+
+    A frame is a scene cut when fewer than `min_static` of its pixels are static AND its normalised
+    values correlate with the reference's by less than `min_correlation` AND (when pictures are
+    given) its picture changed (`min_image_correlation`); also when the fit gives a scale that is
+    not a positive finite number, and when the frame's size changes. All three are needed: a weak
+    model answers a lighting change with a map that differs everywhere by more than
+    `static_threshold` (such a frame is fitted on all its pixels, trimmed), at times even with a
+    changed layout, while the picture stays the same. A cut frame is mapped so that its median and
+    mean absolute deviation match the reference's (the values, and the colours, stay in the same
+    range), and the reference restarts from it. A flat frame (no spread to fit) keeps the previous
+    frame's scale and shift and leaves the reference as it was.
+    """
+
+    def __init__(self, settings: StabilizerSettings):
+        self.settings = settings
+        self.reset()
+
+    def reset(self):
+        self.reference = None  # float64, subsampled, on the stabilised scale
+        self.shape = None  # the (H, W) of the frames the reference was made from
+        self.scale, self.shift = 1.0, 0.0  # the last frame's
+
+    def sample(self, depth_hw: np.ndarray) -> np.ndarray:
+        """The fitted pixels of a frame: float64, flat, at most about `fit_pixels` of them."""
+        step = max(1, int(np.ceil(np.sqrt(depth_hw.size / self.settings.fit_pixels))))
+        return depth_hw[::step, ::step].astype(np.float64).ravel()
+
+    def __call__(self, raw_depth: np.ndarray, same_picture: bool) -> Alignment:
+        """The scale and shift of the next frame's raw inverse depth (H, W); `same_picture`: its
+        picture is known to have barely changed since the last frame (then it is not a cut)."""
+        raw = self.sample(raw_depth)
+        raw_unit, raw_median, raw_spread = robust_normalize(raw)
+        flat = not raw_spread > 0
+        fitted = None  # the fitted pixels (bool, on the sample), when a fit was made
+        if self.reference is None or raw_depth.shape != self.shape:
+            reset, scale, shift = True, 1.0, 0.0  # nothing to match: the first frame, or a new size
+        else:
+            reference_unit, reference_median, reference_spread = robust_normalize(self.reference)
+            if flat:
+                scale, shift = self.scale, self.shift  # nothing to fit: keep the last map
+            else:
+                fitted = self._fitted_pixels(raw_unit, reference_unit, same_picture)
+                scale, shift = (float("nan"), 0.0) if fitted is None else self._fit(raw, fitted)
+            reset = not (np.isfinite(scale) and scale > 0 and np.isfinite(shift))
+            if reset:  # a scene cut: match the reference's median and spread
+                scale = reference_spread / raw_spread if raw_spread > 0 and reference_spread > 0 else 1.0
+                shift = reference_median - scale * raw_median
+        aligned = scale * raw + shift
+        if reset or not flat:  # a flat frame leaves the reference as it was
+            if fitted is None:
+                self.reference = aligned
+            else:
+                blended = self.settings.memory * self.reference + (1 - self.settings.memory) * aligned
+                self.reference = np.where(fitted, blended, aligned)
+        self.shape, self.scale, self.shift = raw_depth.shape, scale, shift
+        return Alignment(scale, shift, reset, flat, robust_normalize(aligned)[2])
+
+    def _fitted_pixels(self, raw_unit: np.ndarray, reference_unit: np.ndarray, same_picture: bool) -> np.ndarray | None:
+        """The pixels to fit on (bool): the static ones, or all of them when the frame changed
+        everywhere but kept its layout; None for a scene cut."""
+        settings = self.settings
+        static = np.abs(raw_unit - reference_unit) < settings.static_threshold
+        if static.mean() < settings.min_static:
+            if np.corrcoef(raw_unit, reference_unit)[0, 1] < settings.min_correlation and not same_picture:
+                return None  # another layout and another picture: a scene cut
+            static = np.ones_like(static)  # the same layout, changed everywhere: fit on every pixel
+        return static
+
+    def _fit(self, raw: np.ndarray, fitted: np.ndarray) -> tuple[float, float]:
+        """Trimmed least squares of scale * raw + shift ~ reference over the `fitted` pixels."""
+        chosen = fitted
+        scale, shift = fit_scale_shift(raw[chosen], self.reference[chosen])
+        for _ in range(self.settings.trim_rounds):
+            residual = np.abs(scale * raw + shift - self.reference)
+            kept = int(self.settings.keep * chosen.sum())
+            if kept < 2 or not np.isfinite(scale):
+                break
+            limit = np.partition(residual[chosen], kept - 1)[kept - 1]
+            chosen = fitted & (residual <= limit)
+            scale, shift = fit_scale_shift(raw[chosen], self.reference[chosen])
+        return scale, shift
+
+
+class TemporalSmoother:
+    """Step 2: the aligned frame averaged over time where it did not change.
+
+    A pixel is unchanged when its aligned value lies within `change_threshold` deviations of the
+    previous output; when the pictures are given, when instead its picture barely changed
+    (`picture_threshold`) and its depth by at most `picture_change_threshold` deviations. An
+    unchanged pixel is averaged with the previous output, `out_t = out_(t-1) + w * (aligned_t -
+    out_(t-1))`, with w = smoothing_weights(n) for a pixel unchanged n frames in a row; the others
+    (what moved, what the camera uncovered) are taken as they are.
+    """
+
+    def __init__(self, settings: StabilizerSettings):
+        self.settings = settings
+        self.reset()
+
+    def reset(self):
+        self.previous = None  # float32 (H, W): the last output (None after a flat frame)
+        self.run_length = None  # int (H, W): frames in a row each pixel was smoothed
+        self.brightness = None  # float32 (H, W): the last picture's log_brightness, when pictures are given
+
+    def __call__(self, aligned_hw: np.ndarray, spread: float, brightness: np.ndarray | None,
+                 restart: bool, remember: bool) -> tuple[np.ndarray, np.ndarray]:
+        """(output float32 (H, W), smoothed pixels bool (H, W)) for the aligned frame (float64,
+        with `spread` its mean absolute deviation) and its picture's log_brightness (or None).
+        `restart`: take the frame as it is (a reset, or a changed picture); `remember`: smooth
+        the next frame against this one (False for a flat frame)."""
+        settings = self.settings
+        if restart or settings.smoothing == 0 or self.previous is None:
+            smoothed = np.zeros(aligned_hw.shape, bool)
+            run_length = np.zeros(aligned_hw.shape, np.int32)
+            depth = aligned_hw.astype(np.float32)
+        else:
+            if brightness is not None and self.brightness is not None:
+                smoothed = np.abs(aligned_hw - self.previous) < settings.picture_change_threshold * spread
+                smoothed &= np.abs(brightness - self.brightness) < settings.picture_threshold
+            else:
+                smoothed = np.abs(aligned_hw - self.previous) < settings.change_threshold * spread
+            run_length = np.where(smoothed, self.run_length + 1, 0)
+            weight = smoothing_weights(run_length, settings.smoothing)
+            blended = self.previous + weight * (aligned_hw - self.previous)
+            depth = np.where(smoothed, blended, aligned_hw).astype(np.float32)
+        self.run_length = run_length
+        self.previous = depth if remember else None  # nothing is smoothed against a flat (black, blank) frame
+        self.brightness = brightness
+        return depth, smoothed
 
 
 def robust_normalize(values: np.ndarray) -> tuple[np.ndarray, float, float]:
@@ -94,116 +310,6 @@ def fit_scale_shift(raw: np.ndarray, target: np.ndarray) -> tuple[float, float]:
         return float("nan"), float("nan")
     scale = float(np.dot(centred, target - target_mean)) / variance
     return scale, float(target_mean - scale * raw_mean)
-
-
-class DepthStabilizer:
-    """Puts the frames of a video onto one scale and shift (see the module docstring)."""
-
-    def __init__(self, smoothing: float = 0.95, change_threshold: float = 1.0, picture_threshold: float = 0.3,
-                 picture_change_threshold: float = 2.0, static_threshold: float = 0.3, min_static: float = 0.3, min_correlation: float = 0.6,
-                 min_image_correlation: float = 0.7, keep: float = 0.8, trim_rounds: int = 2, memory: float = 0.5,
-                 fit_pixels: int = 65536):
-        if not 0 <= smoothing < 1:
-            raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
-        self.smoothing, self.change_threshold, self.picture_threshold = smoothing, change_threshold, picture_threshold
-        self.picture_change_threshold = picture_change_threshold
-        self.static_threshold, self.min_static, self.keep = static_threshold, min_static, keep
-        self.min_correlation, self.min_image_correlation = min_correlation, min_image_correlation
-        self.trim_rounds, self.memory, self.fit_pixels = trim_rounds, memory, fit_pixels
-        self.reset()
-
-    def reset(self):
-        """Forget the reference: the next frame starts afresh (scale 1, shift 0)."""
-        self.reference = None  # float64, subsampled, on the stabilised scale
-        self.previous = None  # float32 (H, W): the last output
-        self.run_length = None  # int (H, W): frames in a row each pixel was smoothed
-        self.brightness = None  # float32 (H, W): the last picture's log_brightness, when pictures are given
-        self.shape = None
-        self.scale, self.shift = 1.0, 0.0
-        self.thumbnail = None  # the previous picture's normalised grey thumbnail, when pictures are given
-
-    def _sample(self, depth: np.ndarray) -> np.ndarray:
-        step = max(1, int(np.ceil(np.sqrt(depth.size / self.fit_pixels))))
-        return depth[::step, ::step].astype(np.float64).ravel()
-
-    def _same_picture(self, thumbnail: np.ndarray | None) -> bool:
-        """Whether the picture barely changed since the last frame (False when it cannot tell)."""
-        if thumbnail is None or self.thumbnail is None:
-            return False
-        return float(np.mean(thumbnail * self.thumbnail)) >= self.min_image_correlation
-
-    def _fit(self, raw: np.ndarray, same_picture: bool) -> tuple[float, float, np.ndarray | None]:
-        """(scale, shift, static mask) against the reference, or a scale of nan for a cut."""
-        raw_unit, _, raw_spread = robust_normalize(raw)
-        reference_unit, _, _ = robust_normalize(self.reference)
-        if not raw_spread > 0:
-            return self.scale, self.shift, None  # flat frame: nothing to fit, keep the last map
-        static = np.abs(raw_unit - reference_unit) < self.static_threshold
-        if static.mean() < self.min_static:
-            if np.corrcoef(raw_unit, reference_unit)[0, 1] < self.min_correlation and not same_picture:
-                return float("nan"), 0.0, None  # another layout and another picture: a scene cut
-            static = np.ones_like(static)  # the same layout, changed everywhere: fit on every pixel
-        chosen = static
-        scale, shift = fit_scale_shift(raw[chosen], self.reference[chosen])
-        for _ in range(self.trim_rounds):
-            residual = np.abs(scale * raw + shift - self.reference)
-            kept = int(self.keep * chosen.sum())
-            if kept < 2 or not np.isfinite(scale):
-                break
-            limit = np.partition(residual[chosen], kept - 1)[kept - 1]
-            chosen = static & (residual <= limit)
-            scale, shift = fit_scale_shift(raw[chosen], self.reference[chosen])
-        return scale, shift, static
-
-    def __call__(self, raw_depth: np.ndarray, picture: np.ndarray | None = None) -> Stabilized:
-        """Stabilise the next frame's raw inverse depth (H, W); `picture`, the video frame it came
-        from (any size, grey or BGR), tells a scene cut from a lighting change."""
-        raw = self._sample(raw_depth)
-        grey = grey_levels(picture) if picture is not None else None
-        thumbnail = picture_thumbnail(grey) if grey is not None else None
-        brightness = log_brightness(grey, raw_depth.shape) if grey is not None else None
-        same_picture = self._same_picture(thumbnail)
-        picture_changed = thumbnail is not None and self.thumbnail is not None and not same_picture
-        static = None
-        if self.reference is None or raw_depth.shape != self.shape:
-            reset, scale, shift = True, 1.0, 0.0  # nothing to match: the first frame, or a new size
-        else:
-            scale, shift, static = self._fit(raw, same_picture)
-            reset = not (np.isfinite(scale) and scale > 0 and np.isfinite(shift))
-            if reset:  # a scene cut: match the reference's median and spread
-                _, raw_median, raw_spread = robust_normalize(raw)
-                _, reference_median, reference_spread = robust_normalize(self.reference)
-                scale = reference_spread / raw_spread if raw_spread > 0 and reference_spread > 0 else 1.0
-                shift = reference_median - scale * raw_median
-        flat = not robust_normalize(raw)[2] > 0
-        if reset or not flat:  # a flat frame leaves the reference as it was
-            stabilized = scale * raw + shift
-            if static is None:
-                self.reference = stabilized
-            else:
-                blended = self.memory * self.reference + (1 - self.memory) * stabilized
-                self.reference = np.where(static, blended, stabilized)
-        self.shape, self.scale, self.shift, self.thumbnail = raw_depth.shape, scale, shift, thumbnail
-        aligned = raw_depth.astype(np.float64) * scale + shift
-        if reset or self.smoothing == 0 or self.previous is None or picture_changed:
-            smoothed = np.zeros(raw_depth.shape, bool)
-            run_length = np.zeros(raw_depth.shape, np.int32)
-            depth = aligned.astype(np.float32)
-        else:
-            spread = robust_normalize(scale * raw + shift)[2]
-            if brightness is not None and self.brightness is not None:
-                smoothed = np.abs(aligned - self.previous) < self.picture_change_threshold * spread
-                smoothed &= np.abs(brightness - self.brightness) < self.picture_threshold
-            else:
-                smoothed = np.abs(aligned - self.previous) < self.change_threshold * spread
-            run_length = np.where(smoothed, self.run_length + 1, 0)
-            weight = smoothing_weights(run_length, self.smoothing)
-            blended = self.previous + weight * (aligned - self.previous)
-            depth = np.where(smoothed, blended, aligned).astype(np.float32)
-        self.run_length = run_length
-        self.previous = None if flat else depth  # nothing is smoothed against a flat (black, blank) frame
-        self.brightness = brightness
-        return Stabilized(depth, scale, shift, reset, smoothed)
 
 
 def smoothing_weights(run_length: np.ndarray, smoothing: float) -> np.ndarray:
