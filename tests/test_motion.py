@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from muggled_swinv2.evaluation.flicker import CLIPS, flicker
-from muggled_swinv2.video.motion import MotionEstimator, upsample_flow, warp
+from muggled_swinv2.video.motion import MotionEstimator, MotionSettings, trusted_flow, upsample_flow, warp
 
 
 def texture(seed: int = 0, size_hw=(300, 380)) -> np.ndarray:
@@ -43,20 +43,18 @@ def test_a_pan_with_known_motion_is_warped_to_within_a_pixel():
 
 
 def test_what_a_moving_object_uncovers_or_hides_is_not_trusted():
-    background = texture(1)
-    square = texture(2)[:40, :40] * 0.5 + 100
-    frames = []
-    for left in (30, 38):  # the square moves 8 pixels right over a still background
-        frame = view(background, 50, 50)
-        frame[30:70, left:left + 40] = square
-        frames.append(frame.astype(np.uint8))
-    estimator = MotionEstimator()
-    estimator(frames[0], (96, 128))
-    motion = estimator(frames[1], (96, 128))
-    uncovered = np.zeros((96, 128), bool)
-    uncovered[32:68, 31:37] = True  # background seen now, behind the square before
-    assert not motion.trusted[uncovered].any()
-    assert motion.trusted[:, 90:].mean() > 0.85 and motion.trusted[:20].mean() > 0.85  # the still background
+    """Exact flows: the camera pans 2 pixels, a square 10 pixels: the strip it uncovered lands, in
+    the previous frame, on the square, whose forward vector does not bring it back."""
+    height, width = 60, 80
+    backward = np.zeros((height, width, 2), np.float32)
+    forward = np.zeros((height, width, 2), np.float32)
+    backward[..., 0], forward[..., 0] = 2, -2  # the background: a pixel now at x was at x + 2
+    backward[20:40, 30:50, 0] = -10  # the square now covers columns 30-49; it was at 20-39 before
+    forward[20:40, 20:40, 0] = 10  # where it stood before
+    trusted = trusted_flow(backward, forward, MotionSettings())
+    assert not trusted[20:40, 18:30].any()  # uncovered: background now (x was at x + 2), the square before
+    assert not trusted[:, -3:].any()  # new at the right edge
+    assert trusted[:15, :70].all() and trusted[45:, :70].all() and trusted[24:36, 34:46].all()
 
 
 def test_a_still_camera_gives_zero_motion_everywhere():

@@ -1,20 +1,25 @@
 """Dense motion between consecutive video frames, and warping a previous depth map along it.
 
 The stabiliser (video/stabilize.py) smooths each pixel with the previous output. On a moving
-camera the previous output must first follow the pixels: `estimate_motion` finds, for every pixel
-of the current frame, where it was in the previous frame (the backward flow), and which of those
-answers to trust; `warp` then samples a previous map there.
+camera the previous output must first follow the pixels: `MotionEstimator` finds, for every
+pixel of the current frame, where it was in the previous frame (the backward flow), and which of
+those answers to trust; `warp` then samples a previous map there.
 
 Flow. OpenCV's DIS optical flow (`cv2.DISOpticalFlow`, preset FAST) on grey frames downscaled to
-at most `flow_side` pixels on the long side: cheap (a few milliseconds a pair), and plenty for
-depth maps, which are smooth. Both directions are computed: backward (current -> previous) to
-warp, forward (previous -> current) to check it. Flow vectors shorter than `still_flow` pixels
-(of the depth map) are set to zero: on a still camera DIS answers sensor noise and changes of
-light with tiny vectors, and warping by them would blur the previous output a little every frame;
-zeroed (and trusted: there is nothing to check), a still camera is smoothed exactly as without
-motion compensation.
+at most `flow_side` pixels on the long side and scaled to one mean brightness (DIS matches
+brightness; an exposure change is no motion): a few milliseconds a pair, and plenty for depth
+maps, which are smooth. Both directions are computed: backward (current -> previous) to warp,
+forward (previous -> current) to check it.
 
-Trust. A pixel's backward flow is trusted when
+Still cameras. When the median backward vector is shorter than `still_flow` depth-map pixels the
+camera is taken to be still: the motion is zero everywhere and trusted, and the stabiliser smooths
+exactly as without motion compensation. Under a changing light DIS finds vectors of 1-3 pixels in
+places even on a still camera (99th percentile 1.8 pixels on the still-camera clip of
+evaluation/flicker.py, where the light moves and the exposure hunts); warping by them would cost a
+still scene its steadiness. Objects moving in front of a still camera are left to the stabiliser's
+own checks (what changed is taken as it is), as before.
+
+Trust. On a moving camera, a pixel's backward flow is trusted when
 - it lands inside the previous frame (what the camera just brought into view has no past);
 - forward-backward consistency (Sundaram et al. 2010): following the backward flow, then the
   forward flow from where it landed, comes back to the start within
@@ -26,8 +31,9 @@ Trust. A pixel's backward flow is trusted when
 - and neither are its neighbours (the mask is eroded by a pixel: the flow is smooth across edges).
 
 The flow is kept at the flow resolution (`Motion.flow_low`, float16: the npz of the `video` job
-stores it so that the smoothing can be undone) and upsampled to the depth map's size on use, the
-same way every time, so an output frame can be warped again bit for bit.
+stores it for the frames of a moving camera, so that the smoothing can be undone) and upsampled to
+the depth map's size on use, the same way every time, so an output frame can be warped again bit
+for bit.
 """
 
 from dataclasses import dataclass
@@ -39,7 +45,7 @@ import numpy as np
 @dataclass(frozen=True)
 class MotionSettings:
     flow_side: int = 320  # long side of the grey frames the flow is computed on (pixels)
-    still_flow: float = 0.3  # vectors shorter than this (depth-map pixels) are zero
+    still_flow: float = 0.3  # the camera is still when the median vector is shorter (depth-map pixels)
     consistency: float = 0.01  # forward-backward tolerance, relative part (of |b|^2 + |f|^2)
     consistency_floor: float = 0.5  # forward-backward tolerance, absolute part (squared flow pixels)
     boundary: float = 0.01  # motion boundary: |grad b|^2 > boundary * |b|^2 + boundary_floor
@@ -55,14 +61,15 @@ class Motion:
 
     @property
     def still(self) -> bool:
-        """True when every vector is zero: warping is the identity."""
+        """True for a still camera (every vector zero, every pixel trusted): warping is the identity."""
         return not self.flow_low.any()
 
 
 def flow_grey(grey: np.ndarray, flow_side: int) -> np.ndarray:
     """uint8 (h, w) of a frame's grey levels (H, W) on the 0-255 scale (stabilize.grey_levels),
-    the long side at most `flow_side`."""
-    grey = grey.astype(np.float32)
+    the long side at most `flow_side`, scaled to a mean of 128: DIS matches brightness, and an
+    exposure change is no motion."""
+    grey = grey.astype(np.float32) * np.float32(128 / max(float(grey.mean()), 1.0))
     height, width = grey.shape
     factor = flow_side / max(height, width)
     if factor < 1:
@@ -132,13 +139,11 @@ class MotionEstimator:
         if previous is None or previous.shape != grey.shape:
             return None
         backward = self.flow.calc(grey, previous, None)
+        height, width = shape_hw
+        length = np.sqrt(np.sum(backward**2, axis=2)) * (width / grey.shape[1])  # in depth-map pixels
+        if np.median(length) < self.settings.still_flow:
+            return Motion(np.zeros(backward.shape, np.float16), np.ones(shape_hw, bool))  # a still camera
         forward = self.flow.calc(previous, grey, None)
         trusted_low = trusted_flow(backward, forward, self.settings)
-        # the threshold in flow pixels: still_flow depth-map pixels
-        low_per_depth_pixel = grey.shape[1] / shape_hw[1]
-        still = np.sum(backward**2, axis=2) < (self.settings.still_flow * low_per_depth_pixel) ** 2
-        backward[still] = 0
-        trusted_low |= still  # a zero vector warps nothing: the stabiliser's own checks guard it, as without motion
-        height, width = shape_hw
         trusted = cv2.resize(trusted_low.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST).astype(bool)
         return Motion(backward.astype(np.float16), trusted)
