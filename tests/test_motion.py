@@ -7,6 +7,7 @@ import pytest
 
 from muggled_swinv2.evaluation.flicker import CLIPS, flicker
 from muggled_swinv2.video.motion import MotionEstimator, MotionSettings, trusted_flow, upsample_flow, warp
+from muggled_swinv2.video.stabilize import DepthStabilizer, StabilizerSettings, pack_mask, recover_raw
 
 
 def texture(seed: int = 0, size_hw=(300, 380)) -> np.ndarray:
@@ -81,3 +82,78 @@ def test_flicker_at_corresponding_points_sees_the_true_motion(name):
     rng = np.random.default_rng(0)
     noisy = [frame + 0.01 * range_ * rng.standard_normal(frame.shape) for frame in truth]
     assert 0.005 < flicker(noisy, clip.depths, clip.motions) < 0.03
+
+
+def panning_clip(frames: int = 8, step: float = 2.5, noise: float = 0.02, seed: int = 5):
+    """(pictures uint8, raw inverse depths with noise, true inverse depths): a camera panning
+    `step` pixels a frame across a textured scene whose depth moves with the picture."""
+    rng = np.random.default_rng(seed)
+    pattern = texture(seed)
+    depth_pattern = 1 + cv2.GaussianBlur(pattern, (0, 0), 6) / 64
+    pictures, raws, truths = [], [], []
+    for index in range(frames):
+        left = 40 + step * index
+        truth = view(depth_pattern, left, 60)
+        pictures.append(view(pattern, left, 60).astype(np.uint8))
+        truths.append(truth)
+        raws.append((truth + noise * rng.standard_normal(truth.shape)).astype(np.float32))
+    return pictures, raws, truths
+
+
+def test_zero_motion_reproduces_the_still_camera_stabiliser():
+    rng = np.random.default_rng(7)
+    picture = view(texture(3), 60, 60)
+    truth = 1 + picture / 128
+    with_motion, without = DepthStabilizer(), DepthStabilizer(StabilizerSettings(motion=None))
+    for index in range(8):  # sensor noise and exposure changes on a still camera
+        seen = np.clip(picture * (1 + 0.1 * np.sin(index)) + rng.normal(0, 3, picture.shape), 0, 255).astype(np.uint8)
+        raw = (2.0 * truth + 0.5 + 0.05 * rng.standard_normal(truth.shape)).astype(np.float32)
+        out, reference = with_motion(raw, seen), without(raw, seen)
+        assert out.flow_low is None and np.array_equal(out.depth, reference.depth)
+        assert np.array_equal(out.smoothed, reference.smoothed) and (out.scale, out.shift) == (reference.scale, reference.shift)
+    assert out.smoothed.mean() > 0.9
+
+
+def test_a_pan_is_followed_smoothed_and_not_smeared():
+    pictures, raws, truths = panning_clip()
+    following, in_place = DepthStabilizer(), DepthStabilizer(StabilizerSettings(motion=None))
+    for picture, raw, truth in zip(pictures, raws, truths):
+        out, stuck = following(raw, picture), in_place(raw, picture)
+    inner = np.s_[8:-8, 8:-8]
+    error = np.abs(out.depth - (out.scale * truth + out.shift))[inner]
+    raw_error = np.abs(raws[-1] - truths[-1])[inner]
+    assert out.flow_low is not None and out.smoothed[inner].mean() > 0.8
+    assert error.mean() < 0.8 * raw_error.mean()  # averaged along the motion: less noise
+    stuck_error = np.abs(stuck.depth - (stuck.scale * truth + stuck.shift))[inner]
+    assert error.mean() < stuck_error.mean()
+    assert not out.smoothed[:, -3:].any()  # what just came into view at the right edge has no past
+
+
+def test_a_cut_still_resets_on_a_moving_camera():
+    pictures, raws, _ = panning_clip(frames=4)
+    other_pictures, other_raws, _ = panning_clip(frames=2, seed=9)
+    stabilizer = DepthStabilizer()
+    outs = [stabilizer(raw, picture) for picture, raw in zip(pictures + other_pictures, raws + [9 - 3 * r for r in other_raws])]
+    assert [out.reset for out in outs] == [True, False, False, False, True, False]
+    assert not outs[4].smoothed.any()
+
+
+def test_recover_raw_undoes_the_smoothing_along_the_motion():
+    pictures, raws, _ = panning_clip(frames=6)
+    stabilizer = DepthStabilizer()
+    archive = {"smoothing": np.array(stabilizer.settings.smoothing), "moving_smoothing": np.array(stabilizer.settings.moving_smoothing)}
+    scales, shifts = [], []
+    for index, (picture, raw) in enumerate(zip(pictures, raws)):  # as the video job writes its npz
+        out = stabilizer(raw, picture)
+        archive[f"frame_{index:06d}"] = out.depth
+        archive[f"smoothed_{index:06d}"] = pack_mask(out.smoothed)
+        if out.flow_low is not None:
+            archive[f"flow_{index:06d}"] = out.flow_low
+        scales.append(out.scale)
+        shifts.append(out.shift)
+    archive["scale"], archive["shift"] = np.array(scales), np.array(shifts)
+    assert sum(name.startswith("flow_") for name in archive) == 5
+    for recovered, raw in zip(recover_raw(archive), raws):
+        np.testing.assert_allclose(recovered, raw, atol=2e-4)
+    without_flows = {name: value for name, value in archive.items() if not name.startswith("flow_")}
+    assert np.abs(recover_raw(without_flows)[-1] - raws[-1]).max() > 0.01  # the flows are needed
