@@ -42,5 +42,5 @@ def test_video_flicker_script_prints_the_table(tmp_path, small_checkpoint):
                              "--frames", "3", "--size", "32x48", "--json", str(tmp_path / "rows.json")],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    assert "| still camera | 3 |" in result.stdout and "| object crossing | 3 |" in result.stdout
+    assert "| still camera | 3 |" in result.stdout and "| moving camera | 3 |" in result.stdout
     assert (tmp_path / "rows.json").is_file()

@@ -120,7 +120,7 @@ def still_clip(seed: int = 2_000_000, frames: int = 24, size_hw=(192, 256), nois
 
 
 def moving_clip(seed: int = 2_000_000, frames: int = 24, size_hw=(192, 256), step: float = 0.02, noise: float = 0.01) -> Clip:
-    """A camera moving `step` metres sideways per frame."""
+    """A camera moving `step` metres sideways per frame ("moving camera")."""
     description, _ = indoor_scene(seed)
     start = description.camera
     cameras = [Camera(**{**vars(start), "x": start.x + step * (index - frames / 2)}) for index in range(frames)]
@@ -169,7 +169,7 @@ def object_clip(seed: int = 2_000_000, frames: int = 24, size_hw=(192, 256), dis
     return Clip(images, depths, motions)
 
 
-CLIPS = {"still camera": still_clip, "sideways camera": moving_clip, "forward and turning": turning_clip,
+CLIPS = {"still camera": still_clip, "moving camera": moving_clip, "forward and turning": turning_clip,
          "object crossing": object_clip}
 
 
