@@ -302,7 +302,9 @@ class TemporalSmoother:
     (`picture_threshold`) and its depth by at most `picture_change_threshold` deviations. An
     unchanged pixel is averaged with the previous output, `out_t = out_(t-1) + w * (aligned_t -
     out_(t-1))`, with w = smoothing_weights(n) for a pixel unchanged n frames in a row; the others
-    (what moved, what the camera uncovered) are taken as they are.
+    (what moved, what the camera uncovered) are taken as they are. Given a moving camera's
+    `motion`, the previous output, brightness and run lengths are first warped onto the frame,
+    only trusted pixels may be smoothed, and the frame's average is `moving_smoothing`'s.
     """
 
     def __init__(self, settings: StabilizerSettings):
