@@ -7,7 +7,8 @@ On the synthetic clips of muggled_swinv2/evaluation/flicker.py (the true inverse
 stands in for the model's output: the cost does not depend on the values), times the
 stabiliser's call per frame, given the video frame: as shipped (the optical flow on a moving
 camera's frames), and with StabilizerSettings(motion=None). The difference is the flow's cost.
-CPU time of the process (all its threads), so that a busy machine does not inflate it.
+CPU time of the process, on one OpenCV thread (its pool's spinning threads would count too), so
+that a busy machine does not inflate it.
 """
 
 import argparse
@@ -15,6 +16,7 @@ import statistics
 import sys
 import time
 
+import cv2
 import numpy as np
 
 from muggled_swinv2.cli import positive_int
@@ -40,6 +42,7 @@ def main(argv=None) -> int:
     parser.add_argument("--width", type=positive_int, default=256)
     parser.add_argument("--rounds", type=positive_int, default=3)
     args = parser.parse_args(argv)
+    cv2.setNumThreads(1)
     rng = np.random.default_rng(0)
     print(f"stabiliser, CPU ms per frame at {args.height}x{args.width} (median of {args.rounds} rounds)")
     for name, make in [("still camera", still_clip), ("moving camera", moving_clip)]:
