@@ -4,12 +4,13 @@
     python scripts/video_flicker.py                          # the demo model (or the one in weights/)
     python scripts/video_flicker.py --weights weights/dpt_swin2_tiny_256.pt --frames 48 --json flicker.json
 
-Renders a still-camera clip (moving light, exposure changes, sensor noise) and a slowly moving
-camera clip of one indoor scene (muggled_swinv2/evaluation/flicker.py), writes each as a video,
+Renders four clips of one indoor scene with their true motion (muggled_swinv2/evaluation/flicker.py):
+a still camera (moving light, exposure changes, sensor noise), a camera moving sideways, one moving
+forward and turning, and a ball crossing in front of a still camera; writes each as a video,
 runs the `video` job on it (stabilised, with --raw npz, which holds what gives the raw predictions
-back), and prints a Markdown table: flicker (mean |change| of inverse depth
-where the true depth did not change, as a fraction of the range) and per-frame AbsRel (MiDaS
-protocol), raw and stabilised.
+back), and prints a Markdown table: flicker (mean change of inverse depth at corresponding points,
+less the true change, as a fraction of the range) and per-frame AbsRel (MiDaS protocol), raw and
+stabilised.
 """
 
 import argparse
@@ -24,7 +25,7 @@ import torch
 
 import cv2
 from muggled_swinv2.cli import positive_int
-from muggled_swinv2.evaluation.flicker import markdown_table, moving_clip, score_clip, still_clip
+from muggled_swinv2.evaluation.flicker import CLIPS, Clip, markdown_table, score_clip
 from muggled_swinv2.formats.checkpoint import CheckpointError, load_model
 from muggled_swinv2.formats.weights import WeightsError, resolve_weights
 from muggled_swinv2.io.video import VideoError
@@ -51,16 +52,16 @@ def write_clip(path: Path, images, fps: float = 15.0) -> Path:
     return path
 
 
-def measure(model, name: str, images, depths, folder: Path, options: VideoJobOptions):
-    source = write_clip(folder / f"{name}.avi", images)
+def measure(model, name: str, clip: Clip, folder: Path, options: VideoJobOptions):
+    source = write_clip(folder / f"{name}.avi", clip.images)
     target = folder / f"{name}_depth.avi"
     summary = run_video_job(model, source, target, options, quiet=True)
-    if summary.frames != len(images):
-        raise VideoError(f"{source}: {summary.frames} of {len(images)} frames came back")
+    if summary.frames != len(clip.images):
+        raise VideoError(f"{source}: {summary.frames} of {len(clip.images)} frames came back")
     with np.load(target.with_suffix(".npz")) as archive:
         stable = [archive[f"frame_{index:06d}"] for index in range(summary.frames)]
         raw = recover_raw(archive)
-    return score_clip(name, raw, stable, depths, summary.resets), summary
+    return score_clip(name, raw, stable, clip, summary.resets), summary
 
 
 def main(argv=None) -> int:
@@ -83,9 +84,9 @@ def main(argv=None) -> int:
         with tempfile.TemporaryDirectory() as temp:
             folder = Path(args.keep) if args.keep else Path(temp)
             folder.mkdir(parents=True, exist_ok=True)
-            for name, make in [("still camera", still_clip), ("moving camera", moving_clip)]:
-                images, depths = make(args.seed, args.frames, args.size)
-                row, summary = measure(model, name.replace(" ", "_"), images, depths, folder, options)
+            for name, make in CLIPS.items():
+                clip = make(args.seed, args.frames, args.size)
+                row, summary = measure(model, name.replace(" ", "_"), clip, folder, options)
                 row.clip = name
                 rows.append(row)
                 print(f"{name}: {summary.line()}", file=sys.stderr)

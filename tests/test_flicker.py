@@ -27,11 +27,12 @@ def test_flicker_is_scale_free_and_counts_only_unchanged_pixels():
 
 
 def test_clips_have_exact_depth_still_and_moving():
-    images, depths = still_clip(frames=3, size_hw=(24, 32))
+    clip = still_clip(frames=3, size_hw=(24, 32))
+    images, depths = clip.images, clip.depths
     assert len(images) == 3 and images[0].shape == (24, 32, 3) and images[0].dtype == np.uint8
     assert all(np.array_equal(depth, depths[0]) for depth in depths) and np.isfinite(depths[0]).all()
     assert not np.array_equal(images[0], images[1])  # the light changes
-    images, depths = moving_clip(frames=3, size_hw=(24, 32))
+    depths = moving_clip(frames=3, size_hw=(24, 32)).depths
     unchanged = unchanged_pixels(depths[0], depths[1])
     assert 0.1 < unchanged.mean() < 1.0  # planes along the motion keep their depth, the rest does not
 

@@ -108,11 +108,14 @@ class DepthVideoWriters:
         if self.options.raw_npz:
             if self.stabilizer is not None:  # what recover_raw needs to undo the smoothing
                 self.writers[1].write_array(f"smoothed_{self.writers[1].frames:06d}", pack_mask(stable.smoothed))
+                if stable.flow_low is not None:  # a moving camera: the motion the smoothing followed
+                    self.writers[1].write_array(f"flow_{self.writers[1].frames:06d}", stable.flow_low)
             self.writers[1].write(depth)
 
     def finish(self):
         """Publish the files; the npz gets, beside frame_NNNNNN, what undoes the stabilisation: scale,
-        shift and reset per frame, smoothed_NNNNNN (packed bits) and smoothing (video.stabilize.recover_raw)."""
+        shift and reset per frame, smoothed_NNNNNN (packed bits), flow_NNNNNN (float16, the frames of a
+        moving camera), smoothing and moving_smoothing (video.stabilize.recover_raw)."""
         try:
             if self.options.raw_npz and self.stabilizer is not None:
                 count = self.writers[1].frames
@@ -120,6 +123,7 @@ class DepthVideoWriters:
                 self.writers[1].write_array("shift", np.array(self.shifts[:count], np.float64))
                 self.writers[1].write_array("reset", np.array(self.resets[:count], bool))
                 self.writers[1].write_array("smoothing", np.array(self.stabilizer.settings.smoothing, np.float64))
+                self.writers[1].write_array("moving_smoothing", np.array(self.stabilizer.settings.moving_smoothing, np.float64))
             for writer in self.writers:
                 writer.finish()
         except BaseException:  # a write error, or Ctrl-C while the video is read back

@@ -253,21 +253,38 @@ class Camera:
     x: float = 0.0
     z: float = 0.0
 
-    def rays(self, size_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-        """(origin (3,), world directions (H*W, 3)) whose camera-frame z is 1: t = depth."""
-        height, width = size_hw
-        focal = width / 2 / np.tan(np.radians(self.fov_deg) / 2)
-        rows, cols = np.mgrid[0:height, 0:width].astype(np.float32)
-        x_cam = (cols + 0.5 - width / 2) / focal
-        y_cam = (rows + 0.5 - height / 2) / focal
-        directions = np.stack([x_cam, -y_cam, np.ones_like(x_cam)], axis=-1).reshape(-1, 3)  # y up
+    def rotation(self) -> np.ndarray:
+        """(3, 3) camera frame with y up -> world frame."""
         cr, sr = np.cos(self.roll), np.sin(self.roll)
         cp, sp = np.cos(self.pitch), np.sin(self.pitch)
         roll = np.array([[cr, -sr, 0], [sr, cr, 0], [0, 0, 1]], np.float32)
         pitch = np.array([[1, 0, 0], [0, cp, sp], [0, -sp, cp]], np.float32)  # positive pitch looks up
-        rotation = _rotation_y(self.yaw) @ pitch @ roll
+        return _rotation_y(self.yaw) @ pitch @ roll
+
+    def focal(self, width: int) -> float:
+        return width / 2 / np.tan(np.radians(self.fov_deg) / 2)
+
+    def rays(self, size_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """(origin (3,), world directions (H*W, 3)) whose camera-frame z is 1: t = depth."""
+        height, width = size_hw
+        focal = self.focal(width)
+        rows, cols = np.mgrid[0:height, 0:width].astype(np.float32)
+        x_cam = (cols + 0.5 - width / 2) / focal
+        y_cam = (rows + 0.5 - height / 2) / focal
+        directions = np.stack([x_cam, -y_cam, np.ones_like(x_cam)], axis=-1).reshape(-1, 3)  # y up
         origin = np.array([self.x, self.height, self.z], np.float32)
-        return origin, (directions @ rotation.T).astype(np.float32)
+        return origin, (directions @ self.rotation().T).astype(np.float32)
+
+    def project(self, points: np.ndarray, size_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The inverse of `rays`: world points (N, 3) -> (column, row, depth), each (N,), with
+        pixel centres at whole numbers (column 0 is the first pixel's centre)."""
+        height, width = size_hw
+        focal = self.focal(width)
+        camera = (points - np.array([self.x, self.height, self.z], np.float32)) @ self.rotation()  # y up
+        with np.errstate(divide="ignore", invalid="ignore"):
+            column = camera[:, 0] / camera[:, 2] * focal + width / 2 - 0.5
+            row = -camera[:, 1] / camera[:, 2] * focal + height / 2 - 0.5
+        return column, row, camera[:, 2]
 
 
 @dataclass
