@@ -148,7 +148,7 @@ def make_workspace(folder: Path, weights: bool) -> Path:
     """`folder`, holding everything the runnable examples name (`weights/` only if asked: without
     it the commands run the embedded demo model)."""
     folder.mkdir()
-    cv2.imwrite(str(folder / "photo.jpg"), cv2.imread(str(REPO / "scripts" / "examples" / "corridor.png")))
+    cv2.imwrite(str(folder / "photo.jpg"), cv2.imread(str(REPO / "muggled_swinv2" / "web" / "examples" / "corridor.png")))
     (folder / "photos" / "trip").mkdir(parents=True)
     cv2.imwrite(str(folder / "photos" / "street.jpg"), photo(60, 90, seed=1))
     cv2.imwrite(str(folder / "photos" / "trip" / "beach.png"), photo(48, 64, seed=2))

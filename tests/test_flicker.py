@@ -1,4 +1,4 @@
-"""The flicker figure and its synthetic clips (evaluation/flicker.py, scripts/video_flicker.py)."""
+"""The flicker figure and its synthetic clips (evaluation/flicker.py, benchmarks/video_flicker.py)."""
 
 import subprocess
 import sys
@@ -38,7 +38,7 @@ def test_clips_have_exact_depth_still_and_moving():
 
 
 def test_video_flicker_script_prints_the_table(tmp_path, small_checkpoint):
-    result = subprocess.run([sys.executable, str(REPO / "scripts" / "video_flicker.py"), "--weights", str(small_checkpoint),
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "video_flicker.py"), "--weights", str(small_checkpoint),
                              "--frames", "3", "--size", "32x48", "--json", str(tmp_path / "rows.json")],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
@@ -56,7 +56,7 @@ def test_video_flicker_script_values(tmp_path, small_checkpoint, small_model):
     from pictures import read_video
 
     kept = tmp_path / "kept"
-    result = subprocess.run([sys.executable, str(REPO / "scripts" / "video_flicker.py"), "--weights", str(small_checkpoint),
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "video_flicker.py"), "--weights", str(small_checkpoint),
                              "--frames", "3", "--size", "32x48", "--json", str(tmp_path / "rows.json"), "--keep", str(kept)],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr

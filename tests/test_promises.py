@@ -93,7 +93,7 @@ def test_demo_script_without_weights_runs_the_demo_model_and_downloads_nothing(t
     assert "embedded demo model" in result.stderr
     assert "demo_micro_256.safetensors" in result.stdout  # what `info` described
     assert not (repo / "weights").exists() and not (tmp_path / "cache").exists()
-    stems = sorted(path.stem for path in (REPO / "scripts" / "examples").iterdir() if path.suffix in (".jpg", ".png"))
+    stems = sorted(path.stem for path in (REPO / "muggled_swinv2" / "web" / "examples").iterdir() if path.suffix in (".jpg", ".png"))
     written = sorted(path.name for path in (repo / "outputs" / "examples").iterdir() if not path.name.startswith("."))
     assert written == sorted(f"{stem}{suffix}" for stem in stems for suffix in (".npy", ".png"))
 

@@ -215,6 +215,7 @@ def test_bad_uploads_are_reported_and_the_server_keeps_serving(client, tmp_path)
     no_frames = write_video(tmp_path / "no_frames.avi", frames=0, fps=10)
     assert "no_frames.avi" in app_error(client, video_of, no_frames)
     assert "notes.txt: cannot open as a video" in app_error(client, video_of, text)
+    assert "room.jpg: is a picture, not a video; for its depth use the Picture tab" in app_error(client, video_of, ROOM)
     assert Path(depth_of(client, ROOM)[0]).is_file()
 
 

@@ -23,6 +23,10 @@ class VideoError(Exception):
     """A video that cannot be opened, read or written (one-line message naming the file)."""
 
 
+class PictureNotVideo(VideoError):
+    """A picture file given where a video is expected."""
+
+
 def check_video_target(path) -> None:
     """Refuse a video file name whose container we cannot write (one line naming the ones we can)."""
     suffix = Path(path).suffix.lower()
@@ -70,7 +74,7 @@ def refuse_picture(path) -> None:
     its content, truncated or not), which FFmpeg would read as a video of one frame, or of none.
     An animated GIF, or a Motion JPEG stream, has more frames: a video."""
     if cv2.haveImageReader(str(path)) and count_frames(path, up_to=2) < 2:
-        raise VideoError(f"{path}: is a picture, not a video; for its depth use `muggled-swinv2 image`")
+        raise PictureNotVideo(f"{path}: is a picture, not a video; for its depth use `muggled-swinv2 image`")
 
 
 def steady_rate(path, stated_fps: float) -> tuple[float, str | None]:

@@ -18,7 +18,7 @@ import numpy as np
 import cv2
 
 from ..io.images import ImageReadError, display_bgr, picture_size, read_image, save_image
-from ..io.video import VideoError, VideoReader, count_frames
+from ..io.video import PictureNotVideo, VideoError, VideoReader, count_frames
 from ..jobs.images import ImageJobOptions, depth_picture, plan_tasks, predict_each, process_image, write_outputs
 from ..jobs.video import VideoJobOptions, run_video_job
 from . import three_d
@@ -139,6 +139,8 @@ class DepthService:
         path = self.check_upload(path, "video")
         try:
             reader = VideoReader(str(path))
+        except PictureNotVideo:
+            raise UploadError(f"{path.name}: is a picture, not a video; for its depth use the Picture tab.") from None
         except VideoError:
             raise UploadError(f"{path.name}: cannot open as a video.") from None
         fps = reader.fps

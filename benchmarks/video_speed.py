@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Frames per second of the `video` job against the model alone, at the same size and batch.
 
-    python scripts/video_speed.py --config tiny --size 256 --batch-size 1 --frames 24
-    python scripts/video_speed.py --weights weights/dpt_swin2_tiny_256.pt --device cuda
+    python benchmarks/video_speed.py --config tiny --size 256 --batch-size 1 --frames 24
+    python benchmarks/video_speed.py --weights weights/dpt_swin2_tiny_256.pt --device cuda
 
 In one process, on one synthetic clip of SIZE x SIZE frames (so that the network sees exactly
 SIZE x SIZE, as `bench` does), it interleaves rounds of:

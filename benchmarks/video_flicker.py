@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Flicker of video depth with and without temporal stabilisation, on synthetic clips with exact depth.
 
-    python scripts/video_flicker.py                          # the demo model (or the one in weights/)
-    python scripts/video_flicker.py --weights weights/dpt_swin2_tiny_256.pt --frames 48 --json flicker.json
+    python benchmarks/video_flicker.py                          # the demo model (or the one in weights/)
+    python benchmarks/video_flicker.py --weights weights/dpt_swin2_tiny_256.pt --frames 48 --json flicker.json
 
 Renders four clips of one indoor scene with their true motion (muggled_swinv2/evaluation/flicker.py):
 a still camera (moving light, exposure changes, sensor noise), a camera moving sideways, one moving
