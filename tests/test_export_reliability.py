@@ -12,13 +12,7 @@ from muggled_swinv2.cli import main
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
-
-
-def run(capsys, *args):
-    code = main([str(arg) for arg in args])
-    captured = capsys.readouterr()
-    assert "Traceback" not in captured.err
-    return code, captured.out, captured.err
+from test_export_onnx import run  # noqa: E402  (main(...) with its output; no traceback)
 
 
 @pytest.fixture(scope="module")
