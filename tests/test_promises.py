@@ -76,6 +76,7 @@ def test_demo_script_without_weights_runs_the_demo_model_and_downloads_nothing(t
     assert "`demo.sh` downloads no weights" in readme
     repo = tmp_path / "repo"
     shutil.copytree(REPO / "scripts", repo / "scripts")
+    shutil.copytree(REPO / "muggled_swinv2" / "web" / "examples", repo / "muggled_swinv2" / "web" / "examples")
     venv = tmp_path / "venv"  # already set up: just our console script
     (venv / "bin").mkdir(parents=True)
     (venv / ".installed").touch()
