@@ -15,19 +15,6 @@ from ..model.windows import WindowLayout
 from . import onednn, winograd
 
 
-def runs_fast(module: nn.Module, tensor: torch.Tensor) -> bool:
-    """Whether `module` (an accelerated one) takes its fast path on `tensor`."""
-    return (
-        module.fast
-        and tensor.device.type == "cpu"
-        and tensor.dtype == torch.float32
-        and not torch.is_grad_enabled()
-        and not torch.is_autocast_enabled("cpu")
-        and not torch.compiler.is_compiling()
-        and not torch.compiler.is_exporting()
-    )
-
-
 def runs_fused(module: nn.Module) -> bool:
     """Whether an accelerated attention takes the fused kernel: in inference on any device and in any
     precision (a GPU needs it most: the plain sums hold every window's N x N attention matrix)."""
@@ -36,6 +23,17 @@ def runs_fused(module: nn.Module) -> bool:
         and not torch.is_grad_enabled()
         and not torch.compiler.is_compiling()
         and not torch.compiler.is_exporting()
+    )
+
+
+def runs_fast(module: nn.Module, tensor: torch.Tensor) -> bool:
+    """Whether `module` (an accelerated one) takes its fast path on `tensor`: inference as in
+    runs_fused, and float32 on the CPU outside autocast."""
+    return (
+        runs_fused(module)
+        and tensor.device.type == "cpu"
+        and tensor.dtype == torch.float32
+        and not torch.is_autocast_enabled("cpu")
     )
 
 
