@@ -26,7 +26,7 @@ import torch
 import cv2
 from muggled_swinv2.cli import positive_int
 from muggled_swinv2.evaluation.flicker import CLIPS, Clip, markdown_table, score_clip
-from muggled_swinv2.formats.checkpoint import CheckpointError, load_model
+from muggled_swinv2 import CheckpointError, load_model
 from muggled_swinv2.formats.weights import WeightsError, resolve_weights
 from muggled_swinv2.io.video import VideoError
 from muggled_swinv2.jobs.video import VideoJobOptions, run_video_job

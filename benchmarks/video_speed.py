@@ -26,7 +26,7 @@ import torch
 import cv2
 from muggled_swinv2.cli import positive_int
 from muggled_swinv2.devices import select_device
-from muggled_swinv2.formats.checkpoint import load_model
+from muggled_swinv2 import load_model
 from muggled_swinv2.io.colormaps import colorize, normalize
 from muggled_swinv2.io.video import AtomicVideoWriter, VideoReader
 from muggled_swinv2.jobs.video import RunningRange, VideoJobOptions, run_video_job

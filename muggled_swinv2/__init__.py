@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 # public name -> module that defines it (relative to this package)
 _PUBLIC = {
     "CheckpointError": ".formats.checkpoint",
-    "load_model": ".formats.checkpoint",
+    "load_model": ".build",
     "DeviceError": ".devices",
     "SwinV2DPT": ".predict",
     "SwinV2DPTConfig": ".model",

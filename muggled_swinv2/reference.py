@@ -26,7 +26,8 @@ import re
 
 import torch
 
-from .formats.checkpoint import build_model, infer_midas_config
+from .build import build_model
+from .formats.checkpoint import infer_midas_config
 from .formats.key_table import MIDAS, to_native
 from .model import SwinV2DPT, SwinV2DPTConfig
 

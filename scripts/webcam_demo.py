@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 import cv2
-from muggled_swinv2.formats.checkpoint import CheckpointError, load_model
+from muggled_swinv2 import CheckpointError, load_model
 from muggled_swinv2.cli import UsageError, positive_int
 from muggled_swinv2.errors import os_error_line
 from muggled_swinv2.io.colormaps import COLORMAPS, colorize, normalize

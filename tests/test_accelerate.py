@@ -11,7 +11,7 @@ import torch
 from muggled_swinv2 import SwinV2DPT, load_model
 from muggled_swinv2.accelerate import accelerate_for_inference, is_accelerated, layers, speed_paths_off
 from muggled_swinv2.accelerate.layers import BandedDepthHead, WinogradConv3x3, fused_cosine_attention
-from muggled_swinv2.formats.checkpoint import build_model
+from muggled_swinv2.build import build_model
 from muggled_swinv2.formats.key_table import MIDAS, to_native
 from muggled_swinv2.jobs.bench import random_midas_state_dict
 from muggled_swinv2.model import swinv2_dpt

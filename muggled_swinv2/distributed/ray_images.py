@@ -25,9 +25,10 @@ import ray
 import ray.data
 import torch
 
+from ..build import load_model
 from ..devices import DTYPES, select_device, select_dtype
 from ..errors import one_line
-from ..formats.checkpoint import load_model, read_checkpoint
+from ..formats.checkpoint import read_checkpoint
 from ..io.ledger import OutputLedger
 from ..jobs.images import ImageJobOptions, ImageTask, JobSummary, report_error, run_batch, select_pending
 from ..memory import available_bytes

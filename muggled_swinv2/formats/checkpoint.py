@@ -1,4 +1,4 @@
-"""Checkpoint files -> a ready SwinV2DPT: recognising the format, configuring, key mapping.
+"""Checkpoint files -> a configuration and our tensors: recognising the format, configuring, key mapping.
 
 Formats, recognised from the content (never the file name):
 - MiDaS v3.1 `.pt` (a plain state dict; the configuration is inferred from the tensors);
@@ -6,7 +6,8 @@ Formats, recognised from the content (never the file name):
 - Hugging Face transformers DPT-SwinV2: a folder with config.json and model.safetensors or
   pytorch_model.bin, or the safetensors file alone.
 PyTorch files are read with `weights_only=True` (no code is ever unpickled) and memory-mapped.
-Names are mapped through the one table in key_table.py.
+Names are mapped through the one table in key_table.py. Building the model on them, choosing the
+device and precision and accelerating it is the build step's (muggled_swinv2/build.py).
 """
 
 import json
@@ -20,12 +21,9 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError, safe_open
 
-from ..devices import DTYPES, select_device
 from .key_table import HF, MIDAS, KeyMappingError, summarize, to_native
-from ..accelerate import accelerate_for_inference
-from ..model import SwinV2DPTConfig
+from ..model import SwinV2DPT, SwinV2DPTConfig
 from ..model.config import RELEASES
-from ..predict import SwinV2DPT
 
 NATIVE_FORMAT_NAME = "muggled_swinv2"
 NATIVE_FORMAT_VERSION = "1"
@@ -237,14 +235,14 @@ def infer_midas_config(state_dict: dict) -> SwinV2DPTConfig:
         raise CheckpointError(f"inconsistent architecture: {error}") from None
 
 
-# --------------------------------------------------------------------------- building
+# --------------------------------------------------------------------------- checking
 
 
-def build_model(config: SwinV2DPTConfig, native_state_dict: dict) -> SwinV2DPT:
-    """SwinV2DPT holding exactly `native_state_dict` (checked: every key, every shape, finite)."""
+def check_tensors(config: SwinV2DPTConfig, native_state_dict: dict) -> None:
+    """`native_state_dict` holds exactly the model's tensors for `config`: every key, every shape,
+    all finite; or a CheckpointError saying what is wrong."""
     with torch.device("meta"):
-        model = SwinV2DPT(config)
-    expected = model.state_dict()
+        expected = SwinV2DPT(config).state_dict()
     missing = expected.keys() - native_state_dict.keys()
     extra = native_state_dict.keys() - expected.keys()
     if missing:
@@ -261,8 +259,6 @@ def build_model(config: SwinV2DPTConfig, native_state_dict: dict) -> SwinV2DPT:
     non_finite = [key for key, tensor in native_state_dict.items() if not torch.isfinite(tensor).all()]
     if non_finite:
         raise CheckpointError(f"{len(non_finite)} tensors hold NaN or Inf (damaged file?): {summarize(non_finite)}")
-    model.load_state_dict(native_state_dict, assign=True)
-    return model
 
 
 def hf_config(config_json: dict, state_dict: dict) -> SwinV2DPTConfig:
@@ -380,33 +376,12 @@ def read_checkpoint(path) -> Checkpoint:
         raise CheckpointError(message if message.startswith(str(source)) else f"{source}: {message}") from None
 
 
-def read_checked_checkpoint(path) -> tuple[Checkpoint, SwinV2DPT]:
-    """read_checkpoint, then the model built on its tensors: every tensor present, of the right
-    shape and finite, or a CheckpointError naming the file."""
+def read_checked_checkpoint(path) -> Checkpoint:
+    """read_checkpoint, then check_tensors: every tensor present, of the right shape and finite,
+    or a CheckpointError naming the file."""
     checkpoint = read_checkpoint(path)
     try:
-        return checkpoint, build_model(checkpoint.config, checkpoint.state_dict)
+        check_tensors(checkpoint.config, checkpoint.state_dict)
     except CheckpointError as error:
         raise CheckpointError(f"{path}: {error}") from None
-
-
-def load_model(path, device="cpu", dtype=torch.float32, accelerate: bool = True) -> SwinV2DPT:
-    """Load any supported SwinV2-DPT checkpoint; returns the model in eval mode on device/dtype.
-
-    device: "cpu", "cuda", "cuda:N" or "auto" (CUDA when available); raises DeviceError if absent.
-    The model gets the speed paths (accelerate_for_inference: on the CPU in float32 all of them,
-    elsewhere the fused attention) unless `accelerate=False` (the plain model: to train it).
-    `model.config` describes it and `model.checkpoint_format` says what kind of file it was.
-    Raises CheckpointError with a one-line reason for a missing, damaged or foreign file.
-    """
-    if isinstance(dtype, str):
-        dtype = DTYPES.get(dtype, dtype)
-    if dtype not in DTYPES.values():
-        raise ValueError(f"dtype must be float32, float16 or bfloat16, got {dtype}")
-    device = select_device(str(device))  # DeviceError for an unknown or missing device, before reading
-    checkpoint, model = read_checked_checkpoint(path)
-    model.checkpoint_format = checkpoint.format
-    model = model.to(device=device).set_dtype(dtype).eval()
-    if accelerate:
-        model = accelerate_for_inference(model)
-    return model
+    return checkpoint

@@ -261,7 +261,7 @@ def convert(source, target, dtype: str = "float32", to: str = "muggled", overwri
         raise ConversionError(f"{target.parent}: no such folder")
     check_writable_folder(target.parent, "OUT folder")
 
-    checkpoint, _ = read_checked_checkpoint(source)  # the loader's checks: what we write will load
+    checkpoint = read_checked_checkpoint(source)  # the loader's checks: what we write will load
     if to == "muggled":
         save_native(checkpoint, target, DTYPES[dtype])
         target_format = f"{NATIVE_FORMAT_NAME} safetensors v{NATIVE_FORMAT_VERSION}"

@@ -2,7 +2,10 @@
 
 from pathlib import Path
 
+import torch
+
 from .checkpoint import read_checked_checkpoint
+from ..model import SwinV2DPT
 
 
 def stored_precision(state_dict: dict) -> str:
@@ -27,9 +30,10 @@ def file_size(path: Path) -> int:
 
 def describe_checkpoint(path) -> list[tuple[str, object]]:
     """(name, value) rows describing a checkpoint (checked as the loader checks it)."""
-    checkpoint, model = read_checked_checkpoint(path)
-    config = model.config
-    parameters = sum(tensor.numel() for tensor in model.parameters())
+    checkpoint = read_checked_checkpoint(path)
+    config = checkpoint.config
+    with torch.device("meta"):  # shapes only
+        parameters = sum(tensor.numel() for tensor in SwinV2DPT(config).parameters())
     return [
         ("file", path),
         ("file size", f"{file_size(Path(path)) / 2**20:.1f} MiB"),

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..formats.checkpoint import load_model
+from ..build import load_model
 from ..io.outputs import OutputRule
 from .models import find_weights
 

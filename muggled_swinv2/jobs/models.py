@@ -5,8 +5,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..build import load_model
 from ..devices import DeviceError, dtype_warning, select_device, select_dtype
-from ..formats.checkpoint import load_model
 from ..formats.weights import demo_note, is_demo, resolve_weights
 from ..io.outputs import check_writable_folder
 

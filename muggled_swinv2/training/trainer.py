@@ -22,11 +22,12 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from ..build import load_model
 from ..datasets import DataError, Sample, load_folder, render_split
 from ..devices import dtype_warning, training_autocast_dtype
 from ..errors import first_line
 from ..evaluation.protocol import evaluate_samples
-from ..formats.checkpoint import Checkpoint, load_model
+from ..formats.checkpoint import Checkpoint
 from ..formats.convert import save_native
 from ..io.atomic import write_atomically
 from ..io.outputs import OutputRule
