@@ -30,7 +30,7 @@ from muggled_swinv2 import CheckpointError, load_model
 from muggled_swinv2.formats.weights import WeightsError, resolve_weights
 from muggled_swinv2.io.video import VideoError
 from muggled_swinv2.jobs.video import VideoJobOptions, run_video_job
-from muggled_swinv2.video.stabilize import recover_raw
+from muggled_swinv2.video.depth_npz import recover_raw
 
 
 def size_hw(text: str) -> tuple[int, int]:

@@ -19,7 +19,7 @@ from muggled_swinv2.cli import main
 from muggled_swinv2.io.colormaps import COLORMAPS
 from muggled_swinv2.io.images import read_pfm
 from muggled_swinv2.io.ledger import LEDGER_NAME
-from muggled_swinv2.video.stabilize import recover_raw
+from muggled_swinv2.video.depth_npz import recover_raw
 from pictures import midas_square_pipeline, photo, read_video, write_video
 
 REPO = Path(__file__).resolve().parent.parent
@@ -759,10 +759,10 @@ def test_video_frames_lost_in_writing_leave_no_file(tmp_path, capsys, monkeypatc
 def test_video_npz_write_error_leaves_no_file(tmp_path, capsys, monkeypatch, small_checkpoint, clip):
     from muggled_swinv2.io.video import AtomicNpzWriter
 
-    def disk_full(writer, depth):
+    def disk_full(writer, name, array):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(AtomicNpzWriter, "write", disk_full)
+    monkeypatch.setattr(AtomicNpzWriter, "write_array", disk_full)
     code, _, err = run(capsys, "video", clip, "-w", small_checkpoint, "--out", tmp_path / "depth.mp4", "--raw", "npz", "-q")
     assert code == 2 and err.count("\n") == 1 and "depth.mp4: cannot write (No space left on device)" in err
     assert listing(tmp_path) == ["clip.mp4"]

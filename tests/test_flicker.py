@@ -52,7 +52,7 @@ def test_video_flicker_script_values(tmp_path, small_checkpoint, small_model):
     import json
 
     from muggled_swinv2.predict import infer_prepared, prepare_input, restore_size
-    from muggled_swinv2.video.stabilize import recover_raw
+    from muggled_swinv2.video.depth_npz import recover_raw
     from pictures import read_video
 
     kept = tmp_path / "kept"

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from muggled_swinv2.evaluation.flicker import CLIPS, flicker
+from muggled_swinv2.video.depth_npz import pack_mask, recover_raw
 from muggled_swinv2.video.motion import MotionEstimator, MotionSettings, trusted_flow, upsample_flow, warp
-from muggled_swinv2.video.stabilize import DepthStabilizer, StabilizerSettings, pack_mask, recover_raw
+from muggled_swinv2.video.stabilize import DepthStabilizer, StabilizerSettings
 
 
 def texture(seed: int = 0, size_hw=(300, 380)) -> np.ndarray:

@@ -154,7 +154,7 @@ def test_fit_scale_shift_is_least_squares():
 
 
 def test_smoothing_of_unchanged_pixels_is_undone_by_recover_raw():
-    from muggled_swinv2.video.stabilize import pack_mask, recover_raw
+    from muggled_swinv2.video.depth_npz import pack_mask, recover_raw
 
     rng = np.random.default_rng(10)
     depth = scene(0)

@@ -197,7 +197,8 @@ def count_frames(path, up_to: int) -> int:
 
 
 class AtomicNpzWriter:
-    """Float depth frames streamed into an .npz (frame_000000, ...), renamed into place at the end."""
+    """Arrays streamed into an .npz one entry at a time, renamed into place at the end (the entries
+    of the video job's file are named in video/depth_npz.py)."""
 
     def __init__(self, path):
         self.path = Path(path)
@@ -206,16 +207,13 @@ class AtomicNpzWriter:
         except OSError as error:
             raise VideoError(f"{path}: cannot write there ({error.strerror or error})") from None
         self.archive = zipfile.ZipFile(self.temp_path, "w", allowZip64=True)
-        self.frames = 0
-
-    def write(self, depth: np.ndarray):
-        self.write_array(f"frame_{self.frames:06d}", depth.astype(np.float32))
-        self.frames += 1
+        self.entries = 0
 
     def write_array(self, name: str, array: np.ndarray):
-        """Another entry beside the frames (e.g. per-frame metadata); `name` without .npy."""
+        """One entry; `name` without .npy."""
         with self.archive.open(f"{name}.npy", "w", force_zip64=True) as entry:
             np.lib.format.write_array(entry, np.asarray(array))
+        self.entries += 1
 
     def finish(self):
         try:
@@ -223,7 +221,7 @@ class AtomicNpzWriter:
         except OSError as error:
             self.temp_path.unlink(missing_ok=True)
             raise VideoError(f"{self.path}: cannot write ({error.strerror or error}); no file written") from None
-        publish_frames(self.temp_path, self.path, self.frames)
+        publish_frames(self.temp_path, self.path, self.entries)
 
     def abandon(self):
         try:

@@ -17,10 +17,11 @@ from ..errors import first_line
 from ..io.colormaps import colorize, normalize
 from ..memory import memory_refusal, network_hw_for
 from ..io.outputs import OutputRule, check_writable_folder
-from ..io.video import AtomicNpzWriter, AtomicVideoWriter, VideoError, VideoReader, check_video_target
+from ..io.video import AtomicVideoWriter, VideoError, VideoReader, check_video_target
 from ..predict import check_size, infer_prepared, prepare_input, restore_size
+from ..video.depth_npz import DepthNpzWriter
 from ..video.pipeline import StageError, run_pipelined
-from ..video.stabilize import DepthStabilizer, pack_mask
+from ..video.stabilize import DepthStabilizer
 
 
 class RunningRange:
@@ -73,19 +74,21 @@ class VideoSummary:
 
 
 class DepthVideoWriters:
-    """The colour video, and with --raw npz the float frames with each frame's stabilisation."""
+    """The colour video, and with --raw npz the float frames with each frame's stabilisation
+    (video/depth_npz.py)."""
 
     def __init__(self, target: Path, fps: float, frame_hw: tuple[int, int], options: VideoJobOptions):
         self.options = options
         height, width = frame_hw
         self.colour_range = RunningRange()
         self.stabilizer = DepthStabilizer() if options.stabilize else None
-        self.scales, self.shifts, self.resets = [], [], []
+        self.resets = []  # per frame: the stabiliser restarted (the first frame, scene cuts)
         self.writers = []
         try:
             self.writers.append(AtomicVideoWriter(target, fps, (width * (2 if options.side_by_side else 1), height)))
             if options.raw_npz:
-                self.writers.append(AtomicNpzWriter(target.with_suffix(".npz")))
+                settings = self.stabilizer.settings if self.stabilizer is not None else None
+                self.writers.append(DepthNpzWriter(target.with_suffix(".npz"), settings))
         except VideoError:
             self.abandon()
             raise
@@ -96,34 +99,20 @@ class DepthVideoWriters:
 
     def write(self, frame: np.ndarray, depth: np.ndarray):
         """One frame's raw inverse depth: stabilise, colour, encode."""
+        stable = None
         if self.stabilizer is not None:
             stable = self.stabilizer(depth, frame)
             depth = stable.depth
-            self.scales.append(stable.scale)
-            self.shifts.append(stable.shift)
             self.resets.append(stable.reset)
         low_high = (None, None) if self.options.per_frame_range else self.colour_range.update(depth)
         colored = colorize(normalize(depth, *low_high), self.options.colormap)
         self.writers[0].write(np.hstack([frame, colored]) if self.options.side_by_side else colored)
         if self.options.raw_npz:
-            if self.stabilizer is not None:  # what recover_raw needs to undo the smoothing
-                self.writers[1].write_array(f"smoothed_{self.writers[1].frames:06d}", pack_mask(stable.smoothed))
-                if stable.flow_low is not None:  # a moving camera: the motion the smoothing followed
-                    self.writers[1].write_array(f"flow_{self.writers[1].frames:06d}", stable.flow_low)
-            self.writers[1].write(depth)
+            self.writers[1].write(depth, stable)
 
     def finish(self):
-        """Publish the files; the npz gets, beside frame_NNNNNN, what undoes the stabilisation: scale,
-        shift and reset per frame, smoothed_NNNNNN (packed bits), flow_NNNNNN (float16, the frames of a
-        moving camera), smoothing and moving_smoothing (video.stabilize.recover_raw)."""
+        """Publish the files (the npz with what undoes the stabilisation: video/depth_npz.py)."""
         try:
-            if self.options.raw_npz and self.stabilizer is not None:
-                count = self.writers[1].frames
-                self.writers[1].write_array("scale", np.array(self.scales[:count], np.float64))
-                self.writers[1].write_array("shift", np.array(self.shifts[:count], np.float64))
-                self.writers[1].write_array("reset", np.array(self.resets[:count], bool))
-                self.writers[1].write_array("smoothing", np.array(self.stabilizer.settings.smoothing, np.float64))
-                self.writers[1].write_array("moving_smoothing", np.array(self.stabilizer.settings.moving_smoothing, np.float64))
             for writer in self.writers:
                 writer.finish()
         except BaseException:  # a write error, or Ctrl-C while the video is read back

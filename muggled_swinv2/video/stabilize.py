@@ -25,7 +25,7 @@ Both steps can be undone: the smoothed pixels of each frame are kept (`Stabilize
 on a moving camera the flow it followed (`Stabilized.flow_low`, float16 at the flow's resolution,
 about 1/16 of a depth frame's bytes at 640x480), so the warped previous output out'_(t-1), the
 run lengths n and weights w follow, `aligned_t = out'_(t-1) + (out_t - out'_(t-1)) / w` there,
-and `raw_t = (aligned_t - shift_t) / scale_t` (`recover_raw` does it for the `video` job's npz).
+and `raw_t = (aligned_t - shift_t) / scale_t` (`depth_npz.recover_raw` does it for the `video` job's npz).
 Any scale- and shift-invariant measure of a single frame, such as the MiDaS evaluation protocol,
 is unchanged by the alignment.
 """
@@ -411,40 +411,3 @@ def unstabilize(depth: np.ndarray, scale: float, shift: float, previous: np.ndar
         before = previous.astype(np.float64)
         aligned = np.where(smoothed, before + (aligned - before) / weight, aligned)
     return ((aligned - shift) / scale).astype(np.float32)
-
-
-def pack_mask(mask: np.ndarray) -> np.ndarray:
-    """A bool (H, W) mask as bits (1/8 of the bytes), for the npz."""
-    return np.packbits(mask, axis=None)
-
-
-def unpack_mask(bits: np.ndarray, shape_hw) -> np.ndarray:
-    return np.unpackbits(bits, count=int(np.prod(shape_hw))).reshape(shape_hw).astype(bool)
-
-
-def recover_raw(archive) -> list[np.ndarray]:
-    """The raw predictions from a `video --raw npz` file (an np.load result or a dict): when
-    stabilised, its frame_NNNNNN outputs undone with the per-frame scale and shift, the
-    smoothed_NNNNNN packed masks, the flow_NNNNNN flows of a moving camera's frames and smoothing
-    (moving_smoothing for those frames); without stabilisation, its frames as they are."""
-    frames = sorted(name for name in archive.keys() if name.startswith("frame_"))
-    if "scale" not in archive:  # written with --no-stabilize: the frames are the raw predictions
-        return [archive[name] for name in frames]
-    smoothing = float(archive["smoothing"]) if "smoothing" in archive else 0.0
-    moving_smoothing = float(archive["moving_smoothing"]) if "moving_smoothing" in archive else smoothing
-    raw, previous, run_length = [], None, None
-    for index, name in enumerate(frames):
-        depth = archive[name]
-        mask_name, flow_name = f"smoothed_{index:06d}", f"flow_{index:06d}"
-        smoothed = unpack_mask(archive[mask_name], depth.shape) if mask_name in archive else np.zeros(depth.shape, bool)
-        if run_length is None or run_length.shape != depth.shape:
-            run_length = np.zeros(depth.shape, np.int32)
-        frame_smoothing = smoothing
-        if flow_name in archive and smoothed.any():  # a moving camera: the previous frame followed the pixels
-            previous, run_length = warp_previous(previous, run_length, upsample_flow(archive[flow_name], depth.shape))
-            frame_smoothing = moving_smoothing
-        run_length = np.where(smoothed, run_length + 1, 0)
-        weight = smoothing_weights(run_length, frame_smoothing)
-        raw.append(unstabilize(depth, archive["scale"][index], archive["shift"][index], previous, smoothed, weight))
-        previous = depth
-    return raw
