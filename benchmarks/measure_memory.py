@@ -17,10 +17,10 @@ import json, resource, sys
 import numpy as np, torch
 from muggled_swinv2 import SwinV2DPT
 from muggled_swinv2.accelerate import accelerate_for_inference
-from muggled_swinv2.model.config import RELEASED_CONFIGS
+from muggled_swinv2.model.config import RELEASES
 torch.set_num_threads(2)
 variant, size, height, width = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-model = accelerate_for_inference(SwinV2DPT(RELEASED_CONFIGS[variant]).eval())  # as load_model gives it
+model = accelerate_for_inference(SwinV2DPT(RELEASES[variant].config).eval())  # as load_model gives it
 model.predict(np.zeros((64, 64, 3), np.uint8), size=256)  # warm-up: caches built
 page = resource.getpagesize()
 before = int(open("/proc/self/statm").read().split()[1]) * page
@@ -33,16 +33,16 @@ print(json.dumps({"before": before, "peak": peak}))
 
 def main(argv=None):
     from muggled_swinv2.memory import estimate_bytes
-    from muggled_swinv2.model.config import RELEASED_CONFIGS
+    from muggled_swinv2.model.config import RELEASES
     from muggled_swinv2.predict import network_size_hw
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--variant", default="tiny", choices=RELEASED_CONFIGS)
+    parser.add_argument("--variant", default="tiny", choices=RELEASES)
     parser.add_argument("--sizes", default="256,512,1024", help="--size values, comma separated")
     parser.add_argument("--image", default="480x640", help="photo HEIGHTxWIDTH")
     args = parser.parse_args(argv)
     height, width = map(int, args.image.split("x"))
-    config = RELEASED_CONFIGS[args.variant]
+    config = RELEASES[args.variant].config
     print("| size | network input | estimate MiB | measured MiB | estimate / measured |")
     print("|---|---|---|---|---|")
     for size in map(int, args.sizes.split(",")):

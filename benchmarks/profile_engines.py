@@ -43,7 +43,7 @@ import numpy as np
 import torch
 
 from muggled_swinv2.export.onnx import ExportError, export_onnx, require_onnx, session
-from muggled_swinv2.model.config import RELEASED_CONFIGS
+from muggled_swinv2.model.config import RELEASES
 from muggled_swinv2.accelerate import SPEED_PATHS, accelerate_for_inference, speed_paths_off
 from muggled_swinv2.reference import native_model, random_midas_state_dict
 
@@ -242,7 +242,7 @@ def print_table(title: str, rows: list[tuple], header: tuple):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="tiny", choices=sorted(RELEASED_CONFIGS))
+    parser.add_argument("--model", default="tiny", choices=sorted(RELEASES))
     parser.add_argument("--size", type=int, help="square input side (default: the model's native size)")
     parser.add_argument("--rounds", type=int, default=5, help="forwards per measurement (default 5)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
@@ -259,7 +259,7 @@ def main(argv=None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     torch.set_num_threads(args.threads)
-    config = RELEASED_CONFIGS[args.model]
+    config = RELEASES[args.model].config
     size = args.size or config.native_size
     model = accelerate_for_inference(native_model(random_midas_state_dict(config)))
     image = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, (1, 3, size, size)).astype(np.float32))

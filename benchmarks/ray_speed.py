@@ -52,10 +52,10 @@ def make_photos(folder: Path, count: int, width: int, height: int) -> None:
 
 def make_checkpoint(path: Path, variant: str) -> None:
     import torch
-    from muggled_swinv2.model.config import RELEASED_CONFIGS
+    from muggled_swinv2.model.config import RELEASES
     from muggled_swinv2.reference import random_midas_state_dict
 
-    torch.save(random_midas_state_dict(RELEASED_CONFIGS[variant], seed=0), path)
+    torch.save(random_midas_state_dict(RELEASES[variant].config, seed=0), path)
 
 
 def busy_seconds() -> float:

@@ -102,7 +102,7 @@ def run_recipe(name, settings, train_samples, val_samples, test_samples, args, l
         trainer.training_loss = losses.midas_loss
     trainer.load_data = lambda options, log: (train_samples, val_samples)
     options = trainer.TrainOptions(out=str(Path(args.out) / f"{name}.safetensors"), config="micro",
-                                   device=args.device, quiet=True, save_every=10**9,
+                                   device=args.device, quiet=True,
                                    scenes=args.scenes, val_count=args.val_count, **settings)
     device_name = torch.cuda.get_device_name() if torch.device(args.device).type == "cuda" else "cpu"
     log(f"options {options} on {device_name}, torch {torch.__version__}")

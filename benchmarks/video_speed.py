@@ -30,13 +30,13 @@ from muggled_swinv2 import load_model
 from muggled_swinv2.io.colormaps import colorize, normalize
 from muggled_swinv2.io.video import AtomicVideoWriter, VideoReader
 from muggled_swinv2.jobs.video import RunningRange, VideoJobOptions, run_video_job
-from muggled_swinv2.model.config import RELEASED_CONFIGS, SMALL_CONFIGS
+from muggled_swinv2.model.config import RELEASES, SMALL_CONFIGS
 from muggled_swinv2.accelerate import accelerate_for_inference
 from muggled_swinv2.model.swinv2_dpt import SwinV2DPT
 from muggled_swinv2.predict import predict_batch, prepare_input
 from muggled_swinv2.video.stabilize import DepthStabilizer
 
-CONFIGS = {**RELEASED_CONFIGS, **SMALL_CONFIGS}
+CONFIGS = {**{name: release.config for name, release in RELEASES.items()}, **SMALL_CONFIGS}
 
 
 def make_clip(path: Path, frames: int, size: int) -> Path:

@@ -15,11 +15,11 @@ from muggled_swinv2.build import build_model
 from muggled_swinv2.formats.key_table import MIDAS, to_native
 from muggled_swinv2.jobs.bench import random_midas_state_dict
 from muggled_swinv2.model import swinv2_dpt
-from muggled_swinv2.model.config import RELEASED_CONFIGS, SMALL_CONFIGS
+from muggled_swinv2.model.config import RELEASES, SMALL_CONFIGS
 from muggled_swinv2.model.swinv2_encoder import cosine_window_attention
 
 TOLERANCE = 1e-5  # of the output range
-CONFIGS = {**SMALL_CONFIGS, **RELEASED_CONFIGS}
+CONFIGS = {**SMALL_CONFIGS, **{name: release.config for name, release in RELEASES.items()}}
 
 
 def relative_error(result: torch.Tensor, reference: torch.Tensor) -> float:

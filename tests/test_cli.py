@@ -515,9 +515,9 @@ def test_memory_estimate_follows_the_measured_peak():
     640x480 photo): 2080 MiB above the loaded model, with the depth head made in bands. The
     estimate may err high, not low: it counts the head's whole upsampled map (1.85x at this size)."""
     from muggled_swinv2.memory import estimate_bytes, largest_fitting_size
-    from muggled_swinv2.model.config import RELEASED_CONFIGS
+    from muggled_swinv2.model.config import RELEASES
 
-    tiny = RELEASED_CONFIGS["tiny"]
+    tiny = RELEASES["tiny"].config
     estimate = estimate_bytes(tiny, (1536, 2048), (480, 640)) / 2**20
     assert 2080 <= estimate <= 2 * 2080
     sizes = [estimate_bytes(tiny, (side * 3 // 4, side), (480, 640)) for side in (256, 512, 1024, 2048, 4096)]

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from muggled_swinv2.cli import main
-from muggled_swinv2.formats.weights import OFFICIAL_FILES
+from muggled_swinv2.model.config import RELEASES
+
+TINY_FILE = RELEASES["tiny"].file_name  # what `download tiny` fetches
 
 
 def small_checkpoint_bytes() -> bytes:
@@ -63,7 +65,7 @@ def payload():
 
 @pytest.fixture
 def server(payload):
-    running = Server({OFFICIAL_FILES["tiny"]: payload})
+    running = Server({TINY_FILE: payload})
     yield running
     running.close()
 
@@ -78,45 +80,45 @@ def download(capsys, folder, url):
 def test_downloads_complete_file(tmp_path, capsys, server, payload):
     code, out, _ = download(capsys, tmp_path, server.url)
     assert code == 0 and "ready" in out
-    assert (tmp_path / OFFICIAL_FILES["tiny"]).read_bytes() == payload
+    assert (tmp_path / TINY_FILE).read_bytes() == payload
     assert not list(tmp_path.glob("*.partial"))
 
 
 def test_resumes_a_partial_download(tmp_path, capsys, server, payload):
-    (tmp_path / (OFFICIAL_FILES["tiny"] + ".partial")).write_bytes(payload[:20_000])
+    (tmp_path / (TINY_FILE + ".partial")).write_bytes(payload[:20_000])
     code, _, _ = download(capsys, tmp_path, server.url)
     assert code == 0 and server.ranges == ["bytes=20000-"]
-    assert (tmp_path / OFFICIAL_FILES["tiny"]).read_bytes() == payload
+    assert (tmp_path / TINY_FILE).read_bytes() == payload
 
 
 def test_broken_connection_keeps_partial_for_resume(tmp_path, capsys, payload):
-    cutting = Server({OFFICIAL_FILES["tiny"]: payload}, cut_after=30_000)
+    cutting = Server({TINY_FILE: payload}, cut_after=30_000)
     try:
         code, _, err = download(capsys, tmp_path, cutting.url)
         assert code == 2 and "run again to resume" in err
-        assert not (tmp_path / OFFICIAL_FILES["tiny"]).exists()
-        assert (tmp_path / (OFFICIAL_FILES["tiny"] + ".partial")).stat().st_size == 30_000
+        assert not (tmp_path / TINY_FILE).exists()
+        assert (tmp_path / (TINY_FILE + ".partial")).stat().st_size == 30_000
         cutting.cut_after = None
         code, _, _ = download(capsys, tmp_path, cutting.url)
-        assert code == 0 and (tmp_path / OFFICIAL_FILES["tiny"]).read_bytes() == payload
+        assert code == 0 and (tmp_path / TINY_FILE).read_bytes() == payload
     finally:
         cutting.close()
 
 
 def test_already_downloaded_is_kept(tmp_path, capsys, server):
-    (tmp_path / OFFICIAL_FILES["tiny"]).write_bytes(b"existing")
+    (tmp_path / TINY_FILE).write_bytes(b"existing")
     code, _, _ = download(capsys, tmp_path, server.url)
-    assert code == 0 and server.ranges == [] and (tmp_path / OFFICIAL_FILES["tiny"]).read_bytes() == b"existing"
+    assert code == 0 and server.ranges == [] and (tmp_path / TINY_FILE).read_bytes() == b"existing"
 
 
 def test_no_network_says_what_to_do(tmp_path, capsys):
     code, _, err = download(capsys, tmp_path, "http://127.0.0.1:9/v3_1/")  # nothing listens on port 9
     assert code == 2 and "cannot download" in err and "copy it to" in err and err.count("\n") == 1
-    assert not list(tmp_path.iterdir()) or not (tmp_path / OFFICIAL_FILES["tiny"]).exists()
+    assert not list(tmp_path.iterdir()) or not (tmp_path / TINY_FILE).exists()
 
 
 def test_not_a_checkpoint_is_discarded(tmp_path, capsys):
-    html = Server({OFFICIAL_FILES["tiny"]: b"<html>rate limited</html>"})
+    html = Server({TINY_FILE: b"<html>rate limited</html>"})
     try:
         code, _, err = download(capsys, tmp_path, html.url)
     finally:
@@ -144,7 +146,7 @@ def test_dir_that_is_a_file(tmp_path, capsys, server):
 
 
 def test_partial_file_that_cannot_be_written(tmp_path, capsys, server):
-    (tmp_path / (OFFICIAL_FILES["tiny"] + ".partial")).mkdir()  # where the download goes: not writable as a file
+    (tmp_path / (TINY_FILE + ".partial")).mkdir()  # where the download goes: not writable as a file
     code, _, err = download(capsys, tmp_path, server.url)
     assert code == 2 and err.count("\n") == 1
     assert ".partial: cannot write the download" in err and "no network" not in err
@@ -173,7 +175,7 @@ def test_download_goes_to_the_user_cache_and_is_found_from_any_folder(user, tmp_
 
     code = main(["download", "tiny", "--base-url", server.url, "--quiet"])
     assert code == 0, capsys.readouterr().err
-    saved = user / ".cache" / "muggled_swinv2" / OFFICIAL_FILES["tiny"]
+    saved = user / ".cache" / "muggled_swinv2" / TINY_FILE
     assert saved.read_bytes() == payload and str(saved) in capsys.readouterr().out
     assert not (tmp_path / "work" / "weights").exists()  # not into the folder it was run in
     elsewhere = tmp_path / "elsewhere"
@@ -185,7 +187,7 @@ def test_download_goes_to_the_user_cache_and_is_found_from_any_folder(user, tmp_
 def test_download_follows_xdg_cache_home(user, tmp_path, capsys, monkeypatch, server, payload):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert main(["download", "tiny", "--base-url", server.url, "--quiet"]) == 0
-    assert (tmp_path / "xdg" / "muggled_swinv2" / OFFICIAL_FILES["tiny"]).read_bytes() == payload
+    assert (tmp_path / "xdg" / "muggled_swinv2" / TINY_FILE).read_bytes() == payload
     assert not (user / ".cache").exists()
 
 

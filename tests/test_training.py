@@ -301,7 +301,7 @@ def load_synthetic(count):
 
 def nano_options(tmp_path, **changes) -> TrainOptions:
     values = dict(out=str(tmp_path / "nano.safetensors"), config="nano", scenes=6, scene_size=64, steps=6,
-                  batch_size=2, size=64, warmup=2, lr=2e-3, val_every=1000, val_count=2, save_every=1000, quiet=True)
+                  batch_size=2, size=64, warmup=2, lr=2e-3, val_every=1000, val_count=2, quiet=True)
     return TrainOptions(**{**values, **changes})
 
 

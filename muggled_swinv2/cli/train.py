@@ -51,7 +51,7 @@ def run(args) -> int:
         out=args.out, config=args.config, init=args.init, data=args.data, val_data=args.val_data,
         gt_scale=args.gt_scale, scenes=args.scenes, steps=args.steps, batch_size=args.batch_size,
         accumulate=args.accumulate, size=args.size, lr=args.lr, warmup=args.warmup, seed=args.seed,
-        val_every=args.val_every, val_count=args.val_count, save_every=args.val_every,
+        val_every=args.val_every, val_count=args.val_count,
         device=str(select_device(args.device)), precision=args.precision, workers=args.workers, quiet=args.quiet,
     )
     if options.size % 32:

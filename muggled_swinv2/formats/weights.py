@@ -15,7 +15,6 @@ from ..model.config import RELEASE_URL, RELEASES
 
 WEIGHTS_ENV = "MUGGLED_SWINV2_WEIGHTS"  # a folder of checkpoints, searched first
 CACHE_ENV = "MUGGLED_SWINV2_CACHE"  # moves the user cache folder
-OFFICIAL_FILES = {variant: release.file_name for variant, release in RELEASES.items()}  # what `download` fetches
 CHECKPOINT_SUFFIXES = {".pt", ".pth", ".safetensors", ".bin"}
 
 

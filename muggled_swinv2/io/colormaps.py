@@ -63,8 +63,3 @@ def colorize(unit_depth: np.ndarray, colormap: str = "inferno") -> np.ndarray:
     if COLORMAPS[colormap] is None:
         return cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
     return cv2.applyColorMap(gray, COLORMAPS[colormap])
-
-
-def to_uint16(depth: np.ndarray) -> np.ndarray:
-    """Min-max scaled to the full 16-bit range (MiDaS's grayscale PNG)."""
-    return np.round(normalize(depth) * 65535.0).astype(np.uint16)

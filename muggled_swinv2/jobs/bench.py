@@ -53,13 +53,13 @@ from ..io.atomic import reserve_temp, write_atomically
 from ..io.outputs import OutputRule
 from ..devices import DTYPES, DeviceError, select_device, select_dtype
 from ..model import SwinV2DPT, SwinV2DPTConfig
-from ..model.config import RELEASED_CONFIGS
+from ..model.config import RELEASES
 from ..model.windows import window_layout
 from ..accelerate import accelerate_for_inference, speed_paths_off
 from ..accelerate.onednn import linear
 from ..reference import native_model, random_midas_state_dict, transformers_reference
 
-VARIANTS = RELEASED_CONFIGS
+VARIANTS = {name: release.config for name, release in RELEASES.items()}  # bench's own copy: its rework replaces it
 DEFAULT_NON_SQUARE = ("base", (384, 672))
 PEER_MISSING = "the peer needs transformers: pip install -e .[test] (or run with --no-peer)"
 PEERS = ("transformers", "onnxruntime")

@@ -134,7 +134,6 @@ RELEASES = {
         ),
     )
 }
-RELEASED_CONFIGS = {variant: release.config for variant, release in RELEASES.items()}
 
 
 # Small configurations for training from scratch on a CPU (`muggled-swinv2 train --config NAME`).

@@ -7,7 +7,7 @@ but the model, the optimizer and the step number needs saving). Batches are a fu
 same weights as an uninterrupted one.
 
 Files: OUT (our safetensors, written at the end and after each validation) and OUT.state.pt (the
-training state: model, optimizer, step, options), written every `save_every` steps and on Ctrl-C.
+training state: model, optimizer, step, options), written after each validation and on Ctrl-C.
 """
 
 import math
@@ -60,9 +60,8 @@ class TrainOptions:
     weight_decay: float = 0.01
     warmup: int = 200
     seed: int = 0
-    val_every: int = 250
+    val_every: int = 250  # steps between validations; each also saves the weights and the training state
     val_count: int = 48
-    save_every: int = 250
     device: str = "cpu"
     precision: str = "auto"  # autocast dtype of the passes: devices.training_autocast_dtype
     workers: int | None = None  # processes making batches ahead: batch_workers
@@ -159,8 +158,8 @@ def saved_state_for(options: TrainOptions) -> dict:
         raise TrainingError(f"{path}: no training state to resume (run without --resume first)")
     saved = load_state(path)
     current = asdict(options)
-    changed = sorted(key for key, value in saved["options"].items()
-                     if value != current.get(key) and key not in ("quiet", "device", "precision", "workers", "steps"))
+    changed = sorted(key for key, value in saved["options"].items()  # a key no longer an option (save_every) is no setting
+                     if key in current and value != current[key] and key not in ("quiet", "device", "precision", "workers", "steps"))
     if changed:
         raise TrainingError(f"--resume with other settings than the saved run ({', '.join(changed)} differ)")
     if options.steps < saved["step"]:
@@ -411,7 +410,7 @@ def train(options: TrainOptions, resume: bool = False, log=None, overwrite: bool
                 log(f"step {step}: loss {total_loss.item():.4f}, val AbsRel {scores['mean']['absrel']:.4f}, "
                     f"delta1 {scores['mean']['delta1']:.4f}")
                 save_weights(model, out)
-            if step % options.save_every == 0 and step < options.steps:
+            if step % options.val_every == 0 and step < options.steps:
                 save_state(state_path(out), model, optimizer, scaler, step, options)
     except KeyboardInterrupt:
         progress.close()
