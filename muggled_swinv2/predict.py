@@ -101,7 +101,24 @@ def restore_size(depth_hw: torch.Tensor, size_hw: tuple[int, int]) -> np.ndarray
     return resize_depth(depth_hw[None], size_hw)[0].cpu().numpy()
 
 
-def check_size(square: bool, size) -> None:
+def parse_size_hw(text: str) -> tuple[int, int] | None:
+    """'H' (a square) or 'HxW' -> (H, W) in pixels; None if the text is neither (the caller
+    refuses it, naming its own option)."""
+    height, _, width = text.lower().partition("x")
+    try:
+        return int(height), int(width or height)
+    except ValueError:
+        return None
+
+
+def fits_network(size_hw, stride: int) -> bool:
+    """Can the network take an input of `size_hw` (H, W): positive multiples of the model's stride?"""
+    return len(size_hw) == 2 and min(size_hw) >= 1 and size_hw[0] % stride == 0 and size_hw[1] % stride == 0
+
+
+def check_long_side(square: bool, size) -> None:
+    """ValueError unless `size` (the long side fed to the network in the aspect-keeping mode) is
+    None or a positive integer, and None with `square` (which always runs at the native size)."""
     if size is not None and (isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1):
         raise ValueError(f"size must be a positive number of pixels, got {size!r}")
     if square and size is not None:
@@ -110,7 +127,7 @@ def check_size(square: bool, size) -> None:
 
 def predict_batch(model, images: list, square: bool = False, size: int | None = None) -> list[np.ndarray]:
     """predict_depth for several images; those with the same network size run as one batch."""
-    check_size(square, size)
+    check_long_side(square, size)
     inputs = [prepare_input(image, model.config.native_size, square, size) for image in images]
     return [restore_size(depth, image.shape[:2]) for image, depth in zip(images, infer_prepared(model, inputs))]
 

@@ -31,6 +31,7 @@ from ..errors import first_line
 from ..io.atomic import publish, reserve_temp
 from ..accelerate import speed_paths_off
 from ..memory import memory_refusal
+from ..predict import fits_network, parse_size_hw
 
 FORMAT_NAME = "muggled_swinv2-onnx"
 FORMAT_VERSION = "1"
@@ -81,17 +82,16 @@ class ExportReport:
         ]
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    """'H' or 'HxW' -> (H, W); ExportError if it is not that."""
-    height, _, width = text.lower().partition("x")
-    try:
-        return int(height), int(width or height)
-    except ValueError:
-        raise ExportError(f"--size {text!r}: expected H or HxW, e.g. 256 or 384x672") from None
+def parse_export_size(text: str) -> tuple[int, int]:
+    """--size 'H' or 'HxW' -> (H, W); ExportError if it is not that."""
+    if (size_hw := parse_size_hw(text)) is None:
+        raise ExportError(f"--size {text!r}: expected H or HxW, e.g. 256 or 384x672")
+    return size_hw
 
 
-def check_size(size_hw, stride: int) -> tuple[int, int]:
-    if len(size_hw) != 2 or min(size_hw) < 1 or size_hw[0] % stride or size_hw[1] % stride:
+def check_export_size(size_hw, stride: int) -> tuple[int, int]:
+    """(H, W) as ints; ExportError unless the network takes that size."""
+    if not fits_network(size_hw, stride):
         shown = "x".join(map(str, size_hw))
         raise ExportError(f"--size {shown}: height and width must be positive multiples of {stride}")
     return tuple(int(side) for side in size_hw)
@@ -135,9 +135,13 @@ def test_input(batch: int, size_hw, seed: int = 0) -> np.ndarray:
     return generator.uniform(-1, 1, size=(batch, 3, *size_hw)).astype(np.float32)
 
 
-def relative_difference(ours: np.ndarray, reference: np.ndarray) -> float:
+def relative_difference(ours, reference) -> float:
+    """The largest |ours - reference| as a fraction of the reference's range (the plain difference
+    when the reference is constant), in float64: how the export's check and `bench` compare two
+    outputs. numpy arrays or tensors of any dtype and device."""
+    ours, reference = (torch.as_tensor(values).detach().double().cpu() for values in (ours, reference))
     value_range = float(reference.max() - reference.min())
-    difference = float(np.abs(ours.astype(np.float64) - reference).max())
+    difference = float((ours - reference).abs().max())
     return difference / value_range if value_range > 0 else difference
 
 
@@ -200,7 +204,7 @@ def export_onnx(model, path, size_hw=None, batch=1, opset: int = DEFAULT_OPSET, 
     """
     onnx, _ = require_onnx()
     path = Path(path)
-    size_hw = check_size(tuple(size_hw or (model.config.native_size,) * 2), model.config.stride)
+    size_hw = check_export_size(tuple(size_hw or (model.config.native_size,) * 2), model.config.stride)
     batch = check_batch(batch)
     if dtype not in DTYPES:
         raise ExportError(f"--dtype {dtype}: choose from {', '.join(DTYPES)}")

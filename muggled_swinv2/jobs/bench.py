@@ -58,6 +58,8 @@ from ..model.windows import window_layout
 from ..accelerate import accelerate_for_inference, speed_paths_off
 from ..accelerate.onednn import linear
 from ..reference import native_model, random_midas_state_dict, transformers_reference
+from ..export.onnx import relative_difference
+from ..predict import fits_network, parse_size_hw
 
 VARIANTS = {name: release.config for name, release in RELEASES.items()}  # bench's own copy: its rework replaces it
 DEFAULT_NON_SQUARE = ("base", (384, 672))
@@ -197,12 +199,6 @@ def peer_computes_same_function(config: SwinV2DPTConfig, size_hw: tuple[int, int
     return True
 
 
-def relative_difference(ours: torch.Tensor, peer: torch.Tensor) -> float:
-    ours, peer = ours.float(), peer.float()
-    value_range = (peer.max() - peer.min()).item()
-    return (ours - peer).abs().max().item() / value_range if value_range > 0 else math.nan
-
-
 def time_case(case: Case, forwards: dict, image, device, repeats: int) -> tuple[dict, dict]:
     """Median seconds per implementation (runs interleaved), and each one's output."""
     outputs = {name: timed(forward, image, device)[1] for name, forward in forwards.items()}  # warm-up
@@ -297,17 +293,14 @@ def measure_memory(impl: str, model: str, size_hw, batches, args, onnx_path=None
 # ----------------------------------------------------------------------------- plan and report
 
 
-def parse_size(text: str, model: str) -> tuple[int, int]:
-    """'native', 'H' (square) or 'HxW' -> (H, W), positive multiples of the model's stride."""
+def case_size(text: str, model: str) -> tuple[int, int]:
+    """A --sizes entry, 'native', 'H' (square) or 'HxW' -> (H, W), positive multiples of the model's stride."""
     if text == "native":
         return (VARIANTS[model].native_size,) * 2
-    height, _, width = text.partition("x")
-    try:
-        size_hw = int(height), int(width or height)
-    except ValueError:
-        raise SystemExit(f"error: --sizes {text!r}: expected native, H or HxW") from None
+    if (size_hw := parse_size_hw(text)) is None:
+        raise SystemExit(f"error: --sizes {text!r}: expected native, H or HxW")
     stride = VARIANTS[model].stride
-    if min(size_hw) < 1 or size_hw[0] % stride or size_hw[1] % stride:
+    if not fits_network(size_hw, stride):
         raise SystemExit(f"error: --sizes {text}: {model} needs positive multiples of {stride}")
     return size_hw
 
@@ -321,11 +314,11 @@ def make_plan(args) -> list[Case]:
     plan = []
     for model in models:
         if args.sizes:
-            sizes = [parse_size(text.strip(), model) for text in args.sizes.split(",") if text.strip()]
+            sizes = [case_size(text.strip(), model) for text in args.sizes.split(",") if text.strip()]
         else:
-            sizes = [parse_size("native", model)] + [size for name, size in [DEFAULT_NON_SQUARE] if name == model]
+            sizes = [case_size("native", model)] + [size for name, size in [DEFAULT_NON_SQUARE] if name == model]
         for size_hw in sizes:
-            is_default_native = not args.sizes and size_hw == parse_size("native", model)
+            is_default_native = not args.sizes and size_hw == case_size("native", model)
             default_batches = [1, 4] if is_default_native and model != "large" else [1]
             plan.extend(Case(model, size_hw, batch) for batch in batches or default_batches)
     return plan

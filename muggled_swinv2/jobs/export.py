@@ -21,13 +21,13 @@ class ExportOptions:
 def run_export(weights, output, options: ExportOptions):
     """Check OUT (never the checkpoint, an existing file only with overwrite and if ours) and that
     ONNX is installed before minutes of loading and tracing; export; record OUT as ours."""
-    from ..export.onnx import export_onnx, parse_size, require_onnx  # the [onnx] extra
+    from ..export.onnx import export_onnx, parse_export_size, require_onnx  # the [onnx] extra
 
     weights, output = find_weights(weights), Path(output)
     rule = OutputRule(options.overwrite, inputs={weights: "the checkpoint"})
     rule.check(output, "OUT")
     require_onnx()
-    size_hw = parse_size(options.size) if options.size else None
+    size_hw = parse_export_size(options.size) if options.size else None
     report = export_onnx(load_model(weights), output, size_hw=size_hw, batch=options.batch, opset=options.opset,
                          dtype=options.dtype, overwrite=True,
                          memory_check=options.memory_check)  # the rule above has decided

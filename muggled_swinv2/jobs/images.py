@@ -4,8 +4,9 @@ import glob
 import os
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -22,26 +23,6 @@ from ..io.ledger import OutputLedger
 from ..io.outputs import OutputError, OutputRule, check_writable_folder
 from ..memory import estimate_bytes, memory_refusal, network_hw_for, available_bytes
 from ..predict import predict_batch
-
-# Output kind -> (file name from the stem, writer(path, depth, colored image, depth in [0, 1] as shown)).
-OUTPUTS = {
-    "png": ("{}.png", lambda path, depth, picture, unit: save_image(path, picture)),
-    "npy": ("{}.npy", lambda path, depth, picture, unit: save_npy(path, depth)),
-    "pfm": ("{}.pfm", lambda path, depth, picture, unit: save_pfm(path, depth)),
-    "png16": ("{}_16bit.png", lambda path, depth, picture, unit: save_image(path, np.round(unit * 65535.0).astype(np.uint16))),
-    "tiff": ("{}.tiff", lambda path, depth, picture, unit: save_image(path, depth.astype(np.float32))),
-    "ply": ("{}.ply", None),  # 3D outputs (SCENE_WRITERS): they need the photo and the camera options
-    "mesh": ("{}_mesh.ply", None),
-}
-RAW_FORMATS = tuple(kind for kind in OUTPUTS if kind != "png")
-
-# Output kind -> writer(path, image, depth, options) of the 3D files (export/geometry.py).
-SCENE_WRITERS = {
-    "ply": lambda path, image, depth, options: save_point_cloud(
-        path, image, depth, options.fov_deg, options.depth_range, options.point_step),
-    "mesh": lambda path, image, depth, options: save_mesh(
-        path, image, depth, options.fov_deg, options.depth_range, options.point_step),
-}
 
 
 class ImageJobError(Exception):
@@ -71,6 +52,79 @@ class ImageJobOptions:
     fov_deg: float = DEFAULT_FOV_DEG  # camera of the 3D outputs (ply, mesh)
     depth_range: tuple[float, float] = DEFAULT_DEPTH_RANGE
     point_step: int = 1
+
+    @property
+    def output_kinds(self) -> tuple[str, ...]:
+        """The rows of OUTPUTS this job writes for each picture, in this order."""
+        return ("png", *self.raw_formats)
+
+
+# ----------------------------------------------------------------------------- the output kinds: one table
+
+
+@dataclass
+class Prediction:
+    """One picture's depth and what its outputs are made from: what every writer of OUTPUTS takes."""
+    task: ImageTask
+    image: np.ndarray  # the picture as read: (H, W) gray or (H, W, 3) BGR, uint8 or uint16 (io/images.read_image)
+    depth: np.ndarray  # (H, W) float32 relative inverse depth at the picture's size, bigger = nearer
+    options: ImageJobOptions
+
+    @cached_property
+    def unit(self) -> np.ndarray:
+        """(H, W) depth in [0, 1] as the maps show it (--range, --invert): the colour picture and png16."""
+        return unit_depth(self.depth, self.options.value_range, self.options.invert)
+
+
+def depth_picture(image: np.ndarray, unit: np.ndarray, colormap: str, side_by_side: bool) -> np.ndarray:
+    """The depth map to look at, from the depth in [0, 1] (Prediction.unit): 1-channel for the gray
+    colour map alone, (H, W, 3) BGR otherwise; the photo left of it with `side_by_side`."""
+    if colormap == "gray" and not side_by_side:
+        return np.round(unit * 255.0).astype(np.uint8)
+    colored = colorize(unit, colormap)
+    return np.hstack([display_bgr(image), colored]) if side_by_side else colored
+
+
+def write_colour(prediction: Prediction, path: Path) -> None:
+    """<stem>.png: the depth map in the colour map (with --side-by-side, the photo left of it)."""
+    options = prediction.options
+    save_image(path, depth_picture(prediction.image, prediction.unit, options.colormap, options.side_by_side))
+
+
+def write_point_cloud(prediction: Prediction, path: Path) -> None:
+    options = prediction.options
+    save_point_cloud(path, prediction.image, prediction.depth, options.fov_deg, options.depth_range, options.point_step)
+
+
+def write_mesh(prediction: Prediction, path: Path) -> None:
+    options = prediction.options
+    save_mesh(path, prediction.image, prediction.depth, options.fov_deg, options.depth_range, options.point_step)
+
+
+@dataclass(frozen=True)
+class OutputKind:
+    """One kind of file the image job writes per picture."""
+    file_name: str  # from the output stem, e.g. "{}_16bit.png"
+    write: Callable[[Prediction, Path], None]  # writes the file at `path`, atomically (io/atomic.py)
+
+
+# Output kind -> its file name and writer. A new kind is a row here (and, to be asked for, a name in
+# RAW_FORMATS or an option that adds it to ImageJobOptions.output_kinds): plan_tasks names its file,
+# write_outputs writes it under the output rule and records it in the ledger.
+OUTPUTS: dict[str, OutputKind] = {
+    "png": OutputKind("{}.png", write_colour),
+    "npy": OutputKind("{}.npy", lambda prediction, path: save_npy(path, prediction.depth)),
+    "pfm": OutputKind("{}.pfm", lambda prediction, path: save_pfm(path, prediction.depth)),
+    "png16": OutputKind("{}_16bit.png",
+                        lambda prediction, path: save_image(path, np.round(prediction.unit * 65535.0).astype(np.uint16))),
+    "tiff": OutputKind("{}.tiff", lambda prediction, path: save_image(path, prediction.depth.astype(np.float32))),
+    "ply": OutputKind("{}.ply", write_point_cloud),  # coloured point cloud, the camera of the options (export/geometry.py)
+    "mesh": OutputKind("{}_mesh.ply", write_mesh),  # coloured triangle mesh, the same camera
+}
+RAW_FORMATS = ("npy", "pfm", "png16", "tiff", "ply", "mesh")  # the kinds --raw asks for
+
+
+# ----------------------------------------------------------------------------- planning
 
 
 @dataclass
@@ -144,7 +198,7 @@ def plan_tasks(sources: list[tuple[Path, str]], options: ImageJobOptions) -> lis
     """Output paths per input; a stem whose outputs would collide with those of another input
     (same name from two folders, or `x_16bit` beside `x` with --raw png16), or with a file in the
     output folder that this tool did not write, gets _2, _3, ... (with a note saying why)."""
-    kinds = ("png", *options.raw_formats)
+    kinds = options.output_kinds
     ledger = OutputLedger()
     taken, tasks = set(), []
 
@@ -157,7 +211,7 @@ def plan_tasks(sources: list[tuple[Path, str]], options: ImageJobOptions) -> lis
     for source, stem in sources:
         unique, number, blocked = stem, 1, None
         while True:
-            names = [OUTPUTS[kind][0].format(unique) for kind in kinds]
+            names = [OUTPUTS[kind].file_name.format(unique) for kind in kinds]
             if not any(name.lower() in taken for name in names):
                 blocked_here = next((name for name in names if foreign(name)), None)
                 if blocked_here is None:
@@ -188,24 +242,6 @@ def prepare_image_job(inputs, recursive: bool, options: ImageJobOptions) -> tupl
         raise ImageJobError("no input images found")
     check_writable_folder(out_dir, "--out")
     return plan_tasks(sources, options), errors
-
-
-def depth_picture(image: np.ndarray, depth: np.ndarray, colormap: str, side_by_side: bool,
-                  value_range=None, invert: bool = False, unit: np.ndarray | None = None) -> np.ndarray:
-    """The depth map to look at (1-channel for the gray colour map alone), the photo left of it
-    with `side_by_side`. `unit`: the depth already scaled to [0, 1] (see io.colormaps.unit_depth)."""
-    unit = unit_depth(depth, value_range, invert) if unit is None else unit
-    if colormap == "gray" and not side_by_side:
-        return np.round(unit * 255.0).astype(np.uint8)
-    colored = colorize(unit, colormap)
-    return np.hstack([display_bgr(image), colored]) if side_by_side else colored
-
-
-def process_image(model, image: np.ndarray, options: ImageJobOptions) -> tuple[np.ndarray, np.ndarray]:
-    """One image array -> (inverse depth, the colour picture the job writes as <stem>.png),
-    computed exactly as run_image_job does (for callers that hold one image: the web app)."""
-    depth = predict_batch(model, [image], options.square, options.size)[0]
-    return depth, depth_picture(image, depth, options.colormap, options.side_by_side)
 
 
 def report_error(message: str):
@@ -259,17 +295,15 @@ def predict_each(model, batch: list[tuple[ImageTask, np.ndarray]], options: Imag
     ]
 
 
-def write_outputs(task: ImageTask, depth: np.ndarray, picture: np.ndarray, overwrite: bool,
-                  unit: np.ndarray | None = None, ledger: OutputLedger | None = None,
-                  image: np.ndarray | None = None, options: "ImageJobOptions | None" = None) -> str | None:
-    """Write the task's outputs (each atomically); an error message naming the file, or None.
+def write_outputs(prediction: Prediction, ledger: OutputLedger) -> str | None:
+    """Write the task's outputs (each atomically, by its row of OUTPUTS); an error message naming
+    the file, or None.
 
-    An output that exists is left as it is without `overwrite` (the job goes on where a run
+    An output that exists is left as it is without --overwrite (the job goes on where a run
     stopped); otherwise the output rule decides (io/outputs.py: never the input, only a file this
-    tool wrote), and what is written is recorded in the folder's ledger.
-    The 3D outputs (ply, mesh) need the photo `image` and the camera `options`."""
+    tool wrote), and what is written is recorded in the folder's ledger."""
+    task, overwrite = prediction.task, prediction.options.overwrite
     rule = OutputRule(overwrite, inputs={task.source: "the input image"}, ledger=ledger)
-    unit = unit_depth(depth) if unit is None else unit
     for kind, path in task.outputs.items():
         try:
             if path.exists() and not overwrite:
@@ -277,10 +311,7 @@ def write_outputs(task: ImageTask, depth: np.ndarray, picture: np.ndarray, overw
             if refusal := rule.refusal(path):
                 return f"{task.source}: {refusal}"
             path.parent.mkdir(parents=True, exist_ok=True)
-            if kind in SCENE_WRITERS:
-                SCENE_WRITERS[kind](path, image, depth, options)
-            else:
-                OUTPUTS[kind][1](path, depth, picture, unit)
+            OUTPUTS[kind].write(prediction, path)
             rule.record(path)
         except (OSError, ValueError) as error:
             return f"{task.source}: cannot write {path} ({one_line(error)})"
@@ -330,31 +361,38 @@ def select_pending(tasks: list[ImageTask], options: ImageJobOptions, summary: Jo
 
 
 @dataclass
-class ImageResult:
+class TaskOutcome:
     """What became of one task: an error message (None: every output written) and notes to show."""
     task: ImageTask
     error: str | None = None
     notes: list[str] = field(default_factory=list)
 
 
-def run_batch(model, tasks: list[ImageTask], options: ImageJobOptions, ledger: OutputLedger) -> Iterator[ImageResult]:
+def predict_and_write(model, batch: list[tuple[ImageTask, np.ndarray]], options: ImageJobOptions,
+                      ledger: OutputLedger) -> Iterator[TaskOutcome]:
+    """Predict and write the outputs of pictures already read: the image job's work on each
+    (task, picture), shared by the command line, the Ray actors (both through run_batch) and the
+    web app. Yields each picture's outcome as soon as it is done."""
+    if not batch:
+        return
+    for task, image, depth, error in predict_each(model, batch, options):
+        if depth is not None:
+            error = write_outputs(Prediction(task, image, depth, options), ledger)
+        yield TaskOutcome(task, error)
+
+
+def run_batch(model, tasks: list[ImageTask], options: ImageJobOptions, ledger: OutputLedger) -> Iterator[TaskOutcome]:
     """Read, predict and write one batch of tasks: the image job's work, shared by the local
-    command and the Ray actors. Yields each image's result as soon as it is done."""
+    command and the Ray actors. Yields each image's outcome as soon as it is done."""
     batch, notes = [], {}
     for task in tasks:
         notes[id(task)] = []
         try:
             batch.append((task, read_image(task.source, notes[id(task)])))
         except ImageReadError as error:
-            yield ImageResult(task, str(error), notes[id(task)])
-    if not batch:
-        return
-    for task, image, depth, error in predict_each(model, batch, options):
-        if depth is not None:
-            unit = unit_depth(depth, options.value_range, options.invert)
-            picture = depth_picture(image, depth, options.colormap, options.side_by_side, unit=unit)
-            error = write_outputs(task, depth, picture, options.overwrite, unit, ledger, image, options)
-        yield ImageResult(task, error, notes[id(task)])
+            yield TaskOutcome(task, str(error), notes[id(task)])
+    for outcome in predict_and_write(model, batch, options, ledger):
+        yield replace(outcome, notes=notes[id(outcome.task)])
 
 
 def run_image_job(model, tasks: list[ImageTask], options: ImageJobOptions, quiet: bool = False) -> JobSummary:

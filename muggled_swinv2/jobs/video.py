@@ -18,7 +18,7 @@ from ..io.colormaps import colorize, normalize
 from ..memory import memory_refusal, network_hw_for
 from ..io.outputs import OutputRule, check_writable_folder
 from ..io.video import AtomicVideoWriter, VideoError, VideoReader, check_video_target
-from ..predict import check_size, infer_prepared, prepare_input, restore_size
+from ..predict import check_long_side, infer_prepared, prepare_input, restore_size
 from ..video.depth_npz import DepthNpzWriter
 from ..video.pipeline import StageError, run_pipelined
 from ..video.stabilize import DepthStabilizer
@@ -146,7 +146,7 @@ def run_video_job(model, source: Path, target: Path, options: VideoJobOptions, q
     encoding behind it, in threads (video/pipeline.py); the model runs in this thread.
     `progress(frames_written, frame_count_or_None)` is called after each frame (in the writer thread). Errors are VideoError with one line; after Ctrl-C the files hold the frames
     written so far, and the summary says it was interrupted."""
-    check_size(options.square, options.size)
+    check_long_side(options.square, options.size)
     reader = VideoReader(str(source))
     first = reader.read()
     if first is None:

@@ -11,7 +11,6 @@ from gradio.processing_utils import check_all_files_in_cache
 
 from ..errors import first_line
 from ..io.colormaps import COLORMAPS
-from . import three_d
 from .service import KEEP_ASPECT, SQUARE, DepthService, UploadError
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"  # package data (scripts/make_examples.py writes them)
@@ -110,12 +109,12 @@ def build_app(service: DepthService) -> gr.Blocks:
         except UploadError as error:
             raise page_error(error) from None
         status = f"Depth in {result.seconds:.2f} s. Downloads: colour PNG, 16-bit PNG, float32 `.npy` (bigger = nearer)."
-        outputs = [result.depth_png, (str(result.photo), str(result.depth_png)), [str(path) for path in result.downloads], status]
-        return outputs + ([str(result.model3d)] if has_3d else [])
+        return [result.depth_png, (str(result.photo), str(result.depth_png)), [str(path) for path in result.downloads], status,
+                str(result.model3d)]
 
     def depth_on_change(upload, colormap, mode, size):
         if upload is None:  # the picture was cleared
-            return [None, None, None, ""] + ([None] if has_3d else [])
+            return [None, None, None, "", None]
         return depth_of_picture(upload, colormap, mode, size)
 
     def depth_of_video(upload, colormap, mode, size, side_by_side, progress=gr.Progress(track_tqdm=True)):
@@ -127,7 +126,6 @@ def build_app(service: DepthService) -> gr.Blocks:
         except UploadError as error:
             raise page_error(error) from None
 
-    has_3d = three_d.available()
     with gr.Blocks(title="muggled_swinv2: depth", delete_cache=(300, 900)) as demo:
         gr.Markdown("# Depth from one picture\nSwinV2-DPT (MiDaS v3.1) relative inverse depth: bright = near.")
         gr.Markdown(service.info.line(), elem_id="model-info")
@@ -148,12 +146,11 @@ def build_app(service: DepthService) -> gr.Blocks:
                         depth = gr.Image(label="Depth", type="filepath", interactive=False, elem_id="depth")
                     with gr.Tab("Before / after"):
                         slider = gr.ImageSlider(label="Picture | depth", type="filepath", interactive=False)
-                    if has_3d:
-                        with gr.Tab("3D"):
-                            model3d = gr.Model3D(label="Point cloud", interactive=False)
+                    with gr.Tab("3D"):
+                        model3d = gr.Model3D(label="Point cloud", interactive=False)
                     files = gr.File(label="Downloads", file_count="multiple", interactive=False, elem_id="downloads")
                     status = gr.Markdown(elem_id="status")
-            outputs = [depth, slider, files, status] + ([model3d] if has_3d else [])
+            outputs = [depth, slider, files, status, model3d]
             inputs = [picture, colormap, mode, size]
             run.click(depth_of_picture, inputs, outputs, api_name=API_IMAGE, concurrency_id="model")
             picture.change(depth_on_change, inputs, outputs, api_visibility="private", concurrency_id="model")

@@ -18,13 +18,16 @@ import numpy as np
 import cv2
 
 from ..io.images import ImageReadError, display_bgr, picture_size, read_image, save_image
+from ..io.ledger import OutputLedger
 from ..io.video import PictureNotVideo, VideoError, VideoReader, count_frames
-from ..jobs.images import ImageJobOptions, depth_picture, plan_tasks, predict_each, process_image, write_outputs
+from ..jobs.images import ImageJobOptions, plan_tasks, predict_and_write
 from ..jobs.video import VideoJobOptions, run_video_job
-from . import three_d
+from ..predict import predict_depth
 
-# Files offered for download beside the colour picture: (job output kind, label).
-IMAGE_DOWNLOADS = ("png", "png16", "npy")
+# The image job's outputs offered for download (rows of jobs/images.OUTPUTS): the colour picture,
+# the 16-bit PNG, the float depth and the mesh that the 3D view shows.
+IMAGE_DOWNLOADS = ("png", "png16", "npy", "mesh")
+PREVIEW_LONG_SIDE = 256  # the mesh has about this many vertices on the long side: the browser stays fast
 KEEP_REQUESTS = 16  # result folders kept; older ones are deleted (the page holds its own copies)
 SQUARE, KEEP_ASPECT = "square (MiDaS's exact pipeline)", "keep aspect ratio"
 
@@ -64,19 +67,23 @@ class ModelInfo:
 
 
 @dataclass
-class ImageResult:
+class PictureResult:
+    """What the Picture tab shows and offers for download."""
     photo: Path  # the picture as 8-bit, for the before/after view
     depth_png: Path  # the colour depth picture
     downloads: list[Path]
     seconds: float
-    model3d: Path | None = None  # the point cloud / mesh, once the 3D outputs exist (three_d.py)
+    model3d: Path  # the mesh for the 3D view (a binary PLY)
 
 
-def image_options(out_dir: Path, colormap: str, mode: str, size: int | None) -> ImageJobOptions:
-    """The page's settings as the image job's options (--raw npy,png16; size 0 or None = native)."""
+def image_options(out_dir: Path, colormap: str, mode: str, size: int | None, image_hw: tuple[int, int]) -> ImageJobOptions:
+    """The page's settings as the image job's options: --raw png16,npy,mesh, size 0 or None = native,
+    the command line's camera, and one mesh vertex per --point-step pixels so that a picture of
+    `image_hw` gives about PREVIEW_LONG_SIDE on its long side."""
     square = mode == SQUARE
     return ImageJobOptions(out_dir=out_dir, raw_formats=IMAGE_DOWNLOADS[1:], colormap=colormap,
-                           square=square, size=None if square or not size else int(size), overwrite=True)
+                           square=square, size=None if square or not size else int(size), overwrite=True,
+                           point_step=max(1, max(image_hw) // PREVIEW_LONG_SIDE))
 
 
 class DepthService:
@@ -93,7 +100,7 @@ class DepthService:
         the first forward builds the model's caches, which would otherwise slow the first upload."""
         native = self.model.config.native_size
         for height, width in ((native, native), (480, 640)):
-            process_image(self.model, np.zeros((height, width, 3), np.uint8), image_options(self.results, "gray", KEEP_ASPECT, None))
+            predict_depth(self.model, np.zeros((height, width, 3), np.uint8))
 
     # ------------------------------------------------------------------ folders and checks
 
@@ -162,29 +169,23 @@ class DepthService:
 
     # ------------------------------------------------------------------ work
 
-    def image(self, upload, colormap: str = "inferno", mode: str = KEEP_ASPECT, size: int | None = None) -> ImageResult:
-        """An uploaded picture -> its depth, as `muggled-swinv2 image --raw npy,png16` computes and writes it."""
+    def image(self, upload, colormap: str = "inferno", mode: str = KEEP_ASPECT, size: int | None = None) -> PictureResult:
+        """An uploaded picture -> its depth, computed and written by the image job
+        (`muggled-swinv2 image --raw png16,npy,mesh`) into a fresh folder."""
         path, image = self.read_picture(upload)
         folder = self.request_folder()
-        options = image_options(folder, colormap, mode, size)
+        options = image_options(folder, colormap, mode, size, image.shape[:2])
         task = plan_tasks([(path, path.stem)], options)[0]
         started = time.perf_counter()
-        with self.lock:  # the image job's memory check (memory.py), then its prediction
-            [(_, _, depth, error)] = predict_each(self.model, [(task, image)], options)
-        if error:
-            raise UploadError(error.replace(str(path), path.name))
+        with self.lock:  # the image job's memory check (memory.py), its prediction and its writers
+            [outcome] = predict_and_write(self.model, [(task, image)], options, OutputLedger())
+        if outcome.error:
+            raise UploadError(outcome.error.replace(str(path), path.name))
         seconds = time.perf_counter() - started
-        picture = depth_picture(image, depth, options.colormap, options.side_by_side)
-        error = write_outputs(task, depth, picture, overwrite=True)
-        if error:
-            raise UploadError(error.replace(str(path), path.name))
         photo = folder / "photo.jpg"
         save_image(photo, display_bgr(image))
-        result = ImageResult(photo, task.outputs["png"], [task.outputs[kind] for kind in IMAGE_DOWNLOADS], seconds)
-        if three_d.available():  # issue 9's point cloud / mesh
-            result.model3d = three_d.write_ply(image, depth, folder, task.outputs["png"].stem)
-            result.downloads += [result.model3d] if result.model3d else []
-        return result
+        return PictureResult(photo, task.outputs["png"], [task.outputs[kind] for kind in IMAGE_DOWNLOADS], seconds,
+                             task.outputs["mesh"])
 
     def video(self, upload, colormap: str = "inferno", mode: str = KEEP_ASPECT, size: int | None = None,
               side_by_side: bool = False) -> Path:
