@@ -188,7 +188,7 @@ def test_a_huge_ledger_is_refused_in_one_line(tmp_path, image):
     out.mkdir()
     with open(out / LEDGER_NAME, "wb") as ledger:
         ledger.truncate(MAX_LEDGER_BYTES + 1)  # sparse: no disk used
-    with pytest.raises(OutputError, match=f"the output ledger is 64 MiB, more than this tool ever writes"):
+    with pytest.raises(OutputError, match=f"the output ledger is 256 MiB, more than this tool ever writes"):
         check_writable_folder(out, "--out")
     (out / "notes.json").write_text("mine")
     refusal = OutputRule(overwrite=True).refusal(out / "notes.json", "--json")

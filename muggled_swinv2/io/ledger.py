@@ -15,8 +15,9 @@ A ledger that cannot be used is reported (LedgerError, one line), never followed
 symbolic link (it is opened without following links: a link could make us append to, or create,
 a file anywhere), anything but a regular file (a FIFO would hang the read), one we cannot write, or
 one larger than MAX_LEDGER_BYTES. A line cut short (a run killed mid-append) is skipped, and the
-next record starts on a new line. When it holds more than COMPACT_AFTER records beyond twice its
-files, it is rewritten with the latest record of each file that is still ours.
+next record starts on a new line. A ledger of more than COMPACT_AFTER lines is rewritten with the
+latest record of each file still ours when those are at most half its lines (checked when a
+process first records into it, and whenever it holds twice as many lines as files).
 """
 
 import errno
@@ -29,12 +30,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from .atomic import publish, reserve_temp
 
 LEDGER_NAME = ".muggled_swinv2-outputs.jsonl"
-MAX_LEDGER_BYTES = 64 << 20  # about 400,000 records: far beyond a compacted ledger of any real folder
-COMPACT_AFTER = 1000  # stale records tolerated (beyond twice the files recorded) before a rewrite
+MAX_LEDGER_BYTES = 256 << 20  # about 2 million records (with their inputs): far beyond a compacted ledger of a real folder
+COMPACT_AFTER = 1000  # lines: a longer ledger is looked at for compaction (see the module docstring)
 
 
 class LedgerError(OSError):
@@ -45,8 +47,7 @@ class LedgerError(OSError):
         super().__init__(message)
 
 
-@dataclass(frozen=True)
-class Record:
+class Record(NamedTuple):  # a tuple: a million of them are made quickly
     size: int
     mtime_ns: int
     source: str | None = None  # the input the file was made from (absolute path), if any
@@ -59,22 +60,25 @@ class _Read:
     offset: int = 0  # bytes read, up to the last complete line
     lines: int = 0
     records: dict[str, Record] = field(default_factory=dict)
+    looked: bool = False  # whether its records' files were looked at for compaction
 
 
 def ledger_path(folder) -> Path:
     return Path(folder) / LEDGER_NAME
 
 
+def _unusable(path: Path, reason: str) -> LedgerError:
+    return LedgerError(f"{path}: the output ledger {reason}; remove it "
+                       f"(without it, no file in that folder counts as written by muggled-swinv2)")
+
+
 def _problem(path: Path, error: OSError) -> LedgerError:
     """The one-line report of a ledger that could not be opened."""
     if error.errno == errno.ELOOP:
-        reason = "is a symbolic link; refusing to follow it"
-    elif error.errno in (errno.EISDIR, errno.ENXIO):
-        reason = "is not a regular file"
-    else:
-        reason = f"cannot be used ({error.strerror or error})"
-    return LedgerError(f"{path}: the output ledger {reason}; remove it or fix it "
-                       f"(without it, no file in that folder counts as written by muggled-swinv2)")
+        return _unusable(path, "is a symbolic link; refusing to follow it")
+    if error.errno in (errno.EISDIR, errno.ENXIO):
+        return _unusable(path, "is not a regular file")
+    return _unusable(path, f"cannot be used ({error.strerror or error})")
 
 
 def _checked(path: Path, descriptor: int) -> os.stat_result:
@@ -86,8 +90,7 @@ def _checked(path: Path, descriptor: int) -> os.stat_result:
     elif stat.st_size > MAX_LEDGER_BYTES:
         reason = f"is {stat.st_size / 2**20:.0f} MiB, more than this tool ever writes ({MAX_LEDGER_BYTES >> 20} MiB)"
     if reason:
-        raise LedgerError(f"{path}: the output ledger {reason}; remove it "
-                          f"(without it, no file in that folder counts as written by muggled-swinv2)")
+        raise _unusable(path, reason)
     return stat
 
 
@@ -165,12 +168,13 @@ def check_ledger(folder) -> None:
         raise _problem(ledger_path(folder), error) from None
 
 
-def _parse(line: bytes) -> tuple[str, Record] | None:
+def _parse(line: str) -> tuple[str, Record] | None:
     try:
         values = json.loads(line)
-        source = values.get("source")
-        return str(values["name"]), Record(int(values["size"]), int(values["mtime_ns"]),
-                                           None if source is None else str(source))
+        name, size, mtime_ns, source = values["name"], values["size"], values["mtime_ns"], values.get("source")
+        if type(name) is str and type(size) is int and type(mtime_ns) is int and (source is None or type(source) is str):
+            return name, Record(size, mtime_ns, source)
+        return None
     except (ValueError, KeyError, TypeError, AttributeError):
         return None  # a damaged line (a write cut short): that file is simply not known as ours
 
@@ -196,7 +200,7 @@ class OutputLedger:
             known = self._read[folder] = _Read((stat.st_dev, stat.st_ino))
         data = os.pread(descriptor, stat.st_size - known.offset, known.offset)
         complete = data.rfind(b"\n") + 1  # a last line without its newline may still be being written
-        for line in data[:complete].splitlines():
+        for line in data[:complete].decode("utf-8", errors="replace").split("\n")[:-1]:
             known.lines += 1
             if parsed := _parse(line):
                 known.records[parsed[0]] = parsed[1]
@@ -242,24 +246,30 @@ class OutputLedger:
                 newline = b"\n" if end and os.pread(descriptor, 1, end - 1) != b"\n" else b""  # after a line cut short
                 os.write(descriptor, newline + json.dumps(entry).encode("utf-8") + b"\n")
                 records[path.name] = Record(stat.st_size, stat.st_mtime_ns, entry.get("source"))
-                if self._read[folder].lines > COMPACT_AFTER + 2 * len(records):
-                    self._compact(folder, records)
+                known = self._read[folder]
+                # Stale lines: records replaced by later ones, or (looked at once per process and
+                # ledger) of files gone or changed since.
+                if known.lines > COMPACT_AFTER and (known.lines > COMPACT_AFTER + 2 * len(records) or not known.looked):
+                    known.looked = True
+                    self._compact(folder, records, known.lines)
         except LedgerError:
             raise
         except OSError as error:
             raise LedgerError(f"{path}: written, but not recorded in {ledger_path(folder)} "
                               f"({error.strerror or error}): it will count as not written by muggled-swinv2") from None
 
-    def _compact(self, folder: Path, records: dict[str, Record]) -> None:
-        """Rewrite the ledger (under its lock) with the records of the files still ours; the
-        others would never match again. Processes waiting for the lock then open the new one."""
+    def _compact(self, folder: Path, records: dict[str, Record], lines: int) -> None:
+        """Rewrite the ledger (under its lock) with the records of the files still ours, if they
+        are at most half its lines: the others would never match again. Processes waiting for
+        the lock then open the new one."""
         kept = {}
-        for name, record in records.items():
-            try:
-                if _same_file((folder / name).stat(follow_symlinks=False), record):
-                    kept[name] = record
-            except OSError:
-                pass
+        with os.scandir(folder) as entries:  # one listing, not a failed stat per file gone
+            for entry in entries:
+                record = records.get(entry.name)
+                if record is not None and _same_file(entry.stat(follow_symlinks=False), record):
+                    kept[entry.name] = record
+        if 2 * len(kept) > lines:
+            return
         lines = []
         for name, record in kept.items():
             entry = {"name": name, "size": record.size, "mtime_ns": record.mtime_ns}
