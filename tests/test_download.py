@@ -1,5 +1,7 @@
 """`muggled-swinv2 download` against a local HTTP server on 127.0.0.1 (no real network here)."""
 
+import dataclasses
+import hashlib
 import http.server
 import io
 import threading
@@ -105,16 +107,17 @@ def test_broken_connection_keeps_partial_for_resume(tmp_path, capsys, payload):
         cutting.close()
 
 
-def test_already_downloaded_is_kept(tmp_path, capsys, server):
-    (tmp_path / TINY_FILE).write_bytes(b"existing")
-    code, _, _ = download(capsys, tmp_path, server.url)
-    assert code == 0 and server.ranges == [] and (tmp_path / TINY_FILE).read_bytes() == b"existing"
+def test_already_downloaded_is_kept(tmp_path, capsys, server, payload):
+    (tmp_path / TINY_FILE).write_bytes(payload)
+    code, out, _ = download(capsys, tmp_path, server.url)
+    assert code == 0 and server.ranges == [] and (tmp_path / TINY_FILE).read_bytes() == payload
+    assert "ready" in out and "archive checked (CRC-32 of each entry), no published size or SHA-256" in out
 
 
 def test_no_network_says_what_to_do(tmp_path, capsys):
     code, _, err = download(capsys, tmp_path, "http://127.0.0.1:9/v3_1/")  # nothing listens on port 9
     assert code == 2 and "cannot download" in err and "copy it to" in err and err.count("\n") == 1
-    assert not list(tmp_path.iterdir()) or not (tmp_path / TINY_FILE).exists()
+    assert list(tmp_path.iterdir()) == []  # no checkpoint, and no .partial either
 
 
 def test_not_a_checkpoint_is_discarded(tmp_path, capsys):
@@ -211,6 +214,7 @@ def test_no_checkpoint_names_every_place_looked(user, tmp_path, capsys, monkeypa
     import muggled_swinv2.formats.weights as weights_module
 
     monkeypatch.setenv("MUGGLED_SWINV2_WEIGHTS", str(tmp_path / "variable"))
+    (tmp_path / "variable").mkdir()
     places = [str(tmp_path / "variable"), str(tmp_path / "work" / "weights"), str(user / ".cache" / "muggled_swinv2")]
     code = main(["info"])  # with the demo model: the note says where no checkpoint was found
     err = capsys.readouterr().err
@@ -236,3 +240,98 @@ def test_download_help_names_the_cache_folder(capsys):
         main(["download", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "~/.cache/muggled_swinv2" in text and "$XDG_CACHE_HOME/muggled_swinv2" in text and "weights/" not in text
+
+
+# ----------------------------------------------------------------------------- issue 26, N7: each file checked before "ready"
+
+
+def published(monkeypatch, payload: bytes, size: bool = True, sha256: bool = True):
+    """A registry entry for tiny that publishes `payload`'s size and SHA-256 (as model.config.RELEASES would)."""
+    from muggled_swinv2.model.config import RELEASES
+
+    monkeypatch.setitem(RELEASES, "tiny", dataclasses.replace(
+        RELEASES["tiny"], file_bytes=len(payload) if size else None,
+        sha256=hashlib.sha256(payload).hexdigest() if sha256 else None))
+
+
+@pytest.mark.parametrize("cached", ["truncated", "garbage", "folder", "damaged"])
+def test_a_cached_file_that_is_not_the_release_is_reported_not_ready(tmp_path, capsys, server, payload, cached):
+    """N7: `download` printed "ready" for a truncated cached file, garbage or a directory. It is kept
+    (the user's to delete), the server is not asked, and the line says what to do."""
+    target = tmp_path / OFFICIAL_FILES["tiny"]
+    if cached == "folder":
+        target.mkdir()
+    else:
+        data = {"truncated": payload[:-100], "garbage": b"<html>rate limited</html>",
+                "damaged": payload.replace(b"x" * 1000, b"y" * 1000, 1)}[cached]
+        target.write_bytes(data)
+    before = None if cached == "folder" else target.read_bytes()
+    code, out, err = download(capsys, tmp_path, server.url)
+    assert code == 2 and out == "" and err.count("\n") == 1 and "ready" not in err, err
+    assert err.startswith(f"error: {target}: ") and "delete it and run `muggled-swinv2 download tiny` again" in err
+    assert server.ranges == []
+    assert target.is_dir() if cached == "folder" else target.read_bytes() == before
+
+
+def test_size_and_sha256_of_the_registry_are_checked(tmp_path, capsys, server, payload, monkeypatch):
+    published(monkeypatch, payload)
+    code, out, _ = download(capsys, tmp_path, server.url)
+    assert code == 0 and out.endswith("; size and SHA-256 checked)\n"), out
+    target = tmp_path / OFFICIAL_FILES["tiny"]
+    # another sound archive of the same size: only the hash tells it apart
+    other = payload.replace(b"x" * 50_000, b"z" * 50_000)
+    assert len(other) == len(payload) and other != payload
+    target.write_bytes(other)
+    code, _, err = download(capsys, tmp_path, server.url)
+    assert code == 2 and "its SHA-256 is not that of the published dpt_swin2_tiny_256.pt" in err
+    target.write_bytes(payload + b"\0")
+    code, _, err = download(capsys, tmp_path, server.url)
+    assert code == 2 and f"{len(payload) + 1} bytes, not the {len(payload)} of the published" in err
+    published(monkeypatch, payload, sha256=False)
+    target.write_bytes(payload)
+    code, out, _ = download(capsys, tmp_path, server.url)
+    assert code == 0 and "size and archive checked, no published SHA-256" in out
+
+
+@pytest.mark.parametrize("registry", ["hash", "no hash"])
+def test_a_garbage_partial_is_never_published(tmp_path, capsys, server, payload, monkeypatch, registry):
+    """N7: a .partial whose start is garbage, resumed to the full size, was renamed into place."""
+    if registry == "hash":
+        published(monkeypatch, payload)
+    partial = tmp_path / (OFFICIAL_FILES["tiny"] + ".partial")
+    partial.write_bytes(b"\xff" * 20_000)
+    code, out, err = download(capsys, tmp_path, server.url)
+    assert server.ranges == ["bytes=20000-"]
+    assert code == 2 and out == "" and err.count("\n") == 1 and "did not give the published file" in err, err
+    assert "deleted the download, run again" in err
+    assert list(tmp_path.iterdir()) == []  # neither the checkpoint nor the damaged .partial
+    code, out, _ = download(capsys, tmp_path, server.url)  # the next run starts over, and succeeds
+    assert code == 0 and (tmp_path / OFFICIAL_FILES["tiny"]).read_bytes() == payload
+
+
+# ----------------------------------------------------------------------------- issue 26 gaps: where checkpoints are found
+
+
+def test_a_weights_variable_naming_no_folder_is_refused(user, tmp_path, capsys, monkeypatch):
+    """Gap: $MUGGLED_SWINV2_WEIGHTS naming no folder fell back to the demo model (silently with -q)."""
+    import cv2
+    import numpy as np
+
+    monkeypatch.setenv("MUGGLED_SWINV2_WEIGHTS", str(tmp_path / "typo"))
+    cv2.imwrite(str(tmp_path / "work" / "a.png"), np.zeros((32, 32, 3), np.uint8))
+    for command in (["info"], ["image", "a.png", "--out", "out", "-q"]):
+        code = main(command)
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1, err
+        assert f"$MUGGLED_SWINV2_WEIGHTS={tmp_path / 'typo'}: no such folder" in err and "demo" not in err
+
+
+def test_macos_dot_underscore_files_are_not_checkpoints(user, tmp_path):
+    """Gap: the AppleDouble `._model.pt` macOS leaves beside a copied file made "several checkpoints"."""
+    from muggled_swinv2.formats.weights import resolve_weights
+
+    folder = tmp_path / "work" / "weights"
+    folder.mkdir()
+    (folder / "model.pt").write_bytes(b"x")
+    (folder / "._model.pt").write_bytes(b"\0\x05\x16\x07")
+    assert resolve_weights(None) == Path("weights") / "model.pt"

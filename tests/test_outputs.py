@@ -2,6 +2,7 @@
 an input, and replaces an existing file only with --overwrite and only if this tool wrote it.
 Issue 21, defects 1-5: export, train --out, eval --json and bench --json broke it."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -13,6 +14,7 @@ import pytest
 from pictures import write_video
 
 from muggled_swinv2.cli import main
+from muggled_swinv2.io.ledger import OutputLedger
 from muggled_swinv2.io.outputs import OutputRule
 
 REPO = Path(__file__).resolve().parent.parent
@@ -96,9 +98,20 @@ def test_export_replaces_its_own_file_with_overwrite(capsys, tmp_path, small_che
     assert run(capsys, "export", small_checkpoint, out, "--size", "64x64")[0] == 0
     code, _, err = run(capsys, "export", small_checkpoint, out, "--size", "64x64")
     assert code == 2 and "exists; pass --overwrite" in err
-    first = out.stat().st_mtime_ns
+    assert input_hw(out) == (64, 64) and ours(out)
     assert run(capsys, "export", small_checkpoint, out, "--size", "64x96", "--overwrite")[0] == 0
-    assert out.stat().st_mtime_ns != first
+    assert input_hw(out) == (64, 96) and ours(out)  # the new export, still known as ours
+
+
+def input_hw(onnx_file: Path) -> tuple[int, int]:
+    import onnx
+
+    dims = onnx.load(str(onnx_file), load_external_data=False).graph.input[0].type.tensor_type.shape.dim
+    return dims[2].dim_value, dims[3].dim_value
+
+
+def ours(path: Path) -> bool:
+    return OutputLedger().is_ours(path)
 
 
 # ----------------------------------------------------------------------------- defects 3-4: train --out
@@ -136,13 +149,26 @@ def test_train_never_replaces_a_file_it_did_not_write(capsys, tmp_path):
 
 
 def test_train_replaces_its_own_outputs_only_with_overwrite(capsys, tmp_path):
+    import torch
+
+    from muggled_swinv2 import load_model
+
     out = tmp_path / "m.safetensors"
+    state = Path(str(out) + ".state.pt")
     assert run(capsys, "train", "--config", "nano", "--out", out, *TRAIN)[0] == 0
     code, _, err = run(capsys, "train", "--config", "nano", "--out", out, *TRAIN)
     assert code == 2 and "exists; pass --overwrite" in one_error_line(err)
-    assert run(capsys, "train", "--config", "nano", "--out", out, *TRAIN, "--overwrite")[0] == 0
-    assert run(capsys, "train", "--config", "nano", "--out", out, *TRAIN[:-4], "--steps", "2", "--device", "cpu",
+    out.write_bytes(out.read_bytes())  # the same bytes, rewritten by someone: no longer ours
+    code, _, err = run(capsys, "train", "--config", "nano", "--out", out, *TRAIN, "--overwrite")
+    assert code == 2 and "was not written by muggled-swinv2" in one_error_line(err)
+    out.unlink()  # the state beside it is still ours: replaced with --overwrite
+    assert run(capsys, "train", "--config", "nano", "--out", out, *TRAIN[:-4], "--steps", "3", "--device", "cpu",
+               "--overwrite")[0] == 0
+    assert torch.load(state, weights_only=False)["step"] == 3 and ours(out) and ours(state)  # the new run's files
+    assert load_model(out).config.native_size == 64
+    assert run(capsys, "train", "--config", "nano", "--out", out, *TRAIN[:-4], "--steps", "4", "--device", "cpu",
                "--resume")[0] == 0  # --resume goes on writing the run's own files
+    assert torch.load(state, weights_only=False)["step"] == 4 and ours(out) and ours(state)
 
 
 # ----------------------------------------------------------------------------- defect 5: eval --json, bench --json
@@ -165,7 +191,15 @@ def test_eval_json_never_replaces_a_file_it_did_not_write(capsys, tmp_path, smal
 
     scores = tmp_path / "scores.json"
     assert run(capsys, "eval", "-w", small_checkpoint, "--json", scores, *EVAL)[0] == 0
-    assert run(capsys, "eval", "-w", small_checkpoint, "--json", scores, *EVAL, "--overwrite")[0] == 0
+    assert json.loads(scores.read_text())["settings"]["count"] == 1 and ours(scores)
+    assert run(capsys, "eval", "-w", small_checkpoint, "--json", scores, "--count", "2", "--scene-size", "64", "--quiet",
+               "--overwrite")[0] == 0
+    assert json.loads(scores.read_text())["settings"]["count"] == 2 and ours(scores)  # replaced, and still ours
+    edited = scores.read_text().replace('"count": 2', '"count": 7')
+    scores.write_text(edited)  # changed by hand: no longer ours
+    code, _, err = run(capsys, "eval", "-w", small_checkpoint, "--json", scores, *EVAL, "--overwrite")
+    assert code == 2 and "was not written by muggled-swinv2" in one_error_line(err)
+    assert scores.read_text() == edited
 
 
 def test_bench_json_never_replaces_a_file_it_did_not_write(capsys, tmp_path):
@@ -203,3 +237,118 @@ def test_convert_output_through_a_link_to_its_input_is_refused(capsys, tmp_path,
     code, _, err = run(capsys, "convert", small_checkpoint, tmp_path / "alias.pt", "--overwrite")
     assert code == 2 and "would overwrite the input" in one_error_line(err)
     assert small_checkpoint.read_bytes() == before
+
+
+# ----------------------------------------------------------------------------- issue 26, N2: checked again at the rename
+
+
+def appeared_line(out: Path, kept: Path, option: str = "") -> str:
+    named = f"{option} {out}" if option else str(out)
+    return (f"error: {named}: a file not written by muggled-swinv2 appeared there during the run; kept it, "
+            f"and saved this run's output as {kept}")
+
+
+def test_video_keeps_a_file_put_at_out_during_the_run(capsys, tmp_path, small_checkpoint, monkeypatch):
+    """N2: `video` checked OUT only at the start: a file put there during the run was replaced."""
+    from pictures import read_video
+
+    from muggled_swinv2.io.video import AtomicVideoWriter
+
+    clip = write_video(tmp_path / "clip.mp4", frames=3, size_wh=(64, 64), fps=12.0)
+    out = tmp_path / "depth.mp4"
+    real_write = AtomicVideoWriter.write
+
+    def someone_writes_out(self, frame):
+        if not out.exists():
+            out.write_bytes(b"someone else's file")
+        real_write(self, frame)
+
+    monkeypatch.setattr(AtomicVideoWriter, "write", someone_writes_out)
+    code, _, err = run(capsys, "video", clip, "-w", small_checkpoint, "--out", out, "-q")
+    assert code == 2 and one_error_line(err) == appeared_line(out, tmp_path / "depth_2.mp4"), err
+    assert out.read_bytes() == b"someone else's file" and not ours(out)
+    frames, _ = read_video(tmp_path / "depth_2.mp4")
+    assert len(frames) == 3 and ours(tmp_path / "depth_2.mp4")
+    assert sorted(path.name for path in tmp_path.iterdir() if ".partial" in path.name) == []
+
+
+def test_train_keeps_a_file_put_at_out_during_the_run(capsys, tmp_path, monkeypatch):
+    """N2: `train --out` checked OUT only at the start."""
+    import muggled_swinv2.training.trainer as trainer
+    from muggled_swinv2 import load_model
+
+    out = tmp_path / "m.safetensors"
+    real_evaluate = trainer.evaluate_samples
+
+    def someone_writes_out(*args, **kwargs):  # while the run validates, before it saves
+        out.write_bytes(b"someone else's file")
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "evaluate_samples", someone_writes_out)
+    code, _, err = run(capsys, "train", "--config", "nano", "--out", out, *TRAIN)
+    assert code == 2 and one_error_line(err) == appeared_line(out, tmp_path / "m_2.safetensors"), err
+    assert out.read_bytes() == b"someone else's file"
+    assert load_model(tmp_path / "m_2.safetensors").config.native_size == 64 and ours(tmp_path / "m_2.safetensors")
+
+
+def test_export_keeps_a_file_put_at_out_during_the_run(capsys, tmp_path, small_checkpoint, monkeypatch):
+    """N2: `export` checked OUT only at the start (also when OUT was ours and --overwrite was given)."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    import muggled_swinv2.export.onnx as exporter
+
+    out = tmp_path / "model.onnx"
+    assert run(capsys, "export", small_checkpoint, out, "--size", "64x64")[0] == 0 and ours(out)
+    real_export_into = exporter.export_into
+
+    def someone_writes_out(*args, **kwargs):  # while the run traces
+        out.write_bytes(b"someone else's file")
+        return real_export_into(*args, **kwargs)
+
+    monkeypatch.setattr(exporter, "export_into", someone_writes_out)
+    code, _, err = run(capsys, "export", small_checkpoint, out, "--size", "64x96", "--overwrite")
+    assert code == 2 and one_error_line(err) == appeared_line(out, tmp_path / "model_2.onnx", "OUT"), err
+    assert out.read_bytes() == b"someone else's file"
+    assert input_hw(tmp_path / "model_2.onnx") == (64, 96) and ours(tmp_path / "model_2.onnx")
+
+
+def test_publish_never_replaces_a_file_that_appears_at_the_move(tmp_path, monkeypatch):
+    """The move itself: a file that appears between the check and the rename is kept (link(2)
+    fails where a name exists; rename(2) would replace it)."""
+    import muggled_swinv2.io.outputs as outputs
+
+    target = tmp_path / "out.json"
+    real_publish = outputs.publish
+
+    def racing_publish(temp, path, replace=True):
+        if path == target and not target.exists():
+            target.write_text("theirs")  # just after the check
+        return real_publish(temp, path, replace)
+
+    monkeypatch.setattr(outputs, "publish", racing_publish)
+    with pytest.raises(outputs.OutputError, match="appeared there during the run"):
+        OutputRule().write_output(target, lambda file: file.write(b"ours"), "--json")
+    assert target.read_text() == "theirs" and (tmp_path / "out_2.json").read_text() == "ours"
+    assert sorted(path.name for path in tmp_path.iterdir()) == [".muggled_swinv2-outputs.jsonl", "out.json", "out_2.json"]
+
+
+# ----------------------------------------------------------------------------- issue 26, N6: every file of a HF folder
+
+
+@pytest.mark.parametrize("edited", ["config.json", "preprocessor_config.json"])
+def test_convert_hf_overwrite_keeps_an_edited_json_file(capsys, tmp_path, small_checkpoint, edited):
+    """N6: `convert --to hf --overwrite` replaced config.json and preprocessor_config.json that the
+    user had edited: only model.safetensors's mark was checked."""
+    from muggled_swinv2.formats.convert import is_our_model_folder
+
+    folder = tmp_path / "hf"
+    assert run(capsys, "convert", small_checkpoint, folder, "--to", "hf")[0] == 0
+    assert is_our_model_folder(folder)
+    assert run(capsys, "convert", small_checkpoint, folder, "--to", "hf", "--overwrite")[0] == 0  # all as written: ours
+    values = json.loads((folder / edited).read_text())
+    values["my_setting"] = 1
+    text = json.dumps(values, indent=2) + "\n"
+    (folder / edited).write_text(text)
+    code, _, err = run(capsys, "convert", small_checkpoint, folder, "--to", "hf", "--overwrite")
+    assert code == 2 and f"{folder.resolve() / edited}: changed since muggled-swinv2 wrote it" in one_error_line(err), err
+    assert (folder / edited).read_text() == text

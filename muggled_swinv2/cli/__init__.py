@@ -15,7 +15,7 @@ import sys
 from .. import __version__
 from ..errors import os_error_line
 from .arguments import (CONVERT_TARGETS, DTYPE_NAMES, ENGINES, EXIT_INTERRUPTED, EXIT_USAGE, RAW_FORMATS, UsageError,
-                        positive_int)
+                        empty_argument, positive_int)
 
 # command -> (module of this package, one line for `muggled-swinv2 --help`)
 COMMANDS = {
@@ -76,6 +76,9 @@ def expected_errors() -> tuple[type[Exception], ...]:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    if refusal := empty_argument(argv):
+        print(f"error: {refusal}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         args = build_parser().parse_args(argv)  # may import PyTorch (bench's defaults)
         from ..io.images import silence_opencv

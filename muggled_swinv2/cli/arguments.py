@@ -24,6 +24,19 @@ class UsageError(Exception):
     """A bad argument, reported as one line."""
 
 
+def empty_argument(argv: list[str]) -> str | None:
+    """The one-line refusal of an empty argument ("" names no file: as a path it would mean the
+    current folder, `image ""` would process all of it), or None. Every argument of every command
+    is checked: none takes an empty value."""
+    for index, argument in enumerate(argv):
+        if argument.startswith("--") and argument.endswith("=") and len(argument) > 3:
+            return f"{argument[:-1]}: an empty value names no file, folder or value; give one"
+        if argument == "":
+            after = f" after {argv[index - 1]}" if index else ""
+            return f"an empty argument{after} names no file, folder or value; give one"
+    return None
+
+
 def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:

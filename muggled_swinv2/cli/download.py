@@ -18,6 +18,6 @@ def add_arguments(parser):
 def run(args) -> int:
     from ..formats.weights import download
 
-    path = download(args.variant, args.dir, base_url=args.base_url, quiet=args.quiet)
-    print(f"{path}: ready ({path.stat().st_size / 2**20:.1f} MiB)")
+    path, checked = download(args.variant, args.dir, base_url=args.base_url, quiet=args.quiet)
+    print(f"{path}: ready ({path.stat().st_size / 2**20:.1f} MiB; {checked})")
     return 0

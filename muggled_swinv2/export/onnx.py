@@ -19,6 +19,7 @@ import json
 import logging
 import time
 import warnings
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -194,13 +195,16 @@ def session(path, threads: int | None = None):
 
 
 def export_onnx(model, path, size_hw=None, batch=1, opset: int = DEFAULT_OPSET, dtype: str = "float32",
-                overwrite: bool = False, memory_check: bool = True) -> ExportReport:
+                overwrite: bool = False, memory_check: bool = True,
+                publish_with: Callable[[Path, Path], None] = publish) -> ExportReport:
     """Write `model` (a SwinV2DPT) as an ONNX file at `path`, checked by ONNX Runtime first.
 
     size_hw: (H, W) multiples of 32 (default: the native square); batch: a positive int or
     "dynamic"; memory_check: refuse a size whose check (a forward pass in PyTorch and one in ONNX
     Runtime) would not fit in memory, as `image --size` does (memory.py). Raises ExportError (one
     line) and leaves no file when anything fails; the target's folder is checked before any work.
+    publish_with(temp, path) moves the finished file into place (the `export` command passes the
+    output rule's, io/outputs.py, checked again at the move).
     """
     onnx, _ = require_onnx()
     path = Path(path)
@@ -227,7 +231,7 @@ def export_onnx(model, path, size_hw=None, batch=1, opset: int = DEFAULT_OPSET, 
     started = time.perf_counter()
     try:
         max_diff = export_into(temp, model, size_hw, batch, opset, dtype)
-        publish(temp, path)
+        publish_with(temp, path)
     except OSError as error:
         temp.unlink(missing_ok=True)
         raise ExportError(f"{path}: cannot write ({error.strerror or error})") from None

@@ -7,6 +7,7 @@ no inference, no name mapping and no pickle. The Hugging Face export writes a fo
 Both are written atomically: into a temp file or folder beside the target, then renamed.
 """
 
+import hashlib
 import json
 import os
 import shutil
@@ -19,7 +20,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from .. import __version__
-from ..io.atomic import publish, reserve_temp, usual_mode
+from ..io.atomic import reserve_temp, usual_mode
 from ..io.outputs import OutputRule, check_writable_folder
 from .checkpoint import (
     HF_WEIGHT_FILES,
@@ -74,14 +75,19 @@ def native_metadata(config: SwinV2DPTConfig) -> dict[str, str]:
     }
 
 
-def written_by_us(path: Path) -> bool:
-    """True for a safetensors file this tool wrote (our mark in its metadata; only the header is read)."""
+def our_metadata(path: Path) -> dict[str, str] | None:
+    """The metadata of a safetensors file this tool wrote (our mark in it; only the header is
+    read), or None for any other file."""
     try:
         with safe_open(path, framework="pt") as file:
             metadata = file.metadata() or {}
     except (SafetensorError, OSError, ValueError):
-        return False
-    return metadata.get("written_by", "").startswith("muggled_swinv2 ")
+        return None
+    return metadata if metadata.get("written_by", "").startswith("muggled_swinv2 ") else None
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def _cast(state_dict: dict, dtype: torch.dtype) -> dict:
@@ -100,16 +106,16 @@ def _write_error(path, error: Exception) -> ConversionError:
 
 
 def save_native(checkpoint: Checkpoint, path, dtype: torch.dtype = torch.float32) -> None:
-    """Our format: only the model's tensors, in `dtype`, configuration in the metadata; recorded
-    as ours in the folder's ledger (io/outputs.py)."""
+    """Our format: only the model's tensors, in `dtype`, configuration in the metadata; moved into
+    place under the output rule checked again (a file someone else put there meanwhile is kept:
+    OutputError) and recorded as ours in the folder's ledger (io/outputs.py)."""
     try:
         temp = reserve_temp(path)
     except OSError as error:
         raise _write_error(path, error) from None
     try:
         save_file(_cast(checkpoint.state_dict, dtype), str(temp), metadata=native_metadata(checkpoint.config))
-        publish(temp, path)
-        OutputRule().record(path)
+        OutputRule().publish_output(temp, path)
     except (OSError, SafetensorError) as error:  # a full disk, say
         temp.unlink(missing_ok=True)
         raise _write_error(path, error) from None
@@ -196,16 +202,19 @@ def save_hf(checkpoint: Checkpoint, folder, dtype: torch.dtype = torch.float32) 
     if folder.exists() and not is_our_model_folder(folder):
         raise ConversionError(f"{folder}: exists and was not written by muggled-swinv2; refusing to replace it")
     config_json = hf_config_json(checkpoint.config) | {"torch_dtype": str(dtype).removeprefix("torch.")}
+    texts = {"config.json": json.dumps(config_json, indent=2) + "\n",
+             "preprocessor_config.json": json.dumps(hf_preprocessor_json(checkpoint.config), indent=2) + "\n"}
+    # The weights' mark carries each other file's SHA-256: a file edited since is then not ours (is_our_model_folder).
+    files_sha256 = json.dumps({name: sha256_hex(text.encode()) for name, text in texts.items()})
     try:
         temp = Path(tempfile.mkdtemp(prefix=f".{folder.name[:64]}.", suffix=".partial", dir=folder.parent))
     except OSError as error:
         raise _write_error(folder, error) from None
     try:
         save_file(hf_state_dict(checkpoint, dtype), str(temp / "model.safetensors"),
-                  metadata={"format": "pt", "written_by": WRITTEN_BY})
-        (temp / "config.json").write_text(json.dumps(config_json, indent=2) + "\n")
-        preprocessor = hf_preprocessor_json(checkpoint.config)
-        (temp / "preprocessor_config.json").write_text(json.dumps(preprocessor, indent=2) + "\n")
+                  metadata={"format": "pt", "written_by": WRITTEN_BY, "files_sha256": files_sha256})
+        for name, text in texts.items():
+            (temp / name).write_bytes(text.encode())
         for child in temp.iterdir():  # safetensors creates its file private (0600): the usual mode, as for any output
             os.chmod(child, usual_mode())
         os.chmod(temp, usual_mode(0o777))  # mkdtemp makes it private
@@ -227,13 +236,29 @@ def save_hf(checkpoint: Checkpoint, folder, dtype: torch.dtype = torch.float32) 
 
 def is_our_model_folder(folder: Path) -> bool:
     """Whether --overwrite may replace this Hugging Face folder: it holds nothing but a model's
-    files, and its model.safetensors carries our mark (or it is empty: nothing is lost). A folder
-    holding other files is refused here, naming them (they would be deleted with it)."""
+    files, its model.safetensors carries our mark, and each other file is as we wrote it (the
+    SHA-256 in the mark); or it is empty: nothing is lost. A folder holding other files, or a file
+    changed since, is refused here, naming them (they would be deleted with it)."""
     others = sorted(child.name for child in folder.iterdir() if child.name not in HF_FOLDER_FILES)
     if others:
         listed = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
         raise ConversionError(f"{folder}: holds other files ({listed}); refusing to replace it, choose a new folder")
-    return not any(folder.iterdir()) or written_by_us(folder / "model.safetensors")
+    if not any(folder.iterdir()):
+        return True
+    metadata = our_metadata(folder / "model.safetensors")
+    if metadata is None:
+        return False
+    try:
+        files_sha256 = json.loads(metadata.get("files_sha256", "{}"))
+    except ValueError:
+        files_sha256 = {}
+    for child in sorted(folder.iterdir()):
+        if child.name == "model.safetensors":
+            continue
+        if child.name not in files_sha256 or not child.is_file() or sha256_hex(child.read_bytes()) != files_sha256[child.name]:
+            raise ConversionError(f"{child}: changed since muggled-swinv2 wrote it (or not written by it); "
+                                  f"refusing to replace its folder, choose a new folder")
+    return True
 
 
 def _size(path: Path) -> int:

@@ -1,5 +1,6 @@
 """Finding checkpoints on disk and fetching the official ones."""
 
+import hashlib
 import http.client
 import os
 import urllib.error
@@ -11,7 +12,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..demo import DEMO_NOTE, DEMO_WEIGHTS
-from ..model.config import RELEASE_URL, RELEASES
+from ..model.config import RELEASE_URL, RELEASES, Release
 
 WEIGHTS_ENV = "MUGGLED_SWINV2_WEIGHTS"  # a folder of checkpoints, searched first
 CACHE_ENV = "MUGGLED_SWINV2_CACHE"  # moves the user cache folder
@@ -46,11 +47,15 @@ def searched_text() -> str:
 
 
 def checkpoints_in(folder: Path) -> list[Path]:
-    """Checkpoint files (and Hugging Face model folders) in `folder`, by name."""
+    """Checkpoint files (and Hugging Face model folders) in `folder`, by name. Hidden entries are
+    not checkpoints: macOS leaves `._model.pt` (AppleDouble metadata) beside each file it copies
+    to a foreign disk, and our own temp files start with a dot."""
     if not folder.is_dir():
         return []
     found = []
     for entry in sorted(folder.iterdir()):
+        if entry.name.startswith("."):
+            continue
         is_file = entry.is_file() and entry.suffix in CHECKPOINT_SUFFIXES
         is_hf_dir = entry.is_dir() and (entry / "config.json").is_file()
         if is_file or is_hf_dir:
@@ -75,6 +80,8 @@ def resolve_weights(path) -> Path:
         raise WeightsError(
             f"${WEIGHTS_ENV}={named} is a file; set it to the folder of checkpoints, or pass --weights {named}"
         )
+    if named and not Path(named).is_dir():  # a typo would otherwise run the demo model, or another checkpoint
+        raise WeightsError(f"${WEIGHTS_ENV}={named}: no such folder; set it to the folder of checkpoints, or unset it")
     for _, folder in search_folders():
         found = checkpoints_in(folder)
         if len(found) == 1:
@@ -99,18 +106,79 @@ def is_demo(path) -> bool:
     return Path(path).resolve() == DEMO_WEIGHTS
 
 
-def download(variant: str, folder=None, base_url: str = RELEASE_URL, quiet: bool = False) -> Path:
-    """Fetch an official checkpoint into `folder` (default: the cache folder, where commands find it
-    from any working folder).
+class ReleaseFileError(WeightsError):
+    """A file that is not the published release file: "PATH: reason", one line."""
 
-    Written to NAME.partial and renamed only once complete and of the announced size; an existing
-    .partial file is resumed with an HTTP range request.
+    def __init__(self, path: Path, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.reason = reason
+
+
+def archive_problem(path: Path) -> str | None:
+    """What is wrong with a file meant to be a torch.save checkpoint (a zip archive holding a
+    data.pkl), or None: each entry is read back and checked against the CRC-32 the archive
+    carries, which catches a truncated or damaged file even where no SHA-256 is published."""
+    if not zipfile.is_zipfile(path):
+        return "not a PyTorch checkpoint (not a zip archive)"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if not any(name.endswith("/data.pkl") or name == "data.pkl" for name in archive.namelist()):
+                return "not a PyTorch checkpoint (a zip archive without data.pkl)"
+            if (damaged := archive.testzip()) is not None:
+                return f"damaged (its entry {damaged} fails its CRC-32 check)"
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as error:
+        return f"damaged ({str(error) or type(error).__name__})"
+    return None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def check_release_file(path: Path, release: Release) -> str:
+    """Check that `path` is `release`'s published file: a regular file, of its published size and
+    SHA-256 where the registry holds them (model/config.py), a sound checkpoint archive in any case.
+    Returns what was checked, for the "ready" line; a problem is a one-line ReleaseFileError."""
+    if not path.is_file():
+        raise ReleaseFileError(path, "is not a file")
+    size = path.stat().st_size
+    if release.file_bytes is not None and size != release.file_bytes:
+        raise ReleaseFileError(path, f"{size} bytes, not the {release.file_bytes} of the published "
+                                     f"{release.file_name} (cut short, or another file)")
+    if release.sha256 is not None and _sha256(path) != release.sha256:
+        raise ReleaseFileError(path, f"its SHA-256 is not that of the published {release.file_name} (damaged, or another file)")
+    if problem := archive_problem(path):
+        raise ReleaseFileError(path, problem)
+    if release.sha256 is not None:
+        return "size and SHA-256 checked"
+    if release.file_bytes is not None:
+        return "size and archive checked, no published SHA-256"
+    return "archive checked (CRC-32 of each entry), no published size or SHA-256"
+
+
+
+def download(variant: str, folder=None, base_url: str = RELEASE_URL, quiet: bool = False) -> tuple[Path, str]:
+    """Fetch an official checkpoint into `folder` (default: the cache folder, where commands find it
+    from any working folder); returns its path and what was checked of it (check_release_file).
+
+    Written to NAME.partial and renamed only once complete, of the announced size and checked; an
+    existing .partial file is resumed with an HTTP range request. A file already there is checked,
+    never replaced: one that fails is reported (WeightsError, one line) for the user to delete.
     """
-    name = RELEASES[variant].file_name
+    release = RELEASES[variant]
+    name = release.file_name
     folder = Path(folder) if folder else cache_folder()
     target, partial = folder / name, folder / (name + ".partial")
-    if target.exists():
-        return target
+    again = f"delete it and run `muggled-swinv2 download {variant}` again"
+    if target.exists() or target.is_symlink():
+        try:
+            return target, check_release_file(target, release)
+        except ReleaseFileError as error:
+            raise WeightsError(f"{error}; {again}") from None
     url = base_url.rstrip("/") + "/" + name
     if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
         raise WeightsError(f"--base-url {base_url}: not an http:// or https:// address")
@@ -151,8 +219,15 @@ def download(variant: str, folder=None, base_url: str = RELEASE_URL, quiet: bool
     size = partial.stat().st_size
     if total is not None and size != total:
         raise WeightsError(f"download of {url} stopped at {size} of {total} bytes; run again to resume")
-    if not zipfile.is_zipfile(partial):
-        partial.unlink()
-        raise WeightsError(f"{url} did not return a PyTorch checkpoint (deleted the download)")
+    if release.file_bytes is not None and size < release.file_bytes and total is None:
+        raise WeightsError(f"download of {url} stopped at {size} of {release.file_bytes} bytes; run again to resume")
+    try:
+        checked = check_release_file(partial, release)
+    except ReleaseFileError as error:
+        partial.unlink()  # ours, and useless: resuming it would only append to the damage
+        if error.reason.startswith("not a PyTorch checkpoint"):
+            raise WeightsError(f"{url} did not return a PyTorch checkpoint (deleted the download)") from None
+        raise WeightsError(f"{url} did not give the published file ({error.reason}); deleted the download, "
+                           f"run again") from None
     os.replace(partial, target)
-    return target
+    return target, checked

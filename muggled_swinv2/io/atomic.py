@@ -5,6 +5,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -59,10 +60,29 @@ def usual_mode(mode: int = 0o666) -> int:
     return mode & ~umask
 
 
-def publish(temp: Path, path) -> None:
-    """Give the temp file normal permissions (mkstemp makes it private) and move it into place."""
+def publish(temp: Path, path, replace: bool = True) -> None:
+    """Give the temp file normal permissions (mkstemp makes it private) and move it into place.
+
+    replace=False never replaces a file that is there at the moment of the move (FileExistsError,
+    the temp file left as it is): a hard link then the temp name's removal, which the OS makes
+    atomically fail if the name exists (a rename would replace it)."""
     os.chmod(temp, usual_mode())
-    os.replace(temp, path)
+    if replace:
+        os.replace(temp, path)
+        return
+    try:
+        os.link(temp, path)
+    except OSError as error:
+        if error.errno not in NO_HARD_LINKS:
+            raise
+        if os.path.lexists(path):  # a file system without hard links (FAT, some network ones): check, then move
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(path)) from None
+        os.replace(temp, path)
+        return
+    os.unlink(temp)
+
+
+NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS}
 
 
 def disk_is_full(folder, needed: int = 16 << 20) -> bool:
@@ -73,14 +93,15 @@ def disk_is_full(folder, needed: int = 16 << 20) -> bool:
         return False
 
 
-def write_atomically(path, write_to) -> None:
-    """Call write_to(binary file) on a temp file beside `path`, then publish it; no partial file
-    is left behind if writing fails or is interrupted."""
+def write_atomically(path, write_to, publish_with: Callable[[Path, Path], None] = publish) -> None:
+    """Call write_to(binary file) on a temp file beside `path`, then publish_with(temp, path) (by
+    default `publish`; io/outputs.py passes its check at the rename); no partial file is left
+    behind if writing fails or is interrupted."""
     temp = reserve_temp(path)
     try:
         with open(temp, "wb") as file:
             write_to(file)
-        publish(temp, path)
+        publish_with(temp, Path(path))
     except OSError as error:
         temp.unlink(missing_ok=True)
         # numpy reports a short write as "307200 requested and 27616 written", with no errno

@@ -9,13 +9,20 @@ training states), whoever writes it (the commands, the webcam script, the web ap
   mark in its weights instead: formats/convert.py passes that test as `is_ours`.)
 
 A refusal is one line naming the path and the option that named it.
+
+The rule is applied again at the moment a finished output is moved into place (publish_output),
+since a long run (a video, training, an export) gives others time to put a file there: the move
+never replaces a file that is not ours (the OS refuses the move atomically where nothing was), and
+such a file is kept; the run's output is then saved beside it as NAME_2.EXT (the first free name),
+and the run ends with a one-line error saying so.
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
-from .atomic import reserve_temp
-from .ledger import OutputLedger
+from .atomic import publish, reserve_temp, write_atomically
+from .ledger import LedgerError, OutputLedger, check_ledger, locked_ledger
 
 
 class OutputError(Exception):
@@ -68,7 +75,11 @@ class OutputRule:
             return None
         if not self.overwrite:
             return f"{named}: exists; pass --overwrite to replace it"
-        if not (is_ours or self.ledger.is_ours)(path):
+        try:
+            ours = (is_ours or self.ledger.is_ours)(path)
+        except LedgerError as error:
+            return str(error)
+        if not ours:
             return (f"{named}: exists and was not written by muggled-swinv2; refusing to replace it, "
                     f"choose another {option or 'name'}")
         return None
@@ -78,16 +89,79 @@ class OutputRule:
         if reason := self.refusal(path, option, is_ours):
             raise OutputError(reason)
 
-    def record(self, path) -> None:
-        """Mark a file just written as ours (so that a later --overwrite may replace it)."""
-        self.ledger.record(path)
+    def record(self, path, source=None) -> None:
+        """Mark a file just written as ours (so that a later --overwrite may replace it); `source`:
+        the input it was made from. OutputError (one line) if the folder's ledger cannot be used."""
+        try:
+            self.ledger.record(path, source)
+        except LedgerError as error:
+            raise OutputError(str(error)) from None
+
+    @contextmanager
+    def writing(self, path, option: str = "", source=None) -> Iterator[None]:
+        """Check `path`, let the with-block write it, record it: all under the folder's ledger lock,
+        so that another run writing into the same folder sees the file and its record together."""
+        path = Path(path)
+        try:
+            with locked_ledger(path.parent, write=True):
+                self.check(path, option)
+                yield
+                self.record(path, source)
+        except LedgerError as error:
+            raise OutputError(str(error)) from None
+
+    def publish_output(self, temp: Path, path, option: str = "", source=None) -> None:
+        """Move the finished temp file to `path` and record it, the rule checked again at the move:
+        a file that is not ours, there now though it was not (or was ours) at the start, is kept,
+        the temp file saved beside it under the first free NAME_N.EXT, and OutputError says so."""
+        path = Path(path)
+        named = f"{option} {path}" if option else str(path)
+        try:
+            with locked_ledger(path.parent, write=True):
+                try:
+                    if path.exists() or path.is_symlink():
+                        if not self.ledger.is_ours(path):
+                            raise FileExistsError(path)
+                        publish(temp, path)  # ours: replaced, as the check at the start allowed
+                    else:
+                        publish(temp, path, replace=False)  # fails if a file appears at this very moment
+                except FileExistsError:
+                    kept = self._publish_beside(temp, path)
+                    self.record(kept, source)
+                    raise OutputError(f"{named}: a file not written by muggled-swinv2 appeared there during the run; "
+                                      f"kept it, and saved this run's output as {kept}") from None
+                self.record(path, source)
+        except LedgerError as error:
+            raise OutputError(str(error)) from None
+
+    @staticmethod
+    def _publish_beside(temp: Path, path: Path) -> Path:
+        """The temp file moved to the first free NAME_2.EXT, NAME_3.EXT, ... beside `path`."""
+        number = 2
+        while True:
+            candidate = path.with_name(f"{path.stem}_{number}{path.suffix}")
+            try:
+                publish(temp, candidate, replace=False)
+                return candidate
+            except FileExistsError:
+                number += 1
+
+    def write_output(self, path, write_to, option: str = "", source=None) -> None:
+        """write_to(binary file) into a temp file beside `path`, then publish_output (atomically,
+        checked again at the move, recorded)."""
+        write_atomically(path, write_to, publish_with=lambda temp, target: self.publish_output(temp, target, option, source))
 
 
 def check_writable_folder(folder, option: str) -> None:
-    """Create `folder` if needed and check that files can be written in it, before any work."""
+    """Create `folder` if needed and check that files can be written in it and its ledger (if
+    there) can be used, before any work."""
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         reserve_temp(folder / "write-check").unlink()
     except OSError as error:
         raise OutputError(f"{option} {folder}: cannot write there ({error.strerror or error})") from None
+    try:
+        check_ledger(folder)  # else its outputs would go unrecorded, and count as not ours next time
+    except LedgerError as error:
+        raise OutputError(f"{option} {folder}: {error}") from None

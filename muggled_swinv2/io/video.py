@@ -11,8 +11,8 @@ import numpy as np
 
 import cv2
 
-from .atomic import disk_is_full, publish, reserve_temp
-from .ledger import OutputLedger
+from .atomic import disk_is_full, reserve_temp
+from .outputs import OutputRule
 
 # Containers OpenCV writes here and reads back whole, with the codec for each. Others are refused up
 # front: OpenCV writes an image sequence for image names (.gif, .png).
@@ -175,11 +175,12 @@ def native_stderr_silenced():
 
 def publish_frames(temp_path: Path, path: Path, frames: int) -> None:
     """Move a finished temp file into place and record it in the folder's ledger (no frames: no
-    file); on failure a one-line VideoError, and the temp file is gone either way."""
+    file), under the output rule checked again (io/outputs.py: a file that someone else put there
+    during the run is kept, and OutputError says where the video went instead); on failure a
+    one-line VideoError, and the temp file is gone either way."""
     try:
         if frames:
-            publish(temp_path, path)
-            OutputLedger().record(path)
+            OutputRule().publish_output(temp_path, path)
     except OSError as error:
         raise VideoError(f"{path}: cannot write ({error.strerror or error}); no file written") from None
     finally:

@@ -49,7 +49,7 @@ from dataclasses import asdict, dataclass, replace
 
 import torch
 
-from ..io.atomic import reserve_temp, write_atomically
+from ..io.atomic import reserve_temp
 from ..io.outputs import OutputRule
 from ..devices import DTYPES, DeviceError, select_device, select_dtype
 from ..model import SwinV2DPT, SwinV2DPTConfig
@@ -532,8 +532,7 @@ def run_bench(args: BenchOptions) -> int:
             machine=machine, gemm_gflops=rate / 1e9, settings=settings,
             memory_method=sorted(memory_methods), peer_computes_another_function=different_windows, results=rows,
         )
-        write_atomically(args.json, lambda out: out.write(json.dumps(report, indent=2).encode()))
-        OutputRule().record(args.json)
+        OutputRule().write_output(args.json, lambda out: out.write(json.dumps(report, indent=2).encode()), "--json")
         print(f"wrote {args.json}")
     return 0
 

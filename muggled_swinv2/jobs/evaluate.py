@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 from ..datasets import DataError, load_folder, render_split
 from ..evaluation.protocol import evaluate_samples
-from ..io.atomic import write_atomically
 from ..io.outputs import OutputRule
 from ..synthetic.scenes import SYNTHETIC_MAX_DEPTH
 
@@ -89,8 +88,7 @@ def run_evaluation(model, weights, samples, options: EvalOptions) -> dict:
         rule = json_rule(options, weights)
         rule.check(options.json, "--json")
         text = json.dumps(json_safe(result), indent=1, allow_nan=False)
-        write_atomically(options.json, lambda file: file.write(text.encode()))
-        rule.record(options.json)
+        rule.write_output(options.json, lambda file: file.write(text.encode()), "--json")
     return result
 
 

@@ -20,7 +20,8 @@ class ExportOptions:
 
 def run_export(weights, output, options: ExportOptions):
     """Check OUT (never the checkpoint, an existing file only with overwrite and if ours) and that
-    ONNX is installed before minutes of loading and tracing; export; record OUT as ours."""
+    ONNX is installed before minutes of loading and tracing; export; publish OUT under the rule
+    checked again (a file someone put there meanwhile is kept) and record it as ours."""
     from ..export.onnx import export_onnx, parse_export_size, require_onnx  # the [onnx] extra
 
     weights, output = find_weights(weights), Path(output)
@@ -28,8 +29,6 @@ def run_export(weights, output, options: ExportOptions):
     rule.check(output, "OUT")
     require_onnx()
     size_hw = parse_export_size(options.size) if options.size else None
-    report = export_onnx(load_model(weights), output, size_hw=size_hw, batch=options.batch, opset=options.opset,
-                         dtype=options.dtype, overwrite=True,
-                         memory_check=options.memory_check)  # the rule above has decided
-    rule.record(output)
-    return report
+    return export_onnx(load_model(weights), output, size_hw=size_hw, batch=options.batch, opset=options.opset,
+                       dtype=options.dtype, overwrite=True, memory_check=options.memory_check,  # the rule above has decided
+                       publish_with=lambda temp, path: rule.publish_output(temp, path, "OUT"))  # and decides again

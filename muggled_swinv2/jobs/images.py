@@ -19,7 +19,7 @@ from ..io.atomic import LeftoverTemps
 from ..io.colormaps import colorize, unit_depth
 from ..export.geometry import DEFAULT_DEPTH_RANGE, DEFAULT_FOV_DEG, save_mesh, save_point_cloud
 from ..io.images import IMAGE_SUFFIXES, ImageReadError, display_bgr, read_image, save_image, save_npy, save_pfm
-from ..io.ledger import OutputLedger
+from ..io.ledger import LedgerError, OutputLedger
 from ..io.outputs import OutputError, OutputRule, check_writable_folder
 from ..memory import estimate_bytes, memory_refusal, network_hw_for, available_bytes
 from ..predict import predict_batch
@@ -196,24 +196,36 @@ def expand_inputs(inputs, recursive: bool, exclude_dir: Path | None = None) -> t
 
 def plan_tasks(sources: list[tuple[Path, str]], options: ImageJobOptions) -> list[ImageTask]:
     """Output paths per input; a stem whose outputs would collide with those of another input
-    (same name from two folders, or `x_16bit` beside `x` with --raw png16), or with a file in the
-    output folder that this tool did not write, gets _2, _3, ... (with a note saying why)."""
+    (same name from two folders, or `x_16bit` beside `x` with --raw png16), with a file in the
+    output folder that this tool did not write, or with one it made from another input (the ledger
+    records each output's input), gets _2, _3, ... (with a note saying why)."""
     kinds = options.output_kinds
     ledger = OutputLedger()
     taken, tasks = set(), []
 
-    def foreign(name: str) -> bool:
+    def why_not(name: str, source: Path) -> str | None:
+        """Why the output `name` cannot be `source`'s (None: it can)."""
+        path = options.out_dir / name
         try:
-            return ledger.is_foreign(options.out_dir / name)
+            if not path.exists():
+                return None
+            record = ledger.record_of(path)
+        except LedgerError:
+            raise
         except OSError:  # a name too long, say: reported when the image's outputs are written
-            return False
+            return None
+        if record is None:
+            return f"{path} exists and was not written by muggled-swinv2"
+        if record.source is not None and record.source != str(source.absolute()):
+            return f"{path} is the output of another image ({record.source})"
+        return None
 
     for source, stem in sources:
         unique, number, blocked = stem, 1, None
         while True:
             names = [OUTPUTS[kind].file_name.format(unique) for kind in kinds]
             if not any(name.lower() in taken for name in names):
-                blocked_here = next((name for name in names if foreign(name)), None)
+                blocked_here = next((reason for name in names if (reason := why_not(name, source))), None)
                 if blocked_here is None:
                     break
                 blocked = blocked or blocked_here
@@ -221,10 +233,7 @@ def plan_tasks(sources: list[tuple[Path, str]], options: ImageJobOptions) -> lis
             unique = f"{stem}_{number}"
         taken.update(name.lower() for name in names)
         outputs = {kind: options.out_dir / name for kind, name in zip(kinds, names)}
-        note = None
-        if blocked:
-            note = (f"{source}: {options.out_dir / blocked} exists and was not written by muggled-swinv2; "
-                    f"writing {outputs['png']} instead")
+        note = f"{source}: {blocked}; writing {outputs['png']} instead" if blocked else None
         tasks.append(ImageTask(source, outputs, note))
     return tasks
 
@@ -308,11 +317,11 @@ def write_outputs(prediction: Prediction, ledger: OutputLedger) -> str | None:
         try:
             if path.exists() and not overwrite:
                 continue
-            if refusal := rule.refusal(path):
-                return f"{task.source}: {refusal}"
             path.parent.mkdir(parents=True, exist_ok=True)
-            OUTPUTS[kind].write(prediction, path)
-            rule.record(path)
+            with rule.writing(path, source=task.source):  # checked, written and recorded under the ledger's lock
+                OUTPUTS[kind].write(prediction, path)
+        except OutputError as error:
+            return f"{task.source}: {error}"
         except (OSError, ValueError) as error:
             return f"{task.source}: cannot write {path} ({one_line(error)})"
     return None

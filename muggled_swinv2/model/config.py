@@ -82,7 +82,10 @@ class Release:
     """One MiDaS v3.1 SwinV2-DPT checkpoint as published: the one place its facts are written.
 
     `file_name` is the MiDaS release file (fetched from RELEASE_URL by `download`), `hf_id` the
-    Hugging Face conversion of the same weights, `file_mib` the size of the release file.
+    Hugging Face conversion of the same weights, `file_mib` the size of the release file (rounded).
+    `file_bytes` and `sha256` are what `download` checks a file against (formats/weights.py); None
+    where no authoritative value was found (MiDaS publishes none): never guessed, and `download`
+    then says what it could check (the archive's own CRC-32s).
     """
 
     variant: str  # tiny, base or large: what `download`, `bench --models` and the tests call it
@@ -90,6 +93,8 @@ class Release:
     file_name: str
     hf_id: str
     file_mib: int
+    file_bytes: int | None = None
+    sha256: str | None = None
 
     @property
     def native_size(self) -> int:

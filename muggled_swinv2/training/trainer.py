@@ -29,7 +29,6 @@ from ..errors import first_line
 from ..evaluation.protocol import evaluate_samples
 from ..formats.checkpoint import Checkpoint
 from ..formats.convert import save_native
-from ..io.atomic import write_atomically
 from ..io.outputs import OutputRule
 from ..model import SwinV2DPT, SwinV2DPTConfig
 from ..model.config import SMALL_CONFIGS
@@ -127,12 +126,11 @@ def save_state(path: Path, model, optimizer, loss_scaler, step: int, options: Tr
         "options": asdict(options), "config": model.config.to_dict(), "loss_scaler": loss_scaler.state_dict(),
     }
     try:
-        write_atomically(path, lambda file: torch.save(state, file))
+        OutputRule().write_output(path, lambda file: torch.save(state, file))  # checked again at the move, recorded
     except RuntimeError as error:  # torch.save reports a failed write (a full disk) as "unexpected pos ..."
         if isinstance(error.__context__, OSError):
             raise OSError(error.__context__.errno, error.__context__.strerror, str(path)) from None
         raise
-    OutputRule().record(path)
 
 
 def load_state(path: Path) -> dict:
