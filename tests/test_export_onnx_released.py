@@ -1,10 +1,13 @@
-"""ONNX export of the released architectures (tiny-256 and large-384, random weights in the MiDaS
-layout), at the native square and at a non-square size whose stage grids are padded and masked;
-and the float16 export against float32 PyTorch.
+"""ONNX export of the released architectures (random weights in the MiDaS layout), at the native
+square and at a non-square size whose stage grids are padded and masked; and the float16 export
+against float32 PyTorch.
 
 Each case exports, lets the exporter check itself, then runs the file in ONNX Runtime on another
-input and compares with our PyTorch model here. Measured on the 2-core CI machine: tiny about 12 s
-per case, large 27 s at 192x320 and 36 s at 384x384 (5.4 GB peak memory for the file).
+input and compares with our PyTorch model here. tiny-256 is exported whole. For large-384 the
+graph is the released one in everything the export meets (widths 192-1536, 6-48 heads, window 24,
+pretrained windows 12/12/12/6, the native size) but with 2 blocks in stage 2 instead of 18: the 16
+blocks left out repeat the 2 kept (a plain and a shifted one) and cost three quarters of the
+export's time and memory (the whole model took 36 s and 5.4 GB at 384x384 on the 2-core machine).
 """
 
 import collections
@@ -31,7 +34,10 @@ def models():
     def get(name: str):
         if name not in built:
             built.clear()  # at most one released model in memory at a time
-            built[name] = native_model(make_midas_state_dict(MIDAS_CONFIGS[name], seed=7))
+            spec = dict(MIDAS_CONFIGS[name])
+            if name == "large":
+                spec["depths"] = (2, 2, 2, 2)
+            built[name] = native_model(make_midas_state_dict(spec, seed=7))
         return built[name]
 
     return get
