@@ -258,7 +258,7 @@ def published(monkeypatch, payload: bytes, size: bool = True, sha256: bool = Tru
 def test_a_cached_file_that_is_not_the_release_is_reported_not_ready(tmp_path, capsys, server, payload, cached):
     """N7: `download` printed "ready" for a truncated cached file, garbage or a directory. It is kept
     (the user's to delete), the server is not asked, and the line says what to do."""
-    target = tmp_path / OFFICIAL_FILES["tiny"]
+    target = tmp_path / TINY_FILE
     if cached == "folder":
         target.mkdir()
     else:
@@ -277,7 +277,7 @@ def test_size_and_sha256_of_the_registry_are_checked(tmp_path, capsys, server, p
     published(monkeypatch, payload)
     code, out, _ = download(capsys, tmp_path, server.url)
     assert code == 0 and out.endswith("; size and SHA-256 checked)\n"), out
-    target = tmp_path / OFFICIAL_FILES["tiny"]
+    target = tmp_path / TINY_FILE
     # another sound archive of the same size: only the hash tells it apart
     other = payload.replace(b"x" * 50_000, b"z" * 50_000)
     assert len(other) == len(payload) and other != payload
@@ -298,7 +298,7 @@ def test_a_garbage_partial_is_never_published(tmp_path, capsys, server, payload,
     """N7: a .partial whose start is garbage, resumed to the full size, was renamed into place."""
     if registry == "hash":
         published(monkeypatch, payload)
-    partial = tmp_path / (OFFICIAL_FILES["tiny"] + ".partial")
+    partial = tmp_path / (TINY_FILE + ".partial")
     partial.write_bytes(b"\xff" * 20_000)
     code, out, err = download(capsys, tmp_path, server.url)
     assert server.ranges == ["bytes=20000-"]
@@ -306,7 +306,7 @@ def test_a_garbage_partial_is_never_published(tmp_path, capsys, server, payload,
     assert "deleted the download, run again" in err
     assert list(tmp_path.iterdir()) == []  # neither the checkpoint nor the damaged .partial
     code, out, _ = download(capsys, tmp_path, server.url)  # the next run starts over, and succeeds
-    assert code == 0 and (tmp_path / OFFICIAL_FILES["tiny"]).read_bytes() == payload
+    assert code == 0 and (tmp_path / TINY_FILE).read_bytes() == payload
 
 
 # ----------------------------------------------------------------------------- issue 26 gaps: where checkpoints are found
