@@ -91,3 +91,7 @@ def check_writable_folder(folder, option: str) -> None:
         reserve_temp(folder / "write-check").unlink()
     except OSError as error:
         raise OutputError(f"{option} {folder}: cannot write there ({error.strerror or error})") from None
+
+
+# the names meant for other modules, scripts and benchmarks (scripts' use is checked by tests/test_layers.py)
+__all__ = ["OutputError", "OutputRule", "check_writable_folder"]
