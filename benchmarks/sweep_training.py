@@ -28,17 +28,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from muggled_swinv2.model import SwinV2DPTConfig  # noqa: E402
-from muggled_swinv2 import datasets  # noqa: E402
+from muggled_swinv2 import load_model  # noqa: E402
+from muggled_swinv2.datasets import render_split  # noqa: E402
+from muggled_swinv2.model import SwinV2DPT, SwinV2DPTConfig  # noqa: E402
+from muggled_swinv2.model.config import SMALL_CONFIGS  # noqa: E402
 from muggled_swinv2.synthetic.scenes import SYNTHETIC_MAX_DEPTH  # noqa: E402
-from muggled_swinv2.training import trainer  # noqa: E402
+from muggled_swinv2.training.trainer import TrainOptions, init_from_scratch, save_weights, state_path, train  # noqa: E402
 
 CONFIG_KEYS = {field.name for field in fields(SwinV2DPTConfig)}  # recipe keys that change the micro config
 
 
 def parse_recipe(text: str) -> tuple[str, dict]:
     name, _, settings = text.partition(":")
-    types = {field.name: field.type for field in fields(trainer.TrainOptions)}
+    types = {field.name: field.type for field in fields(TrainOptions)}
     values = {}
     for item in filter(None, settings.split(",")):
         key, _, value = item.partition("=")
@@ -64,7 +66,7 @@ class TimeUp(KeyboardInterrupt):
     """The time of a `seconds=` recipe is up (the trainer saves its state as on Ctrl-C)."""
 
 
-def timed_learning_rate(seconds: float) -> None:
+def timed_learning_rate(seconds: float):
     """The trainer's schedule with the cosine decay over `seconds` from the first step, not over steps."""
     clock = {}
 
@@ -75,14 +77,14 @@ def timed_learning_rate(seconds: float) -> None:
         cosine = options.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * elapsed / seconds)))
         return min(cosine, options.lr * (step + 1) / max(1, options.warmup))
 
-    trainer.learning_rate = learning_rate
+    return learning_rate
 
 
 def run_recipe(name, settings, train_samples, val_samples, test_samples, args, log_path):
     import torch
 
     from muggled_swinv2.evaluation.protocol import evaluate_samples
-    from muggled_swinv2.training import losses
+    from muggled_swinv2.training.losses import midas_loss
 
     def log(line):
         with open(log_path, "a") as file:
@@ -91,30 +93,30 @@ def run_recipe(name, settings, train_samples, val_samples, test_samples, args, l
     torch.set_num_threads(2)  # several recipes share the cores
     settings = dict(settings)
     changes = {key: settings.pop(key) for key in list(settings) if key in CONFIG_KEYS}
-    trainer.SMALL_CONFIGS["micro"] = dataclasses.replace(trainer.SMALL_CONFIGS["micro"], **changes)
+    config = dataclasses.replace(SMALL_CONFIGS["micro"], **changes)
+    recipe = {"samples": (train_samples, val_samples)}  # rendered once for all recipes
     seconds = settings.pop("seconds", None)
     if seconds:
         settings["steps"] = 10**8
-        timed_learning_rate(seconds)
-    if settings.pop("old_loss", False):
-        real_forward = trainer.SwinV2DPT.forward
-        trainer.SwinV2DPT.forward = lambda self, image, clamp_negative=True: real_forward(self, image)
-        trainer.training_loss = losses.midas_loss
-    trainer.load_data = lambda options, log: (train_samples, val_samples)
-    options = trainer.TrainOptions(out=str(Path(args.out) / f"{name}.safetensors"), config="micro",
-                                   device=args.device, quiet=True,
-                                   scenes=args.scenes, val_count=args.val_count, **settings)
+        recipe["schedule"] = timed_learning_rate(seconds)
+    if settings.pop("old_loss", False):  # the MiDaS loss on the ReLU output, no anchor
+        recipe["loss"] = lambda prediction, disparity, valid: midas_loss(torch.relu(prediction), disparity, valid)
+    options = TrainOptions(out=str(Path(args.out) / f"{name}.safetensors"), config="micro",
+                           device=args.device, quiet=True,
+                           scenes=args.scenes, val_count=args.val_count, **settings)
+    torch.manual_seed(options.seed)  # as the trainer builds a model from scratch
+    recipe["model"] = init_from_scratch(SwinV2DPT(config), options.seed)
     device_name = torch.cuda.get_device_name() if torch.device(args.device).type == "cuda" else "cpu"
     log(f"options {options} on {device_name}, torch {torch.__version__}")
     started = time.perf_counter()
     try:
-        result = trainer.train(options, log=log)
+        result = train(options, log=log, **recipe)
         log(f"trained {result['steps']} steps in {result['seconds']:.0f} s, {result['images_per_second']:.0f} img/s")
     except TimeUp:  # the trainer saved its state: score the weights reached
-        state = torch.load(trainer.state_path(options.out), map_location="cpu", weights_only=True)
-        model = trainer.SwinV2DPT(trainer.SMALL_CONFIGS["micro"])
+        state = torch.load(state_path(options.out), map_location="cpu", weights_only=True)
+        model = SwinV2DPT(config)
         model.load_state_dict(state["model"])
-        trainer.save_weights(model, options.out)
+        save_weights(model, options.out)
         seconds_taken = time.perf_counter() - started
         images = state["step"] * options.batch_size * options.accumulate
         log(f"trained {state['step']} steps ({images} images) in {seconds_taken:.0f} s, {images / seconds_taken:.0f} img/s")
@@ -122,7 +124,7 @@ def run_recipe(name, settings, train_samples, val_samples, test_samples, args, l
     except Exception as error:  # one recipe failing must not stop the others
         log(f"failed: {type(error).__name__}: {error}")
         return
-    model = trainer.load_model(options.out).to(args.device).eval()
+    model = load_model(options.out, device=args.device)
     scores = evaluate_samples(model, test_samples, max_depth=SYNTHETIC_MAX_DEPTH)
     log("TEST " + json.dumps({"absrel": scores["mean"]["absrel"], "delta1": scores["mean"]["delta1"],
                              "baseline": scores["baseline"], "val": result["val"]}))
@@ -143,9 +145,9 @@ def main() -> int:
     Path(args.out).mkdir(parents=True, exist_ok=True)
     log_path = Path(args.out) / "sweep.log"
     recipes = [parse_recipe(text) for text in args.recipe]
-    train_samples = datasets.render_split("train", args.scenes, 256, quiet=True, workers=args.workers)
-    val_samples = datasets.render_split("val", args.val_count, 256, quiet=True, workers=args.workers)
-    test_samples = datasets.render_split("test", args.test_count, 256, quiet=True, workers=args.workers)
+    train_samples = render_split("train", args.scenes, 256, quiet=True, workers=args.workers)
+    val_samples = render_split("val", args.val_count, 256, quiet=True, workers=args.workers)
+    test_samples = render_split("test", args.test_count, 256, quiet=True, workers=args.workers)
     with open(log_path, "a") as file:
         file.write(f"rendered {len(train_samples)} + {len(val_samples)} + {len(test_samples)} scenes "
                    f"in {time.time() - started:.0f} s\n")

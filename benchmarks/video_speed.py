@@ -27,9 +27,9 @@ import cv2
 from muggled_swinv2.cli import positive_int
 from muggled_swinv2.devices import select_device
 from muggled_swinv2 import load_model
-from muggled_swinv2.io.colormaps import colorize, normalize
+from muggled_swinv2.io.colormaps import RunningRange, colorize, normalize
 from muggled_swinv2.io.video import AtomicVideoWriter, VideoReader
-from muggled_swinv2.jobs.video import RunningRange, VideoJobOptions, run_video_job
+from muggled_swinv2.jobs.video import VideoJobOptions, run_video_job
 from muggled_swinv2.model.config import RELEASES, SMALL_CONFIGS
 from muggled_swinv2.accelerate import accelerate_for_inference
 from muggled_swinv2.model.swinv2_dpt import SwinV2DPT

@@ -147,3 +147,7 @@ def load_folder(folder, gt_scale: float = 1.0, limit: int | None = None) -> tupl
         first = problems[unmatched].removesuffix("; skipped")
         raise DataError(f"{folder}: none of its {len(pairs[:limit])} pairs is usable (the first: {first})")
     return samples, problems
+
+
+# the names meant for other modules, scripts and benchmarks (scripts' use is checked by tests/test_layers.py)
+__all__ = ["DataError", "Sample", "load_folder", "render_split"]

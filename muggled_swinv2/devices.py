@@ -79,3 +79,8 @@ def training_autocast_dtype(name: str, device: torch.device) -> torch.dtype:
     if name not in DTYPES:
         raise DeviceError(f"unknown precision {name!r} (use auto, float32, bfloat16 or float16)")
     return select_dtype(name, device)
+
+
+# the names meant for other modules, scripts and benchmarks (scripts' use is checked by tests/test_layers.py)
+__all__ = ["DTYPES", "DeviceError", "dtype_warning", "select_device", "select_dtype",
+           "training_autocast_dtype"]

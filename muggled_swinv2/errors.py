@@ -17,3 +17,7 @@ def os_error_line(error: OSError) -> str:
     """An OSError as one line naming the file: 'PATH: reason'."""
     reason = error.strerror or str(error)
     return f"{error.filename}: {reason}" if error.filename else reason
+
+
+# the names meant for other modules, scripts and benchmarks (scripts' use is checked by tests/test_layers.py)
+__all__ = ["first_line", "one_line", "os_error_line"]

@@ -118,3 +118,7 @@ def memory_refusal(config: SwinV2DPTConfig, network_hw, image_hw, batch: int = 1
     batch_note = f" with --batch-size {batch}" if batch > 1 else ""
     return (f"needs about {needed / gib:.1f} GiB at {network_hw[1]}x{network_hw[0]}{batch_note}, "
             f"{available / gib:.1f} GiB available; {advice} (--no-memory-check to try anyway)")
+
+
+# the names meant for other modules, scripts and benchmarks (scripts' use is checked by tests/test_layers.py)
+__all__ = ["available_bytes", "estimate_bytes", "memory_refusal", "network_hw_for"]

@@ -147,3 +147,8 @@ class SwinV2DPT(swinv2_dpt.SwinV2DPT):
         See predict_depth for the two preprocessing modes.
         """
         return predict_depth(self, image, square=square, size=size)
+
+
+# the names meant for other modules, scripts and benchmarks (scripts' use is checked by tests/test_layers.py)
+__all__ = ["SwinV2DPT", "check_size", "infer_prepared", "network_input_hw", "network_size_hw",
+           "predict_batch", "prepare_input", "restore_size"]

@@ -219,3 +219,7 @@ def transformers_reference(config: SwinV2DPTConfig, image_hw: tuple[int, int], m
 def transformers_depth(model, image_bchw: torch.Tensor) -> torch.Tensor:
     """(B, H, W) inverse depth of the transformers model for a normalised (B, 3, H, W) image."""
     return model(pixel_values=image_bchw).predicted_depth
+
+
+# the names meant for other modules, scripts and benchmarks (scripts' use is checked by tests/test_layers.py)
+__all__ = ["native_model", "random_midas_state_dict", "transformers_reference"]

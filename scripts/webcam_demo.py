@@ -25,15 +25,14 @@ import cv2
 from muggled_swinv2 import CheckpointError, load_model
 from muggled_swinv2.cli import UsageError, positive_int
 from muggled_swinv2.errors import os_error_line
-from muggled_swinv2.io.colormaps import COLORMAPS, colorize, normalize
+from muggled_swinv2.io.colormaps import COLORMAPS, RunningRange, colorize, normalize
 from muggled_swinv2.devices import DTYPES, DeviceError, select_device, select_dtype
 from muggled_swinv2.io.images import save_image, silence_opencv
 from muggled_swinv2.io.outputs import OutputError, OutputRule, check_writable_folder
 from muggled_swinv2.io.video import AtomicVideoWriter, VideoError, VideoReader, check_video_target
 from muggled_swinv2.jobs.models import find_weights
-from muggled_swinv2.jobs.video import RunningRange
 from muggled_swinv2.predict import infer_prepared, prepare_input, restore_size
-from muggled_swinv2.video.pipeline import LivePipeline, StageError
+from muggled_swinv2.video.pipeline import LivePipeline, StageError, one_opencv_thread
 from muggled_swinv2.video.stabilize import DepthStabilizer
 from muggled_swinv2.formats.weights import WeightsError
 
@@ -113,59 +112,59 @@ def run(args) -> int:
         newest_only=camera,
     )
     stabilizer = DepthStabilizer() if args.stabilize else None
-    cv2.setNumThreads(1)  # OpenCV's idle pool spins and slows the model (see jobs.video.one_opencv_thread)
     colour_range = RunningRange()
     colormaps = list(COLORMAPS)
     colormap, side_by_side = args.colormap, True
     writer = None
     frames, started, interrupted = 0, time.perf_counter(), False
-    try:
-        for item in pipeline:
-            frame = item.frame
-            depth = restore_size(item.result, frame.shape[:2])
-            if stabilizer is not None:
-                depth = stabilizer(depth, frame).depth
-            frames += 1
-            fps = frames / max(time.perf_counter() - started, 1e-6)
-            depth_rate = 1 / infer.seconds_per_depth if infer.seconds_per_depth else 0.0
-            caption = f"{fps:.1f} fps, depth {depth_rate:.1f}/s, {colormap}"
-            view = compose(frame, depth, colour_range, colormap, side_by_side, caption)
-            if args.save:
-                if writer is None:
-                    writer = AtomicVideoWriter(args.save, reader.fps, (view.shape[1], view.shape[0]))
-                writer.write(cv2.resize(view, writer.size_wh) if view.shape[1::-1] != writer.size_wh else view)
-            if args.max_frames is not None and frames >= args.max_frames:
-                break
-            if args.headless:
-                continue
-            cv2.imshow("muggled_swinv2 depth", view)
-            key = cv2.waitKey(1) & 0xFF
-            if key in (ord("q"), 27):
-                break
-            if key == ord("c"):
-                colormap = colormaps[(colormaps.index(colormap) + 1) % len(colormaps)]
-            elif key == ord("s"):
-                side_by_side = not side_by_side
-            elif key == ord("p"):
-                save_snapshot(view)
-    except KeyboardInterrupt:
-        interrupted = True  # finish the --save file below so what was written plays
-    except BaseException as error:
-        if writer is not None:
-            writer.abandon()  # an error: no half-written --save file
-            writer = None
-        if isinstance(error, StageError):
-            if error.stage == "reader":
-                raise VideoError(f"{args.source}: cannot read frame {error.index + 1} ({error.reason})")
-            raise DepthError(f"depth estimation failed at frame {error.index + 1} ({error.reason})")
-        raise
-    finally:
-        pipeline.close()
-        reader.close()
-        if writer is not None:
-            writer.finish()
-        if not args.headless:
-            cv2.destroyAllWindows()
+    with one_opencv_thread():  # OpenCV's idle pool would spin beside the model
+        try:
+            for item in pipeline:
+                frame = item.frame
+                depth = restore_size(item.result, frame.shape[:2])
+                if stabilizer is not None:
+                    depth = stabilizer(depth, frame).depth
+                frames += 1
+                fps = frames / max(time.perf_counter() - started, 1e-6)
+                depth_rate = 1 / infer.seconds_per_depth if infer.seconds_per_depth else 0.0
+                caption = f"{fps:.1f} fps, depth {depth_rate:.1f}/s, {colormap}"
+                view = compose(frame, depth, colour_range, colormap, side_by_side, caption)
+                if args.save:
+                    if writer is None:
+                        writer = AtomicVideoWriter(args.save, reader.fps, (view.shape[1], view.shape[0]))
+                    writer.write(cv2.resize(view, writer.size_wh) if view.shape[1::-1] != writer.size_wh else view)
+                if args.max_frames is not None and frames >= args.max_frames:
+                    break
+                if args.headless:
+                    continue
+                cv2.imshow("muggled_swinv2 depth", view)
+                key = cv2.waitKey(1) & 0xFF
+                if key in (ord("q"), 27):
+                    break
+                if key == ord("c"):
+                    colormap = colormaps[(colormaps.index(colormap) + 1) % len(colormaps)]
+                elif key == ord("s"):
+                    side_by_side = not side_by_side
+                elif key == ord("p"):
+                    save_snapshot(view)
+        except KeyboardInterrupt:
+            interrupted = True  # finish the --save file below so what was written plays
+        except BaseException as error:
+            if writer is not None:
+                writer.abandon()  # an error: no half-written --save file
+                writer = None
+            if isinstance(error, StageError):
+                if error.stage == "reader":
+                    raise VideoError(f"{args.source}: cannot read frame {error.index + 1} ({error.reason})")
+                raise DepthError(f"depth estimation failed at frame {error.index + 1} ({error.reason})")
+            raise
+        finally:
+            pipeline.close()
+            reader.close()
+            if writer is not None:
+                writer.finish()
+            if not args.headless:
+                cv2.destroyAllWindows()
     if not frames and not interrupted:
         raise VideoError(f"{args.source}: no frames could be read (empty or corrupt video, or a busy camera)")
     print(f"{frames} frames, {frames / max(time.perf_counter() - started, 1e-6):.1f} fps", file=sys.stderr)

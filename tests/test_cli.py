@@ -651,7 +651,7 @@ def test_video_side_by_side_and_per_frame(tmp_path, capsys, small_checkpoint, cl
 
 
 def test_video_running_range_is_steadier_than_per_frame():
-    from muggled_swinv2.jobs.video import RunningRange
+    from muggled_swinv2.io.colormaps import RunningRange
 
     running = RunningRange()
     highs = [running.update(np.array([0.0, 1.0 + (index % 2)]))[1] for index in range(20)]

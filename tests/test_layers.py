@@ -4,7 +4,8 @@ The package is a stack: a module may import its own subpackage and the layers be
 above (segment-anything's modeling <- build <- predictor <- scripts is the model). The model is the
 reference and imports nothing of ours but model/; training and evaluation share the synthetic scenes
 (training validates with evaluation's protocol, never the other way); the package finds no file by
-its install path but package data; scripts and benchmarks use public names only.
+its install path but package data; scripts and benchmarks use public names only: those a module
+lists in its `__all__` (the package root's are the documented API), and change none of them.
 """
 
 import ast
@@ -115,13 +116,87 @@ def test_the_package_finds_no_file_by_its_install_path_but_package_data():
 ALLOWED_FILE_USERS = {"muggled_swinv2/demo/__init__.py", "muggled_swinv2/web/app.py"}  # the demo weights, the examples
 
 
-@pytest.mark.parametrize(
-    "path", sorted((ROOT / "scripts").glob("*.py")) + sorted((ROOT / "benchmarks").glob("*.py")),
-    ids=lambda path: str(path.relative_to(ROOT)),
-)
+def module_file(module: str) -> Path | None:
+    """The source file of 'muggled_swinv2.x.y' (a module or a package's __init__), None if there is none."""
+    base = ROOT.joinpath(*module.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def public_names(module: str) -> set[str]:
+    """A module's public names: its `__all__` (read from the source, nothing imported); none without one.
+
+    The list may splice in a literal defined above it (`[*_PUBLIC, "__version__"]` at the package root)."""
+    tree = ast.parse(module_file(module).read_text())
+    literals = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            literals[node.targets[0].id] = node.value
+    names = set()
+    for element in getattr(literals.get("__all__"), "elts", []):
+        if isinstance(element, ast.Starred):
+            spliced = literals[element.value.id]
+            names |= {key.value for key in (spliced.keys if isinstance(spliced, ast.Dict) else spliced.elts)}
+        else:
+            names.add(element.value)
+    return names
+
+
+def private_uses(source: str) -> list[str]:
+    """What a script does with the package beyond its public names: a name imported that is not in
+    its module's __all__, a plain `import muggled_swinv2...`, and any assignment to an attribute or
+    item of something imported from it (monkeypatching a module's internals)."""
+    tree = ast.parse(source)
+    found, imported = [], set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "muggled_swinv2" and not node.level:
+            public = public_names(node.module)
+            for alias in node.names:
+                imported.add(alias.asname or alias.name)
+                if alias.name not in public:
+                    found.append(f"line {node.lineno}: {node.module}.{alias.name} (not in its __all__)")
+        elif isinstance(node, ast.Import):
+            found += [f"line {node.lineno}: import {alias.name} (import the public names)"
+                      for alias in node.names if alias.name.split(".")[0] == "muggled_swinv2"]
+    for node in ast.walk(tree):
+        targets = []
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
+            targets = [node.target]
+        elif isinstance(node, ast.Delete):
+            targets = node.targets
+        elif isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("setattr", "delattr") and node.args:
+            targets = [ast.Attribute(value=node.args[0], attr="?")]
+        for target in targets:
+            root = target
+            while isinstance(root, (ast.Attribute, ast.Subscript)):
+                root = root.value
+            if root is not target and isinstance(root, ast.Name) and root.id in imported:
+                found.append(f"line {node.lineno}: changes {ast.unparse(target)} (monkeypatching the package)")
+    return found
+
+
+SCRIPTS = sorted((ROOT / "scripts").glob("*.py")) + sorted((ROOT / "benchmarks").glob("*.py"))
+
+
+@pytest.mark.parametrize("path", SCRIPTS, ids=lambda path: str(path.relative_to(ROOT)))
 def test_scripts_use_public_names(path):
-    private = []
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("muggled_swinv2"):
-            private += [alias.name for alias in node.names if alias.name.startswith("_")]
-    assert not private, f"{path.relative_to(ROOT)} imports private names {private}"
+    private = private_uses(path.read_text())
+    assert not private, f"{path.relative_to(ROOT)} uses the package beyond its public names: {private}"
+
+
+def test_the_public_name_check_can_fail():
+    """What the rule above catches (benchmarks/sweep_training.py once did each of these)."""
+    assert private_uses("from muggled_swinv2.jobs.video import RunningRange") == [
+        "line 1: muggled_swinv2.jobs.video.RunningRange (not in its __all__)"]
+    assert private_uses("from muggled_swinv2.training import trainer") == [
+        "line 1: muggled_swinv2.training.trainer (not in its __all__)"]
+    assert private_uses("import muggled_swinv2.training.trainer") == [
+        "line 1: import muggled_swinv2.training.trainer (import the public names)"]
+    patched = private_uses("from muggled_swinv2.training.trainer import train, TrainOptions\n"
+                           "train.__defaults__ = ()\nTrainOptions.lr = 1\nsetattr(train, 'x', 1)")
+    assert [line.split(":")[0] for line in patched] == ["line 2", "line 3", "line 4"]
+    assert private_uses("from muggled_swinv2 import load_model, CheckpointError, __version__") == []

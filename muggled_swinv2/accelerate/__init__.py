@@ -115,3 +115,7 @@ def speed_paths_off(model: nn.Module, *paths: str) -> Iterator[None]:
     finally:
         for module, switch in zip(modules, switches):
             module.fast = switch
+
+
+# the names meant for other modules, scripts and benchmarks (scripts' use is checked by tests/test_layers.py)
+__all__ = ["SPEED_PATHS", "accelerate_for_inference", "speed_paths_off"]

@@ -48,3 +48,7 @@ def linear(tokens: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
     if uses_onednn(tokens, weight):
         return torch.ops.mkldnn._linear_pointwise(tokens, weight, bias, "none", [], "")
     return F.linear(tokens, weight, bias)
+
+
+# the names meant for other modules, scripts and benchmarks (scripts' use is checked by tests/test_layers.py)
+__all__ = ["linear"]

@@ -265,3 +265,7 @@ def markdown_table(rows: list[FlickerRow]) -> str:
     lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     lines += ["| " + " | ".join(row.cells()) + " |" for row in rows]
     return "\n".join(lines)
+
+
+# the names meant for other modules, scripts and benchmarks (scripts' use is checked by tests/test_layers.py)
+__all__ = ["CLIPS", "Clip", "markdown_table", "moving_clip", "score_clip", "still_clip"]

@@ -32,3 +32,7 @@ def evaluate_samples(model, samples, square: bool = False, size: int | None = No
             rows.append({"name": sample.name, "absrel": scores.absrel, "delta1": scores.delta1, "valid": scores.valid})
     return {"mean": mean_scores(model_scores), "baseline": mean_scores(baseline_scores),
             "scored": sum(1 for scores in model_scores if scores.valid), "images": rows}
+
+
+# the names meant for other modules, scripts and benchmarks (scripts' use is checked by tests/test_layers.py)
+__all__ = ["evaluate_samples"]

@@ -346,3 +346,8 @@ def describe(path) -> list[tuple[str, str]]:
         ("written by", values.get("written_by", "?")),
     ]
     return rows
+
+
+# the names meant for other modules, scripts and benchmarks (scripts' use is checked by tests/test_layers.py)
+__all__ = ["ExportError", "FORMAT_NAME", "FORMAT_VERSION", "describe", "export_onnx", "parse_size",
+           "read_metadata", "require_onnx", "session"]

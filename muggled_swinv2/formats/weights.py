@@ -231,3 +231,7 @@ def download(variant: str, folder=None, base_url: str = RELEASE_URL, quiet: bool
                            f"run again") from None
     os.replace(partial, target)
     return target, checked
+
+
+# the names meant for other modules, scripts and benchmarks (scripts' use is checked by tests/test_layers.py)
+__all__ = ["WeightsError", "cache_folder", "demo_note", "download", "is_demo", "resolve_weights"]

@@ -63,3 +63,25 @@ def colorize(unit_depth: np.ndarray, colormap: str = "inferno") -> np.ndarray:
     if COLORMAPS[colormap] is None:
         return cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
     return cv2.applyColorMap(gray, COLORMAPS[colormap])
+
+
+class RunningRange:
+    """Colour range that follows the depth smoothly: an exponential moving average of each
+    frame's min and max (each frame's own min/max would make the colours flicker)."""
+
+    def __init__(self, momentum: float = 0.9):
+        self.momentum = momentum
+        self.low = self.high = None
+
+    def update(self, depth: np.ndarray) -> tuple[float, float]:
+        low, high = float(depth.min()), float(depth.max())
+        if self.low is None:
+            self.low, self.high = low, high
+        else:
+            self.low = self.momentum * self.low + (1 - self.momentum) * low
+            self.high = self.momentum * self.high + (1 - self.momentum) * high
+        return self.low, self.high
+
+
+# the names meant for other modules, scripts and benchmarks (scripts' use is checked by tests/test_layers.py)
+__all__ = ["COLORMAPS", "RunningRange", "colorize", "normalize", "parse_range", "unit_depth"]

@@ -327,3 +327,8 @@ def read_pfm(path) -> np.ndarray:
             raise ValueError(f"{path}: the header says {width}x{height} ({needed} bytes of pixels), the file holds {stored}")
         data = np.frombuffer(file.read(needed), dtype="<f4" if scale < 0 else ">f4")
     return np.flipud(data.reshape(height, width)).astype(np.float32)
+
+
+# the names meant for other modules, scripts and benchmarks (scripts' use is checked by tests/test_layers.py)
+__all__ = ["IMAGE_SUFFIXES", "ImageReadError", "display_bgr", "picture_size", "read_image", "read_pfm",
+           "save_image", "save_npy", "save_pfm", "silence_opencv"]

@@ -165,3 +165,7 @@ def check_writable_folder(folder, option: str) -> None:
         check_ledger(folder)  # else its outputs would go unrecorded, and count as not ours next time
     except LedgerError as error:
         raise OutputError(f"{option} {folder}: {error}") from None
+
+
+# the names meant for other modules, scripts and benchmarks (scripts' use is checked by tests/test_layers.py)
+__all__ = ["OutputError", "OutputRule", "check_writable_folder"]

@@ -230,3 +230,8 @@ class AtomicNpzWriter:
         except OSError:
             pass  # e.g. the disk is full: the temp file goes anyway
         self.temp_path.unlink(missing_ok=True)
+
+
+# the names meant for other modules, scripts and benchmarks (scripts' use is checked by tests/test_layers.py)
+__all__ = ["AtomicNpzWriter", "AtomicVideoWriter", "PictureNotVideo", "VideoError", "VideoReader",
+           "check_video_target", "count_frames"]

@@ -60,3 +60,7 @@ def open_engine(options: ModelOptions):
     check_writable_folder(folder / "onnx", "--engine onnx cache folder")
     model = open_model(options, device="cpu")
     return OnnxRuntimeEngine(model, folder, notify=(lambda line: None) if options.quiet else report_error)
+
+
+# the names meant for other modules, scripts and benchmarks (scripts' use is checked by tests/test_layers.py)
+__all__ = ["ModelOptions", "find_weights", "open_engine", "open_model"]

@@ -1,7 +1,6 @@
 """Depth video from a video: same frame count, size and rate; stabilised depth and steady colours;
 the model kept busy by a threaded pipeline; clean Ctrl-C."""
 
-import contextlib
 import itertools
 import time
 from dataclasses import dataclass
@@ -11,35 +10,15 @@ from typing import Callable
 import numpy as np
 from tqdm import tqdm
 
-import cv2
-
 from ..errors import first_line
-from ..io.colormaps import colorize, normalize
+from ..io.colormaps import RunningRange, colorize, normalize
 from ..memory import memory_refusal, network_hw_for
 from ..io.outputs import OutputRule, check_writable_folder
 from ..io.video import AtomicVideoWriter, VideoError, VideoReader, check_video_target
 from ..predict import check_long_side, infer_prepared, prepare_input, restore_size
 from ..video.depth_npz import DepthNpzWriter
-from ..video.pipeline import StageError, run_pipelined
+from ..video.pipeline import StageError, one_opencv_thread, run_pipelined
 from ..video.stabilize import DepthStabilizer
-
-
-class RunningRange:
-    """Colour range that follows the depth smoothly: an exponential moving average of each
-    frame's min and max (each frame's own min/max would make the colours flicker)."""
-
-    def __init__(self, momentum: float = 0.9):
-        self.momentum = momentum
-        self.low = self.high = None
-
-    def update(self, depth: np.ndarray) -> tuple[float, float]:
-        low, high = float(depth.min()), float(depth.max())
-        if self.low is None:
-            self.low, self.high = low, high
-        else:
-            self.low = self.momentum * self.low + (1 - self.momentum) * low
-            self.high = self.momentum * self.high + (1 - self.momentum) * high
-        return self.low, self.high
 
 
 @dataclass
@@ -201,19 +180,6 @@ def run_video_job(model, source: Path, target: Path, options: VideoJobOptions, q
     return VideoSummary(writers.frames, time.perf_counter() - started, interrupted, resets, reader.timing_note)
 
 
-@contextlib.contextmanager
-def one_opencv_thread():
-    """OpenCV without its own thread pool for the duration: its idle workers spin, taking CPU from
-    the model (measured: 13% of the frame rate of tiny@256 on 2 cores), while the pipeline
-    already runs OpenCV's work beside the model."""
-    threads = cv2.getNumThreads()
-    cv2.setNumThreads(1)
-    try:
-        yield
-    finally:
-        cv2.setNumThreads(threads)
-
-
 def job_error(error: BaseException, source: Path, target: Path, frame: int) -> BaseException:
     """The one-line VideoError for what stopped the job (a StageError of the pipeline, or an error
     at `frame`); errors that are not about the video (bugs) pass on as they are."""
@@ -232,3 +198,6 @@ def job_error(error: BaseException, source: Path, target: Path, frame: int) -> B
         return VideoError(f"{source}: depth estimation failed at frame {frame} ({first_line(error)}); no file written")
     return error
 
+
+# the names meant for other modules, scripts and benchmarks (scripts' use is checked by tests/test_layers.py)
+__all__ = ["VideoJobOptions", "check_video_paths", "run_video_job"]

@@ -155,3 +155,7 @@ SMALL_CONFIGS = {
         fusion_channels=16, head_channels=(16, 8),
     ),
 }
+
+
+# the names meant for other modules, scripts and benchmarks (scripts' use is checked by tests/test_layers.py)
+__all__ = ["RELEASES", "RELEASE_URL", "Release", "SMALL_CONFIGS", "SwinV2DPTConfig"]

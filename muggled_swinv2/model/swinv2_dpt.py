@@ -42,3 +42,7 @@ class SwinV2DPT(nn.Module):
         self.encoder.to(torch.float32 if dtype == torch.float16 else dtype)
         self.decoder.to(dtype)
         return self
+
+
+# the names meant for other modules, scripts and benchmarks (scripts' use is checked by tests/test_layers.py)
+__all__ = ["SwinV2DPT"]

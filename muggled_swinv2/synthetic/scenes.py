@@ -473,3 +473,8 @@ def render_scene(seed: int, size_hw: tuple[int, int] = (256, 256)) -> tuple[np.n
     description = describe_scene(rng)
     image, depth = render(description, size_hw)
     return camera_effects(rng, image), depth
+
+
+# the names meant for other modules, scripts and benchmarks (scripts' use is checked by tests/test_layers.py)
+__all__ = ["Camera", "SPLITS", "SYNTHETIC_MAX_DEPTH", "Surface", "describe_scene", "render", "render_scene",
+           "sphere"]

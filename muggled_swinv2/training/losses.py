@@ -105,3 +105,7 @@ def output_anchor_loss(pred_bhw: torch.Tensor, valid_bhw: torch.Tensor) -> torch
 def training_loss(raw_pred_bhw: torch.Tensor, target_bhw: torch.Tensor, valid_bhw: torch.Tensor) -> torch.Tensor:
     """midas_loss + ANCHOR_WEIGHT * output_anchor_loss, on the output before the final ReLU."""
     return midas_loss(raw_pred_bhw, target_bhw, valid_bhw) + ANCHOR_WEIGHT * output_anchor_loss(raw_pred_bhw, valid_bhw)
+
+
+# the names meant for other modules, scripts and benchmarks (scripts' use is checked by tests/test_layers.py)
+__all__ = ["midas_loss", "training_loss"]

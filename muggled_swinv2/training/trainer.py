@@ -320,31 +320,62 @@ def check_outputs(options: TrainOptions, resume: bool, overwrite: bool) -> None:
         rule.check(state_path(out), "--out")
 
 
-def train(options: TrainOptions, resume: bool = False, log=None, overwrite: bool = False) -> dict:
+def train(options: TrainOptions, resume: bool = False, log=None, overwrite: bool = False, *,
+          samples: tuple[list[Sample], list[Sample]] | None = None, model: SwinV2DPT | None = None,
+          schedule=learning_rate, loss=training_loss) -> dict:
     """Run (or resume) training; returns {"steps": reached, "steps_run": by this call, "seconds": ..,
     "images_per_second": .., "val": [{step, absrel, delta1}], "losses": [one per step run]}.
 
     OutputError (one line) before any work if OUT or OUT.state.pt may not be written (check_outputs).
     KeyboardInterrupt: the state is saved first, then the interrupt is raised again.
+    For experiments that compare recipes (benchmarks/sweep_training.py): `samples` (training,
+    validation) instead of reading options.data, `model` to train instead of building it from the
+    options (not with `resume`), `schedule(step, options)` the learning rate, `loss(prediction,
+    disparity, valid)` on the unclamped output.
     """
     log = log or (lambda line: print(line, file=sys.stderr))
     check_outputs(options, resume, overwrite)
     device = torch.device(options.device)
     out = Path(options.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    start_step = 0
-    saved = None
-    if resume:
-        saved = saved_state_for(options)
-        if saved["step"] == options.steps:  # a finished run: nothing to do, nothing rewritten
-            return {"steps": options.steps, "steps_run": 0, "seconds": 0.0, "images_per_second": float("nan"),
-                    "val": [], "losses": []}
+    saved = saved_state_for(options) if resume else None
+    if saved is not None and saved["step"] == options.steps:  # a finished run: nothing to do, nothing rewritten
+        return {"steps": options.steps, "steps_run": 0, "seconds": 0.0, "images_per_second": float("nan"),
+                "val": [], "losses": []}
+    if saved is not None:
         model = saved_model(saved, state_path(out))
-        start_step = saved["step"]
-    else:
+    elif model is None:
         model = build(options)
     check_free_space(out.parent, model)
     model.to(device).train()
+    run = TrainingRun(model, adamw(model, options, saved, state_path(out)), *mixed_precision(options, device, saved, log),
+                      device=device, step=saved["step"] if saved is not None else 0)
+    train_samples, val_samples = samples if samples is not None else load_data(options, log)
+    workers = batch_workers(options, device, log)
+    log(f"training {model.config.variant} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters) "
+        f"on {len(train_samples)} samples, validating on {len(val_samples)}, steps {run.step}..{options.steps}, "
+        f"{str(run.amp_dtype).removeprefix('torch.')} passes on {device}, batches made by {workers or 'no'} worker processes")
+    return run_steps(run, options, train_samples, val_samples, workers, schedule, loss, log)
+
+
+@dataclass
+class TrainingRun:
+    """What a run changes step by step, and saves (save_state) to go on from."""
+
+    model: SwinV2DPT
+    optimizer: torch.optim.Optimizer
+    amp_dtype: torch.dtype  # the passes' autocast dtype (float32: none)
+    scaler: torch.amp.GradScaler  # the float16 loss scale (disabled otherwise)
+    device: torch.device
+    step: int  # steps done
+
+    def save(self, options: TrainOptions) -> None:
+        save_state(state_path(options.out), self.model, self.optimizer, self.scaler, self.step, options)
+
+
+def adamw(model: SwinV2DPT, options: TrainOptions, saved: dict | None, path: Path) -> torch.optim.AdamW:
+    """AdamW with weight decay on the matrices only (not on norms, biases, logit scales); a resumed
+    run's moments from `saved`."""
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
     optimizer = torch.optim.AdamW(
@@ -355,77 +386,93 @@ def train(options: TrainOptions, resume: bool = False, log=None, overwrite: bool
         try:
             optimizer.load_state_dict(saved["optimizer"])
         except Exception as error:
-            raise TrainingError(f"{state_path(out)}: not a training state ({first_line(error)})") from None
+            raise TrainingError(f"{path}: not a training state ({first_line(error)})") from None
+    return optimizer
+
+
+def mixed_precision(options: TrainOptions, device: torch.device, saved: dict | None, log) -> tuple[torch.dtype, torch.amp.GradScaler]:
+    """(autocast dtype of the passes, the loss scaler: on for float16 only, at a resumed run's scale)."""
     amp_dtype = training_autocast_dtype(options.precision, device)
     if warning := dtype_warning(amp_dtype, device, option="--precision"):
         log(warning)
-    use_amp = amp_dtype != torch.float32
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     if saved is not None and saved.get("loss_scaler") and scaler.is_enabled():
         scaler.load_state_dict(saved["loss_scaler"])  # a float16 run goes on at the scale it had reached
+    return amp_dtype, scaler
 
-    train_samples, val_samples = load_data(options, log)
-    workers = batch_workers(options, device, log)
+
+def run_steps(run: TrainingRun, options: TrainOptions, train_samples, val_samples, workers: int, schedule, loss, log) -> dict:
+    """Steps run.step..options.steps: validating (and saving) every val_every steps; the state
+    saved on Ctrl-C and at the end. The result of `train`."""
     val_max_depth = SYNTHETIC_MAX_DEPTH if options.data == "synthetic" and not options.val_data else None
-    log(f"training {model.config.variant} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters) "
-        f"on {len(train_samples)} samples, validating on {len(val_samples)}, steps {start_step}..{options.steps}, "
-        f"{str(amp_dtype).removeprefix('torch.')} passes on {device}, batches made by {workers or 'no'} worker processes")
-    history = {"val": [], "losses": []}
-    step = start_step
+    start_step, images, losses, val = run.step, 0, [], []
     started = time.perf_counter()
-    images = 0
-    batches = iter(batch_loader(train_samples, options, start_step, workers, pin=device.type == "cuda"))
+    batches = iter(batch_loader(train_samples, options, start_step, workers, pin=run.device.type == "cuda"))
     progress = tqdm(total=options.steps, initial=start_step, desc="training", unit="step", disable=options.quiet, file=sys.stderr)
     try:
-        while step < options.steps:
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(step, options)
-            optimizer.zero_grad(set_to_none=True)
-            total_loss = torch.zeros((), device=device)  # read back only for the display: no sync per step
-            for micro in range(options.accumulate):
-                image_bchw, disparity, valid = (tensor.to(device, non_blocking=True) for tensor in next_batch(batches, workers))
-                with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-                    prediction = model(image_bchw, clamp_negative=False)
-                loss = training_loss(prediction.float(), disparity, valid) / options.accumulate
-                scaler.scale(loss).backward()
-                total_loss += loss.detach()
-                images += len(image_bchw)
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            scaler.step(optimizer)
-            scaler.update()
-            step += 1
-            history["losses"].append(total_loss)
-            if step % 10 == 0 or step == options.steps:
+        while run.step < options.steps:
+            total_loss, step_images = optimizer_step(run, options, batches, workers, schedule(run.step, options), loss)
+            images += step_images
+            run.step += 1
+            losses.append(total_loss)
+            if run.step % 10 == 0 or run.step == options.steps:
                 rate = images / (time.perf_counter() - started)
-                progress.set_postfix(loss=f"{total_loss.item():.4f}", img_s=f"{rate:.1f}", lr=f"{learning_rate(step - 1, options):.1e}")
+                progress.set_postfix(loss=f"{total_loss.item():.4f}", img_s=f"{rate:.1f}", lr=f"{schedule(run.step - 1, options):.1e}")
             progress.update(1)
-            if step % options.val_every == 0 or step == options.steps:
-                model.eval()
-                scores = evaluate_samples(model, val_samples, max_depth=val_max_depth)
-                model.train()
-                history["val"].append({"step": step, **scores["mean"]})
-                log(f"step {step}: loss {total_loss.item():.4f}, val AbsRel {scores['mean']['absrel']:.4f}, "
-                    f"delta1 {scores['mean']['delta1']:.4f}")
-                save_weights(model, out)
-            if step % options.val_every == 0 and step < options.steps:
-                save_state(state_path(out), model, optimizer, scaler, step, options)
+            if run.step % options.val_every == 0 or run.step == options.steps:
+                val.append(validate(run, val_samples, val_max_depth, total_loss, log))
+                save_weights(run.model, options.out)
+                if run.step < options.steps:
+                    run.save(options)
     except KeyboardInterrupt:
         progress.close()
-        save_state(state_path(out), model, optimizer, scaler, step, options)
-        log(f"interrupted at step {step}: state saved to {state_path(out)}; continue with --resume")
+        run.save(options)
+        log(f"interrupted at step {run.step}: state saved to {state_path(options.out)}; continue with --resume")
         raise
     finally:
         stop_workers(batches)
     progress.close()
-    save_weights(model, out)
-    save_state(state_path(out), model, optimizer, scaler, step, options)
+    save_weights(run.model, options.out)
+    run.save(options)
     seconds = time.perf_counter() - started
-    history["losses"] = torch.stack(history["losses"]).tolist() if history["losses"] else []
     return {
-        "steps": step, "steps_run": step - start_step, "seconds": seconds,
-        "images_per_second": images / seconds if seconds else float("nan"), **history,
+        "steps": run.step, "steps_run": run.step - start_step, "seconds": seconds,
+        "images_per_second": images / seconds if seconds else float("nan"),
+        "val": val, "losses": torch.stack(losses).tolist() if losses else [],
     }
+
+
+def optimizer_step(run: TrainingRun, options: TrainOptions, batches, workers: int, lr: float, loss) -> tuple[torch.Tensor, int]:
+    """One step: `accumulate` micro-batches forward and backward, clipped gradients, AdamW at `lr`;
+    (the step's loss as a tensor on the device, read back only for the display; images seen)."""
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    run.optimizer.zero_grad(set_to_none=True)
+    total_loss = torch.zeros((), device=run.device)  # no sync per step
+    images = 0
+    for _ in range(options.accumulate):
+        image_bchw, disparity, valid = (tensor.to(run.device, non_blocking=True) for tensor in next_batch(batches, workers))
+        with torch.autocast(run.device.type, dtype=run.amp_dtype, enabled=run.amp_dtype != torch.float32):
+            prediction = run.model(image_bchw, clamp_negative=False)
+        micro_loss = loss(prediction.float(), disparity, valid) / options.accumulate
+        run.scaler.scale(micro_loss).backward()
+        total_loss += micro_loss.detach()
+        images += len(image_bchw)
+    run.scaler.unscale_(run.optimizer)
+    torch.nn.utils.clip_grad_norm_(run.model.parameters(), 1.0)
+    run.scaler.step(run.optimizer)
+    run.scaler.update()
+    return total_loss, images
+
+
+def validate(run: TrainingRun, val_samples, max_depth, total_loss: torch.Tensor, log) -> dict:
+    """The MiDaS protocol's mean scores on the validation samples at this step, logged."""
+    run.model.eval()
+    scores = evaluate_samples(run.model, val_samples, max_depth=max_depth)
+    run.model.train()
+    log(f"step {run.step}: loss {total_loss.item():.4f}, val AbsRel {scores['mean']['absrel']:.4f}, "
+        f"delta1 {scores['mean']['delta1']:.4f}")
+    return {"step": run.step, **scores["mean"]}
 
 
 def training_summary(out, result: dict) -> str:
@@ -435,3 +482,8 @@ def training_summary(out, result: dict) -> str:
     last = result["val"][-1]
     return (f"{out}: {result['steps']} steps in {result['seconds'] / 60:.1f} min "
             f"({result['images_per_second']:.1f} images/s); val AbsRel {last['absrel']:.4f}, delta1 {last['delta1']:.4f}")
+
+
+# the names meant for other modules, scripts and benchmarks (scripts' use is checked by tests/test_layers.py)
+__all__ = ["TrainOptions", "TrainingError", "init_from_scratch", "save_weights", "state_path", "train",
+           "training_summary"]

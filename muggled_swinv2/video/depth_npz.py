@@ -108,3 +108,7 @@ def recover_raw(archive) -> list[np.ndarray]:
         raw.append(unstabilize(depth, archive["scale"][index], archive["shift"][index], previous, smoothed, weight))
         previous = depth
     return raw
+
+
+# the names meant for other modules, scripts and benchmarks (scripts' use is checked by tests/test_layers.py)
+__all__ = ["DepthNpzWriter", "pack_mask", "recover_raw", "unpack_mask"]

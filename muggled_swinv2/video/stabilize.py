@@ -411,3 +411,8 @@ def unstabilize(depth: np.ndarray, scale: float, shift: float, previous: np.ndar
         before = previous.astype(np.float64)
         aligned = np.where(smoothed, before + (aligned - before) / weight, aligned)
     return ((aligned - shift) / scale).astype(np.float32)
+
+
+# the names meant for other modules, scripts and benchmarks (scripts' use is checked by tests/test_layers.py)
+__all__ = ["DepthStabilizer", "Stabilized", "StabilizerSettings", "smoothing_weights", "unstabilize",
+           "warp_previous"]
