@@ -1,4 +1,5 @@
-"""Depth maps for many image files: input expansion, output naming, batching, per-file errors."""
+"""Depth maps for many image files: input expansion, output naming, batching, per-file errors, and
+the one table of output kinds (OUTPUTS) that every writer of the image job goes through."""
 
 import glob
 import os
