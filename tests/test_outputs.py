@@ -352,3 +352,21 @@ def test_convert_hf_overwrite_keeps_an_edited_json_file(capsys, tmp_path, small_
     code, _, err = run(capsys, "convert", small_checkpoint, folder, "--to", "hf", "--overwrite")
     assert code == 2 and f"{folder.resolve() / edited}: changed since muggled-swinv2 wrote it" in one_error_line(err), err
     assert (folder / edited).read_text() == text
+
+
+# ----------------------------------------------------------------------------- issue 26 gap: empty arguments
+
+
+@pytest.mark.parametrize("arguments", [["image", ""], ["image", "x.png", "--out", ""], ["image", "x.png", "--out="],
+                                       ["image", "x.png", "-o", ""], ["eval", "--count", "1", "--json", ""]])
+def test_an_empty_argument_is_refused_in_one_line(capsys, tmp_path, monkeypatch, arguments):
+    """Gap: `image ""` processed the whole current folder, `--out ""` wrote into it, `--json ""` wrote nothing."""
+    import cv2
+
+    from pictures import photo
+
+    monkeypatch.chdir(tmp_path)
+    cv2.imwrite("x.png", photo(32, 32))
+    code, out, err = run(capsys, *arguments)
+    assert code == 2 and out == "" and "names no file, folder or value; give one" in one_error_line(err), err
+    assert os.listdir(tmp_path) == ["x.png"]  # nothing written
