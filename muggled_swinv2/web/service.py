@@ -193,7 +193,7 @@ class DepthService:
         target = self.request_folder() / f"{path.stem}_depth.webm"
         square = mode == SQUARE
         options = VideoJobOptions(colormap=colormap, side_by_side=side_by_side, square=square,
-                                  size=None if square or not size else int(size))
+                                  size=None if square or not size else int(size), even_size=True)  # WebM: even sizes
         with self.lock:
             try:  # its progress bar feeds the page's
                 run_video_job(self.model, path, target, options, progress=self.stop_requested)
