@@ -101,9 +101,17 @@ def restore_size(depth_hw: torch.Tensor, size_hw: tuple[int, int]) -> np.ndarray
     return resize_depth(depth_hw[None], size_hw)[0].cpu().numpy()
 
 
+# The largest side the network is fed. Far past any memory (the memory check, memory.py, names the
+# largest size that fits): the bound only keeps sizes within what floats and OpenCV's sizes hold (a
+# 400-digit --size overflowed a float division).
+MAX_NETWORK_SIDE = 2**20
+
+
 def check_size(square: bool, size) -> None:
     if size is not None and (isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1):
-        raise ValueError(f"size must be a positive number of pixels, got {size!r}")
+        raise ValueError(f"size must be a positive number of pixels, got {size!r:.40}")
+    if size is not None and size > MAX_NETWORK_SIDE:
+        raise ValueError(f"size must be at most {MAX_NETWORK_SIDE} pixels, got {size!r:.40}")
     if square and size is not None:
         raise ValueError("square=True always uses the model's native size; size is for the aspect-keeping mode")
 

@@ -31,6 +31,7 @@ from ..errors import first_line
 from ..io.atomic import publish, reserve_temp
 from ..accelerate import speed_paths_off
 from ..memory import memory_refusal
+from ..predict import MAX_NETWORK_SIDE
 
 FORMAT_NAME = "muggled_swinv2-onnx"
 FORMAT_VERSION = "1"
@@ -82,18 +83,35 @@ class ExportReport:
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    """'H' or 'HxW' -> (H, W); ExportError if it is not that."""
-    height, _, width = text.lower().partition("x")
+    """'H' or 'HxW' -> (H, W); ExportError if it is not that ('64x' is not), or if a side is
+    beyond what the network takes (before any model is loaded)."""
+    height, cross, width = text.lower().partition("x")
     try:
-        return int(height), int(width or height)
+        if cross and not width:
+            raise ValueError(text)
+        size_hw = int(height), int(width or height)
     except ValueError:
-        raise ExportError(f"--size {text!r}: expected H or HxW, e.g. 256 or 384x672") from None
+        shown = text if len(text) <= 24 else f"{text[:12]}...{text[-4:]}"
+        raise ExportError(f"--size {shown!r}: expected H or HxW, e.g. 256 or 384x672") from None
+    check_side_bound(size_hw)
+    return size_hw
+
+
+def shown_size(size_hw) -> str:
+    """'HxW' for a message, a side too long to print given as its number of digits."""
+    return "x".join(side if len(side := str(int(value))) <= 16 else f"({len(side)} digits)" for value in size_hw)
+
+
+def check_side_bound(size_hw) -> None:
+    if max(size_hw) > MAX_NETWORK_SIDE:
+        raise ExportError(f"--size {shown_size(size_hw)}: the network takes sides of at most {MAX_NETWORK_SIDE} pixels")
 
 
 def check_size(size_hw, stride: int) -> tuple[int, int]:
+    """(H, W) as ints: positive multiples of `stride`, at most predict.MAX_NETWORK_SIDE (ExportError)."""
     if len(size_hw) != 2 or min(size_hw) < 1 or size_hw[0] % stride or size_hw[1] % stride:
-        shown = "x".join(map(str, size_hw))
-        raise ExportError(f"--size {shown}: height and width must be positive multiples of {stride}")
+        raise ExportError(f"--size {shown_size(size_hw)}: height and width must be positive multiples of {stride}")
+    check_side_bound(size_hw)
     return tuple(int(side) for side in size_hw)
 
 

@@ -21,6 +21,7 @@ from ..io.images import ImageReadError, display_bgr, picture_size, read_image, s
 from ..io.video import PictureNotVideo, VideoError, VideoReader, count_frames
 from ..jobs.images import ImageJobOptions, depth_picture, plan_tasks, predict_each, process_image, write_outputs
 from ..jobs.video import VideoJobOptions, run_video_job
+from ..predict import MAX_NETWORK_SIDE
 from . import three_d
 
 # Files offered for download beside the colour picture: (job output kind, label).
@@ -72,11 +73,27 @@ class ImageResult:
     model3d: Path | None = None  # the point cloud / mesh, once the 3D outputs exist (three_d.py)
 
 
+def network_size(mode: str, size) -> int | None:
+    """The page's size field as the jobs' size: None for the native size (0, empty, or the square
+    mode); UploadError (one line) for a size that is not a whole number up to MAX_NETWORK_SIDE."""
+    if mode == SQUARE or not size:
+        return None
+    try:
+        whole = int(size)
+    except (OverflowError, ValueError):  # inf, NaN
+        whole = None
+    if whole is None or whole != size or not 0 < whole <= MAX_NETWORK_SIDE:
+        text = repr(size)
+        shown = text if len(text) <= 16 else f"{text[:8]}... ({len(text)} digits)"
+        raise UploadError(f"Size {shown}: the network takes a whole number of pixels up to {MAX_NETWORK_SIDE} "
+                          f"(0 = the model's native size).")
+    return whole
+
+
 def image_options(out_dir: Path, colormap: str, mode: str, size: int | None) -> ImageJobOptions:
     """The page's settings as the image job's options (--raw npy,png16; size 0 or None = native)."""
-    square = mode == SQUARE
     return ImageJobOptions(out_dir=out_dir, raw_formats=IMAGE_DOWNLOADS[1:], colormap=colormap,
-                           square=square, size=None if square or not size else int(size), overwrite=True)
+                           square=mode == SQUARE, size=network_size(mode, size), overwrite=True)
 
 
 class DepthService:
@@ -191,9 +208,8 @@ class DepthService:
         """An uploaded video -> its depth video (WebM, which browsers play), as `muggled-swinv2 video` makes it."""
         path = self.check_video(upload)
         target = self.request_folder() / f"{path.stem}_depth.webm"
-        square = mode == SQUARE
-        options = VideoJobOptions(colormap=colormap, side_by_side=side_by_side, square=square,
-                                  size=None if square or not size else int(size), even_size=True)  # WebM: even sizes
+        options = VideoJobOptions(colormap=colormap, side_by_side=side_by_side, square=mode == SQUARE,
+                                  size=network_size(mode, size), even_size=True)  # WebM: even sizes
         with self.lock:
             try:  # its progress bar feeds the page's
                 run_video_job(self.model, path, target, options, progress=self.stop_requested)
