@@ -46,14 +46,25 @@ def _render_one(args):
     return image, depth
 
 
-def render_split(split: str, count: int, size: int, quiet: bool = False, workers: int = 2) -> list[Sample]:
-    """The first `count` scenes of a split at size x size, rendered in `workers` processes."""
+def check_split_count(split: str, count: int) -> None:
+    """DataError (one line) when a synthetic split has fewer than `count` scenes."""
     start, stop = SPLITS[split]
     if count > stop - start:
         raise DataError(f"the synthetic {split} split has {stop - start} scenes, {count} asked for")
+
+
+def render_processes(count: int, workers: int = 2) -> int:
+    """How many processes render_split renders `count` scenes in at once."""
+    return workers if workers > 1 and count >= 8 else 1
+
+
+def render_split(split: str, count: int, size: int, quiet: bool = False, workers: int = 2) -> list[Sample]:
+    """The first `count` scenes of a split at size x size, rendered in `workers` processes."""
+    check_split_count(split, count)
+    start = SPLITS[split][0]
     jobs = [(start + index, size) for index in range(count)]
     progress = dict(total=count, desc=f"rendering {split} scenes", unit="scene", disable=quiet, file=sys.stderr)
-    if workers > 1 and count >= 8:
+    if render_processes(count, workers) > 1:
         with get_context("fork").Pool(workers) as pool:
             pairs = list(tqdm(pool.imap(_render_one, jobs, chunksize=8), **progress))
     else:
@@ -94,25 +105,37 @@ def to_depth(values: np.ndarray, is_disparity: bool) -> np.ndarray:
 
 
 def folder_pairs(folder) -> tuple[list[tuple[Path, Path, bool]], list[str]]:
-    """(image, ground truth, is_disparity) matched by stem, and one line per image left unmatched."""
+    """(image, ground truth, is_disparity) matched by stem, and one line per file left out (unmatched,
+    not a regular file, or a second image of the same name)."""
     folder = Path(folder)
     images_dir = folder / "images"
     gt_dirs = [(folder / "depth", False), (folder / "disparity", True)]
     gt_dirs = [(path, flag) for path, flag in gt_dirs if path.is_dir()]
     if not images_dir.is_dir() or not gt_dirs:
         raise DataError(f"{folder}: expected sub-folders images/ and depth/ (or disparity/)")
-    ground_truth = {}
+    ground_truth, problems = {}, []
     for gt_dir, is_disparity in gt_dirs:
         for path in sorted(gt_dir.iterdir()):
             if path.suffix.lower() in GT_SUFFIXES:
+                if not path.is_file():  # a FIFO would hang the reading, as in the image command
+                    problems.append(f"{path}: not a regular file; skipped")
+                    continue
                 ground_truth.setdefault(path.stem, (path, is_disparity))
-    pairs, problems = [], []
+    pairs, paired = [], {}  # stem -> the image scored against that ground truth
     for image_path in sorted(images_dir.iterdir()):
         if image_path.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        if not image_path.is_file():
+            problems.append(f"{image_path}: not a regular file; skipped")
             continue
         if image_path.stem not in ground_truth:
             problems.append(f"{image_path}: no ground truth with the same name in {', '.join(str(d) for d, _ in gt_dirs)}; skipped")
             continue
+        if image_path.stem in paired:  # a.jpg beside a.png: one ground truth, scored once
+            problems.append(f"{image_path}: {paired[image_path.stem].name} has the same name and is scored against "
+                            f"{ground_truth[image_path.stem][0].name}; skipped")
+            continue
+        paired[image_path.stem] = image_path
         pairs.append((image_path, *ground_truth[image_path.stem]))
     if not pairs:
         raise DataError(f"{folder}: no image in images/ has a ground-truth file of the same name")

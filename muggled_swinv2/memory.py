@@ -59,6 +59,33 @@ def estimate_bytes(config: SwinV2DPTConfig, network_hw, image_hw, batch: int = 1
     return int(network + batch * IMAGE_BYTES_PER_PIXEL * image_hw[0] * image_hw[1])
 
 
+# Synthetic scenes (synthetic/scenes.py), as `eval` renders and scores them at their own size:
+SCENE_BYTES_PER_PIXEL = 180  # peak of rendering one scene, or of scoring it (measured: 172 and 133 at 2048x2048)
+SAMPLE_BYTES_PER_PIXEL = 7  # each rendered scene kept until it is scored: uint8 BGR and float32 depth
+
+
+def scene_bytes(side: int, count: int, processes: int = 1) -> int:
+    """Peak memory (bytes) of rendering `count` square scenes of `side` pixels in `processes`
+    processes at once, keeping them all, and scoring them one by one."""
+    return side * side * (SCENE_BYTES_PER_PIXEL * processes + SAMPLE_BYTES_PER_PIXEL * count)
+
+
+def scene_refusal(side: int, count: int, processes: int = 1, available: int | None = None) -> str | None:
+    """None if `count` scenes of `side` pixels can be rendered and scored in the memory available,
+    else a one-line reason that gives the largest side that fits."""
+    available = available_bytes() if available is None else available
+    if available is None:
+        return None  # cannot tell: do not stand in the way
+    needed = scene_bytes(side, count, processes)
+    if needed <= available:
+        return None
+    largest = int((available / scene_bytes(1, count, processes)) ** 0.5)
+    advice = f"the largest scene side that fits is {largest}" if largest else "even the smallest scenes do not fit"
+    scenes = f"{count} scenes of {side}x{side} pixels need" if count != 1 else f"a scene of {side}x{side} pixels needs"
+    return (f"{scenes} about {needed / 2**30:.1f} GiB, "
+            f"{available / 2**30:.1f} GiB available; {advice}")
+
+
 def available_bytes(device=None) -> int | None:
     """Memory this process can still take: MemAvailable, or the cgroup limit's headroom if lower;
     on a CUDA device, the GPU's free memory."""

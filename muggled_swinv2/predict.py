@@ -101,10 +101,18 @@ def restore_size(depth_hw: torch.Tensor, size_hw: tuple[int, int]) -> np.ndarray
     return resize_depth(depth_hw[None], size_hw)[0].cpu().numpy()
 
 
+# The largest side the network is fed. Far past any memory (the memory check, memory.py, names the
+# largest size that fits): the bound only keeps sizes within what floats and OpenCV's sizes hold (a
+# 400-digit --size overflowed a float division).
+MAX_NETWORK_SIDE = 2**20
+
+
 def parse_size_hw(text: str) -> tuple[int, int] | None:
-    """'H' (a square) or 'HxW' -> (H, W) in pixels; None if the text is neither (the caller
-    refuses it, naming its own option)."""
-    height, _, width = text.lower().partition("x")
+    """'H' (a square) or 'HxW' -> (H, W) in pixels; None if the text is neither ('64x' is not; the
+    caller refuses it, naming its own option)."""
+    height, cross, width = text.lower().partition("x")
+    if cross and not width:
+        return None
     try:
         return int(height), int(width or height)
     except ValueError:
@@ -118,9 +126,12 @@ def fits_network(size_hw, stride: int) -> bool:
 
 def check_long_side(square: bool, size) -> None:
     """ValueError unless `size` (the long side fed to the network in the aspect-keeping mode) is
-    None or a positive integer, and None with `square` (which always runs at the native size)."""
+    None or a positive integer up to MAX_NETWORK_SIDE, and None with `square` (which always runs at
+    the native size)."""
     if size is not None and (isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1):
-        raise ValueError(f"size must be a positive number of pixels, got {size!r}")
+        raise ValueError(f"size must be a positive number of pixels, got {size!r:.40}")
+    if size is not None and size > MAX_NETWORK_SIDE:
+        raise ValueError(f"size must be at most {MAX_NETWORK_SIDE} pixels, got {size!r:.40}")
     if square and size is not None:
         raise ValueError("square=True always uses the model's native size; size is for the aspect-keeping mode")
 
@@ -150,5 +161,5 @@ class SwinV2DPT(swinv2_dpt.SwinV2DPT):
 
 
 # the names meant for other modules, scripts and benchmarks (scripts' use is checked by tests/test_layers.py)
-__all__ = ["SwinV2DPT", "check_size", "infer_prepared", "network_input_hw", "network_size_hw",
-           "predict_batch", "prepare_input", "restore_size"]
+__all__ = ["MAX_NETWORK_SIDE", "SwinV2DPT", "check_long_side", "fits_network", "infer_prepared", "network_input_hw",
+           "network_size_hw", "parse_size_hw", "predict_batch", "predict_depth", "prepare_input", "restore_size"]

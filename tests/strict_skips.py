@@ -2,6 +2,8 @@
 
 Where an optional extra (onnxruntime, gradio, ray, ...) or the browser for the web page test is
 missing, its tests skip; a run that looks green but tested less than it says would hide that.
+The same holds for the tests that need a full or a read-only disk, made by mounting a tmpfs (root)
+or by the folder's mode (other users): where neither can be had, they skip, and the run fails.
 So the run fails, naming what is missing, unless MUGGLED_SWINV2_ALLOW_MISSING=1 says that a
 partial run is meant. Loaded by conftest.py (and as `-p strict_skips` by its own test).
 """
@@ -13,7 +15,8 @@ import pytest
 
 ALLOW_VARIABLE = "MUGGLED_SWINV2_ALLOW_MISSING"
 # What pytest.importorskip and the suite's own skip reasons say when something is not installed.
-MISSING = re.compile(r"could not import|No module named|not installed|chromium|chromedriver", re.IGNORECASE)
+MISSING = re.compile(r"could not import|No module named|not installed|chromium|chromedriver|cannot mount|"
+                     r"cannot make a read-only folder", re.IGNORECASE)
 _missing: dict[str, int] = {}  # skip reason -> number of tests
 
 

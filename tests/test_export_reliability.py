@@ -4,6 +4,7 @@ memory are checked before the export's work, and an .onnx given as --weights is 
 it is."""
 
 import os
+import subprocess
 
 import pytest
 
@@ -81,21 +82,34 @@ def test_info_on_broken_onnx_files_is_one_line(capsys, tmp_path, exported, conte
     assert "not an ONNX model" in err or "not a readable ONNX file" in err
 
 
-def test_export_into_a_read_only_folder_fails_before_the_work(capsys, tmp_path, small_checkpoint, monkeypatch):
-    from muggled_swinv2.export import onnx as exporter
-
-    traced = []
-    monkeypatch.setattr(exporter, "export_into", lambda *args: traced.append(args) or 0.0)
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """(folder, the OS's reason) for a folder this process cannot write in: mode 555, or for root,
+    whom modes do not stop, a read-only tmpfs mounted there (root may mount)."""
     folder = tmp_path / "read-only"
     folder.mkdir()
     folder.chmod(0o555)
-    try:
-        if os.access(folder, os.W_OK):
-            pytest.skip("running as a user who can write anywhere")
-        code, _, err = run(capsys, "export", small_checkpoint, folder / "m.onnx")
-    finally:
+    if not os.access(folder, os.W_OK):
+        yield folder, "Permission denied"
         folder.chmod(0o755)
-    assert code == 2 and err.count("\n") == 1 and "m.onnx: cannot write (Permission denied)" in err, err
+        return
+    folder.chmod(0o755)
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)], capture_output=True).returncode:
+        pytest.skip("cannot make a read-only folder here (a user who can write anywhere, and cannot mount)")
+    try:
+        yield folder, "Read-only file system"
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_export_into_a_read_only_folder_fails_before_the_work(capsys, small_checkpoint, monkeypatch, read_only_folder):
+    from muggled_swinv2.export import onnx as exporter
+
+    folder, reason = read_only_folder
+    traced = []
+    monkeypatch.setattr(exporter, "export_into", lambda *args: traced.append(args) or 0.0)
+    code, _, err = run(capsys, "export", small_checkpoint, folder / "m.onnx")
+    assert code == 2 and err.count("\n") == 1 and f"m.onnx: cannot write ({reason})" in err, err
     assert traced == [] and list(folder.iterdir()) == []
 
 
@@ -146,4 +160,5 @@ def test_an_onnx_file_as_weights_says_what_it_goes_with(capsys, tmp_path, export
     assert code == 2 and err.count("\n") == 1, err
     assert f"{exported}: an exported ONNX graph, not a checkpoint" in err and "corrupt" not in err
     assert f"muggled-swinv2 info {exported}" in err and "the checkpoint it came from" in err
-    assert not list((tmp_path / "out").glob("*.png"))  # (the command makes --out before it loads the model)
+    written = [path.name for path in (tmp_path / "out").rglob("*")] if (tmp_path / "out").exists() else []
+    assert written == []  # no file of any kind (the command may make the --out folder before it loads the model)

@@ -13,6 +13,8 @@ RAW_FORMATS = ("npy", "pfm", "png16", "tiff", "ply", "mesh")  # jobs.images.RAW_
 DTYPE_NAMES = ("float32", "float16", "bfloat16")  # devices.DTYPES
 CONVERT_TARGETS = ("muggled", "hf")  # formats.convert.TARGETS
 ENGINES = ("torch", "onnx")  # jobs.models.ENGINES
+MAX_NETWORK_SIDE = 2**20  # predict.MAX_NETWORK_SIDE
+LARGEST_WHOLE_NUMBER = 2**63 - 1  # what PyTorch's, NumPy's and OpenCV's integers (int64) hold
 
 
 EXIT_FAILED = 1  # some inputs failed
@@ -37,11 +39,25 @@ def empty_argument(argv: list[str]) -> str | None:
     return None
 
 
+def shown(text: str) -> str:
+    """An argument as an error line quotes it: a very long one cut short."""
+    return text if len(text) <= 24 else f"{text[:12]}...{text[-4:]} ({len(text)} characters)"
+
+
 def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    if value > LARGEST_WHOLE_NUMBER:
+        raise argparse.ArgumentTypeError(f"must be at most {LARGEST_WHOLE_NUMBER}, got {shown(text)}")
     return value
+
+
+def network_side(text: str) -> int:
+    """--size: the long side fed to the network, in pixels (the memory check says what fits)."""
+    if int(text) > MAX_NETWORK_SIDE:
+        raise argparse.ArgumentTypeError(f"the network takes sides of at most {MAX_NETWORK_SIDE} pixels, got {shown(text)}")
+    return positive_int(text)
 
 
 def port_number(text: str) -> int:
@@ -56,9 +72,11 @@ def count_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text}") from None
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {shown(text)}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text}")
+    if value > LARGEST_WHOLE_NUMBER:
+        raise argparse.ArgumentTypeError(f"must be at most {LARGEST_WHOLE_NUMBER}, got {shown(text)}")
     return value
 
 
@@ -66,9 +84,9 @@ def positive_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}") from None
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {shown(text)}") from None
     if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {shown(text)}")
     return value
 
 
@@ -126,7 +144,7 @@ def add_preprocessing_arguments(parser):
     """--square or --size: how an image is fed to the network."""
     preprocessing = parser.add_mutually_exclusive_group()
     preprocessing.add_argument("--square", action="store_true", help="MiDaS's exact pipeline: squash to the native square")
-    preprocessing.add_argument("--size", type=positive_int, help="long side fed to the network (default: native size)")
+    preprocessing.add_argument("--size", type=network_side, help="long side fed to the network (default: native size)")
 
 
 def add_overwrite_argument(parser, what: str | None = None):

@@ -9,7 +9,8 @@ from .arguments import add_prediction_arguments, model_options, report_summary
 
 def add_arguments(parser):
     parser.add_argument("input", metavar="INPUT", help="video file")
-    parser.add_argument("--out", "-o", required=True, help="output video (.mp4, .m4v, .mov, .avi or .mkv)")
+    parser.add_argument("--out", "-o", required=True, help="output video (.mp4, .m4v, .mov, .avi or .mkv; "
+                        "frames of an odd width or height: .avi, the others are written at even sizes only)")
     parser.add_argument("--raw", choices=["npz"], help="also write the float depth frames beside OUT, as .npz (depth.mp4 -> depth.npz)")
     parser.add_argument("--per-frame-range", action="store_true",
                         help="colour each frame by its own min/max (default: a smooth running range)")

@@ -17,6 +17,7 @@ to the names the user gave, as the local command prints them.
 import json
 import logging
 import math
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -103,13 +104,15 @@ def check_resources(cpus_per_actor: float, gpus_per_actor: float) -> None:
 
 
 def configure_data_context(quiet: bool):
-    """Ray Data's own progress display and log lines unless --quiet; no statistics dump at the end."""
+    """Ray Data's own progress bars on a terminal, unless --quiet; never its INFO log lines (the
+    execution plan, and where stdout or stderr is not a terminal, the progress it then logs as a
+    block of lines every 10 s instead of bars); no statistics dump at the end."""
     context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = not quiet
-    context.enable_operator_progress_bars = not quiet
+    bars = not quiet and sys.stderr.isatty() and sys.stdout.isatty()  # Ray Data logs instead unless stdout is one
+    context.enable_progress_bars = bars
+    context.enable_operator_progress_bars = bars
     context.enable_auto_log_stats = False
-    if quiet:
-        logging.getLogger("ray.data").setLevel(logging.ERROR)
+    logging.getLogger("ray.data").setLevel(logging.WARNING if bars else logging.ERROR)  # no "progress bars disabled"
 
 
 def build_pipeline(weights: Path, tasks: list[ImageTask], options: ImageJobOptions, ray_options: RayOptions,

@@ -32,7 +32,7 @@ from ..errors import first_line
 from ..io.atomic import publish, reserve_temp
 from ..accelerate import speed_paths_off
 from ..memory import memory_refusal
-from ..predict import fits_network, parse_size_hw
+from ..predict import MAX_NETWORK_SIDE, fits_network, parse_size_hw
 
 FORMAT_NAME = "muggled_swinv2-onnx"
 FORMAT_VERSION = "1"
@@ -84,17 +84,30 @@ class ExportReport:
 
 
 def parse_export_size(text: str) -> tuple[int, int]:
-    """--size 'H' or 'HxW' -> (H, W); ExportError if it is not that."""
+    """--size 'H' or 'HxW' -> (H, W); ExportError if it is not that ('64x' is not), or if a side is
+    beyond what the network takes (before any model is loaded)."""
     if (size_hw := parse_size_hw(text)) is None:
-        raise ExportError(f"--size {text!r}: expected H or HxW, e.g. 256 or 384x672")
+        shown = text if len(text) <= 24 else f"{text[:12]}...{text[-4:]}"
+        raise ExportError(f"--size {shown!r}: expected H or HxW, e.g. 256 or 384x672")
+    check_side_bound(size_hw)
     return size_hw
 
 
+def shown_size(size_hw) -> str:
+    """'HxW' for a message, a side too long to print given as its number of digits."""
+    return "x".join(side if len(side := str(int(value))) <= 16 else f"({len(side)} digits)" for value in size_hw)
+
+
+def check_side_bound(size_hw) -> None:
+    if max(size_hw) > MAX_NETWORK_SIDE:
+        raise ExportError(f"--size {shown_size(size_hw)}: the network takes sides of at most {MAX_NETWORK_SIDE} pixels")
+
+
 def check_export_size(size_hw, stride: int) -> tuple[int, int]:
-    """(H, W) as ints; ExportError unless the network takes that size."""
+    """(H, W) as ints: positive multiples of `stride`, at most predict.MAX_NETWORK_SIDE (ExportError)."""
     if not fits_network(size_hw, stride):
-        shown = "x".join(map(str, size_hw))
-        raise ExportError(f"--size {shown}: height and width must be positive multiples of {stride}")
+        raise ExportError(f"--size {shown_size(size_hw)}: height and width must be positive multiples of {stride}")
+    check_side_bound(size_hw)
     return tuple(int(side) for side in size_hw)
 
 
@@ -349,5 +362,5 @@ def describe(path) -> list[tuple[str, str]]:
 
 
 # the names meant for other modules, scripts and benchmarks (scripts' use is checked by tests/test_layers.py)
-__all__ = ["ExportError", "FORMAT_NAME", "FORMAT_VERSION", "describe", "export_onnx", "parse_size",
+__all__ = ["ExportError", "FORMAT_NAME", "FORMAT_VERSION", "describe", "export_onnx", "parse_export_size",
            "read_metadata", "require_onnx", "session"]

@@ -3,8 +3,10 @@
 import contextlib
 import math
 import os
+import struct
 import sys
 import zipfile
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +20,14 @@ from .outputs import OutputRule
 # front: OpenCV writes an image sequence for image names (.gif, .png).
 VIDEO_CONTAINERS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG", ".webm": "VP80"}
 
+# OpenCV's FFmpeg writer drops the last column and row of an odd frame size ("width &= -2" before
+# the codec is opened, whatever the codec: 333x177 reads back 332x176 in every container), while
+# OpenCV's own Motion JPEG writer (cv2.CAP_OPENCV_MJPEG, AVI only) keeps any size: .avi is written
+# by it, and an odd size in another container is refused rather than cropped. That writer keeps
+# only whole frame rates (29.97 is written as 30) and refuses rates under 1: the file's header
+# gets the exact rate afterwards (set_avi_rate).
+ANY_SIZE_CONTAINERS = (".avi",)
+
 
 class VideoError(Exception):
     """A video that cannot be opened, read or written (one-line message naming the file)."""
@@ -27,12 +37,27 @@ class PictureNotVideo(VideoError):
     """A picture file given where a video is expected."""
 
 
-def check_video_target(path) -> None:
-    """Refuse a video file name whose container we cannot write (one line naming the ones we can)."""
+def check_video_target(path, size_wh: tuple[int, int] | None = None) -> None:
+    """Refuse a video file name whose container we cannot write, or cannot write at `size_wh`
+    (width, height) without cropping it (one line naming what can be written)."""
     suffix = Path(path).suffix.lower()
     if suffix not in VIDEO_CONTAINERS:
         kind = f"{suffix} videos" if suffix else "a video without a suffix"
         raise VideoError(f"{path}: cannot write {kind}; use one of {', '.join(VIDEO_CONTAINERS)}")
+    if size_wh is not None and suffix not in ANY_SIZE_CONTAINERS and (size_wh[0] % 2 or size_wh[1] % 2):
+        raise VideoError(f"{path}: OpenCV writes {suffix} videos only at even frame sizes, and these frames are "
+                         f"{size_wh[0]}x{size_wh[1]}; write {' or '.join(ANY_SIZE_CONTAINERS)} (Motion JPEG), which keeps the size")
+
+
+def stated_size_wh(path) -> tuple[int, int] | None:
+    """(width, height) of a video file's frames as its header states them (nothing decoded);
+    None when it states none (or cannot be opened: reading it will say why)."""
+    capture = cv2.VideoCapture(str(path))
+    try:
+        width, height = (int(capture.get(side)) for side in (cv2.CAP_PROP_FRAME_WIDTH, cv2.CAP_PROP_FRAME_HEIGHT))
+    finally:
+        capture.release()
+    return (width, height) if width > 0 and height > 0 else None
 
 
 class VideoReader:
@@ -113,8 +138,7 @@ def steady_rate(path, stated_fps: float) -> tuple[float, str | None]:
     return fps, None
 
 
-# Container (by suffix) -> codec; anything else is Motion JPEG (.avi). WebM's VP8 is the one that
-# OpenCV's own FFmpeg writes and browsers play (the web app's depth videos).
+# WebM's VP8 is the one that OpenCV's own FFmpeg writes and browsers play (the web app's depth videos).
 
 
 class AtomicVideoWriter:
@@ -123,14 +147,17 @@ class AtomicVideoWriter:
 
     def __init__(self, path, fps: float, size_wh: tuple[int, int]):
         self.path, self.size_wh = Path(path), tuple(size_wh)
-        check_video_target(self.path)
+        check_video_target(self.path, self.size_wh)
         try:
             self.temp_path = reserve_temp(self.path, suffix=f".partial{self.path.suffix}")  # suffix picks the container
         except OSError as error:
             raise VideoError(f"{path}: cannot write there ({error.strerror or error})") from None
-        fourcc = cv2.VideoWriter_fourcc(*VIDEO_CONTAINERS[self.path.suffix.lower()])
+        suffix = self.path.suffix.lower()
+        fourcc = cv2.VideoWriter_fourcc(*VIDEO_CONTAINERS[suffix])
+        self.fps, self.own_mjpeg = fps, suffix in ANY_SIZE_CONTAINERS
+        backend, rate = (cv2.CAP_OPENCV_MJPEG, max(1.0, fps)) if self.own_mjpeg else (cv2.CAP_FFMPEG, fps)
         with native_stderr_silenced():  # WebM: "tag 'VP80' is not supported", though it writes VP8
-            self.writer = cv2.VideoWriter(str(self.temp_path), fourcc, fps, size_wh)
+            self.writer = cv2.VideoWriter(str(self.temp_path), backend, fourcc, rate, self.size_wh)
         self.frames = 0
         if not self.writer.isOpened():
             self.temp_path.unlink(missing_ok=True)
@@ -144,6 +171,8 @@ class AtomicVideoWriter:
         """Publish the video once every frame written can be read back: OpenCV reports no write
         errors (a full disk gives a truncated, unplayable file), so they are caught here."""
         self.writer.release()
+        if self.own_mjpeg and self.frames:
+            set_avi_rate(self.temp_path, self.fps)
         readable = count_frames(self.temp_path, up_to=self.frames) if self.frames else 0
         if readable < self.frames:
             reason = "no space left on device" if disk_is_full(self.temp_path.parent) else "OpenCV wrote a damaged file"
@@ -155,6 +184,22 @@ class AtomicVideoWriter:
     def abandon(self):
         self.writer.release()
         self.temp_path.unlink(missing_ok=True)
+
+
+def set_avi_rate(path: Path, fps: float) -> None:
+    """Write `fps` into an AVI file's headers (RIFF chunks 'avih' and the video 'strh'): the frame
+    time in microseconds, and the rate as dwRate / dwScale, a fraction close to fps (30000 / 1001
+    for 29.97). Nothing else in the file changes."""
+    rate = Fraction(fps).limit_denominator(1001)
+    with open(path, "r+b") as file:
+        head = file.read(4096)  # the header list: OpenCV writes it first, a few hundred bytes
+        main_header, stream_header = head.find(b"avih"), head.find(b"strh")
+        if main_header < 0 or stream_header < 0 or head[stream_header + 8:stream_header + 12] != b"vids":
+            raise VideoError(f"{path}: OpenCV wrote an AVI file without the expected headers")
+        file.seek(main_header + 8)  # dwMicroSecPerFrame
+        file.write(struct.pack("<I", round(1e6 / fps)))
+        file.seek(stream_header + 8 + 20)  # after fccType, fccHandler, dwFlags, wPriority, wLanguage, dwInitialFrames
+        file.write(struct.pack("<II", rate.denominator, rate.numerator))  # dwScale, dwRate
 
 
 @contextlib.contextmanager

@@ -11,9 +11,10 @@ import json
 import math
 from dataclasses import dataclass
 
-from ..datasets import DataError, load_folder, render_split
+from ..datasets import DataError, check_split_count, load_folder, render_processes, render_split
 from ..evaluation.protocol import evaluate_samples
 from ..io.outputs import OutputRule
+from ..memory import scene_refusal
 from ..synthetic.scenes import SYNTHETIC_MAX_DEPTH
 
 
@@ -51,8 +52,13 @@ def check_outputs(options: EvalOptions, weights) -> None:
 
 
 def load_samples(options: EvalOptions):
-    """(samples, one line per pair skipped); DataError (one line) when there is nothing to score."""
+    """(samples, one line per pair skipped); DataError (one line) when there is nothing to score, or
+    when the synthetic scenes asked for would not fit in memory (memory.py; checked before rendering)."""
     if options.data == "synthetic":
+        check_split_count(options.split, options.count)
+        refusal = scene_refusal(options.scene_size, options.count, render_processes(options.count))
+        if refusal:
+            raise DataError(f"--scene-size {options.scene_size}: {refusal}")
         return render_split(options.split, options.count, options.scene_size, quiet=options.quiet), []
     return load_folder(options.data, options.gt_scale, limit=options.count)
 

@@ -14,7 +14,7 @@ from ..errors import first_line
 from ..io.colormaps import RunningRange, colorize, normalize
 from ..memory import memory_refusal, network_hw_for
 from ..io.outputs import OutputRule, check_writable_folder
-from ..io.video import AtomicVideoWriter, VideoError, VideoReader, check_video_target
+from ..io.video import AtomicVideoWriter, VideoError, VideoReader, check_video_target, stated_size_wh
 from ..predict import check_long_side, infer_prepared, prepare_input, restore_size
 from ..video.depth_npz import DepthNpzWriter
 from ..video.pipeline import StageError, one_opencv_thread, run_pipelined
@@ -34,6 +34,7 @@ class VideoJobOptions:
     stabilize: bool = True  # one scale and shift for the whole video (see video/stabilize.py)
     overwrite: bool = False  # replace outputs this tool wrote (see check_video_paths)
     queue_size: int = 4  # frames read ahead of the model, and predicted ahead of the writer
+    even_size: bool = False  # drop an odd last column and row (the web page's WebM preview: io.video.ANY_SIZE_CONTAINERS)
 
 
 @dataclass
@@ -43,13 +44,17 @@ class VideoSummary:
     interrupted: bool
     resets: int = 0  # stabiliser resets after the first frame (scene cuts)
     timing_note: str | None = None  # how a variable frame rate was written (io.video.steady_rate)
+    unfitted: int = 0  # frames whose scale could not be fitted (video.stabilize.ReferenceAligner): not cuts
+    motion_note: str | None = None  # frames too small for motion compensation (video.motion.flow_shape)
 
     def line(self) -> str:
         rate = f", {self.frames / self.seconds:.2f} frames/s" if self.seconds > 0 else ""
         cuts = f", {self.resets} scene cut{'s' if self.resets != 1 else ''}" if self.resets else ""
+        unfitted = (f", {self.unfitted} frame{'s' if self.unfitted != 1 else ''} whose depth scale could not be fitted "
+                    f"(matched by median and spread instead)" if self.unfitted else "")
         stop = " (interrupted: the file holds the frames done so far)" if self.interrupted else ""
-        timing = f"; {self.timing_note}" if self.timing_note else ""
-        return f"wrote {self.frames} frames{rate}{cuts}{stop}{timing}"
+        notes = "".join(f"; {note}" for note in (self.timing_note, self.motion_note) if note)
+        return f"wrote {self.frames} frames{rate}{cuts}{unfitted}{stop}{notes}"
 
 
 class DepthVideoWriters:
@@ -58,13 +63,13 @@ class DepthVideoWriters:
 
     def __init__(self, target: Path, fps: float, frame_hw: tuple[int, int], options: VideoJobOptions):
         self.options = options
-        height, width = frame_hw
+        self.size_wh = output_size_wh(frame_hw, options)
         self.colour_range = RunningRange()
         self.stabilizer = DepthStabilizer() if options.stabilize else None
-        self.resets = []  # per frame: the stabiliser restarted (the first frame, scene cuts)
+        self.resets, self.unfitted = [], []  # per frame: the stabiliser restarted (first frame, cuts); no fit
         self.writers = []
         try:
-            self.writers.append(AtomicVideoWriter(target, fps, (width * (2 if options.side_by_side else 1), height)))
+            self.writers.append(AtomicVideoWriter(target, fps, self.size_wh))
             if options.raw_npz:
                 settings = self.stabilizer.settings if self.stabilizer is not None else None
                 self.writers.append(DepthNpzWriter(target.with_suffix(".npz"), settings))
@@ -83,11 +88,22 @@ class DepthVideoWriters:
             stable = self.stabilizer(depth, frame)
             depth = stable.depth
             self.resets.append(stable.reset)
+            self.unfitted.append(stable.unfitted)
         low_high = (None, None) if self.options.per_frame_range else self.colour_range.update(depth)
         colored = colorize(normalize(depth, *low_high), self.options.colormap)
-        self.writers[0].write(np.hstack([frame, colored]) if self.options.side_by_side else colored)
+        picture = np.hstack([frame, colored]) if self.options.side_by_side else colored
+        self.writers[0].write(picture[:self.size_wh[1], :self.size_wh[0]])
         if self.options.raw_npz:
             self.writers[1].write(depth, stable)
+
+    def motion_note(self) -> str | None:
+        """A line when frames were too small for motion compensation (video/motion.py), else None."""
+        motion = self.stabilizer.motion if self.stabilizer is not None else None
+        if motion is None or motion.too_small is None:
+            return None
+        height, width = motion.too_small
+        return (f"frames of {width}x{height} pixels are too small for optical flow (at least "
+                f"{motion.settings.min_side} a side): stabilised without motion compensation")
 
     def finish(self):
         """Publish the files (the npz with what undoes the stabilisation: video/depth_npz.py)."""
@@ -103,14 +119,24 @@ class DepthVideoWriters:
             writer.abandon()
 
 
+def output_size_wh(frame_hw: tuple[int, int], options: VideoJobOptions) -> tuple[int, int]:
+    """(width, height) of the depth video of frames (H, W): the frames' own (twice as wide side by side)."""
+    height, width = frame_hw
+    width *= 2 if options.side_by_side else 1
+    if options.even_size:
+        width, height = width - width % 2, height - height % 2
+    return width, height
+
+
 def check_video_paths(source: Path, target: Path, options: VideoJobOptions) -> None:
     """Before any work: the input is a file, and the outputs (target, and its .npz with raw_npz)
-    may be written there (the output rule, io/outputs.py)."""
+    may be written there (the output rule, io/outputs.py), at the frames' size."""
     if not source.is_file():
         raise VideoError(f"{source}: no such video file")
     if target.is_dir():
         raise VideoError(f"--out {target}: is a folder; give the video file to write, e.g. {target / 'depth.mp4'}")
-    check_video_target(target)
+    size_wh = stated_size_wh(source)
+    check_video_target(target, output_size_wh(size_wh[::-1], options) if size_wh else None)
     rule = OutputRule(options.overwrite, inputs={source: "the input video"})
     rule.check(target, "--out")
     if options.raw_npz:
@@ -177,7 +203,8 @@ def run_video_job(model, source: Path, target: Path, options: VideoJobOptions, q
     finally:
         reader.close()
     resets = sum(writers.resets[1:writers.frames])
-    return VideoSummary(writers.frames, time.perf_counter() - started, interrupted, resets, reader.timing_note)
+    return VideoSummary(writers.frames, time.perf_counter() - started, interrupted, resets, reader.timing_note,
+                        sum(writers.unfitted[:writers.frames]), writers.motion_note())
 
 
 def job_error(error: BaseException, source: Path, target: Path, frame: int) -> BaseException:

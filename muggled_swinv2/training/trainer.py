@@ -185,8 +185,15 @@ def check_free_space(folder: Path, model: SwinV2DPT) -> None:
 
 
 def save_weights(model: SwinV2DPT, path) -> None:
-    """The model in our safetensors format (float32), loadable by load_model and the CLI."""
+    """The model in our safetensors format (float32), loadable by load_model and the CLI; a
+    TrainingError, and nothing written, when the training diverged (weights that are NaN or inf)."""
     state = {key: tensor.detach().cpu().contiguous() for key, tensor in model.state_dict().items()}
+    floats = [tensor for tensor in state.values() if tensor.is_floating_point()]
+    broken = sum(int((~torch.isfinite(tensor)).sum()) for tensor in floats)
+    if broken:
+        total = sum(tensor.numel() for tensor in floats)
+        raise TrainingError(f"{path}: not written: the training diverged ({broken:,} of {total:,} weights are NaN or "
+                            f"infinite); try a lower --lr")
     save_native(Checkpoint(config=model.config, state_dict=state, format="trained"), path)
 
 

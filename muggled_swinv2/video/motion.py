@@ -11,29 +11,14 @@ brightness; an exposure change is no motion): a few milliseconds a pair, and ple
 maps, which are smooth. Both directions are computed: backward (current -> previous) to warp,
 forward (previous -> current) to check it.
 
-Still cameras. When the median backward vector is shorter than `still_flow` depth-map pixels the
-camera is taken to be still: the motion is zero everywhere and trusted, and the stabiliser smooths
-exactly as without motion compensation. Under a changing light DIS finds vectors of 1-3 pixels in
-places even on a still camera (99th percentile 1.8 pixels on the still-camera clip of
-evaluation/flicker.py, where the light moves and the exposure hunts); warping by them would cost a
-still scene its steadiness. Objects moving in front of a still camera are left to the stabiliser's
-own checks (what changed is taken as it is), as before.
-
-Trust. On a moving camera, a pixel's backward flow is trusted when
-- it lands inside the previous frame (what the camera just brought into view has no past);
-- forward-backward consistency (Sundaram et al. 2010): following the backward flow, then the
-  forward flow from where it landed, comes back to the start within
-  `consistency * (|b|^2 + |f|^2) + consistency_floor` squared pixels. An occluded pixel (hidden
-  in the previous frame behind something) or a disoccluded one (uncovered just now) fails it:
-  the two flows there belong to different surfaces;
-- it is not on a motion boundary (the flow's gradient is small against its length), where one
-  vector mixes two surfaces;
-- and neither are its neighbours (the mask is eroded by a pixel: the flow is smooth across edges).
-
-The flow is kept at the flow resolution (`Motion.flow_low`, float16: the npz of the `video` job
-stores it for the frames of a moving camera, so that the smoothing can be undone) and upsampled to
-the depth map's size on use, the same way every time, so an output frame can be warped again bit
-for bit.
+Small frames. DIS picks its pyramid from the image's sides; for an image under 32 pixels across or
+96 along (FAST preset) it falls back to a choice that raises an OpenCV error (11x11), fills the flow
+with NaN (16x320) or crashes the process (20x80, 24x320), all measured with OpenCV 5.1. The flow
+image is therefore at least `DIS_SHORT_SIDE` by `DIS_LONG_SIDE` (fine for every size from there to
+320x320, measured): a thin frame is shrunk less across than along (1280x32 -> 320x32), a small one
+enlarged (40x30 -> 96x32); the flow is scaled per axis on use. A frame with a side under `min_side`
+pixels (8x8, 2000x8) has no motion to speak of: it gets no flow, the stabiliser treats it as
+without motion compensation, and `MotionEstimator.too_small` says so.
 """
 
 from dataclasses import dataclass
@@ -50,6 +35,10 @@ class MotionSettings:
     consistency_floor: float = 0.5  # forward-backward tolerance, absolute part (squared flow pixels)
     boundary: float = 0.01  # motion boundary: |grad b|^2 > boundary * |b|^2 + boundary_floor
     boundary_floor: float = 0.01
+    min_side: int = 16  # frames with a side under this many pixels get no flow (see the module docstring)
+
+
+DIS_SHORT_SIDE, DIS_LONG_SIDE = 32, 96  # the least flow image on which DIS's pyramid is sound (module docstring)
 
 
 @dataclass
@@ -65,15 +54,27 @@ class Motion:
         return not self.flow_low.any()
 
 
-def flow_grey(grey: np.ndarray, flow_side: int) -> np.ndarray:
-    """uint8 (h, w) of a frame's grey levels (H, W) on the 0-255 scale (stabilize.grey_levels),
-    the long side at most `flow_side`, scaled to a mean of 128: DIS matches brightness, and an
-    exposure change is no motion."""
+def flow_shape(shape_hw, settings: MotionSettings) -> tuple[int, int] | None:
+    """(h, w) of the flow image of frames (H, W): the long side at most `flow_side`, and at least
+    DIS_SHORT_SIDE by DIS_LONG_SIDE (a thin frame is shrunk less across, a small one enlarged);
+    None when a side of the frame is under `min_side` (no flow)."""
+    if min(shape_hw) < settings.min_side:
+        return None
+    factor = min(1.0, settings.flow_side / max(shape_hw))
+    height, width = (max(DIS_SHORT_SIDE, round(side * factor)) for side in shape_hw)
+    if height >= width:
+        return max(height, DIS_LONG_SIDE), width
+    return height, max(width, DIS_LONG_SIDE)
+
+
+def flow_grey(grey: np.ndarray, shape_hw: tuple[int, int]) -> np.ndarray:
+    """uint8 `shape_hw` (flow_shape) of a frame's grey levels (H, W) on the 0-255 scale
+    (stabilize.grey_levels), scaled to a mean of 128: DIS matches brightness, and an exposure
+    change is no motion."""
     grey = grey.astype(np.float32) * np.float32(128 / max(float(grey.mean()), 1.0))
-    height, width = grey.shape
-    factor = flow_side / max(height, width)
-    if factor < 1:
-        grey = cv2.resize(grey, (max(1, round(width * factor)), max(1, round(height * factor))), interpolation=cv2.INTER_AREA)
+    if grey.shape != tuple(shape_hw):
+        shrunk = shape_hw[0] <= grey.shape[0] and shape_hw[1] <= grey.shape[1]
+        grey = cv2.resize(grey, (shape_hw[1], shape_hw[0]), interpolation=cv2.INTER_AREA if shrunk else cv2.INTER_LINEAR)
     return np.clip(grey + 0.5, 0, 255).astype(np.uint8)
 
 
@@ -127,20 +128,29 @@ class MotionEstimator:
         self.settings = settings
         self.flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
         self.previous_grey = None
+        self.too_small = None  # (H, W) of the last frame too small for the flow (see flow_shape), if any
 
     def reset(self):
         self.previous_grey = None
 
     def __call__(self, grey: np.ndarray, shape_hw) -> Motion | None:
         """The motion from the previous frame to this one (its grey levels (H, W), 0-255), at the
-        depth map's size `shape_hw`; None for the first frame, or after a change of frame size."""
-        grey = flow_grey(grey, self.settings.flow_side)
+        depth map's size `shape_hw`; None for the first frame, after a change of frame size, and
+        for frames too small for the flow (then `too_small` holds their size)."""
+        size_hw = flow_shape(grey.shape, self.settings)
+        if size_hw is None:
+            self.too_small, self.previous_grey = grey.shape, None
+            return None
+        grey = flow_grey(grey, size_hw)
         previous, self.previous_grey = self.previous_grey, grey
         if previous is None or previous.shape != grey.shape:
             return None
         backward = self.flow.calc(grey, previous, None)
+        if not np.isfinite(backward).all():  # never seen at the sizes of flow_shape; no motion is better than NaN
+            return None
         height, width = shape_hw
-        length = np.sqrt(np.sum(backward**2, axis=2)) * (width / grey.shape[1])  # in depth-map pixels
+        in_depth_pixels = np.array([width / grey.shape[1], height / grey.shape[0]], np.float32)
+        length = np.sqrt(np.sum((backward * in_depth_pixels) ** 2, axis=2))  # in depth-map pixels
         if np.median(length) < self.settings.still_flow:
             return Motion(np.zeros(backward.shape, np.float16), np.ones(shape_hw, bool))  # a still camera
         forward = self.flow.calc(previous, grey, None)

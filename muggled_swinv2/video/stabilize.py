@@ -132,6 +132,7 @@ class Stabilized:
     reset: bool  # True on the first frame and on scene cuts
     smoothed: np.ndarray  # bool (H, W): the pixels averaged with the (warped) previous output
     flow_low: np.ndarray | None = None  # float16 (h, w, 2): the motion followed (Motion.flow_low), None: none
+    unfitted: bool = False  # no scale could be fitted (ReferenceAligner): mapped by median and spread, not a cut
 
 
 class DepthStabilizer:
@@ -170,10 +171,10 @@ class DepthStabilizer:
         alignment = self.aligner(raw_depth, same_picture is True, motion)
         aligned_hw = raw_depth.astype(np.float64) * alignment.scale + alignment.shift
         depth, smoothed = self.smoother(aligned_hw, alignment.spread, brightness,
-                                        restart=alignment.reset or same_picture is False,
-                                        remember=not alignment.flat, motion=motion)
+                                        restart=alignment.reset or alignment.unfitted or same_picture is False,
+                                        remember=not (alignment.flat or alignment.unfitted), motion=motion)
         flow_low = motion.flow_low if motion is not None else None
-        return Stabilized(depth, alignment.scale, alignment.shift, alignment.reset, smoothed, flow_low)
+        return Stabilized(depth, alignment.scale, alignment.shift, alignment.reset, smoothed, flow_low, alignment.unfitted)
 
 
 @dataclass
@@ -183,6 +184,7 @@ class Alignment:
     reset: bool  # the reference restarted: the first frame, a new frame size, or a scene cut
     flat: bool  # the frame has no spread (a black or blank frame): the last scale and shift are kept
     spread: float  # mean absolute deviation of the aligned frame (on the fitted sample)
+    unfitted: bool = False  # the fit failed (no positive finite scale): mapped by median and spread, reference kept
 
 
 class ReferenceAligner:
@@ -201,14 +203,19 @@ class ReferenceAligner:
 
     A frame is a scene cut when fewer than `min_static` of its pixels are static AND its normalised
     values correlate with the reference's by less than `min_correlation` AND (when pictures are
-    given) its picture changed (`min_image_correlation`); also when the fit gives a scale that is
-    not a positive finite number, and when the frame's size changes. All three are needed: a weak
-    model answers a lighting change with a map that differs everywhere by more than
-    `static_threshold` (such a frame is fitted on all its pixels, trimmed), at times even with a
-    changed layout, while the picture stays the same. A cut frame is mapped so that its median and
-    mean absolute deviation match the reference's (the values, and the colours, stay in the same
-    range), and the reference restarts from it. A flat frame (no spread to fit) keeps the previous
-    frame's scale and shift and leaves the reference as it was.
+    given) its picture changed (`min_image_correlation`); also when the frame's size changes. All
+    three are needed: a weak model answers a lighting change with a map that differs everywhere by
+    more than `static_threshold` (such a frame is fitted on all its pixels, trimmed), at times even
+    with a changed layout, while the picture stays the same. A cut frame is mapped so that its
+    median and mean absolute deviation match the reference's (the values, and the colours, stay in
+    the same range), and the reference restarts from it. A flat frame (no spread to fit) keeps the
+    previous frame's scale and shift and leaves the reference as it was.
+
+    A fit that gives a scale that is not a positive finite number (a weak model, or a small network
+    size, can give a frame whose depth runs against the reference's) is no scene cut: the frame is
+    `unfitted`. It is mapped by median and spread, as a cut is, but the reference, which still
+    holds the scene, is kept (the next frame is fitted against it), and the frame is neither
+    smoothed nor smoothed against (as a flat frame).
     """
 
     def __init__(self, settings: StabilizerSettings):
@@ -244,6 +251,7 @@ class ReferenceAligner:
         raw_unit, raw_median, raw_spread = robust_normalize(raw)
         flat = not raw_spread > 0
         fitted = None  # the fitted pixels (bool, on the sample), when a fit was made
+        unfitted = False
         if self.reference is None or raw_depth.shape != self.shape:
             reset, scale, shift = True, 1.0, 0.0  # nothing to match: the first frame, or a new size
         else:
@@ -254,19 +262,20 @@ class ReferenceAligner:
             else:
                 fitted = self._fitted_pixels(raw_unit, reference_unit, same_picture, trusted)
                 scale, shift = (float("nan"), 0.0) if fitted is None else self._fit(raw, fitted)
-            reset = not (np.isfinite(scale) and scale > 0 and np.isfinite(shift))
-            if reset:  # a scene cut: match the reference's median and spread
+            reset = fitted is None and not flat  # a scene cut
+            unfitted = not reset and not (np.isfinite(scale) and scale > 0 and np.isfinite(shift))
+            if reset or unfitted:  # match the reference's median and spread
                 scale = reference_spread / raw_spread if raw_spread > 0 and reference_spread > 0 else 1.0
                 shift = reference_median - scale * raw_median
         aligned = scale * raw + shift
-        if reset or not flat:  # a flat frame leaves the reference as it was
+        if reset or not (flat or unfitted):  # a flat or unfitted frame leaves the reference as it was
             if fitted is None:
                 self.reference = aligned
             else:
                 blended = self.settings.memory * self.reference + (1 - self.settings.memory) * aligned
                 self.reference = np.where(fitted, blended, aligned)
         self.shape, self.scale, self.shift = raw_depth.shape, scale, shift
-        return Alignment(scale, shift, reset, flat, robust_normalize(aligned)[2])
+        return Alignment(scale, shift, reset, flat, robust_normalize(aligned)[2], unfitted)
 
     def _fitted_pixels(self, raw_unit: np.ndarray, reference_unit: np.ndarray, same_picture: bool,
                        trusted: np.ndarray | bool) -> np.ndarray | None:

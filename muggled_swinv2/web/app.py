@@ -11,6 +11,7 @@ from gradio.processing_utils import check_all_files_in_cache
 
 from ..errors import first_line
 from ..io.colormaps import COLORMAPS
+from ..predict import MAX_NETWORK_SIDE
 from .service import KEEP_ASPECT, SQUARE, DepthService, UploadError
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"  # package data (scripts/make_examples.py writes them)
@@ -136,7 +137,7 @@ def build_app(service: DepthService) -> gr.Blocks:
                                               "upload")
                     colormap = one_line_errors(gr.Dropdown(list(COLORMAPS), value="inferno", label="Colour map"), "colormap")
                     mode = one_line_errors(gr.Radio([KEEP_ASPECT, SQUARE], value=KEEP_ASPECT, label="Preprocessing"), "mode")
-                    size = one_line_errors(gr.Number(0, precision=0, minimum=0, step=32, label="Long side fed to the network, "
+                    size = one_line_errors(gr.Number(0, precision=0, minimum=0, maximum=MAX_NETWORK_SIDE, step=32, label="Long side fed to the network, "
                                                      "aspect mode (0 = the model's native size)"), "size")
                     run = gr.Button("Estimate depth", variant="primary")
                     if example_files():
@@ -160,7 +161,7 @@ def build_app(service: DepthService) -> gr.Blocks:
                     video = one_line_errors(gr.Video(label="Video", sources=["upload"], elem_id="video"), "upload")
                     video_colormap = one_line_errors(gr.Dropdown(list(COLORMAPS), value="inferno", label="Colour map"), "colormap")
                     video_mode = one_line_errors(gr.Radio([KEEP_ASPECT, SQUARE], value=KEEP_ASPECT, label="Preprocessing"), "mode")
-                    video_size = one_line_errors(gr.Number(0, precision=0, minimum=0, step=32,
+                    video_size = one_line_errors(gr.Number(0, precision=0, minimum=0, maximum=MAX_NETWORK_SIDE, step=32,
                                                            label="Long side fed to the network (0 = native)"), "size")
                     side_by_side = one_line_errors(gr.Checkbox(False, label="Video beside its depth"), "side_by_side")
                     run_video = gr.Button("Depth video", variant="primary")

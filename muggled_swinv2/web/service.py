@@ -22,7 +22,7 @@ from ..io.ledger import OutputLedger
 from ..io.video import PictureNotVideo, VideoError, VideoReader, count_frames
 from ..jobs.images import ImageJobOptions, plan_tasks, predict_and_write
 from ..jobs.video import VideoJobOptions, run_video_job
-from ..predict import predict_depth
+from ..predict import MAX_NETWORK_SIDE, predict_depth
 
 # The image job's outputs offered for download (rows of jobs/images.OUTPUTS): the colour picture,
 # the 16-bit PNG, the float depth and the mesh that the 3D view shows.
@@ -76,13 +76,29 @@ class PictureResult:
     model3d: Path  # the mesh for the 3D view (a binary PLY)
 
 
-def image_options(out_dir: Path, colormap: str, mode: str, size: int | None, image_hw: tuple[int, int]) -> ImageJobOptions:
-    """The page's settings as the image job's options: --raw png16,npy,mesh, size 0 or None = native,
-    the command line's camera, and one mesh vertex per --point-step pixels so that a picture of
-    `image_hw` gives about PREVIEW_LONG_SIDE on its long side."""
-    square = mode == SQUARE
+def network_size(mode: str, size) -> int | None:
+    """The page's size field as the jobs' size: None for the native size (0, empty, or the square
+    mode); UploadError (one line) for a size that is not a whole number up to MAX_NETWORK_SIDE."""
+    if mode == SQUARE or not size:
+        return None
+    try:
+        whole = int(size)
+    except (OverflowError, ValueError):  # inf, NaN
+        whole = None
+    if whole is None or whole != size or not 0 < whole <= MAX_NETWORK_SIDE:
+        text = repr(size)
+        shown = text if len(text) <= 16 else f"{text[:8]}... ({len(text)} digits)"
+        raise UploadError(f"Size {shown}: the network takes a whole number of pixels up to {MAX_NETWORK_SIDE} "
+                          f"(0 = the model's native size).")
+    return whole
+
+
+def image_options(out_dir: Path, colormap: str, mode: str, size, image_hw: tuple[int, int]) -> ImageJobOptions:
+    """The page's settings as the image job's options: --raw png16,npy,mesh, size 0 or None = native
+    (network_size), the command line's camera, and one mesh vertex per --point-step pixels so that a
+    picture of `image_hw` gives about PREVIEW_LONG_SIDE on its long side."""
     return ImageJobOptions(out_dir=out_dir, raw_formats=IMAGE_DOWNLOADS[1:], colormap=colormap,
-                           square=square, size=None if square or not size else int(size), overwrite=True,
+                           square=mode == SQUARE, size=network_size(mode, size), overwrite=True,
                            point_step=max(1, max(image_hw) // PREVIEW_LONG_SIDE))
 
 
@@ -192,9 +208,8 @@ class DepthService:
         """An uploaded video -> its depth video (WebM, which browsers play), as `muggled-swinv2 video` makes it."""
         path = self.check_video(upload)
         target = self.request_folder() / f"{path.stem}_depth.webm"
-        square = mode == SQUARE
-        options = VideoJobOptions(colormap=colormap, side_by_side=side_by_side, square=square,
-                                  size=None if square or not size else int(size))
+        options = VideoJobOptions(colormap=colormap, side_by_side=side_by_side, square=mode == SQUARE,
+                                  size=network_size(mode, size), even_size=True)  # WebM: even sizes
         with self.lock:
             try:  # its progress bar feeds the page's
                 run_video_job(self.model, path, target, options, progress=self.stop_requested)
