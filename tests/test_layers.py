@@ -18,7 +18,7 @@ PACKAGE = ROOT / "muggled_swinv2"
 # Lowest first. A module may import from its own layer's other entries only where ALLOWED_SIDEWAYS says.
 LAYERS = [
     {"model"},
-    {"errors", "devices", "synthetic", "demo", "scale_shift"},
+    {"errors", "devices", "synthetic", "demo", "scale_shift", "geometry"},
     {"io", "accelerate", "formats", "predict"},
     {"memory", "datasets", "reference"},
     {"evaluation", "export", "video"},
@@ -30,7 +30,7 @@ LAYERS = [
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
 ALLOWED_SIDEWAYS = {
     ("formats", "io"), ("accelerate", "io"), ("predict", "io"), ("formats", "accelerate"), ("formats", "predict"),
-    ("__main__", "cli"),
+    ("__main__", "cli"), ("geometry", "scale_shift"),
 }
 FORBIDDEN = {("evaluation", "training")}
 

@@ -1,0 +1,326 @@
+"""Fitting 1 / z = s * d + t to what the user knows, and applying it.
+
+d is the model's relative inverse depth (bigger = nearer), z the distance in metres along the
+optical axis. Three sources of knowledge, one record (`Calibration`):
+
+- known points (x, y, z): least squares in inverse depth (the MiDaS maintainers' answer, isl-org/MiDaS
+  #37, #171), as in scale_shift.py; each point's relative error and, from 4 points, the
+  leave-one-out relative error (each point predicted by a fit to the others: what to expect elsewhere);
+- a sparse metric depth map (LiDAR, RGB-D, structure from motion), already at the picture's size:
+  robust, since such maps carry gross errors (flying pixels, reflections): RANSAC over pairs of
+  pixels scored by the median relative error, then least squares on the inliers, repeated;
+- the nearest and farthest distances in view: the prediction's 1st and 99th percentiles are put
+  at FAR and NEAR.
+
+`fit="scale"` fixes t = 0 (inverse depth proportional to the prediction): an assumption, stated
+in the record's notes, that makes one known point enough.
+
+Applying: z = 1 / (s * d + t); where s * d + t <= 0 the pixel lies at or beyond infinity (or behind
+the camera) by the fit, and gets NaN.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..scale_shift import fit_scale_shift
+
+FITS = ("affine", "scale")
+LEAVE_ONE_OUT_MIN_POINTS = 4
+ONE_DEPTH = 1e-3  # known inverse depths whose spread is below this fraction of the largest: one depth
+NEAR_ONE_DEPTH = 1.15  # the farthest known point less than 15% farther than the nearest: warn
+SMALL_PART = 0.25  # known points inside a quarter of the picture's width and height: warn
+RANSAC_SAMPLES = 256
+RANSAC_SCORED = 20_000  # pixels the median of each sample's fit is taken over
+RANSAC_ROUNDS = 3  # least squares on the inliers, new inliers, ...
+INLIER_SIGMAS = 3.0  # inliers: relative error below 3 robust standard deviations (1.4826 x median)...
+INLIER_FLOOR = 0.01  # ... and never below 1%
+RANGE_PERCENTILES = (1.0, 99.0)  # --depth-range: the prediction's robust extremes
+
+
+class CalibrationError(ValueError):
+    """Bad calibration or camera input (a point outside the picture, a distance that is not a
+    positive number, too few points, ...): a one-line message naming the thing at fault."""
+
+
+@dataclass
+class Calibration:
+    """1 / z = scale * d + shift, and how well it fits what it was fitted to.
+
+    scale, shift: in 1/metres per unit of d, and 1/metres. source: "known points", "sparse depth"
+    or "depth range". points: known values used (points, or valid pixels of a sparse map);
+    outliers: those the robust fit left out. relative_errors: |z_fit - z| / z at each known point
+    (points only); mean_relative_error: the mean of that over the values the fit kept;
+    leave_one_out_error: the mean relative error of each point predicted by a fit to the others
+    (4 or more points), NaN when not computed. warnings: ill-conditioning, one line each; notes:
+    the assumptions made (scale-only fit, depth range).
+    """
+
+    scale: float
+    shift: float
+    fit: str
+    source: str
+    points: int
+    outliers: int = 0
+    relative_errors: tuple[float, ...] = ()
+    mean_relative_error: float = float("nan")
+    leave_one_out_error: float = float("nan")
+    warnings: tuple[str, ...] = ()
+    notes: tuple[str, ...] = field(default=())
+
+    def record(self) -> dict:
+        """The fit as JSON-ready values (NaN and inf as None)."""
+        def number(value):
+            return float(value) if np.isfinite(value) else None
+        return {
+            "scale": self.scale, "shift": self.shift, "fit": self.fit, "source": self.source,
+            "points": self.points, "outliers": self.outliers,
+            "relative_errors": [number(value) for value in self.relative_errors],
+            "mean_relative_error": number(self.mean_relative_error),
+            "leave_one_out_error": number(self.leave_one_out_error),
+            "warnings": list(self.warnings), "notes": list(self.notes),
+        }
+
+    def summary(self) -> str:
+        """One line: what was fitted to what, and how well."""
+        parts = [f"{self.fit} fit to {self.points} {'known points' if self.source == 'known points' else self.source}"]
+        if self.source == "sparse depth":
+            parts[0] = f"{self.fit} fit to {self.points} known pixels ({self.outliers} outliers)"
+        elif self.source == "depth range":
+            parts[0] = "fit to the depth range"
+        parts.append(f"s={self.scale:.6g} t={self.shift:.6g}")
+        if np.isfinite(self.mean_relative_error):
+            parts.append(f"mean relative error {100 * self.mean_relative_error:.1f}%")
+        if np.isfinite(self.leave_one_out_error):
+            parts.append(f"leave-one-out {100 * self.leave_one_out_error:.1f}%")
+        return ", ".join(parts)
+
+
+def check_fit(fit: str) -> None:
+    if fit not in FITS:
+        raise CalibrationError(f"fit {fit!r}: expected one of {', '.join(FITS)}")
+
+
+def depth_from(inverse_depth, scale: float, shift: float) -> np.ndarray:
+    """z = 1 / (scale * d + shift) in float64, NaN where that is not a positive finite distance."""
+    metric_inverse = scale * np.asarray(inverse_depth, dtype=np.float64) + shift
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(metric_inverse > 0, 1.0 / metric_inverse, np.nan)
+
+
+def apply_calibration(inverse_depth: np.ndarray, calibration: Calibration) -> np.ndarray:
+    """Relative inverse depth (H, W) -> metric depth (H, W) float32 in metres along the optical axis.
+
+    NaN where the fit puts the pixel at or beyond infinity, behind the camera, or where the
+    prediction is not finite (count them with np.isnan)."""
+    return depth_from(inverse_depth, calibration.scale, calibration.shift).astype(np.float32)
+
+
+def relative_errors(d: np.ndarray, z: np.ndarray, scale: float, shift: float) -> np.ndarray:
+    """|z_fit - z| / z per known value; inf where the fit gives no depth there."""
+    fitted = depth_from(d, scale, shift)
+    return np.where(np.isfinite(fitted), np.abs(fitted - z) / z, np.inf)
+
+
+def least_squares(d: np.ndarray, inverse_z: np.ndarray, fit: str) -> tuple[float, float]:
+    """(s, t) minimising sum (s * d + t - 1/z)^2; t = 0 for the scale fit. NaN where undefined."""
+    if fit == "scale":
+        energy = float(np.dot(d, d))
+        return (float(np.dot(d, inverse_z)) / energy, 0.0) if energy > 0 else (float("nan"), float("nan"))
+    return fit_scale_shift(d, inverse_z)
+
+
+def condition_warnings(x: np.ndarray, y: np.ndarray, z: np.ndarray, size_wh: tuple[int, int], what: str,
+                       fit: str) -> list[str]:
+    """The ill-conditioning lines: near one depth (affine only), inside a small part of the picture."""
+    warnings = []
+    width, height = size_wh
+    if fit == "affine" and z.max() < NEAR_ONE_DEPTH * z.min():
+        warnings.append(f"ill-conditioned: the {what} lie at nearly one depth ({z.min():.3g}-{z.max():.3g} m), "
+                        "so the shift is poorly determined; add nearer and farther ones")
+    if len(x) > 1 and np.ptp(x) < SMALL_PART * width and np.ptp(y) < SMALL_PART * height:
+        warnings.append(f"ill-conditioned: the {what} lie inside a small part of the picture "
+                        f"(x {x.min():g}-{x.max():g}, y {y.min():g}-{y.max():g}); spread them out")
+    return warnings
+
+
+def check_depths(d: np.ndarray, z: np.ndarray, fit: str, what: str) -> None:
+    """An affine fit needs two different depths and two different predictions."""
+    inverse_z = 1.0 / z
+    if fit == "affine" and np.ptp(inverse_z) <= ONE_DEPTH * inverse_z.max():
+        raise CalibrationError(f"all {what} are at one depth ({z.min():g} m): an affine fit needs different depths "
+                               "(or assume shift 0 with the scale fit, --fit scale)")
+    if fit == "affine" and np.ptp(d) <= 1e-6 * np.abs(d).max():
+        raise CalibrationError(f"the prediction is the same at all {what}: no scale can be fitted")
+    if fit == "scale" and not np.any(d > 0):
+        raise CalibrationError(f"the prediction is zero at all {what}: no scale can be fitted")
+
+
+def check_scale(scale: float, what: str) -> None:
+    if not np.isfinite(scale):
+        raise CalibrationError(f"no fit to the {what}: the prediction does not vary over them")
+    if scale <= 0:
+        raise CalibrationError(f"the {what} contradict the prediction: the fit puts nearer points farther "
+                               f"(scale {scale:.3g} <= 0)")
+
+
+def fit_points(inverse_depth: np.ndarray, points, fit: str = "affine") -> Calibration:
+    """Fit 1/z = s * d + t to known points.
+
+    inverse_depth: (H, W) the model's prediction at the picture's size. points: (N, 3) or N triples
+    (x, y, z): x the pixel column, y the row of the picture as shown (after EXIF rotation; 0, 0 the
+    top-left pixel), z the distance in metres along the optical axis. fit: "affine" (2 or more
+    points) or "scale" (t = 0, 1 or more points). CalibrationError (one line naming the point) for a
+    point outside the picture, a distance that is not a positive finite number, too few points,
+    all at one depth, or a fit that contradicts the prediction.
+    """
+    check_fit(fit)
+    inverse_depth = np.asarray(inverse_depth)
+    if inverse_depth.ndim != 2 or 0 in inverse_depth.shape:
+        raise CalibrationError(f"expected an (H, W) inverse depth map, got shape {inverse_depth.shape}")
+    height, width = inverse_depth.shape
+    try:
+        points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+    except ValueError:
+        raise CalibrationError("known points: expected (x, y, z) triples") from None
+    if fit == "affine" and len(points) < 2:
+        raise CalibrationError(f"{len(points)} known point{'s' if len(points) != 1 else ''}: an affine fit needs 2 or "
+                               "more (or assume shift 0 with the scale fit, --fit scale)")
+    if not len(points):
+        raise CalibrationError("no known points")
+    d = np.empty(len(points))
+    for index, (x, y, z) in enumerate(points, start=1):
+        name = f"known point {index} ({x:g},{y:g}={z:g})"
+        if not (0 <= x < width and 0 <= y < height):
+            raise CalibrationError(f"{name}: outside the {width}x{height} picture (x 0-{width - 1}, y 0-{height - 1})")
+        if not (np.isfinite(z) and z > 0):
+            raise CalibrationError(f"{name}: the distance must be a positive finite number of metres")
+        d[index - 1] = inverse_depth[int(y), int(x)]
+        if not np.isfinite(d[index - 1]):
+            raise CalibrationError(f"{name}: the prediction there is not finite")
+    x, y, z = points.T
+    what = "known points"
+    check_depths(d, z, fit, what)
+    scale, shift = least_squares(d, 1.0 / z, fit)
+    check_scale(scale, what)
+    errors = relative_errors(d, z, scale, shift)
+    leave_one_out = float("nan")
+    if len(points) >= LEAVE_ONE_OUT_MIN_POINTS:
+        held_out = []
+        for index in range(len(points)):
+            others = np.arange(len(points)) != index
+            s, t = least_squares(d[others], 1.0 / z[others], fit)
+            held_out.append(relative_errors(d[index:index + 1], z[index:index + 1], s, t)[0]
+                            if np.isfinite(s) and s > 0 else np.inf)
+        leave_one_out = float(np.mean(held_out))
+    notes = ("assumed shift 0: inverse depth proportional to the prediction (--fit scale)",) if fit == "scale" else ()
+    return Calibration(
+        scale=scale, shift=shift, fit=fit, source="known points", points=len(points),
+        relative_errors=tuple(float(value) for value in errors), mean_relative_error=float(np.mean(errors)),
+        leave_one_out_error=leave_one_out,
+        warnings=tuple(condition_warnings(x, y, z, (width, height), what, fit)), notes=notes,
+    )
+
+
+def sample_fit(d: np.ndarray, inverse_z: np.ndarray, fit: str, rng: np.random.Generator) -> tuple[float, float]:
+    """The exact fit through a random minimal sample: two pixels (affine) or one (scale)."""
+    if fit == "scale":
+        index = rng.integers(len(d))
+        return (inverse_z[index] / d[index], 0.0) if d[index] > 0 else (float("nan"), 0.0)
+    first, second = rng.integers(len(d), size=2)
+    if d[first] == d[second]:
+        return float("nan"), float("nan")
+    scale = (inverse_z[first] - inverse_z[second]) / (d[first] - d[second])
+    return scale, inverse_z[first] - scale * d[first]
+
+
+def inlier_threshold(errors: np.ndarray) -> float:
+    return max(INLIER_SIGMAS * 1.4826 * float(np.median(errors)), INLIER_FLOOR)
+
+
+def fit_sparse_depth(inverse_depth: np.ndarray, depth: np.ndarray, fit: str = "affine", seed: int = 0) -> Calibration:
+    """Fit 1/z = s * d + t robustly to a sparse metric depth map.
+
+    inverse_depth: (H, W) the prediction; depth: (H, W) metres at the same pixels (io.sparse_depth
+    resamples a map of another size), 0, NaN and inf unknown. RANSAC over pairs of known pixels (one
+    pixel for fit="scale"), each scored by the median relative depth error over the known pixels;
+    then least squares on the inliers (relative error under 3 robust standard deviations, at least
+    1%), recomputed RANSAC_ROUNDS times. The rest are counted as outliers. Deterministic for a seed.
+    """
+    check_fit(fit)
+    inverse_depth, depth = np.asarray(inverse_depth), np.asarray(depth)
+    if inverse_depth.ndim != 2 or depth.shape != inverse_depth.shape:
+        raise CalibrationError(f"sparse depth {depth.shape} and prediction {inverse_depth.shape} differ in size")
+    with np.errstate(invalid="ignore"):
+        known = np.isfinite(depth) & (depth > 0) & np.isfinite(inverse_depth)
+    if not known.any():
+        raise CalibrationError("the sparse depth map has no valid pixel (all 0, NaN or inf)")
+    rows, columns = np.nonzero(known)
+    d = inverse_depth[known].astype(np.float64)
+    z = depth[known].astype(np.float64)
+    inverse_z = 1.0 / z
+    what = "known pixels of the sparse depth map"
+    if fit == "affine" and len(d) < 2:
+        raise CalibrationError("the sparse depth map has 1 valid pixel: an affine fit needs 2 or more "
+                               "(or assume shift 0 with the scale fit, --fit scale)")
+    check_depths(d, z, fit, what)
+    rng = np.random.default_rng(seed)
+    scored = rng.choice(len(d), RANSAC_SCORED, replace=False) if len(d) > RANSAC_SCORED else np.arange(len(d))
+    best, best_cost = (float("nan"), float("nan")), np.inf
+    for _ in range(RANSAC_SAMPLES):
+        scale, shift = sample_fit(d, inverse_z, fit, rng)
+        if not (np.isfinite(scale) and scale > 0):
+            continue
+        cost = float(np.median(relative_errors(d[scored], z[scored], scale, shift)))
+        if cost < best_cost:
+            best, best_cost = (scale, shift), cost
+    if not np.isfinite(best_cost):  # no sample agreed with the prediction's order: plain least squares decides
+        best = least_squares(d, inverse_z, fit)
+        check_scale(best[0], what)
+    scale, shift = best
+    inliers = np.ones(len(d), dtype=bool)
+    for _ in range(RANSAC_ROUNDS):
+        errors = relative_errors(d, z, scale, shift)
+        candidates = errors < inlier_threshold(errors)
+        if candidates.sum() < (2 if fit == "affine" else 1):
+            break
+        inliers = candidates
+        refit = least_squares(d[inliers], inverse_z[inliers], fit)
+        if not (np.isfinite(refit[0]) and refit[0] > 0):
+            break
+        scale, shift = refit
+    errors = relative_errors(d, z, scale, shift)
+    inliers = errors < inlier_threshold(errors)
+    check_scale(scale, what)
+    notes = ("assumed shift 0: inverse depth proportional to the prediction (--fit scale)",) if fit == "scale" else ()
+    kept = inliers if inliers.any() else np.ones(len(d), dtype=bool)
+    warnings = condition_warnings(columns[kept], rows[kept], z[kept], (depth.shape[1], depth.shape[0]),
+                                  what, fit)
+    return Calibration(
+        scale=float(scale), shift=float(shift), fit=fit, source="sparse depth", points=len(d),
+        outliers=int(len(d) - inliers.sum()), mean_relative_error=float(np.mean(errors[kept])),
+        warnings=tuple(warnings), notes=notes,
+    )
+
+
+def fit_depth_range(inverse_depth: np.ndarray, near: float, far: float) -> Calibration:
+    """Put the prediction's 1st percentile at `far` and its 99th at `near` (metres): for when
+    nothing else is known. Pixels beyond those percentiles lie nearer than NEAR or farther than
+    FAR (NaN where beyond infinity)."""
+    if not (np.isfinite(near) and np.isfinite(far) and 0 < near < far):
+        raise CalibrationError(f"depth range {near:g},{far:g}: expected 0 < NEAR < FAR (metres)")
+    values = np.asarray(inverse_depth, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if not values.size:
+        raise CalibrationError("the prediction has no finite value")
+    low, high = np.percentile(values, RANGE_PERCENTILES)
+    if not high > low:
+        raise CalibrationError("the prediction is flat: a depth range cannot be placed on it")
+    scale = (1.0 / near - 1.0 / far) / (high - low)
+    shift = 1.0 / far - scale * low
+    low_percent, high_percent = RANGE_PERCENTILES
+    return Calibration(
+        scale=float(scale), shift=float(shift), fit="affine", source="depth range", points=0,
+        notes=(f"assumed the prediction's {high_percent:g}th percentile at {near:g} m and its {low_percent:g}st at "
+               f"{far:g} m (--depth-range)",),
+    )
