@@ -139,6 +139,7 @@ def test_ill_conditioned_fits_are_warned_about():
     ([(64, 3, 2.0), (1, 1, 3.0)], "affine", "known point 1 (64,3=2): outside the 64x48 picture"),
     ([(1, 1, 2.0), (5, -1, 3.0)], "affine", "known point 2 (5,-1=3): outside"),
     ([(1, 1, 2.0), (5, 5, 0.0)], "affine", "known point 2 (5,5=0): the distance must be a positive"),
+    ([(100, 100, 2.0), (5, 5, 0.0)], "affine", "known point 2 (5,5=0): the distance must be a positive"),
     ([(1, 1, -2.0), (5, 5, 1.0)], "affine", "known point 1 (1,1=-2): the distance must be a positive"),
     ([(1, 1, float("nan")), (5, 5, 1.0)], "affine", "known point 1 (1,1=nan): the distance"),
     ([(1, 1, float("inf")), (5, 5, 1.0)], "affine", "known point 1 (1,1=inf): the distance"),
