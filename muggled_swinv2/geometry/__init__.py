@@ -13,11 +13,12 @@ pixels or the photo's EXIF) and turns metric depth into 3D points.
 """
 
 from .calibrate import (
-    Calibration, CalibrationError, apply_calibration, fit_depth_range, fit_points, fit_sparse_depth,
+    Calibration, CalibrationError, apply_calibration, check_known_points, check_points_inside, fit_depth_range,
+    fit_points, fit_sparse_depth,
 )
 from .camera import CameraIntrinsics, ExifFocal, back_project, camera_intrinsics
 
 __all__ = [
     "Calibration", "CalibrationError", "CameraIntrinsics", "ExifFocal", "apply_calibration", "back_project",
-    "camera_intrinsics", "fit_depth_range", "fit_points", "fit_sparse_depth",
+    "camera_intrinsics", "check_known_points", "check_points_inside", "fit_depth_range", "fit_points", "fit_sparse_depth",
 ]

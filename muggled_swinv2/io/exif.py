@@ -16,7 +16,9 @@ import struct
 from pathlib import Path
 
 from ..geometry import ExifFocal
+from .images import picture_size
 
+ORIENTATION = 0x0112
 EXIF_IFD_POINTER = 0x8769
 FOCAL_LENGTH = 0x920A
 FOCAL_LENGTH_35MM = 0xA405
@@ -71,14 +73,18 @@ def number(values: tuple | None) -> float | None:
     return float(values[0])
 
 
-def tiff_focal(tiff) -> ExifFocal:
-    """The focal tags of a TIFF structure (an EXIF block, or a TIFF file's first directory)."""
+def directories(tiff) -> tuple[dict, dict]:
+    """({tag: values} of IFD0, of the Exif directory) of a TIFF structure (empty when it is not one)."""
     order = {b"II": "<", b"MM": ">"}.get(bytes(tiff[:2]))
     if order is None or struct.unpack(order + "H", tiff[2:4])[0] != 42:
-        return ExifFocal()
+        return {}, {}
     (first,) = struct.unpack(order + "I", tiff[4:8])
     ifd0 = directory(tiff, first, order)
-    exif = directory(tiff, ifd0[EXIF_IFD_POINTER][0], order) if EXIF_IFD_POINTER in ifd0 else {}
+    return ifd0, directory(tiff, ifd0[EXIF_IFD_POINTER][0], order) if EXIF_IFD_POINTER in ifd0 else {}
+
+
+def focal_tags(exif: dict) -> ExifFocal:
+    """The focal tags of an Exif directory ({tag: values})."""
     unit = number(exif.get(FOCAL_PLANE_RESOLUTION_UNIT))
     return ExifFocal(
         focal_35mm=number(exif.get(FOCAL_LENGTH_35MM)) or None,
@@ -88,16 +94,40 @@ def tiff_focal(tiff) -> ExifFocal:
     )
 
 
-def read_exif_focal(path) -> ExifFocal:
-    """The EXIF focal tags of a JPEG or TIFF file; an empty ExifFocal for other files, files
-    without EXIF, or a damaged one."""
+def tiff_focal(tiff) -> ExifFocal:
+    """The focal tags of a TIFF structure (an EXIF block, or a TIFF file)."""
+    try:
+        return focal_tags(directories(tiff)[1])
+    except (ValueError, struct.error, IndexError, KeyError):
+        return ExifFocal()
+
+
+def read_directories(path) -> tuple[dict, dict]:
+    """(IFD0, Exif directory) of a JPEG's EXIF or a TIFF file; empty for other files, files without
+    EXIF, or a damaged one."""
     try:
         with open(Path(path), "rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
             if data[:3] == b"\xff\xd8\xff":
                 tiff = jpeg_exif(data)
-                return tiff_focal(tiff) if tiff else ExifFocal()
+                return directories(tiff) if tiff else ({}, {})
             if data[:4] in (b"II*\0", b"MM\0*"):
-                return tiff_focal(data)
-    except (OSError, ValueError, struct.error, IndexError):
+                return directories(data)
+    except (OSError, ValueError, struct.error, IndexError, KeyError):
         pass
-    return ExifFocal()
+    return {}, {}
+
+
+def read_exif_focal(path) -> ExifFocal:
+    """The EXIF focal tags of a JPEG or TIFF file; an empty ExifFocal for other files, files
+    without EXIF, or a damaged one."""
+    return focal_tags(read_directories(path)[1])
+
+
+def shown_size(path) -> tuple[int, int]:
+    """(width, height) of a picture as shown: its header's size (io.images.picture_size, no
+    decoding), swapped where the EXIF orientation (5-8) turns it by 90 degrees, as read_image does.
+    ImageReadError as picture_size raises it."""
+    width, height = picture_size(path)
+    ifd0, _ = read_directories(path)
+    orientation = number(ifd0.get(ORIENTATION)) or 1
+    return (height, width) if 5 <= orientation <= 8 else (width, height)

@@ -17,11 +17,13 @@ from ..errors import one_line
 from ..io.atomic import LeftoverTemps
 from ..io.colormaps import colorize, unit_depth
 from ..export.geometry import DEFAULT_DEPTH_RANGE, DEFAULT_FOV_DEG, save_mesh, save_point_cloud
+from ..geometry import CalibrationError
 from ..io.images import IMAGE_SUFFIXES, ImageReadError, display_bgr, read_image, save_image, save_npy, save_pfm
 from ..io.ledger import OutputLedger
 from ..io.outputs import OutputError, OutputRule, check_writable_folder
 from ..memory import estimate_bytes, memory_refusal, network_hw_for, available_bytes
 from ..predict import predict_batch
+from .metric import METRIC_WRITERS, MetricOptions, MetricResult, calibrate_picture
 
 # Output kind -> (file name from the stem, writer(path, depth, colored image, depth in [0, 1] as shown)).
 OUTPUTS = {
@@ -32,8 +34,12 @@ OUTPUTS = {
     "tiff": ("{}.tiff", lambda path, depth, picture, unit: save_image(path, depth.astype(np.float32))),
     "ply": ("{}.ply", None),  # 3D outputs (SCENE_WRITERS): they need the photo and the camera options
     "mesh": ("{}_mesh.ply", None),
+    "metric": ("{}_metric.npy", None),  # metric outputs (jobs/metric.py's METRIC_WRITERS): they need the fit
+    "metric-png16": ("{}_metric_mm.png", None),
+    "camera": ("{}_camera.json", None),  # written with the metric outputs, not asked for alone
 }
-RAW_FORMATS = tuple(kind for kind in OUTPUTS if kind != "png")
+RAW_FORMATS = tuple(kind for kind in OUTPUTS if kind not in ("png", "camera"))
+METRIC_KINDS = ("metric", "metric-png16")
 
 # Output kind -> writer(path, image, depth, options) of the 3D files (export/geometry.py).
 SCENE_WRITERS = {
@@ -71,6 +77,13 @@ class ImageJobOptions:
     fov_deg: float = DEFAULT_FOV_DEG  # camera of the 3D outputs (ply, mesh)
     depth_range: tuple[float, float] = DEFAULT_DEPTH_RANGE
     point_step: int = 1
+    metric: MetricOptions | None = None  # what the user knows, for the metric outputs (jobs/metric.py)
+
+    def output_kinds(self) -> tuple[str, ...]:
+        """The kinds of file written per picture: the colour map, the raw formats, and the camera
+        with any metric output."""
+        camera = ("camera",) if any(kind in METRIC_KINDS for kind in self.raw_formats) else ()
+        return ("png", *self.raw_formats, *camera)
 
 
 @dataclass
@@ -144,7 +157,7 @@ def plan_tasks(sources: list[tuple[Path, str]], options: ImageJobOptions) -> lis
     """Output paths per input; a stem whose outputs would collide with those of another input
     (same name from two folders, or `x_16bit` beside `x` with --raw png16), or with a file in the
     output folder that this tool did not write, gets _2, _3, ... (with a note saying why)."""
-    kinds = ("png", *options.raw_formats)
+    kinds = options.output_kinds()
     ledger = OutputLedger()
     taken, tasks = set(), []
 
@@ -261,13 +274,15 @@ def predict_each(model, batch: list[tuple[ImageTask, np.ndarray]], options: Imag
 
 def write_outputs(task: ImageTask, depth: np.ndarray, picture: np.ndarray, overwrite: bool,
                   unit: np.ndarray | None = None, ledger: OutputLedger | None = None,
-                  image: np.ndarray | None = None, options: "ImageJobOptions | None" = None) -> str | None:
+                  image: np.ndarray | None = None, options: "ImageJobOptions | None" = None,
+                  metric: MetricResult | None = None) -> str | None:
     """Write the task's outputs (each atomically); an error message naming the file, or None.
 
     An output that exists is left as it is without `overwrite` (the job goes on where a run
     stopped); otherwise the output rule decides (io/outputs.py: never the input, only a file this
     tool wrote), and what is written is recorded in the folder's ledger.
-    The 3D outputs (ply, mesh) need the photo `image` and the camera `options`."""
+    The 3D outputs (ply, mesh) need the photo `image` and the camera `options`; the metric ones
+    (metric, metric-png16, camera) the picture's `metric` result."""
     rule = OutputRule(overwrite, inputs={task.source: "the input image"}, ledger=ledger)
     unit = unit_depth(depth) if unit is None else unit
     for kind, path in task.outputs.items():
@@ -279,6 +294,8 @@ def write_outputs(task: ImageTask, depth: np.ndarray, picture: np.ndarray, overw
             path.parent.mkdir(parents=True, exist_ok=True)
             if kind in SCENE_WRITERS:
                 SCENE_WRITERS[kind](path, image, depth, options)
+            elif kind in METRIC_WRITERS:
+                METRIC_WRITERS[kind](path, metric)
             else:
                 OUTPUTS[kind][1](path, depth, picture, unit)
             rule.record(path)
@@ -350,10 +367,17 @@ def run_batch(model, tasks: list[ImageTask], options: ImageJobOptions, ledger: O
     if not batch:
         return
     for task, image, depth, error in predict_each(model, batch, options):
+        metric = None
+        if depth is not None and options.metric is not None:
+            try:  # before any output: a picture whose fit is refused gets none
+                metric = calibrate_picture(task.source, depth, options.metric)
+                notes[id(task)].append(f"{task.source}: {metric.summary()}")
+            except CalibrationError as refusal:
+                depth, error = None, f"{task.source}: {refusal}"
         if depth is not None:
             unit = unit_depth(depth, options.value_range, options.invert)
             picture = depth_picture(image, depth, options.colormap, options.side_by_side, unit=unit)
-            error = write_outputs(task, depth, picture, options.overwrite, unit, ledger, image, options)
+            error = write_outputs(task, depth, picture, options.overwrite, unit, ledger, image, options, metric)
         yield ImageResult(task, error, notes[id(task)])
 
 
