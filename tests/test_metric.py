@@ -14,7 +14,7 @@ from muggled_swinv2 import (
     fit_sparse_depth,
 )
 from muggled_swinv2.geometry import ExifFocal
-from muggled_swinv2.io.exif import read_exif_focal, tiff_focal
+from muggled_swinv2.io.exif import read_exif_focal, shown_size, tiff_focal
 from muggled_swinv2.io.images import save_pfm
 from muggled_swinv2.io.known_depth import read_known_points, read_sparse_depth, resample_nearest_valid
 from muggled_swinv2.scale_shift import fit_scale_shift
@@ -214,8 +214,8 @@ def test_back_projection():
 # ----------------------------------------------------------------------------- EXIF bytes
 
 
-def exif_tiff(order: str, focal_35mm=None, focal=None, plane=None, unit=None) -> bytes:
-    """A TIFF structure: IFD0 with only the Exif pointer, the Exif IFD with the focal tags."""
+def exif_tiff(order: str, focal_35mm=None, focal=None, plane=None, unit=None, orientation=None) -> bytes:
+    """A TIFF structure: IFD0 with the Exif pointer (and the orientation), the Exif IFD with the focal tags."""
     entries = []  # (tag, type, value: int or (numerator, denominator))
     if focal_35mm is not None:
         entries.append((0xA405, 3, focal_35mm))
@@ -226,10 +226,14 @@ def exif_tiff(order: str, focal_35mm=None, focal=None, plane=None, unit=None) ->
     if unit is not None:
         entries.append((0xA210, 3, unit))
     ifd0 = 8
-    exif_ifd = ifd0 + 2 + 12 + 4
+    ifd0_entries = [(0x0112, 3, orientation)] if orientation is not None else []
+    exif_ifd = ifd0 + 2 + 12 * (len(ifd0_entries) + 1) + 4
     data_at = exif_ifd + 2 + 12 * len(entries) + 4
     head = (b"II" if order == "<" else b"MM") + struct.pack(order + "HI", 42, ifd0)
-    head += struct.pack(order + "H", 1) + struct.pack(order + "HHII", 0x8769, 4, 1, exif_ifd) + b"\0\0\0\0"
+    head += struct.pack(order + "H", len(ifd0_entries) + 1)
+    for tag, kind, value in ifd0_entries:
+        head += struct.pack(order + "HHIH", tag, kind, 1, value) + b"\0\0"
+    head += struct.pack(order + "HHII", 0x8769, 4, 1, exif_ifd) + b"\0\0\0\0"
     body, data = struct.pack(order + "H", len(entries)), b""
     for tag, kind, value in sorted(entries):
         if kind == 3:
@@ -255,6 +259,17 @@ def test_exif_focal_from_a_jpeg_built_here(tmp_path):
     assert image.shape == (60, 80, 3)  # the file is still a valid JPEG
     camera = camera_intrinsics(80, 60, exif=exif)
     assert camera.fx == pytest.approx(28 * 100 / 43.2666, rel=1e-5)
+
+
+def test_exif_orientation_turns_the_shown_size(tmp_path):
+    path = tmp_path / "turned.jpg"
+    path.write_bytes(jpeg_with_exif(exif_tiff(">", focal_35mm=28, orientation=6), width=80, height=60))
+    assert shown_size(path) == (60, 80)
+    assert cv2.imread(str(path)).shape[:2] == (80, 60)  # OpenCV shows it turned, as read_image does
+    assert read_exif_focal(path).focal_35mm == 28
+    upright = tmp_path / "upright.jpg"
+    upright.write_bytes(jpeg_with_exif(exif_tiff("<", orientation=1), width=80, height=60))
+    assert shown_size(upright) == (80, 60)
 
 
 def test_exif_big_endian_and_without_focal_tags(tmp_path):

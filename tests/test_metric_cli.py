@@ -122,6 +122,20 @@ def test_depth_range_and_the_exif_focal_length(tmp_path, small_checkpoint):
     assert "assumed the prediction's 99th percentile at 0.5 m" in camera["notes"][0]
 
 
+def test_one_point_with_the_scale_fit_and_a_turned_photo(tmp_path, capsys, small_checkpoint):
+    picture = tmp_path / "turned.jpg"  # stored 80 wide and 48 high, shown 48 wide and 80 high
+    picture.write_bytes(jpeg_with_exif(exif_tiff("<", orientation=6), WIDTH, HEIGHT))
+    out = tmp_path / "out"
+    assert run([picture, "--out", out, "--known", "40,70=3", "--fit", "scale", "--raw", "npy"], small_checkpoint) == 0
+    d = np.load(out / "turned.npy")
+    assert d.shape == (80, 48)
+    camera = json.loads((out / "turned_camera.json").read_text())
+    assert camera["shift"] == 0 and camera["scale"] == pytest.approx(1 / (3 * float(d[70, 40])), rel=1e-6)
+    assert "assumed shift 0" in camera["notes"][0] and "assumed shift 0" in capsys.readouterr().err
+    code = run([picture, "--out", tmp_path / "other", "--known", "70,40=3", "--fit", "scale"], small_checkpoint)
+    assert code == 2 and "known point 1 (70,40=3): outside the 48x80 picture" in capsys.readouterr().err
+
+
 def test_without_metric_options_nothing_changes(tmp_path, small_checkpoint, picture_and_prediction):
     picture, _ = picture_and_prediction
     out = tmp_path / "out"
