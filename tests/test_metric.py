@@ -167,6 +167,17 @@ def test_sparse_map_without_a_valid_pixel():
             fit_sparse_depth(d, np.full(d.shape, values))
 
 
+def test_sparse_map_with_one_pixel_or_one_depth():
+    d = prediction()
+    one = np.full(d.shape, np.nan)
+    one[3, 4] = 2.0
+    with pytest.raises(CalibrationError, match=r"^1 known pixel in the sparse depth map: an affine fit needs 2"):
+        fit_sparse_depth(d, one)
+    assert fit_sparse_depth(d, one, fit="scale").scale == pytest.approx(1 / (2.0 * d[3, 4]))
+    with pytest.raises(CalibrationError, match="all known pixels of the sparse depth map are at one depth"):
+        fit_sparse_depth(d, np.full(d.shape, 3.0))
+
+
 @pytest.mark.parametrize("fov", [0, 180, -5, 200, float("nan")])
 def test_field_of_view_outside_0_180(fov):
     with pytest.raises(CalibrationError, match=r"field of view .*between 0 and 180"):

@@ -35,6 +35,8 @@ OUTLIER_ROUNDS = 3  # sparse maps: least squares, outliers out, least squares, .
 OUTLIER_SIGMAS = 5.0  # an outlier is off its neighbourhood by more than 5 robust standard deviations
 KNOWN_PER_CELL = 3  # the neighbourhood: 3 x 3 squares holding about 3 known pixels each
 RANGE_PERCENTILES = (1.0, 99.0)  # --depth-range: the prediction's robust extremes
+ELSE_SCALE_FIT = "(or assume shift 0 with the scale fit, --fit scale)"
+SCALE_FIT_NOTE = "assumed shift 0: inverse depth proportional to the prediction (--fit scale)"
 
 
 class CalibrationError(ValueError):
@@ -143,12 +145,18 @@ def condition_warnings(x: np.ndarray, y: np.ndarray, z: np.ndarray, size_wh: tup
     return warnings
 
 
-def check_depths(d: np.ndarray, z: np.ndarray, fit: str, what: str) -> None:
-    """An affine fit needs two different depths and two different predictions."""
+def check_known_depths(z: np.ndarray, fit: str, what: str, one: str) -> None:
+    """An affine fit needs two or more known values (`what`; `one` of them) at different depths."""
+    if fit == "affine" and len(z) < 2:
+        raise CalibrationError(f"1 {one}: an affine fit needs 2 or more {ELSE_SCALE_FIT}")
     inverse_z = 1.0 / z
     if fit == "affine" and np.ptp(inverse_z) <= ONE_DEPTH * inverse_z.max():
         raise CalibrationError(f"all {what} are at one depth ({z.min():g} m): an affine fit needs different depths "
-                               "(or assume shift 0 with the scale fit, --fit scale)")
+                               f"{ELSE_SCALE_FIT}")
+
+
+def check_predictions(d: np.ndarray, fit: str, what: str) -> None:
+    """The prediction must vary over the known values (affine) or not be zero at all of them (scale)."""
     if fit == "affine" and np.ptp(d) <= 1e-6 * np.abs(d).max():
         raise CalibrationError(f"the prediction is the same at all {what}: no scale can be fitted")
     if fit == "scale" and not np.any(d > 0):
@@ -182,13 +190,7 @@ def check_known_points(points, fit: str = "affine") -> np.ndarray:
     for index, point in enumerate(points, start=1):
         if not (np.isfinite(point[2]) and point[2] > 0):
             raise CalibrationError(f"{point_name(index, point)}: the distance must be a positive finite number of metres")
-    if fit == "affine" and len(points) < 2:
-        raise CalibrationError("1 known point: an affine fit needs 2 or more (or assume shift 0 with the scale fit, "
-                               "--fit scale)")
-    inverse_z = 1.0 / points[:, 2]
-    if fit == "affine" and np.ptp(inverse_z) <= ONE_DEPTH * inverse_z.max():
-        raise CalibrationError(f"all known points are at one depth ({points[0, 2]:g} m): an affine fit needs different "
-                               "depths (or assume shift 0 with the scale fit, --fit scale)")
+    check_known_depths(points[:, 2], fit, "known points", "known point")
     return points
 
 
@@ -223,7 +225,7 @@ def fit_points(inverse_depth: np.ndarray, points, fit: str = "affine") -> Calibr
         raise CalibrationError(f"{point_name(index + 1, points[index])}: the prediction there is not finite")
     x, y, z = points.T
     what = "known points"
-    check_depths(d, z, fit, what)
+    check_predictions(d, fit, what)
     scale, shift = least_squares(d, 1.0 / z, fit)
     check_scale(scale, what)
     errors = relative_errors(d, z, scale, shift)
@@ -236,7 +238,7 @@ def fit_points(inverse_depth: np.ndarray, points, fit: str = "affine") -> Calibr
             held_out.append(relative_errors(d[index:index + 1], z[index:index + 1], s, t)[0]
                             if np.isfinite(s) and s > 0 else np.inf)
         leave_one_out = float(np.mean(held_out))
-    notes = ("assumed shift 0: inverse depth proportional to the prediction (--fit scale)",) if fit == "scale" else ()
+    notes = (SCALE_FIT_NOTE,) if fit == "scale" else ()
     return Calibration(
         scale=scale, shift=shift, fit=fit, source="known points", points=len(points),
         relative_errors=tuple(float(value) for value in errors), mean_relative_error=float(np.mean(errors)),
@@ -286,10 +288,8 @@ def fit_sparse_depth(inverse_depth: np.ndarray, depth: np.ndarray, fit: str = "a
     z = depth[known].astype(np.float64)
     inverse_z = 1.0 / z
     what = "known pixels of the sparse depth map"
-    if fit == "affine" and len(d) < 2:
-        raise CalibrationError("the sparse depth map has 1 valid pixel: an affine fit needs 2 or more "
-                               "(or assume shift 0 with the scale fit, --fit scale)")
-    check_depths(d, z, fit, what)
+    check_known_depths(z, fit, what, "known pixel in the sparse depth map")
+    check_predictions(d, fit, what)
     scale, shift = least_squares(d, inverse_z, fit)
     check_scale(scale, what)
     cell = max(1, round(math.sqrt(depth.size / len(d) * KNOWN_PER_CELL)))
@@ -304,7 +304,7 @@ def fit_sparse_depth(inverse_depth: np.ndarray, depth: np.ndarray, fit: str = "a
             break
         inliers, (scale, shift) = candidates, refit
     errors = relative_errors(d[inliers], z[inliers], scale, shift)
-    notes = ("assumed shift 0: inverse depth proportional to the prediction (--fit scale)",) if fit == "scale" else ()
+    notes = (SCALE_FIT_NOTE,) if fit == "scale" else ()
     warnings = condition_warnings(columns[inliers], rows[inliers], z[inliers], (depth.shape[1], depth.shape[0]),
                                   what, fit)
     return Calibration(
