@@ -105,6 +105,17 @@ def test_sparse_map_without_outliers_equals_least_squares_on_noisy_data():
     assert (calibration.scale, calibration.shift) == pytest.approx((scale, shift), rel=1e-12)
 
 
+def test_a_dense_map_is_fitted_on_a_regular_sample(monkeypatch):
+    from muggled_swinv2.geometry import calibrate
+
+    monkeypatch.setattr(calibrate, "MAX_FIT_PIXELS", 1000)
+    d = prediction(96, 128)
+    calibration = fit_sparse_depth(d, true_depth(d))
+    assert (calibration.scale, calibration.shift) == pytest.approx((SCALE, SHIFT), rel=1e-9)
+    assert calibration.points == len(range(0, 96 * 128, 13)) and calibration.outliers == 0
+    assert calibration.notes == ("fitted to one in 13 of the 12288 known pixels (a regular sample)",)
+
+
 def test_no_depth_where_the_fit_puts_pixels_at_or_beyond_infinity():
     d = np.array([[2.0, 1.0, 0.5], [0.0, np.nan, -1.0]])
     calibration = fit_points(d, [(0, 0, 1.0), (1, 0, 2.0)])  # 1/z = 0.5 d + 0 ... (2, 1) -> (1, 0.5)

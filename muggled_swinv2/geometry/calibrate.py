@@ -34,6 +34,7 @@ SMALL_PART = 0.25  # known points inside a quarter of the picture's width and he
 OUTLIER_ROUNDS = 3  # sparse maps: least squares, outliers out, least squares, ...
 OUTLIER_SIGMAS = 5.0  # an outlier is off its neighbourhood by more than 5 robust standard deviations
 KNOWN_PER_CELL = 3  # the neighbourhood: 3 x 3 squares holding about 3 known pixels each
+MAX_FIT_PIXELS = 100_000  # a denser map is fitted on a regular sample of its known pixels
 RANGE_PERCENTILES = (1.0, 99.0)  # --depth-range: the prediction's robust extremes
 ELSE_SCALE_FIT = "(or assume shift 0 with the scale fit, --fit scale)"
 SCALE_FIT_NOTE = "assumed shift 0: inverse depth proportional to the prediction (--fit scale)"
@@ -254,7 +255,8 @@ def local_median(values: np.ndarray, rows: np.ndarray, columns: np.ndarray, cell
     stride = int(cell_columns.max()) + 2
     keys = np.concatenate([(cell_rows + dr) * stride + cell_columns + dc for dr in (-1, 0, 1) for dc in (-1, 0, 1)])
     neighbours = np.tile(values, 9)
-    order = np.lexsort((neighbours, keys))
+    spread = float(np.ptp(values)) or 1.0
+    order = np.argsort(keys + 0.5 * (neighbours - neighbours.min()) / spread)  # by block, then by value
     keys, neighbours = keys[order], neighbours[order]
     blocks, first, count = np.unique(keys, return_index=True, return_counts=True)
     medians = neighbours[first + count // 2]
@@ -284,8 +286,13 @@ def fit_sparse_depth(inverse_depth: np.ndarray, depth: np.ndarray, fit: str = "a
     if not known.any():
         raise CalibrationError("the sparse depth map has no valid pixel (all 0, NaN or inf)")
     rows, columns = np.nonzero(known)
-    d = inverse_depth[known].astype(np.float64)
-    z = depth[known].astype(np.float64)
+    notes = [SCALE_FIT_NOTE] if fit == "scale" else []
+    if len(rows) > MAX_FIT_PIXELS:  # a dense map: a regular sample fixes two numbers as well, in bounded time
+        step = -(-len(rows) // MAX_FIT_PIXELS)
+        notes.append(f"fitted to one in {step} of the {len(rows)} known pixels (a regular sample)")
+        rows, columns = rows[::step], columns[::step]
+    d = inverse_depth[rows, columns].astype(np.float64)
+    z = depth[rows, columns].astype(np.float64)
     inverse_z = 1.0 / z
     what = "known pixels of the sparse depth map"
     check_known_depths(z, fit, what, "known pixel in the sparse depth map")
@@ -304,13 +311,12 @@ def fit_sparse_depth(inverse_depth: np.ndarray, depth: np.ndarray, fit: str = "a
             break
         inliers, (scale, shift) = candidates, refit
     errors = relative_errors(d[inliers], z[inliers], scale, shift)
-    notes = (SCALE_FIT_NOTE,) if fit == "scale" else ()
     warnings = condition_warnings(columns[inliers], rows[inliers], z[inliers], (depth.shape[1], depth.shape[0]),
                                   what, fit)
     return Calibration(
         scale=float(scale), shift=float(shift), fit=fit, source="sparse depth", points=len(d),
         outliers=int(len(d) - inliers.sum()), mean_relative_error=float(np.mean(errors)),
-        warnings=tuple(warnings), notes=notes,
+        warnings=tuple(warnings), notes=tuple(notes),
     )
 
 
