@@ -19,6 +19,15 @@ _PUBLIC = {
     "DeviceError": ".devices",
     "SwinV2DPT": ".predict",
     "SwinV2DPTConfig": ".model",
+    "Calibration": ".geometry",
+    "CalibrationError": ".geometry",
+    "CameraIntrinsics": ".geometry",
+    "apply_calibration": ".geometry",
+    "back_project": ".geometry",
+    "camera_intrinsics": ".geometry",
+    "fit_depth_range": ".geometry",
+    "fit_points": ".geometry",
+    "fit_sparse_depth": ".geometry",
 }
 __all__ = [*_PUBLIC, "__version__"]
 

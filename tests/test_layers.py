@@ -20,6 +20,7 @@ PACKAGE = ROOT / "muggled_swinv2"
 LAYERS = [
     {"model"},
     {"errors", "devices", "synthetic", "demo", "scale_shift", "io"},
+    {"geometry"},  # metric fit and camera (pure numpy), on the one scale/shift fit
     {"accelerate", "formats", "predict"},
     {"build"},  # a file -> a ready model: formats + predict + accelerate + devices
     {"memory", "datasets", "reference"},

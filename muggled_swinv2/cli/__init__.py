@@ -66,12 +66,13 @@ def expected_errors() -> tuple[type[Exception], ...]:
     from ..formats.checkpoint import CheckpointError
     from ..formats.convert import ConversionError
     from ..formats.weights import WeightsError
+    from ..geometry import CalibrationError
     from ..io.outputs import OutputError
     from ..io.video import VideoError
     from ..jobs.images import ImageJobError
 
     return (CheckpointError, ConversionError, WeightsError, DeviceError, VideoError, UsageError, ExportError, RayError,
-            OutputError, ImageJobError)
+            OutputError, ImageJobError, CalibrationError)
 
 
 def main(argv=None) -> int:

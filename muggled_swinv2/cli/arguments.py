@@ -9,7 +9,7 @@ import sys
 
 from ..io.colormaps import COLORMAPS, parse_range
 
-RAW_FORMATS = ("npy", "pfm", "png16", "tiff", "ply", "mesh")  # jobs.images.RAW_FORMATS
+RAW_FORMATS = ("npy", "pfm", "png16", "tiff", "ply", "mesh", "metric", "metric-png16")  # jobs.images.RAW_FORMATS
 DTYPE_NAMES = ("float32", "float16", "bfloat16")  # devices.DTYPES
 CONVERT_TARGETS = ("muggled", "hf")  # formats.convert.TARGETS
 ENGINES = ("torch", "onnx")  # jobs.models.ENGINES

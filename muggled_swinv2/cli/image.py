@@ -2,8 +2,9 @@
 
 from pathlib import Path
 
-from .arguments import (RAW_FORMATS, UsageError, add_prediction_arguments, depth_range, field_of_view,
-                        model_options, positive_float, positive_int, raw_formats, report_summary, value_range)
+from .arguments import (RAW_FORMATS, UsageError, add_prediction_arguments, model_options, positive_float,
+                        positive_int, raw_formats, report_summary, value_range)
+from .metric import DEFAULT_DEPTH_RANGE, DEFAULT_FOV_DEG, add_metric_arguments, check_metric_tasks, metric_options
 
 RAY_ONLY = {"--actors": "actors", "--gpus-per-actor": "gpus_per_actor", "--cpus-per-actor": "cpus_per_actor"}
 
@@ -14,18 +15,16 @@ def add_arguments(parser):
     parser.add_argument("--recursive", "-r", action="store_true", help="also look in sub-folders")
     parser.add_argument("--raw", type=raw_formats, metavar="FORMATS",
                         help=f"also write float depth, comma separated: {','.join(RAW_FORMATS)} "
-                        "(ply: coloured point cloud, mesh: coloured triangle mesh <stem>_mesh.ply)")
+                        "(ply: coloured point cloud, mesh: coloured triangle mesh <stem>_mesh.ply; metric: metres "
+                        "<stem>_metric.npy, metric-png16: millimetres <stem>_metric_mm.png, each with <stem>_camera.json)")
     parser.add_argument("--range", type=value_range, metavar="LOW,HIGH",
                         help="colour range of the maps (and of png16): inverse depth values, the same for every "
                              "image so that maps compare, or percentiles of each map, e.g. 2%%,98%% "
                              "(default: each map's own min and max)")
     parser.add_argument("--invert", action="store_true", help="far is bright (default: near is bright)")
-    parser.add_argument("--fov", type=field_of_view, default=60.0, metavar="DEG",
-                        help="ply/mesh: horizontal field of view of the camera in degrees (default 60)")
-    parser.add_argument("--depth-range", type=depth_range, default=(1.0, 10.0), metavar="NEAR,FAR",
-                        help="ply/mesh: the inverse-depth range is mapped onto [1/FAR, 1/NEAR] (default 1,10)")
     parser.add_argument("--point-step", type=positive_int, default=1, metavar="N",
                         help="ply/mesh: one point per N x N pixels (default 1)")
+    add_metric_arguments(parser)
     add_prediction_arguments(parser)
     cluster = parser.add_argument_group("on a Ray cluster (the [ray] extra)")
     cluster.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
@@ -60,13 +59,17 @@ def run(args) -> int:
     from ..jobs.models import find_weights, open_engine
 
     check_ray_arguments(args)
+    metric, raw = metric_options(args, args.raw or ())
     options = ImageJobOptions(
-        out_dir=Path(args.out), raw_formats=args.raw or (), colormap=args.colormap, side_by_side=args.side_by_side,
+        out_dir=Path(args.out), raw_formats=raw, colormap=args.colormap, side_by_side=args.side_by_side,
         square=args.square, size=args.size, batch_size=args.batch_size, overwrite=args.overwrite,
-        value_range=args.range, invert=args.invert, memory_check=not args.no_memory_check, fov_deg=args.fov,
-        depth_range=args.depth_range, point_step=args.point_step,
+        value_range=args.range, invert=args.invert, memory_check=not args.no_memory_check,
+        fov_deg=args.fov or DEFAULT_FOV_DEG, depth_range=args.depth_range or DEFAULT_DEPTH_RANGE,
+        point_step=args.point_step, metric=metric,
     )
     tasks, input_errors = prepare_image_job(args.inputs, args.recursive, options)
+    if metric is not None:
+        check_metric_tasks(tasks, metric)
     if args.ray is None:
         summary = run_image_job(open_engine(model_options(args)), tasks, options, quiet=args.quiet)
     else:

@@ -19,11 +19,13 @@ from ..errors import one_line
 from ..io.atomic import LeftoverTemps
 from ..io.colormaps import colorize, unit_depth
 from ..export.geometry import DEFAULT_DEPTH_RANGE, DEFAULT_FOV_DEG, save_mesh, save_point_cloud
+from ..geometry import CalibrationError
 from ..io.images import IMAGE_SUFFIXES, ImageReadError, display_bgr, read_image, save_image, save_npy, save_pfm
 from ..io.ledger import LedgerError, OutputLedger
 from ..io.outputs import OutputError, OutputRule, check_writable_folder
 from ..memory import estimate_bytes, memory_refusal, network_hw_for, available_bytes
 from ..predict import predict_batch
+from .metric import METRIC_WRITERS, MetricOptions, MetricResult, calibrate_picture
 
 
 class ImageJobError(Exception):
@@ -53,11 +55,14 @@ class ImageJobOptions:
     fov_deg: float = DEFAULT_FOV_DEG  # camera of the 3D outputs (ply, mesh)
     depth_range: tuple[float, float] = DEFAULT_DEPTH_RANGE
     point_step: int = 1
+    metric: MetricOptions | None = None  # what the user knows, for the metric outputs (jobs/metric.py)
 
     @property
     def output_kinds(self) -> tuple[str, ...]:
-        """The rows of OUTPUTS this job writes for each picture, in this order."""
-        return ("png", *self.raw_formats)
+        """The rows of OUTPUTS this job writes for each picture, in this order: the colour map, the
+        raw formats, and the camera with any metric output."""
+        camera = ("camera",) if any(kind in METRIC_KINDS for kind in self.raw_formats) else ()
+        return ("png", *self.raw_formats, *camera)
 
 
 # ----------------------------------------------------------------------------- the output kinds: one table
@@ -70,6 +75,7 @@ class Prediction:
     image: np.ndarray  # the picture as read: (H, W) gray or (H, W, 3) BGR, uint8 or uint16 (io/images.read_image)
     depth: np.ndarray  # (H, W) float32 relative inverse depth at the picture's size, bigger = nearer
     options: ImageJobOptions
+    metric: MetricResult | None = None  # the metric depth and camera, when the options ask for them (jobs/metric.py)
 
     @cached_property
     def unit(self) -> np.ndarray:
@@ -121,8 +127,14 @@ OUTPUTS: dict[str, OutputKind] = {
     "tiff": OutputKind("{}.tiff", lambda prediction, path: save_image(path, prediction.depth.astype(np.float32))),
     "ply": OutputKind("{}.ply", write_point_cloud),  # coloured point cloud, the camera of the options (export/geometry.py)
     "mesh": OutputKind("{}_mesh.ply", write_mesh),  # coloured triangle mesh, the same camera
+    # metric outputs, from the picture's fit (jobs/metric.py)
+    "metric": OutputKind("{}_metric.npy", lambda prediction, path: METRIC_WRITERS["metric"](path, prediction.metric)),
+    "metric-png16": OutputKind("{}_metric_mm.png",
+                               lambda prediction, path: METRIC_WRITERS["metric-png16"](path, prediction.metric)),
+    "camera": OutputKind("{}_camera.json", lambda prediction, path: METRIC_WRITERS["camera"](path, prediction.metric)),
 }
-RAW_FORMATS = ("npy", "pfm", "png16", "tiff", "ply", "mesh")  # the kinds --raw asks for
+RAW_FORMATS = ("npy", "pfm", "png16", "tiff", "ply", "mesh", "metric", "metric-png16")  # the kinds --raw asks for
+METRIC_KINDS = ("metric", "metric-png16")  # written with the camera (<stem>_camera.json), from a fit
 
 
 # ----------------------------------------------------------------------------- planning
@@ -386,9 +398,16 @@ def predict_and_write(model, batch: list[tuple[ImageTask, np.ndarray]], options:
     if not batch:
         return
     for task, image, depth, error in predict_each(model, batch, options):
+        metric, notes = None, []
+        if depth is not None and options.metric is not None:
+            try:  # before any output: a picture whose fit is refused gets none
+                metric = calibrate_picture(task.source, depth, options.metric)
+                notes.append(f"{task.source}: {metric.summary()}")
+            except CalibrationError as refusal:
+                depth, error = None, f"{task.source}: {refusal}"
         if depth is not None:
-            error = write_outputs(Prediction(task, image, depth, options), ledger)
-        yield TaskOutcome(task, error)
+            error = write_outputs(Prediction(task, image, depth, options, metric), ledger)
+        yield TaskOutcome(task, error, notes)
 
 
 def run_batch(model, tasks: list[ImageTask], options: ImageJobOptions, ledger: OutputLedger) -> Iterator[TaskOutcome]:
@@ -402,7 +421,7 @@ def run_batch(model, tasks: list[ImageTask], options: ImageJobOptions, ledger: O
         except ImageReadError as error:
             yield TaskOutcome(task, str(error), notes[id(task)])
     for outcome in predict_and_write(model, batch, options, ledger):
-        yield replace(outcome, notes=notes[id(outcome.task)])
+        yield replace(outcome, notes=notes[id(outcome.task)] + outcome.notes)
 
 
 def run_image_job(model, tasks: list[ImageTask], options: ImageJobOptions, quiet: bool = False) -> JobSummary:

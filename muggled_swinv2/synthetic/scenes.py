@@ -296,6 +296,7 @@ class SceneDescription:
     sky_top: np.ndarray
     sky_horizon: np.ndarray
     haze: float  # outdoor: fraction of sky colour per 10 m
+    kind: str = "room"  # room, corridor or outdoor
 
 
 def _place_objects(rng, surfaces, x_range, z_range, count, camera: Camera):
@@ -375,7 +376,7 @@ def describe_scene(rng: np.random.Generator) -> SceneDescription:
     return SceneDescription(
         camera=camera, surfaces=surfaces, outdoor=kind == "outdoor",
         light_direction=light / np.linalg.norm(light), sky_top=sky_top, sky_horizon=sky_horizon,
-        haze=float(rng.uniform(0.0, 0.08)) if kind == "outdoor" else 0.0,
+        haze=float(rng.uniform(0.0, 0.08)) if kind == "outdoor" else 0.0, kind=str(kind),
     )
 
 

@@ -1,0 +1,105 @@
+"""The metric depth options of `image` (docs/metric.md): what the user knows, and the camera.
+
+    --known X,Y=Z (repeatable)   --known-file CSV   --sparse-depth FILE|DIR   --depth-range NEAR,FAR
+    --fit affine|scale           --fov DEG          --focal-px F               --raw metric,metric-png16
+
+Everything that can be checked before the model runs is checked here, so that bad input ends with
+one line and exit code 2, with nothing written: the points' distances, their number for the fit,
+the known-points file, a sparse map file (read once here), a folder's map for each picture, and
+each point inside each picture (its size read from the header, EXIF rotation applied).
+"""
+
+import argparse
+from pathlib import Path
+
+from .arguments import UsageError, depth_range, field_of_view, positive_float
+
+FITS = ("affine", "scale")  # geometry.calibrate.FITS
+METRIC_KINDS = ("metric", "metric-png16")  # jobs.images.METRIC_KINDS
+DEFAULT_FOV_DEG = 60.0  # export.geometry.DEFAULT_FOV_DEG: ply/mesh without --fov
+DEFAULT_DEPTH_RANGE = (1.0, 10.0)  # export.geometry.DEFAULT_DEPTH_RANGE: ply/mesh without --depth-range
+
+
+def known_point(text: str) -> tuple[float, float, float]:
+    """'X,Y=Z' -> (x, y, z); the distance itself is checked with the others (check_known_points)."""
+    try:
+        pixel, distance = text.split("=")
+        x, y = (float(part) for part in pixel.split(","))
+        return x, y, float(distance)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected X,Y=Z (pixel column, row, metres), e.g. 120,300=1.8, got {text!r}") from None
+
+
+def add_metric_arguments(parser):
+    group = parser.add_argument_group("metric depth (docs/metric.md): fit the prediction to what you know")
+    group.add_argument("--known", type=known_point, action="append", metavar="X,Y=Z",
+                       help="a known distance: pixel column X, row Y of the picture as shown (0,0 top left), Z metres "
+                            "along the camera's axis; repeat for more (2 or more, or 1 with --fit scale)")
+    group.add_argument("--known-file", metavar="CSV", help="known points, one x,y,z per line (header optional)")
+    group.add_argument("--sparse-depth", metavar="FILE|DIR",
+                       help="a metric depth map (npy, pfm, float tiff: metres; 16-bit png: millimetres; 0/NaN/inf "
+                            "unknown; any resolution), or a folder of them matched to the pictures by file stem")
+    group.add_argument("--depth-range", type=depth_range, metavar="NEAR,FAR",
+                       help="the nearest and farthest distances in view, in metres, when nothing else is known "
+                            "(also the depth range of ply/mesh: default 1,10)")
+    group.add_argument("--fit", choices=FITS, default="affine",
+                       help="affine: 1/z = s*d + t (default); scale: t = 0, an assumption that makes 1 point enough")
+    group.add_argument("--fov", type=field_of_view, metavar="DEG",
+                       help="horizontal field of view of the camera in degrees (default: the photo's EXIF focal "
+                            "length, else 60; also the camera of ply/mesh)")
+    group.add_argument("--focal-px", type=positive_float, metavar="F", help="the focal length in pixels (instead of --fov)")
+
+
+def metric_options(args, raw_formats: tuple[str, ...]):
+    """(MetricOptions or None, the raw formats with `metric` added where a source is given alone).
+    UsageError (one line) for bad or conflicting input."""
+    from ..geometry import CalibrationError, check_known_points
+    from ..io.known_depth import read_known_points, read_sparse_depth
+    from ..jobs.metric import MetricOptions
+
+    points = list(args.known or [])
+    try:
+        if args.known_file:
+            points += [tuple(point) for point in read_known_points(args.known_file)]
+        sources = [name for name, given in (("--known/--known-file", points), ("--sparse-depth", args.sparse_depth))
+                   if given]
+        if len(sources) > 1:
+            raise UsageError(f"{' and '.join(sources)}: give one source of known depth")
+        wanted = any(kind in METRIC_KINDS for kind in raw_formats)
+        if not sources and not wanted:
+            if args.focal_px is not None:
+                raise UsageError("--focal-px is the camera of the metric outputs: give --known, --known-file, "
+                                 "--sparse-depth or --raw metric with --depth-range")
+            return None, raw_formats
+        if not sources and args.depth_range is None:
+            raise UsageError("--raw metric needs what you know: --known X,Y=Z, --known-file, --sparse-depth or --depth-range")
+        if points:
+            check_known_points(points, args.fit)
+        sparse = Path(args.sparse_depth) if args.sparse_depth else None
+        if sparse is not None and not sparse.is_dir():
+            read_sparse_depth(sparse)  # a file that cannot be read ends here, before any work
+    except CalibrationError as error:
+        raise UsageError(str(error)) from None
+    options = MetricOptions(known_points=tuple(points), sparse_depth=sparse, depth_range=args.depth_range,
+                            fit=args.fit, fov_deg=args.fov, focal_px=args.focal_px)
+    return options, raw_formats if wanted else (*raw_formats, "metric")
+
+
+def check_metric_tasks(tasks, options) -> None:
+    """Before any work: each known point inside each picture, a map in a --sparse-depth folder for
+    each picture. UsageError naming the picture."""
+    from ..geometry import CalibrationError, check_points_inside
+    from ..io.exif import shown_size
+    from ..io.images import ImageReadError
+    from ..jobs.metric import sparse_depth_file
+
+    for task in tasks:
+        try:
+            if options.known_points:
+                check_points_inside(options.known_points, *shown_size(task.source))
+            if options.sparse_depth is not None:
+                sparse_depth_file(options, task.source)
+        except CalibrationError as error:
+            raise UsageError(f"{task.source}: {error}") from None
+        except ImageReadError:
+            pass  # reported by the job, as for any picture it cannot read
