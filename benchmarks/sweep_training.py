@@ -100,7 +100,7 @@ def run_recipe(name, settings, train_samples, val_samples, test_samples, args, l
         real_forward = trainer.SwinV2DPT.forward
         trainer.SwinV2DPT.forward = lambda self, image, clamp_negative=True: real_forward(self, image)
         trainer.training_loss = losses.midas_loss
-    trainer.load_data = lambda options, log: (train_samples, val_samples)
+    trainer.load_data = lambda options, log, option_name=None: (train_samples, val_samples)
     options = trainer.TrainOptions(out=str(Path(args.out) / f"{name}.safetensors"), config="micro",
                                    device=args.device, quiet=True, save_every=10**9,
                                    scenes=args.scenes, val_count=args.val_count, **settings)

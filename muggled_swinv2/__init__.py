@@ -19,6 +19,7 @@ _PUBLIC = {
     "DeviceError": ".devices",
     "SwinV2DPT": ".predict",
     "SwinV2DPTConfig": ".model",
+    "UserError": ".errors",  # the base of every refusal (CheckpointError, DeviceError, ...)
 }
 __all__ = [*_PUBLIC, "__version__"]
 

@@ -18,7 +18,8 @@ PACKAGE = ROOT / "muggled_swinv2"
 # Lowest first. A module may import from its own layer's other entries only where ALLOWED_SIDEWAYS says.
 LAYERS = [
     {"model"},
-    {"errors", "devices", "synthetic", "demo", "scale_shift"},
+    {"errors"},  # UserError, the base of every refusal: any layer above may raise one
+    {"devices", "synthetic", "demo", "scale_shift"},
     {"io", "accelerate", "formats", "predict"},
     {"memory", "datasets", "reference"},
     {"evaluation", "export", "video"},

@@ -3,7 +3,8 @@
 from pathlib import Path
 
 from .arguments import (RAW_FORMATS, UsageError, add_prediction_arguments, depth_range, field_of_view,
-                        model_options, positive_float, positive_int, raw_formats, report_summary, value_range)
+                        model_options, positive_float, positive_int, raw_formats, report_summary, size_option_names,
+                        value_range)
 
 RAY_ONLY = {"--actors": "actors", "--gpus-per-actor": "gpus_per_actor", "--cpus-per-actor": "cpus_per_actor"}
 
@@ -63,7 +64,8 @@ def run(args) -> int:
     options = ImageJobOptions(
         out_dir=Path(args.out), raw_formats=args.raw or (), colormap=args.colormap, side_by_side=args.side_by_side,
         square=args.square, size=args.size, batch_size=args.batch_size, overwrite=args.overwrite,
-        value_range=args.range, invert=args.invert, memory_check=not args.no_memory_check, fov_deg=args.fov,
+        value_range=args.range, invert=args.invert, memory_check=not args.no_memory_check,
+        memory_names=size_option_names(), fov_deg=args.fov,
         depth_range=args.depth_range, point_step=args.point_step,
     )
     tasks, input_errors = prepare_image_job(args.inputs, args.recursive, options)

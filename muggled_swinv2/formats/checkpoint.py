@@ -21,6 +21,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 
 from ..devices import DTYPES, select_device
+from ..errors import UserError
 from .key_table import HF, MIDAS, KeyMappingError, summarize, to_native
 from ..accelerate import accelerate_for_inference
 from ..model import SwinV2DPTConfig
@@ -43,7 +44,7 @@ _HF_PUBLISHED = {
 }
 
 
-class CheckpointError(Exception):
+class CheckpointError(UserError):
     """A checkpoint that cannot be loaded; the message is one line naming the file and the fault."""
 
 

@@ -14,11 +14,12 @@ A refusal is one line naming the path and the option that named it.
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from ..errors import UserError
 from .atomic import reserve_temp
 from .ledger import OutputLedger
 
 
-class OutputError(Exception):
+class OutputError(UserError):
     """An output that may not or cannot be written; one line naming the path and the option."""
 
 

@@ -11,6 +11,7 @@ import numpy as np
 
 import cv2
 
+from ..errors import UserError
 from .atomic import disk_is_full, publish, reserve_temp
 from .ledger import OutputLedger
 
@@ -19,7 +20,7 @@ from .ledger import OutputLedger
 VIDEO_CONTAINERS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG", ".webm": "VP80"}
 
 
-class VideoError(Exception):
+class VideoError(UserError):
     """A video that cannot be opened, read or written (one-line message naming the file)."""
 
 

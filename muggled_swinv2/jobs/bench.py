@@ -49,9 +49,10 @@ from dataclasses import asdict, dataclass, replace
 
 import torch
 
+from ..errors import UserError
 from ..io.atomic import reserve_temp, write_atomically
-from ..io.outputs import OutputRule
-from ..devices import DTYPES, DeviceError, select_device, select_dtype
+from ..io.outputs import OutputError, OutputRule
+from ..devices import DTYPES, select_device, select_dtype
 from ..model import SwinV2DPT, SwinV2DPTConfig
 from ..model.config import RELEASED_CONFIGS
 from ..model.windows import window_layout
@@ -63,6 +64,10 @@ VARIANTS = RELEASED_CONFIGS
 DEFAULT_NON_SQUARE = ("base", (384, 672))
 PEER_MISSING = "the peer needs transformers: pip install -e .[test] (or run with --no-peer)"
 PEERS = ("transformers", "onnxruntime")
+
+
+class BenchError(UserError):
+    """Options the benchmark cannot run with (one line)."""
 
 
 @dataclass(frozen=True)
@@ -84,7 +89,7 @@ def build_peer(config: SwinV2DPTConfig, size_hw: tuple[int, int], midas_sd: dict
     try:
         return transformers_reference(config, size_hw, midas_sd)
     except ImportError:
-        raise SystemExit(f"error: {PEER_MISSING}") from None
+        raise BenchError(PEER_MISSING) from None
 
 
 def prepare(model, device: torch.device, dtype: torch.dtype, compiled: bool, is_ours: bool):
@@ -305,10 +310,10 @@ def parse_size(text: str, model: str) -> tuple[int, int]:
     try:
         size_hw = int(height), int(width or height)
     except ValueError:
-        raise SystemExit(f"error: --sizes {text!r}: expected native, H or HxW") from None
+        raise BenchError(f"--sizes {text!r}: expected native, H or HxW") from None
     stride = VARIANTS[model].stride
     if min(size_hw) < 1 or size_hw[0] % stride or size_hw[1] % stride:
-        raise SystemExit(f"error: --sizes {text}: {model} needs positive multiples of {stride}")
+        raise BenchError(f"--sizes {text}: {model} needs positive multiples of {stride}")
     return size_hw
 
 
@@ -316,7 +321,7 @@ def make_plan(args) -> list[Case]:
     models = [name.strip() for name in args.models.split(",") if name.strip()]
     unknown = [name for name in models if name not in VARIANTS]
     if unknown or not models:
-        raise SystemExit(f"error: unknown model {','.join(unknown) or args.models!r}; choose from {','.join(VARIANTS)}")
+        raise BenchError(f"unknown model {','.join(unknown) or args.models!r}; choose from {','.join(VARIANTS)}")
     batches = args.batch_sizes
     plan = []
     for model in models:
@@ -404,30 +409,25 @@ class BenchOptions:
 
 
 def run_bench(args: BenchOptions) -> int:
-    """Measure, print the table, write args.json; the exit code (2: a one-line error was printed).
-    OutputError (one line) at once if --json may not be written (io/outputs.py)."""
+    """Measure, print the table, write args.json; 0. Options that cannot be honoured are refused
+    (a UserError, one line) before any measuring: --json that may not be written (io/outputs.py),
+    a device, peer, model or size that cannot run."""
     if args.json:
         OutputRule(args.overwrite).check(args.json, "--json")
-    try:
-        device = select_device(args.device)
-        dtype = select_dtype(args.dtype, device)
-    except DeviceError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    device = select_device(args.device)
+    dtype = select_dtype(args.dtype, device)
     args = replace(args, device=str(device))  # recorded in the JSON settings as resolved
     torch.set_num_threads(args.threads)
     peers = [] if args.no_peer else [name.strip() for name in args.peers.split(",") if name.strip()]
     unknown = [name for name in peers if name not in PEERS]
     if unknown:
-        print(f"error: --peers {','.join(unknown)}: choose from {','.join(PEERS)}", file=sys.stderr)
-        return 2
+        raise BenchError(f"--peers {','.join(unknown)}: choose from {','.join(PEERS)}")
     args = replace(args, no_peer="transformers" not in peers)
     if not args.no_peer:
         try:
             import transformers  # noqa: F401
         except ImportError:
-            print(f"error: {PEER_MISSING}", file=sys.stderr)
-            return 2
+            raise BenchError(PEER_MISSING) from None
     with_ort = "onnxruntime" in peers
     if with_ort:
         from ..export.onnx import ExportError, require_onnx
@@ -435,11 +435,9 @@ def run_bench(args: BenchOptions) -> int:
         try:
             require_onnx()
         except ExportError as error:
-            print(f"error: the onnxruntime peer: {error}", file=sys.stderr)
-            return 2
+            raise BenchError(f"the onnxruntime peer: {error}") from None
         if device.type != "cpu" or args.dtype != "float32" or args.compile:
-            print("error: the onnxruntime peer runs on CPU in float32, uncompiled", file=sys.stderr)
-            return 2
+            raise BenchError("the onnxruntime peer runs on CPU in float32, uncompiled")
     onnx_folder = tempfile.TemporaryDirectory(prefix="muggled-bench-") if with_ort else None
     plan = make_plan(args)
     machine = machine_description(device, args.threads)
@@ -448,8 +446,7 @@ def run_bench(args: BenchOptions) -> int:
         try:
             reserve_temp(args.json).unlink()
         except OSError as error:
-            print(f"error: --json {args.json}: cannot write there ({error.strerror or error})", file=sys.stderr)
-            return 2
+            raise OutputError(f"--json {args.json}: cannot write there ({error.strerror or error})") from None
     rate = gemm_rate(device, dtype)
     print(f"GEMM rate ({args.dtype}, 2048^3): {rate / 1e9:.1f} GFLOP/s", flush=True)
 
@@ -546,4 +543,7 @@ def run_bench(args: BenchOptions) -> int:
 
 
 if __name__ == "__main__":  # a memory child (measure_memory): the spec as its one argument
-    print(json.dumps(memory_child(json.loads(sys.argv[1]))))
+    try:
+        print(json.dumps(memory_child(json.loads(sys.argv[1]))))
+    except UserError as error:
+        sys.exit(f"error: {error}")

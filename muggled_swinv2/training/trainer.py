@@ -16,6 +16,7 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from tqdm import tqdm
 
 from ..datasets import DataError, Sample, load_folder, render_split
 from ..devices import dtype_warning, training_autocast_dtype
-from ..errors import first_line
+from ..errors import UserError, first_line
 from ..evaluation.protocol import evaluate_samples
 from ..formats.checkpoint import Checkpoint, load_model
 from ..formats.convert import save_native
@@ -37,8 +38,18 @@ from .batches import training_batch
 from .losses import training_loss
 
 
-class TrainingError(Exception):
+class TrainingError(UserError):
     """Training cannot start or go on (one line)."""
+
+
+# How the caller's user names a setting of `train` (a TrainOptions field, `resume` or `overwrite`) in
+# a message: the command line passes its flags ("val_data" -> "--val-data").
+OptionName = Callable[[str], str]
+
+
+def same_name(setting: str) -> str:
+    """A Python caller's name of a setting: the one it wrote."""
+    return setting
 
 
 @dataclass
@@ -135,7 +146,7 @@ def save_state(path: Path, model, optimizer, loss_scaler, step: int, options: Tr
     OutputRule().record(path)
 
 
-def load_state(path: Path) -> dict:
+def load_state(path: Path, option_name: OptionName = same_name) -> dict:
     """The training state save_state wrote; TrainingError (one line) for any other file."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -144,26 +155,26 @@ def load_state(path: Path) -> dict:
     if not isinstance(state, dict):
         raise TrainingError(f"{path}: not a training state (it holds a {type(state).__name__}, not a dict)")
     if state and all(isinstance(value, torch.Tensor) for value in state.values()):
-        raise TrainingError(f"{path}: not a training state but model weights (fine-tune them with --init)")
+        raise TrainingError(f"{path}: not a training state but model weights (fine-tune them with {option_name('init')})")
     missing = [key for key in STATE_KEYS if key not in state]
     if missing or not isinstance(state["step"], int) or not isinstance(state["options"], dict):
         raise TrainingError(f"{path}: not a training state (no {', '.join(missing) or 'step number or options'})")
     return state
 
 
-def saved_state_for(options: TrainOptions) -> dict:
+def saved_state_for(options: TrainOptions, option_name: OptionName = same_name) -> dict:
     """The training state of OUT, that this run (the same settings, as many steps or more) may go on from."""
     path = state_path(options.out)
     if not path.is_file():
-        raise TrainingError(f"{path}: no training state to resume (run without --resume first)")
-    saved = load_state(path)
+        raise TrainingError(f"{path}: no training state to resume (run without {option_name('resume')} first)")
+    saved = load_state(path, option_name)
     current = asdict(options)
     changed = sorted(key for key, value in saved["options"].items()
                      if value != current.get(key) and key not in ("quiet", "device", "precision", "workers", "steps"))
     if changed:
-        raise TrainingError(f"--resume with other settings than the saved run ({', '.join(changed)} differ)")
+        raise TrainingError(f"{option_name('resume')} with other settings than the saved run ({', '.join(changed)} differ)")
     if options.steps < saved["step"]:
-        raise TrainingError(f"--steps {options.steps}: the saved run is already at step {saved['step']}")
+        raise TrainingError(f"{option_name('steps')} {options.steps}: the saved run is already at step {saved['step']}")
     return saved
 
 
@@ -192,24 +203,25 @@ def save_weights(model: SwinV2DPT, path) -> None:
     save_native(Checkpoint(config=model.config, state_dict=state, format="trained"), path)
 
 
-def build(options: TrainOptions) -> SwinV2DPT:
+def build(options: TrainOptions, option_name: OptionName = same_name) -> SwinV2DPT:
     if options.init:
         return load_model(options.init, accelerate=False)  # the architecture of --init is kept; the plain model trains
     if options.config not in SMALL_CONFIGS:
-        raise TrainingError(f"--config {options.config}: choose one of {', '.join(SMALL_CONFIGS)}, or --init CHECKPOINT")
+        raise TrainingError(f"{option_name('config')} {options.config}: choose one of {', '.join(SMALL_CONFIGS)}, "
+                            f"or {option_name('init')} CHECKPOINT")
     torch.manual_seed(options.seed)
     return init_from_scratch(SwinV2DPT(SMALL_CONFIGS[options.config]), options.seed)
 
 
-def load_data(options: TrainOptions, log) -> tuple[list[Sample], list[Sample]]:
+def load_data(options: TrainOptions, log, option_name: OptionName = same_name) -> tuple[list[Sample], list[Sample]]:
     """(training samples, validation samples); TrainingError (one line) for unusable data."""
     try:
-        return read_samples(options, log)
+        return read_samples(options, log, option_name)
     except DataError as error:
         raise TrainingError(str(error)) from None
 
 
-def read_samples(options: TrainOptions, log) -> tuple[list[Sample], list[Sample]]:
+def read_samples(options: TrainOptions, log, option_name: OptionName = same_name) -> tuple[list[Sample], list[Sample]]:
     if options.data == "synthetic":
         train = render_split("train", options.scenes, options.scene_size, quiet=options.quiet)
     else:
@@ -225,7 +237,7 @@ def read_samples(options: TrainOptions, log) -> tuple[list[Sample], list[Sample]
     else:  # hold out every 10th pair of the folder
         val, train = train[::10][: options.val_count], [s for i, s in enumerate(train) if i % 10]
         if not train:
-            raise TrainingError(f"{options.data}: too few pairs to hold some out for validation; pass --val-data")
+            raise TrainingError(f"{options.data}: too few pairs to hold some out for validation; pass {option_name('val_data')}")
     return train, val
 
 
@@ -295,13 +307,13 @@ def batch_loader(samples: list[Sample], options: TrainOptions, first_step: int, 
     )
 
 
-def next_batch(batches, workers: int):
+def next_batch(batches, workers: int, option_name: OptionName = same_name):
     try:
         return next(batches)
     except RuntimeError as error:  # the loader's own failures (a timeout, a killed worker); a batch's error keeps its type
         if not workers:
             raise
-        raise TrainingError(f"the batch worker processes failed ({str(error).splitlines()[0]}); try --workers 0") from None
+        raise TrainingError(f"the batch worker processes failed ({str(error).splitlines()[0]}); try {option_name('workers')} 0") from None
 
 
 def stop_workers(batches) -> None:
@@ -311,40 +323,42 @@ def stop_workers(batches) -> None:
         shutdown()
 
 
-def check_outputs(options: TrainOptions, resume: bool, overwrite: bool) -> None:
+def check_outputs(options: TrainOptions, resume: bool, overwrite: bool, option_name: OptionName = same_name) -> None:
     """OUT and OUT.state.pt under the output rule (io/outputs.py): never the --init checkpoint, an
     existing file only with `overwrite` and only if this tool wrote it. A resumed run goes on
     writing its own files (OUT must still be ours; the state it reads is the run it continues)."""
     out = Path(options.out)
-    rule = OutputRule(overwrite or resume, inputs={options.init: "the --init checkpoint"} if options.init else {})
-    rule.check(out, "--out")
+    rule = OutputRule(overwrite or resume, inputs={options.init: f"the {option_name('init')} checkpoint"} if options.init else {})
+    rule.check(out, option_name("out"))
     if not resume:
-        rule.check(state_path(out), "--out")
+        rule.check(state_path(out), option_name("out"))
 
 
-def train(options: TrainOptions, resume: bool = False, log=None, overwrite: bool = False) -> dict:
+def train(options: TrainOptions, resume: bool = False, log=None, overwrite: bool = False,
+          option_name: OptionName = same_name) -> dict:
     """Run (or resume) training; returns {"steps": reached, "steps_run": by this call, "seconds": ..,
     "images_per_second": .., "val": [{step, absrel, delta1}], "losses": [one per step run]}.
 
     OutputError (one line) before any work if OUT or OUT.state.pt may not be written (check_outputs).
     KeyboardInterrupt: the state is saved first, then the interrupt is raised again.
+    Messages name the settings as `option_name` says (the command line: its flags).
     """
     log = log or (lambda line: print(line, file=sys.stderr))
-    check_outputs(options, resume, overwrite)
+    check_outputs(options, resume, overwrite, option_name)
     device = torch.device(options.device)
     out = Path(options.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     start_step = 0
     saved = None
     if resume:
-        saved = saved_state_for(options)
+        saved = saved_state_for(options, option_name)
         if saved["step"] == options.steps:  # a finished run: nothing to do, nothing rewritten
             return {"steps": options.steps, "steps_run": 0, "seconds": 0.0, "images_per_second": float("nan"),
                     "val": [], "losses": []}
         model = saved_model(saved, state_path(out))
         start_step = saved["step"]
     else:
-        model = build(options)
+        model = build(options, option_name)
     check_free_space(out.parent, model)
     model.to(device).train()
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
@@ -359,14 +373,14 @@ def train(options: TrainOptions, resume: bool = False, log=None, overwrite: bool
         except Exception as error:
             raise TrainingError(f"{state_path(out)}: not a training state ({first_line(error)})") from None
     amp_dtype = training_autocast_dtype(options.precision, device)
-    if warning := dtype_warning(amp_dtype, device, option="--precision"):
+    if warning := dtype_warning(amp_dtype, device, option=option_name("precision")):
         log(warning)
     use_amp = amp_dtype != torch.float32
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     if saved is not None and saved.get("loss_scaler") and scaler.is_enabled():
         scaler.load_state_dict(saved["loss_scaler"])  # a float16 run goes on at the scale it had reached
 
-    train_samples, val_samples = load_data(options, log)
+    train_samples, val_samples = load_data(options, log, option_name)
     workers = batch_workers(options, device, log)
     val_max_depth = SYNTHETIC_MAX_DEPTH if options.data == "synthetic" and not options.val_data else None
     log(f"training {model.config.variant} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters) "
@@ -385,7 +399,7 @@ def train(options: TrainOptions, resume: bool = False, log=None, overwrite: bool
             optimizer.zero_grad(set_to_none=True)
             total_loss = torch.zeros((), device=device)  # read back only for the display: no sync per step
             for micro in range(options.accumulate):
-                image_bchw, disparity, valid = (tensor.to(device, non_blocking=True) for tensor in next_batch(batches, workers))
+                image_bchw, disparity, valid = (tensor.to(device, non_blocking=True) for tensor in next_batch(batches, workers, option_name))
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
                     prediction = model(image_bchw, clamp_negative=False)
                 loss = training_loss(prediction.float(), disparity, valid) / options.accumulate
@@ -415,7 +429,7 @@ def train(options: TrainOptions, resume: bool = False, log=None, overwrite: bool
     except KeyboardInterrupt:
         progress.close()
         save_state(state_path(out), model, optimizer, scaler, step, options)
-        log(f"interrupted at step {step}: state saved to {state_path(out)}; continue with --resume")
+        log(f"interrupted at step {step}: state saved to {state_path(out)}; continue with {option_name('resume')}")
         raise
     finally:
         stop_workers(batches)
@@ -430,10 +444,10 @@ def train(options: TrainOptions, resume: bool = False, log=None, overwrite: bool
     }
 
 
-def training_summary(out, result: dict) -> str:
+def training_summary(out, result: dict, option_name: OptionName = same_name) -> str:
     """The line the `train` command ends with."""
     if not result["steps_run"]:
-        return f"{out}: the saved run has done all its {result['steps']} steps; nothing to do (raise --steps to go on)"
+        return f"{out}: the saved run has done all its {result['steps']} steps; nothing to do (raise {option_name('steps')} to go on)"
     last = result["val"][-1]
     return (f"{out}: {result['steps']} steps in {result['seconds'] / 60:.1f} min "
             f"({result['images_per_second']:.1f} images/s); val AbsRel {last['absrel']:.4f}, delta1 {last['delta1']:.4f}")

@@ -17,19 +17,23 @@ import numpy as np
 
 import cv2
 
+from ..errors import UserError
 from ..io.images import ImageReadError, display_bgr, picture_size, read_image, save_image
 from ..io.video import PictureNotVideo, VideoError, VideoReader, count_frames
 from ..jobs.images import ImageJobOptions, depth_picture, plan_tasks, predict_each, process_image, write_outputs
 from ..jobs.video import VideoJobOptions, run_video_job
+from ..memory import SizeOptionNames
 from . import three_d
 
 # Files offered for download beside the colour picture: (job output kind, label).
 IMAGE_DOWNLOADS = ("png", "png16", "npy")
 KEEP_REQUESTS = 16  # result folders kept; older ones are deleted (the page holds its own copies)
 SQUARE, KEEP_ASPECT = "square (MiDaS's exact pipeline)", "keep aspect ratio"
+# The memory check's advice in the page's terms: its size field is the long side fed to the network.
+PAGE_SIZE_NAMES = SizeOptionNames(size="long side", batch="batch size")
 
 
-class UploadError(Exception):
+class UploadError(UserError):
     """An upload the server will not or cannot process; the message is for the page."""
 
 
@@ -76,7 +80,8 @@ def image_options(out_dir: Path, colormap: str, mode: str, size: int | None) -> 
     """The page's settings as the image job's options (--raw npy,png16; size 0 or None = native)."""
     square = mode == SQUARE
     return ImageJobOptions(out_dir=out_dir, raw_formats=IMAGE_DOWNLOADS[1:], colormap=colormap,
-                           square=square, size=None if square or not size else int(size), overwrite=True)
+                           square=square, size=None if square or not size else int(size), overwrite=True,
+                           memory_names=PAGE_SIZE_NAMES)
 
 
 class DepthService:
@@ -193,7 +198,7 @@ class DepthService:
         target = self.request_folder() / f"{path.stem}_depth.webm"
         square = mode == SQUARE
         options = VideoJobOptions(colormap=colormap, side_by_side=side_by_side, square=square,
-                                  size=None if square or not size else int(size))
+                                  size=None if square or not size else int(size), memory_names=PAGE_SIZE_NAMES)
         with self.lock:
             try:  # its progress bar feeds the page's
                 run_video_job(self.model, path, target, options, progress=self.stop_requested)
