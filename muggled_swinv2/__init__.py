@@ -28,6 +28,7 @@ _PUBLIC = {
     "fit_depth_range": ".geometry",
     "fit_points": ".geometry",
     "fit_sparse_depth": ".geometry",
+    "UserError": ".errors",  # the base of every refusal (CheckpointError, DeviceError, ...)
 }
 __all__ = [*_PUBLIC, "__version__"]
 

@@ -19,14 +19,14 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from .errors import first_line
+from .errors import UserError, first_line
 from .io.images import IMAGE_SUFFIXES, ImageReadError, display_bgr, read_image, read_pfm
 from .synthetic.scenes import SPLITS, render_scene
 
 GT_SUFFIXES = (".npy", ".pfm", ".tiff", ".tif", ".png", ".exr")
 
 
-class DataError(Exception):
+class DataError(UserError):
     """Unusable training or evaluation data (one line naming the folder or file)."""
 
 

@@ -4,10 +4,12 @@ import platform
 
 import torch
 
+from .errors import UserError
+
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
-class DeviceError(Exception):
+class DeviceError(UserError):
     """A device or precision this machine cannot run (one-line message)."""
 
 

@@ -1,4 +1,19 @@
-"""Turning an exception into the short reason that one-line messages to the user quote."""
+"""The one way a refusal reaches a person, and the short reasons that one-line messages quote.
+
+Every refusal of the package (a file that cannot be read, an option that cannot be honoured, an
+output that may not be written) is a `UserError`: its message is one line that names the thing at
+fault, and the command line prints it as "error: MESSAGE" and exits with its `exit_code`
+(cli/__init__.py catches the base once). The web page shows the same line. A layer below the
+command line does not name a command-line option by itself: its caller passes the name the user
+knows (as `OutputRule.refusal(option=)` takes it).
+"""
+
+
+class UserError(Exception):
+    """A refusal: a one-line message naming the thing at fault; `exit_code` is the command's exit
+    status (2: nothing was done)."""
+
+    exit_code = 2
 
 
 def first_line(error: BaseException, limit: int = 200) -> str:

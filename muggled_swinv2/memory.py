@@ -15,6 +15,7 @@ picture written. Calibrated against the peak RSS measured on this project's CPU 
 docs/performance.md, "Memory"); it errs on the high side. No PyTorch needed here.
 """
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from .model.config import SwinV2DPTConfig
@@ -111,7 +112,7 @@ def available_bytes(device=None) -> int | None:
 
 
 def largest_fitting_size(config: SwinV2DPTConfig, image_hw, budget: int, batch: int = 1) -> int | None:
-    """The largest --size (long side, a multiple of 32) whose estimate fits `budget`, or None."""
+    """The largest long side (a multiple of 32) whose estimate fits `budget`, or None."""
     from .predict import network_size_hw  # numpy/OpenCV only
 
     best, size = None, config.stride
@@ -129,10 +130,25 @@ def network_hw_for(config: SwinV2DPTConfig, image_hw, square: bool = False, size
     return network_input_hw(image_hw, config.native_size, square, size)
 
 
-def memory_refusal(config: SwinV2DPTConfig, network_hw, image_hw, batch: int = 1,
+@dataclass(frozen=True)
+class SizeOptionNames:
+    """How the caller's user names the settings that a memory refusal advises on: the long side
+    fed to the network (`size`), the batch size, and the way to run anyway (None: there is none).
+    The command line passes its flags, the web page the names of its fields."""
+
+    size: str
+    batch: str
+    skip_check: str | None = None
+
+
+# The names a Python caller wrote: the fields of the image and video jobs' options.
+JOB_OPTION_NAMES = SizeOptionNames(size="size", batch="batch_size", skip_check="memory_check=False")
+
+
+def memory_refusal(config: SwinV2DPTConfig, network_hw, image_hw, names: SizeOptionNames, batch: int = 1,
                    available: int | None = None, device=None) -> str | None:
     """None if the prediction fits in the memory available, else a one-line reason that gives the
-    largest --size that fits."""
+    largest size that fits (each setting named as `names` says)."""
     available = available_bytes(device) if available is None else available
     if available is None:
         return None  # cannot tell: do not stand in the way
@@ -141,11 +157,13 @@ def memory_refusal(config: SwinV2DPTConfig, network_hw, image_hw, batch: int = 1
         return None
     gib = 2**30
     largest = largest_fitting_size(config, image_hw, available, batch)
-    advice = f"the largest --size that fits is {largest}" if largest else "even the smallest --size does not fit"
-    batch_note = f" with --batch-size {batch}" if batch > 1 else ""
+    advice = f"the largest {names.size} that fits is {largest}" if largest else f"even the smallest {names.size} does not fit"
+    batch_note = f" with {names.batch} {batch}" if batch > 1 else ""
+    anyway = f" ({names.skip_check} to try anyway)" if names.skip_check else ""
     return (f"needs about {needed / gib:.1f} GiB at {network_hw[1]}x{network_hw[0]}{batch_note}, "
-            f"{available / gib:.1f} GiB available; {advice} (--no-memory-check to try anyway)")
+            f"{available / gib:.1f} GiB available; {advice}{anyway}")
 
 
 # the names meant for other modules, scripts and benchmarks (scripts' use is checked by tests/test_layers.py)
-__all__ = ["available_bytes", "estimate_bytes", "memory_refusal", "network_hw_for"]
+__all__ = ["JOB_OPTION_NAMES", "SizeOptionNames", "available_bytes", "estimate_bytes", "memory_refusal",
+           "network_hw_for"]

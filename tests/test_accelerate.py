@@ -13,7 +13,7 @@ from muggled_swinv2.accelerate import accelerate_for_inference, is_accelerated, 
 from muggled_swinv2.accelerate.layers import BandedDepthHead, WinogradConv3x3, fused_cosine_attention
 from muggled_swinv2.build import build_model
 from muggled_swinv2.formats.key_table import MIDAS, to_native
-from muggled_swinv2.jobs.bench import random_midas_state_dict
+from muggled_swinv2.reference import random_midas_state_dict
 from muggled_swinv2.model import swinv2_dpt
 from muggled_swinv2.model.config import RELEASES, SMALL_CONFIGS
 from muggled_swinv2.model.swinv2_encoder import cosine_window_attention

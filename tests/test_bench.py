@@ -11,8 +11,9 @@ import torch
 from hf_reference import build_hf_reference, hf_depth
 from midas_layout import SMALL_CONFIG, make_midas_state_dict, native_model
 
-from muggled_swinv2.jobs.bench import VARIANTS, count_flops, peer_computes_same_function
+from muggled_swinv2.jobs.bench.measure import count_flops, peer_computes_same_function
 from muggled_swinv2.model import SwinV2DPTConfig
+from muggled_swinv2.model.config import RELEASES
 from muggled_swinv2.accelerate import accelerate_for_inference
 from muggled_swinv2.accelerate.layers import WinogradConv3x3
 
@@ -96,7 +97,7 @@ def test_flops_are_those_of_the_direct_computation():
     ],
 )
 def test_peer_window_agreement_on_released_configs(name, size_hw, same):
-    assert peer_computes_same_function(VARIANTS[name], size_hw) is same
+    assert peer_computes_same_function(RELEASES[name].config, size_hw) is same
 
 
 @pytest.mark.parametrize("image_hw, same", [((256, 384), True), ((64, 96), False), ((96, 64), False)])
@@ -147,3 +148,15 @@ def test_bench_onnxruntime_peer(tmp_path):
     assert row["onnxruntime_max_diff"] <= 1e-4 and row["peer_s"] is None
     bad = subprocess.run([sys.executable, "-m", "muggled_swinv2", "bench", "--peers", "tvm"], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.strip() == "error: --peers tvm: choose from transformers,onnxruntime"
+
+
+def test_default_plan_comes_from_the_release_registry():
+    """tiny@256 and base@384 at batch 1 and 4, large@384 at batch 1 only, and base at the wide
+    384x672: each release at its native size, the largest quick release also wide."""
+    from muggled_swinv2.jobs.bench.plan import BenchOptions, plan_cases
+
+    labels = [case.label for case in plan_cases(BenchOptions())]
+    assert labels == ["tiny@256x256 b1", "tiny@256x256 b4", "base@384x384 b1", "base@384x384 b4", "base@384x672 b1",
+                      "large@384x384 b1"]
+    assert [case.label for case in plan_cases(BenchOptions(models="large,tiny", sizes="64,native", batch_sizes=[2]))] == \
+        ["large@64x64 b2", "large@384x384 b2", "tiny@64x64 b2", "tiny@256x256 b2"]

@@ -19,7 +19,8 @@ PACKAGE = ROOT / "muggled_swinv2"
 # Lowest first. A module imports its own unit and the layers below it, never its own layer's others.
 LAYERS = [
     {"model"},
-    {"errors", "devices", "synthetic", "demo", "scale_shift"},
+    {"errors"},  # UserError, the base of every refusal: any layer above may raise one
+    {"devices", "synthetic", "demo", "scale_shift"},
     {"geometry"},  # metric fit and camera (pure numpy), on the one scale/shift fit
     {"io"},  # files: pictures, video, sparse depth maps and EXIF (read into geometry's records)
     {"accelerate", "formats", "predict"},

@@ -13,7 +13,7 @@ import importlib
 import sys
 
 from .. import __version__
-from ..errors import os_error_line
+from ..errors import UserError, os_error_line
 from .arguments import (CONVERT_TARGETS, DTYPE_NAMES, ENGINES, EXIT_INTERRUPTED, EXIT_USAGE, RAW_FORMATS, UsageError,
                         empty_argument, positive_int)
 
@@ -58,23 +58,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def expected_errors() -> tuple[type[Exception], ...]:
-    """The exceptions that carry a one-line message for the user (imported when a command runs)."""
-    from ..devices import DeviceError
-    from ..distributed import RayError
-    from ..export.onnx import ExportError  # imports onnx only when an export runs
-    from ..formats.checkpoint import CheckpointError
-    from ..formats.convert import ConversionError
-    from ..formats.weights import WeightsError
-    from ..geometry import CalibrationError
-    from ..io.outputs import OutputError
-    from ..io.video import VideoError
-    from ..jobs.images import ImageJobError
-
-    return (CheckpointError, ConversionError, WeightsError, DeviceError, VideoError, UsageError, ExportError, RayError,
-            OutputError, ImageJobError, CalibrationError)
-
-
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if refusal := empty_argument(argv):
@@ -92,11 +75,9 @@ def main(argv=None) -> int:
     except OSError as error:  # a file or folder the command could not write or read
         print(f"error: {os_error_line(error)}", file=sys.stderr)
         return EXIT_USAGE
-    except Exception as error:
-        if not isinstance(error, expected_errors()):
-            raise
+    except UserError as error:  # every refusal of the package (errors.py)
         print(f"error: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        return error.exit_code
 
 
 def run_and_exit(argv=None):

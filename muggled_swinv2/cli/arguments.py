@@ -7,6 +7,7 @@ modules own are repeated below, and tests/test_package.py checks that they match
 import argparse
 import sys
 
+from ..errors import UserError
 from ..io.colormaps import COLORMAPS, parse_range
 
 RAW_FORMATS = ("npy", "pfm", "png16", "tiff", "ply", "mesh", "metric", "metric-png16")  # jobs.images.RAW_FORMATS
@@ -18,11 +19,11 @@ LARGEST_WHOLE_NUMBER = 2**63 - 1  # what PyTorch's, NumPy's and OpenCV's integer
 
 
 EXIT_FAILED = 1  # some inputs failed
-EXIT_USAGE = 2  # nothing could be done
+EXIT_USAGE = UserError.exit_code  # nothing could be done (a refusal, errors.py)
 EXIT_INTERRUPTED = 130
 
 
-class UsageError(Exception):
+class UsageError(UserError):
     """A bad argument, reported as one line."""
 
 
@@ -171,6 +172,13 @@ def add_prediction_arguments(parser):
     add_overwrite_argument(parser)
     add_quiet_argument(parser)
     add_model_arguments(parser, engine=True)
+
+
+def size_option_names(batch: str = "--batch-size"):
+    """The memory check's settings as this command line names them (memory.SizeOptionNames)."""
+    from ..memory import SizeOptionNames
+
+    return SizeOptionNames(size="--size", batch=batch, skip_check="--no-memory-check")
 
 
 def model_options(args):

@@ -1,4 +1,4 @@
-"""`muggled-swinv2 bench`: speed and memory against transformers' DPTForDepthEstimation (jobs/bench.py).
+"""`muggled-swinv2 bench`: speed and memory against transformers' DPTForDepthEstimation (jobs/bench/).
 
 Its options' defaults read PyTorch (the thread count), so this module is imported only when
 `bench` is the command.

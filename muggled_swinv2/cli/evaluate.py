@@ -1,6 +1,6 @@
 """`muggled-swinv2 eval`: AbsRel and delta1 of a model on depth ground truth (the MiDaS protocol)."""
 
-from .arguments import (UsageError, add_model_arguments, add_overwrite_argument, add_preprocessing_arguments,
+from .arguments import (add_model_arguments, add_overwrite_argument, add_preprocessing_arguments,
                         add_quiet_argument, model_options, positive_float, positive_int)
 
 
@@ -23,22 +23,15 @@ def run(args) -> int:
     from ..jobs.evaluate import EvalOptions, check_outputs, load_samples, run_evaluation, summary_line
     from ..jobs.images import report_error
     from ..jobs.models import find_weights, open_model
-    from ..datasets import DataError
 
     options = EvalOptions(data=args.data, split=args.split, count=args.count, scene_size=args.scene_size,
                           gt_scale=args.gt_scale, square=args.square, size=args.size, max_depth=args.max_depth,
                           batch_size=args.batch_size, json=args.json, overwrite=args.overwrite, quiet=args.quiet)
     path = find_weights(args.weights, quiet=args.quiet)
     check_outputs(options, path)
-    try:
-        samples, problems = load_samples(options)
-    except DataError as error:
-        raise UsageError(str(error)) from None
+    samples, problems = load_samples(options)
     for line in problems:
         report_error(line)
-    try:
-        result = run_evaluation(open_model(model_options(args), path), path, samples, options)
-    except DataError as error:
-        raise UsageError(str(error)) from None
+    result = run_evaluation(open_model(model_options(args), path), path, samples, options)
     print(summary_line(result))
     return 0

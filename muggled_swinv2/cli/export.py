@@ -1,6 +1,6 @@
 """`muggled-swinv2 export W OUT`: the network as an ONNX file, checked by ONNX Runtime."""
 
-from .arguments import add_overwrite_argument, positive_int
+from .arguments import add_overwrite_argument, positive_int, size_option_names
 
 
 
@@ -21,7 +21,7 @@ def run(args) -> int:
     from ..jobs.export import ExportOptions, run_export
 
     options = ExportOptions(size=args.size, batch=args.batch, opset=args.opset, dtype=args.dtype, overwrite=args.overwrite,
-                            memory_check=not args.no_memory_check)
+                            memory_check=not args.no_memory_check, memory_names=size_option_names(batch="--batch"))
     report = run_export(args.weights, args.output, options)
     print("\n".join(report.lines()))
     return 0

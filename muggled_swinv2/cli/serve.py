@@ -2,7 +2,7 @@
 
 import sys
 
-from .arguments import EXIT_USAGE, add_model_arguments, model_options, port_number, positive_float, positive_int
+from .arguments import UsageError, add_model_arguments, model_options, port_number, positive_float, positive_int
 
 
 def add_arguments(parser):
@@ -18,11 +18,10 @@ def add_arguments(parser):
 
 def run(args) -> int:
     from ..web import INSTALL_HINT
-    from ..web.server import ServeError, ServeOptions, check_address, gradio_installed, host_warning, serve
+    from ..web.server import ServeOptions, check_address, gradio_installed, host_warning, serve
 
     if not gradio_installed():  # the optional [web] extra
-        print(f"serve needs Gradio: {INSTALL_HINT}", file=sys.stderr)
-        return EXIT_USAGE
+        raise UsageError(f"serve needs Gradio: {INSTALL_HINT}")
     from ..formats.weights import is_demo
     from ..jobs.models import find_weights, open_model
     from ..web.service import Limits, ModelInfo
@@ -30,14 +29,10 @@ def run(args) -> int:
     if warning := host_warning(args.host):
         print(warning, file=sys.stderr)
     limits = Limits(args.max_upload_mb, int(args.max_megapixels * 1e6), args.max_video_frames, args.max_video_seconds)
-    try:
-        check_address(args.host, args.port)  # before minutes of loading the model
-        path = find_weights(args.weights)
-        model = open_model(model_options(args), path)
-        parameter = next(model.parameters())
-        info = ModelInfo(model.config.variant, path, str(parameter.device), args.dtype, demo=is_demo(path))
-        serve(model, info, ServeOptions(host=args.host, port=args.port, limits=limits, queue_size=args.queue_size))
-    except ServeError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_USAGE
+    check_address(args.host, args.port)  # before minutes of loading the model
+    path = find_weights(args.weights)
+    model = open_model(model_options(args), path)
+    parameter = next(model.parameters())
+    info = ModelInfo(model.config.variant, path, str(parameter.device), args.dtype, demo=is_demo(path))
+    serve(model, info, ServeOptions(host=args.host, port=args.port, limits=limits, queue_size=args.queue_size))
     return 0

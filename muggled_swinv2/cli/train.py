@@ -38,7 +38,7 @@ def add_arguments(parser):
 def run(args) -> int:
     from ..devices import select_device
     from ..io.outputs import check_writable_folder
-    from ..training.trainer import TrainingError, TrainOptions, train, training_summary
+    from ..training.trainer import TrainOptions, train, training_summary
 
     if not args.config and not args.init and not args.resume:
         raise UsageError("say what to train: --config NAME (from scratch) or --init CHECKPOINT (fine-tuning)")
@@ -56,9 +56,11 @@ def run(args) -> int:
     )
     if options.size % 32:
         raise UsageError(f"--size {options.size}: must be a multiple of 32")
-    try:
-        result = train(options, resume=args.resume, overwrite=args.overwrite)
-    except TrainingError as error:
-        raise UsageError(str(error)) from None
-    print(training_summary(args.out, result), file=sys.stderr)
+    result = train(options, resume=args.resume, overwrite=args.overwrite, option_name=flag)
+    print(training_summary(args.out, result, flag), file=sys.stderr)
     return 0
+
+
+def flag(setting: str) -> str:
+    """A setting of train() as this command names it: "val_data" -> "--val-data"."""
+    return "--" + setting.replace("_", "-")

@@ -3,7 +3,7 @@
 import argparse
 from pathlib import Path
 
-from .arguments import add_prediction_arguments, model_options, report_summary
+from .arguments import add_prediction_arguments, model_options, report_summary, size_option_names
 
 
 
@@ -28,7 +28,8 @@ def run(args) -> int:
     options = VideoJobOptions(
         colormap=args.colormap, side_by_side=args.side_by_side, per_frame_range=args.per_frame_range,
         raw_npz=bool(args.raw), square=args.square, size=args.size, batch_size=args.batch_size,
-        memory_check=not args.no_memory_check, stabilize=args.stabilize, overwrite=args.overwrite,
+        memory_check=not args.no_memory_check, memory_names=size_option_names(), stabilize=args.stabilize,
+        overwrite=args.overwrite,
     )
     check_video_paths(source, target, options)
     summary = run_video_job(open_engine(model_options(args)), source, target, options, quiet=args.quiet)

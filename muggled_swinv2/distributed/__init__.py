@@ -6,10 +6,12 @@ pipeline lives in `ray_images`, imported by `run_on_ray` once Ray is known to be
 
 from dataclasses import dataclass
 
+from ..errors import UserError
+
 INSTALL_HINT = "pip install 'muggled_swinv2[ray]' (or: pip install 'ray[data]')"
 
 
-class RayError(Exception):
+class RayError(UserError):
     """Ray missing, a cluster that cannot be reached, or a pipeline that cannot start (one line)."""
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import UserError
 from ..io.atomic import write_atomically
 
 DEFAULT_FOV_DEG = 60.0
@@ -34,7 +35,7 @@ DEFAULT_MAX_DEPTH_RATIO = 1.1  # a triangle whose far corner is >10% farther tha
 CAMERA_COMMENT = "camera: OpenCV pinhole at the origin, x right, y down, z forward"
 
 
-class GeometryError(ValueError):
+class GeometryError(UserError, ValueError):
     """Bad input to the 3D functions; the message is one line."""
 
 

@@ -28,10 +28,10 @@ import numpy as np
 import torch
 
 from .. import __version__
-from ..errors import first_line
+from ..errors import UserError, first_line
 from ..io.atomic import publish, reserve_temp
 from ..accelerate import speed_paths_off
-from ..memory import memory_refusal
+from ..memory import SizeOptionNames, memory_refusal
 from ..predict import MAX_NETWORK_SIDE, fits_network, parse_size_hw
 
 FORMAT_NAME = "muggled_swinv2-onnx"
@@ -44,9 +44,11 @@ OPSETS = range(18, 24)
 DTYPES = ("float32", "float16")
 TOLERANCE = {"float32": 1e-4, "float16": 2e-2}  # max |ONNX - PyTorch| / PyTorch output range
 MISSING_EXTRA = "needs the onnx extra: pip install 'muggled_swinv2[onnx]'"
+# How the memory refusal names export_onnx's settings for a Python caller (the command line passes its flags).
+PARAMETER_NAMES = SizeOptionNames(size="size_hw", batch="batch", skip_check="memory_check=False")
 
 
-class ExportError(Exception):
+class ExportError(UserError):
     """An export that cannot be done or did not check out; the message is one line."""
 
 
@@ -209,12 +211,14 @@ def session(path, threads: int | None = None):
 
 def export_onnx(model, path, size_hw=None, batch=1, opset: int = DEFAULT_OPSET, dtype: str = "float32",
                 overwrite: bool = False, memory_check: bool = True,
-                publish_with: Callable[[Path, Path], None] = publish) -> ExportReport:
+                publish_with: Callable[[Path, Path], None] = publish,
+                memory_names: SizeOptionNames = PARAMETER_NAMES) -> ExportReport:
     """Write `model` (a SwinV2DPT) as an ONNX file at `path`, checked by ONNX Runtime first.
 
     size_hw: (H, W) multiples of 32 (default: the native square); batch: a positive int or
     "dynamic"; memory_check: refuse a size whose check (a forward pass in PyTorch and one in ONNX
-    Runtime) would not fit in memory, as `image --size` does (memory.py). Raises ExportError (one
+    Runtime) would not fit in memory, as `image --size` does (memory.py), naming the settings as
+    `memory_names` says. Raises ExportError (one
     line) and leaves no file when anything fails; the target's folder is checked before any work.
     publish_with(temp, path) moves the finished file into place (the `export` command passes the
     output rule's, io/outputs.py, checked again at the move).
@@ -235,8 +239,8 @@ def export_onnx(model, path, size_hw=None, batch=1, opset: int = DEFAULT_OPSET, 
         raise ExportError(f"{path.parent}: no such folder")
     check_batch_size = 2 if batch == "dynamic" else batch
     # No photo here (image_hw 1x1): the estimate is the network's, and its advice a square --size.
-    if memory_check and (refusal := memory_refusal(model.config, size_hw, (1, 1), check_batch_size)):
-        raise ExportError(f"--size {size_hw[0]}x{size_hw[1]}: the export's check {refusal}")
+    if memory_check and (refusal := memory_refusal(model.config, size_hw, (1, 1), memory_names, check_batch_size)):
+        raise ExportError(f"{memory_names.size} {size_hw[0]}x{size_hw[1]}: the export's check {refusal}")
     try:
         temp = reserve_temp(path)  # before minutes of tracing: a folder we cannot write in fails now
     except OSError as error:

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError, safe_open
 
+from ..errors import UserError
 from .key_table import HF, MIDAS, KeyMappingError, summarize, to_native
 from ..model import SwinV2DPT, SwinV2DPTConfig
 from ..model.config import RELEASES
@@ -41,7 +42,7 @@ _HF_PUBLISHED = {
 }
 
 
-class CheckpointError(Exception):
+class CheckpointError(UserError):
     """A checkpoint that cannot be loaded; the message is one line naming the file and the fault."""
 
 

@@ -20,6 +20,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from .. import __version__
+from ..errors import UserError
 from ..io.atomic import reserve_temp, usual_mode
 from ..io.outputs import OutputRule, check_writable_folder
 from .checkpoint import (
@@ -37,7 +38,7 @@ from ..model import SwinV2DPTConfig
 TARGETS = ("muggled", "hf")
 
 
-class ConversionError(Exception):
+class ConversionError(UserError):
     """A conversion that cannot be done; the message is one line."""
 
 

@@ -11,6 +11,8 @@ from collections import defaultdict
 
 import torch
 
+from ..errors import UserError
+
 OURS, MIDAS, HF = 0, 1, 2
 
 _OB = "encoder.stages.{stage}.blocks.{block}."
@@ -76,7 +78,7 @@ _PLACEHOLDERS = {
 }
 
 
-class KeyMappingError(Exception):
+class KeyMappingError(UserError):
     """Names that do not fit the table; the message lists them."""
 
 

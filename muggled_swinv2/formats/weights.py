@@ -12,6 +12,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..demo import DEMO_NOTE, DEMO_WEIGHTS
+from ..errors import UserError
 from ..model.config import RELEASE_URL, RELEASES, Release
 
 WEIGHTS_ENV = "MUGGLED_SWINV2_WEIGHTS"  # a folder of checkpoints, searched first
@@ -19,7 +20,7 @@ CACHE_ENV = "MUGGLED_SWINV2_CACHE"  # moves the user cache folder
 CHECKPOINT_SUFFIXES = {".pt", ".pth", ".safetensors", ".bin"}
 
 
-class WeightsError(Exception):
+class WeightsError(UserError):
     """No usable checkpoint, or a download that failed; one-line message saying what to do."""
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import UserError
 from ..scale_shift import fit_scale_shift
 
 FITS = ("affine", "scale")
@@ -40,7 +41,7 @@ ELSE_SCALE_FIT = "(or assume shift 0 with the scale fit, --fit scale)"
 SCALE_FIT_NOTE = "assumed shift 0: inverse depth proportional to the prediction (--fit scale)"
 
 
-class CalibrationError(ValueError):
+class CalibrationError(UserError, ValueError):
     """Bad calibration or camera input (a point outside the picture, a distance that is not a
     positive number, too few points, ...): a one-line message naming the thing at fault."""
 

@@ -10,12 +10,13 @@ import numpy as np
 
 import cv2
 
+from ..errors import UserError
 from .atomic import write_atomically
 
 IMAGE_SUFFIXES = {".png", ".gif", ".jpg", ".jpeg", ".jpe", ".tif", ".tiff", ".bmp", ".dib", ".webp", ".ppm", ".pgm", ".pbm", ".pnm", ".jp2", ".exr", ".hdr", ".sr", ".ras"}
 
 
-class ImageReadError(Exception):
+class ImageReadError(UserError):
     """An input image that cannot be read or decoded (one-line message naming the file)."""
 
 

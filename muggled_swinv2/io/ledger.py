@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
+from ..errors import UserError
 from .atomic import publish, reserve_temp
 
 LEDGER_NAME = ".muggled_swinv2-outputs.jsonl"
@@ -39,7 +40,7 @@ MAX_LEDGER_BYTES = 256 << 20  # about 2 million records (with their inputs): far
 COMPACT_AFTER = 1000  # lines: a longer ledger is looked at for compaction (see the module docstring)
 
 
-class LedgerError(OSError):
+class LedgerError(UserError, OSError):
     """A ledger that cannot be used; one line naming it and what to do. (An OSError: where a file
     cannot be written, the writers report it as such.)"""
 

@@ -21,11 +21,12 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..errors import UserError
 from .atomic import publish, reserve_temp, write_atomically
 from .ledger import LedgerError, OutputLedger, check_ledger, locked_ledger
 
 
-class OutputError(Exception):
+class OutputError(UserError):
     """An output that may not or cannot be written; one line naming the path and the option."""
 
 

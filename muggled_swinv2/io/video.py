@@ -13,6 +13,7 @@ import numpy as np
 
 import cv2
 
+from ..errors import UserError
 from .atomic import disk_is_full, reserve_temp
 from .outputs import OutputRule
 
@@ -29,7 +30,7 @@ VIDEO_CONTAINERS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJP
 ANY_SIZE_CONTAINERS = (".avi",)
 
 
-class VideoError(Exception):
+class VideoError(UserError):
     """A video that cannot be opened, read or written (one-line message naming the file)."""
 
 

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from ..build import load_model
 from ..io.outputs import OutputRule
+from ..memory import SizeOptionNames
 from .models import find_weights
 
 
@@ -15,7 +16,8 @@ class ExportOptions:
     opset: int = 18
     dtype: str = "float32"
     overwrite: bool = False
-    memory_check: bool = True  # refuse a --size whose check run would not fit in memory
+    memory_check: bool = True  # refuse a size whose check run would not fit in memory
+    memory_names: SizeOptionNames = SizeOptionNames(size="size", batch="batch", skip_check="memory_check=False")
 
 
 def run_export(weights, output, options: ExportOptions):
@@ -31,4 +33,5 @@ def run_export(weights, output, options: ExportOptions):
     size_hw = parse_export_size(options.size) if options.size else None
     return export_onnx(load_model(weights), output, size_hw=size_hw, batch=options.batch, opset=options.opset,
                        dtype=options.dtype, overwrite=True, memory_check=options.memory_check,  # the rule above has decided
+                       memory_names=options.memory_names,
                        publish_with=lambda temp, path: rule.publish_output(temp, path, "OUT"))  # and decides again

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 import cv2
 
-from ..errors import one_line
+from ..errors import UserError, one_line
 from ..io.atomic import LeftoverTemps
 from ..io.colormaps import colorize, unit_depth
 from ..export.geometry import DEFAULT_DEPTH_RANGE, DEFAULT_FOV_DEG, save_mesh, save_point_cloud
@@ -23,12 +23,12 @@ from ..geometry import CalibrationError
 from ..io.images import IMAGE_SUFFIXES, ImageReadError, display_bgr, read_image, save_image, save_npy, save_pfm
 from ..io.ledger import LedgerError, OutputLedger
 from ..io.outputs import OutputError, OutputRule, check_writable_folder
-from ..memory import estimate_bytes, memory_refusal, network_hw_for, available_bytes
+from ..memory import JOB_OPTION_NAMES, SizeOptionNames, available_bytes, estimate_bytes, memory_refusal, network_hw_for
 from ..predict import predict_batch
 from .metric import METRIC_WRITERS, MetricOptions, MetricResult, calibrate_picture
 
 
-class ImageJobError(Exception):
+class ImageJobError(UserError):
     """Nothing to do: no input image found (one line)."""
 
 
@@ -52,6 +52,7 @@ class ImageJobOptions:
     value_range: tuple | None = None  # colour range (see io.colormaps.parse_range); None: each map's min/max
     invert: bool = False  # far is bright
     memory_check: bool = True  # refuse an image whose prediction would not fit in memory (see memory.py)
+    memory_names: SizeOptionNames = JOB_OPTION_NAMES  # how that refusal names the settings (the CLI: its flags)
     fov_deg: float = DEFAULT_FOV_DEG  # camera of the 3D outputs (ply, mesh)
     depth_range: tuple[float, float] = DEFAULT_DEPTH_RANGE
     point_step: int = 1
@@ -301,7 +302,7 @@ def predict_each(model, batch: list[tuple[ImageTask, np.ndarray]], options: Imag
         config, device = model.config, next(model.parameters()).device
         if len(batch) == 1:
             network_hw = network_hw_for(config, images[0].shape[:2], options.square, options.size)
-            if refusal := memory_refusal(config, network_hw, images[0].shape[:2], device=device):
+            if refusal := memory_refusal(config, network_hw, images[0].shape[:2], options.memory_names, device=device):
                 return [(batch[0][0], images[0], None, f"{batch[0][0].source}: {refusal}")]
         else:
             needed = sum(estimate_bytes(config, network_hw_for(config, image.shape[:2], options.square, options.size),

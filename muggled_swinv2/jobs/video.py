@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from ..errors import first_line
 from ..io.colormaps import RunningRange, colorize, normalize
-from ..memory import memory_refusal, network_hw_for
+from ..memory import JOB_OPTION_NAMES, SizeOptionNames, memory_refusal, network_hw_for
 from ..io.outputs import OutputRule, check_writable_folder
 from ..io.video import AtomicVideoWriter, VideoError, VideoReader, check_video_target, stated_size_wh
 from ..predict import check_long_side, infer_prepared, prepare_input, restore_size
@@ -31,6 +31,7 @@ class VideoJobOptions:
     size: int | None = None
     batch_size: int = 1
     memory_check: bool = True  # refuse a size whose prediction would not fit in memory (see memory.py)
+    memory_names: SizeOptionNames = JOB_OPTION_NAMES  # how that refusal names the settings (the CLI: its flags)
     stabilize: bool = True  # one scale and shift for the whole video (see video/stabilize.py)
     overwrite: bool = False  # replace outputs this tool wrote (see check_video_paths)
     queue_size: int = 4  # frames read ahead of the model, and predicted ahead of the writer
@@ -160,7 +161,7 @@ def run_video_job(model, source: Path, target: Path, options: VideoJobOptions, q
     height, width = first.shape[:2]
     if options.memory_check:
         network_hw = network_hw_for(model.config, (height, width), options.square, options.size)
-        refusal = memory_refusal(model.config, network_hw, (height, width), batch=options.batch_size,
+        refusal = memory_refusal(model.config, network_hw, (height, width), options.memory_names, batch=options.batch_size,
                                  device=next(model.parameters()).device)
         if refusal:
             reader.close()

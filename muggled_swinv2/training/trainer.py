@@ -16,6 +16,7 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from tqdm import tqdm
 from ..build import load_model
 from ..datasets import DataError, Sample, load_folder, render_split
 from ..devices import dtype_warning, training_autocast_dtype
-from ..errors import first_line
+from ..errors import UserError, first_line
 from ..evaluation.protocol import evaluate_samples
 from ..formats.checkpoint import Checkpoint
 from ..formats.convert import save_native
@@ -37,8 +38,18 @@ from .batches import training_batch
 from .losses import training_loss
 
 
-class TrainingError(Exception):
+class TrainingError(UserError):
     """Training cannot start or go on (one line)."""
+
+
+# How the caller's user names a setting of `train` (a TrainOptions field, `resume` or `overwrite`) in
+# a message: the command line passes its flags ("val_data" -> "--val-data").
+OptionName = Callable[[str], str]
+
+
+def same_name(setting: str) -> str:
+    """A Python caller's name of a setting: the one it wrote."""
+    return setting
 
 
 @dataclass
@@ -133,7 +144,7 @@ def save_state(path: Path, model, optimizer, loss_scaler, step: int, options: Tr
         raise
 
 
-def load_state(path: Path) -> dict:
+def load_state(path: Path, option_name: OptionName = same_name) -> dict:
     """The training state save_state wrote; TrainingError (one line) for any other file."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -142,26 +153,26 @@ def load_state(path: Path) -> dict:
     if not isinstance(state, dict):
         raise TrainingError(f"{path}: not a training state (it holds a {type(state).__name__}, not a dict)")
     if state and all(isinstance(value, torch.Tensor) for value in state.values()):
-        raise TrainingError(f"{path}: not a training state but model weights (fine-tune them with --init)")
+        raise TrainingError(f"{path}: not a training state but model weights (fine-tune them with {option_name('init')})")
     missing = [key for key in STATE_KEYS if key not in state]
     if missing or not isinstance(state["step"], int) or not isinstance(state["options"], dict):
         raise TrainingError(f"{path}: not a training state (no {', '.join(missing) or 'step number or options'})")
     return state
 
 
-def saved_state_for(options: TrainOptions) -> dict:
+def saved_state_for(options: TrainOptions, option_name: OptionName = same_name) -> dict:
     """The training state of OUT, that this run (the same settings, as many steps or more) may go on from."""
     path = state_path(options.out)
     if not path.is_file():
-        raise TrainingError(f"{path}: no training state to resume (run without --resume first)")
-    saved = load_state(path)
+        raise TrainingError(f"{path}: no training state to resume (run without {option_name('resume')} first)")
+    saved = load_state(path, option_name)
     current = asdict(options)
     changed = sorted(key for key, value in saved["options"].items()  # a key no longer an option (save_every) is no setting
                      if key in current and value != current[key] and key not in ("quiet", "device", "precision", "workers", "steps"))
     if changed:
-        raise TrainingError(f"--resume with other settings than the saved run ({', '.join(changed)} differ)")
+        raise TrainingError(f"{option_name('resume')} with other settings than the saved run ({', '.join(changed)} differ)")
     if options.steps < saved["step"]:
-        raise TrainingError(f"--steps {options.steps}: the saved run is already at step {saved['step']}")
+        raise TrainingError(f"{option_name('steps')} {options.steps}: the saved run is already at step {saved['step']}")
     return saved
 
 
@@ -184,7 +195,7 @@ def check_free_space(folder: Path, model: SwinV2DPT) -> None:
                             f"({needed / 2**20:.1f} MiB needed, {free / 2**20:.1f} MiB free)")
 
 
-def save_weights(model: SwinV2DPT, path) -> None:
+def save_weights(model: SwinV2DPT, path, option_name: OptionName = same_name) -> None:
     """The model in our safetensors format (float32), loadable by load_model and the CLI; a
     TrainingError, and nothing written, when the training diverged (weights that are NaN or inf)."""
     state = {key: tensor.detach().cpu().contiguous() for key, tensor in model.state_dict().items()}
@@ -193,28 +204,29 @@ def save_weights(model: SwinV2DPT, path) -> None:
     if broken:
         total = sum(tensor.numel() for tensor in floats)
         raise TrainingError(f"{path}: not written: the training diverged ({broken:,} of {total:,} weights are NaN or "
-                            f"infinite); try a lower --lr")
+                            f"infinite); try a lower {option_name('lr')}")
     save_native(Checkpoint(config=model.config, state_dict=state, format="trained"), path)
 
 
-def build(options: TrainOptions) -> SwinV2DPT:
+def build(options: TrainOptions, option_name: OptionName = same_name) -> SwinV2DPT:
     if options.init:
         return load_model(options.init, accelerate=False)  # the architecture of --init is kept; the plain model trains
     if options.config not in SMALL_CONFIGS:
-        raise TrainingError(f"--config {options.config}: choose one of {', '.join(SMALL_CONFIGS)}, or --init CHECKPOINT")
+        raise TrainingError(f"{option_name('config')} {options.config}: choose one of {', '.join(SMALL_CONFIGS)}, "
+                            f"or {option_name('init')} CHECKPOINT")
     torch.manual_seed(options.seed)
     return init_from_scratch(SwinV2DPT(SMALL_CONFIGS[options.config]), options.seed)
 
 
-def load_data(options: TrainOptions, log) -> tuple[list[Sample], list[Sample]]:
+def load_data(options: TrainOptions, log, option_name: OptionName = same_name) -> tuple[list[Sample], list[Sample]]:
     """(training samples, validation samples); TrainingError (one line) for unusable data."""
     try:
-        return read_samples(options, log)
+        return read_samples(options, log, option_name)
     except DataError as error:
         raise TrainingError(str(error)) from None
 
 
-def read_samples(options: TrainOptions, log) -> tuple[list[Sample], list[Sample]]:
+def read_samples(options: TrainOptions, log, option_name: OptionName = same_name) -> tuple[list[Sample], list[Sample]]:
     if options.data == "synthetic":
         train = render_split("train", options.scenes, options.scene_size, quiet=options.quiet)
     else:
@@ -230,7 +242,7 @@ def read_samples(options: TrainOptions, log) -> tuple[list[Sample], list[Sample]
     else:  # hold out every 10th pair of the folder
         val, train = train[::10][: options.val_count], [s for i, s in enumerate(train) if i % 10]
         if not train:
-            raise TrainingError(f"{options.data}: too few pairs to hold some out for validation; pass --val-data")
+            raise TrainingError(f"{options.data}: too few pairs to hold some out for validation; pass {option_name('val_data')}")
     return train, val
 
 
@@ -300,13 +312,13 @@ def batch_loader(samples: list[Sample], options: TrainOptions, first_step: int, 
     )
 
 
-def next_batch(batches, workers: int):
+def next_batch(batches, workers: int, option_name: OptionName = same_name):
     try:
         return next(batches)
     except RuntimeError as error:  # the loader's own failures (a timeout, a killed worker); a batch's error keeps its type
         if not workers:
             raise
-        raise TrainingError(f"the batch worker processes failed ({str(error).splitlines()[0]}); try --workers 0") from None
+        raise TrainingError(f"the batch worker processes failed ({str(error).splitlines()[0]}); try {option_name('workers')} 0") from None
 
 
 def stop_workers(batches) -> None:
@@ -316,18 +328,19 @@ def stop_workers(batches) -> None:
         shutdown()
 
 
-def check_outputs(options: TrainOptions, resume: bool, overwrite: bool) -> None:
+def check_outputs(options: TrainOptions, resume: bool, overwrite: bool, option_name: OptionName = same_name) -> None:
     """OUT and OUT.state.pt under the output rule (io/outputs.py): never the --init checkpoint, an
     existing file only with `overwrite` and only if this tool wrote it. A resumed run goes on
     writing its own files (OUT must still be ours; the state it reads is the run it continues)."""
     out = Path(options.out)
-    rule = OutputRule(overwrite or resume, inputs={options.init: "the --init checkpoint"} if options.init else {})
-    rule.check(out, "--out")
+    rule = OutputRule(overwrite or resume, inputs={options.init: f"the {option_name('init')} checkpoint"} if options.init else {})
+    rule.check(out, option_name("out"))
     if not resume:
-        rule.check(state_path(out), "--out")
+        rule.check(state_path(out), option_name("out"))
 
 
 def train(options: TrainOptions, resume: bool = False, log=None, overwrite: bool = False, *,
+          option_name: OptionName = same_name,
           samples: tuple[list[Sample], list[Sample]] | None = None, model: SwinV2DPT | None = None,
           schedule=learning_rate, loss=training_loss) -> dict:
     """Run (or resume) training; returns {"steps": reached, "steps_run": by this call, "seconds": ..,
@@ -339,30 +352,31 @@ def train(options: TrainOptions, resume: bool = False, log=None, overwrite: bool
     validation) instead of reading options.data, `model` to train instead of building it from the
     options (not with `resume`), `schedule(step, options)` the learning rate, `loss(prediction,
     disparity, valid)` on the unclamped output.
+    Messages name the settings as `option_name` says (the command line: its flags).
     """
     log = log or (lambda line: print(line, file=sys.stderr))
-    check_outputs(options, resume, overwrite)
+    check_outputs(options, resume, overwrite, option_name)
     device = torch.device(options.device)
     out = Path(options.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    saved = saved_state_for(options) if resume else None
+    saved = saved_state_for(options, option_name) if resume else None
     if saved is not None and saved["step"] == options.steps:  # a finished run: nothing to do, nothing rewritten
         return {"steps": options.steps, "steps_run": 0, "seconds": 0.0, "images_per_second": float("nan"),
                 "val": [], "losses": []}
     if saved is not None:
         model = saved_model(saved, state_path(out))
     elif model is None:
-        model = build(options)
+        model = build(options, option_name)
     check_free_space(out.parent, model)
     model.to(device).train()
-    run = TrainingRun(model, adamw(model, options, saved, state_path(out)), *mixed_precision(options, device, saved, log),
+    run = TrainingRun(model, adamw(model, options, saved, state_path(out)), *mixed_precision(options, device, saved, log, option_name),
                       device=device, step=saved["step"] if saved is not None else 0)
-    train_samples, val_samples = samples if samples is not None else load_data(options, log)
+    train_samples, val_samples = samples if samples is not None else load_data(options, log, option_name)
     workers = batch_workers(options, device, log)
     log(f"training {model.config.variant} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters) "
         f"on {len(train_samples)} samples, validating on {len(val_samples)}, steps {run.step}..{options.steps}, "
         f"{str(run.amp_dtype).removeprefix('torch.')} passes on {device}, batches made by {workers or 'no'} worker processes")
-    return run_steps(run, options, train_samples, val_samples, workers, schedule, loss, log)
+    return run_steps(run, options, train_samples, val_samples, workers, schedule, loss, log, option_name)
 
 
 @dataclass
@@ -397,10 +411,11 @@ def adamw(model: SwinV2DPT, options: TrainOptions, saved: dict | None, path: Pat
     return optimizer
 
 
-def mixed_precision(options: TrainOptions, device: torch.device, saved: dict | None, log) -> tuple[torch.dtype, torch.amp.GradScaler]:
+def mixed_precision(options: TrainOptions, device: torch.device, saved: dict | None, log,
+                    option_name: OptionName = same_name) -> tuple[torch.dtype, torch.amp.GradScaler]:
     """(autocast dtype of the passes, the loss scaler: on for float16 only, at a resumed run's scale)."""
     amp_dtype = training_autocast_dtype(options.precision, device)
-    if warning := dtype_warning(amp_dtype, device, option="--precision"):
+    if warning := dtype_warning(amp_dtype, device, option=option_name("precision")):
         log(warning)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     if saved is not None and saved.get("loss_scaler") and scaler.is_enabled():
@@ -408,7 +423,8 @@ def mixed_precision(options: TrainOptions, device: torch.device, saved: dict | N
     return amp_dtype, scaler
 
 
-def run_steps(run: TrainingRun, options: TrainOptions, train_samples, val_samples, workers: int, schedule, loss, log) -> dict:
+def run_steps(run: TrainingRun, options: TrainOptions, train_samples, val_samples, workers: int, schedule, loss, log,
+              option_name: OptionName = same_name) -> dict:
     """Steps run.step..options.steps: validating (and saving) every val_every steps; the state
     saved on Ctrl-C and at the end. The result of `train`."""
     val_max_depth = SYNTHETIC_MAX_DEPTH if options.data == "synthetic" and not options.val_data else None
@@ -418,7 +434,8 @@ def run_steps(run: TrainingRun, options: TrainOptions, train_samples, val_sample
     progress = tqdm(total=options.steps, initial=start_step, desc="training", unit="step", disable=options.quiet, file=sys.stderr)
     try:
         while run.step < options.steps:
-            total_loss, step_images = optimizer_step(run, options, batches, workers, schedule(run.step, options), loss)
+            total_loss, step_images = optimizer_step(run, options, batches, workers, schedule(run.step, options), loss,
+                                                     option_name)
             images += step_images
             run.step += 1
             losses.append(total_loss)
@@ -428,18 +445,18 @@ def run_steps(run: TrainingRun, options: TrainOptions, train_samples, val_sample
             progress.update(1)
             if run.step % options.val_every == 0 or run.step == options.steps:
                 val.append(validate(run, val_samples, val_max_depth, total_loss, log))
-                save_weights(run.model, options.out)
+                save_weights(run.model, options.out, option_name)
                 if run.step < options.steps:
                     run.save(options)
     except KeyboardInterrupt:
         progress.close()
         run.save(options)
-        log(f"interrupted at step {run.step}: state saved to {state_path(options.out)}; continue with --resume")
+        log(f"interrupted at step {run.step}: state saved to {state_path(options.out)}; continue with {option_name('resume')}")
         raise
     finally:
         stop_workers(batches)
     progress.close()
-    save_weights(run.model, options.out)
+    save_weights(run.model, options.out, option_name)
     run.save(options)
     seconds = time.perf_counter() - started
     return {
@@ -449,7 +466,8 @@ def run_steps(run: TrainingRun, options: TrainOptions, train_samples, val_sample
     }
 
 
-def optimizer_step(run: TrainingRun, options: TrainOptions, batches, workers: int, lr: float, loss) -> tuple[torch.Tensor, int]:
+def optimizer_step(run: TrainingRun, options: TrainOptions, batches, workers: int, lr: float, loss,
+                   option_name: OptionName = same_name) -> tuple[torch.Tensor, int]:
     """One step: `accumulate` micro-batches forward and backward, clipped gradients, AdamW at `lr`;
     (the step's loss as a tensor on the device, read back only for the display; images seen)."""
     for group in run.optimizer.param_groups:
@@ -458,7 +476,7 @@ def optimizer_step(run: TrainingRun, options: TrainOptions, batches, workers: in
     total_loss = torch.zeros((), device=run.device)  # no sync per step
     images = 0
     for _ in range(options.accumulate):
-        image_bchw, disparity, valid = (tensor.to(run.device, non_blocking=True) for tensor in next_batch(batches, workers))
+        image_bchw, disparity, valid = (tensor.to(run.device, non_blocking=True) for tensor in next_batch(batches, workers, option_name))
         with torch.autocast(run.device.type, dtype=run.amp_dtype, enabled=run.amp_dtype != torch.float32):
             prediction = run.model(image_bchw, clamp_negative=False)
         micro_loss = loss(prediction.float(), disparity, valid) / options.accumulate
@@ -482,10 +500,10 @@ def validate(run: TrainingRun, val_samples, max_depth, total_loss: torch.Tensor,
     return {"step": run.step, **scores["mean"]}
 
 
-def training_summary(out, result: dict) -> str:
+def training_summary(out, result: dict, option_name: OptionName = same_name) -> str:
     """The line the `train` command ends with."""
     if not result["steps_run"]:
-        return f"{out}: the saved run has done all its {result['steps']} steps; nothing to do (raise --steps to go on)"
+        return f"{out}: the saved run has done all its {result['steps']} steps; nothing to do (raise {option_name('steps')} to go on)"
     last = result["val"][-1]
     return (f"{out}: {result['steps']} steps in {result['seconds'] / 60:.1f} min "
             f"({result['images_per_second']:.1f} images/s); val AbsRel {last['absrel']:.4f}, delta1 {last['delta1']:.4f}")

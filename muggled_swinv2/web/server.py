@@ -16,14 +16,14 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import one_line
+from ..errors import UserError, one_line
 from .service import DepthService, Limits, ModelInfo
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 STOP_TIMEOUT_S = 60.0  # how long Ctrl-C waits for the request in flight (a video ends at its next frame)
 
 
-class ServeError(Exception):
+class ServeError(UserError):
     """The server cannot start (its address); a one-line message naming the option at fault."""
 
 

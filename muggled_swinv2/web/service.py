@@ -17,11 +17,13 @@ import numpy as np
 
 import cv2
 
+from ..errors import UserError
 from ..io.images import ImageReadError, display_bgr, picture_size, read_image, save_image
 from ..io.ledger import OutputLedger
 from ..io.video import PictureNotVideo, VideoError, VideoReader, count_frames
 from ..jobs.images import ImageJobOptions, plan_tasks, predict_and_write
 from ..jobs.video import VideoJobOptions, run_video_job
+from ..memory import SizeOptionNames
 from ..predict import MAX_NETWORK_SIDE, predict_depth
 
 # The image job's outputs offered for download (rows of jobs/images.OUTPUTS): the colour picture,
@@ -30,9 +32,11 @@ IMAGE_DOWNLOADS = ("png", "png16", "npy", "mesh")
 PREVIEW_LONG_SIDE = 256  # the mesh has about this many vertices on the long side: the browser stays fast
 KEEP_REQUESTS = 16  # result folders kept; older ones are deleted (the page holds its own copies)
 SQUARE, KEEP_ASPECT = "square (MiDaS's exact pipeline)", "keep aspect ratio"
+# The memory check's advice in the page's terms: its size field is the long side fed to the network.
+PAGE_SIZE_NAMES = SizeOptionNames(size="long side", batch="batch size")
 
 
-class UploadError(Exception):
+class UploadError(UserError):
     """An upload the server will not or cannot process; the message is for the page."""
 
 
@@ -98,7 +102,7 @@ def image_options(out_dir: Path, colormap: str, mode: str, size, image_hw: tuple
     (network_size), the command line's camera, and one mesh vertex per --point-step pixels so that a
     picture of `image_hw` gives about PREVIEW_LONG_SIDE on its long side."""
     return ImageJobOptions(out_dir=out_dir, raw_formats=IMAGE_DOWNLOADS[1:], colormap=colormap,
-                           square=mode == SQUARE, size=network_size(mode, size), overwrite=True,
+                           square=mode == SQUARE, size=network_size(mode, size), overwrite=True, memory_names=PAGE_SIZE_NAMES,
                            point_step=max(1, max(image_hw) // PREVIEW_LONG_SIDE))
 
 
@@ -209,7 +213,8 @@ class DepthService:
         path = self.check_video(upload)
         target = self.request_folder() / f"{path.stem}_depth.webm"
         options = VideoJobOptions(colormap=colormap, side_by_side=side_by_side, square=mode == SQUARE,
-                                  size=network_size(mode, size), even_size=True)  # WebM: even sizes
+                                  size=network_size(mode, size), even_size=True,
+                                  memory_names=PAGE_SIZE_NAMES)  # WebM: even sizes
         with self.lock:
             try:  # its progress bar feeds the page's
                 run_video_job(self.model, path, target, options, progress=self.stop_requested)
