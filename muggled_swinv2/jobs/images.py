@@ -230,8 +230,8 @@ def plan_tasks(sources: list[tuple[Path, str]], options: ImageJobOptions) -> lis
             return None
         if record is None:
             return f"{path} exists and was not written by muggled-swinv2"
-        if record.source is not None and record.source != str(source.absolute()):
-            return f"{path} is the output of another image ({record.source})"
+        if record.source is not None and record.source != str(source.absolute()) and path.resolve() != source.resolve():
+            return f"{path} is the output of another image ({record.source})"  # (the input itself: refused later)
         return None
 
     for source, stem in sources:
