@@ -18,7 +18,7 @@ PACKAGE = ROOT / "muggled_swinv2"
 # Lowest first. A module may import from its own layer's other entries only where ALLOWED_SIDEWAYS says.
 LAYERS = [
     {"model"},
-    {"errors", "devices", "synthetic", "demo", "scale_shift"},
+    {"errors", "devices", "synthetic", "demo", "scale_shift", "geometry"},
     {"io", "accelerate", "formats", "predict"},
     {"memory", "datasets", "reference"},
     {"evaluation", "export", "video"},
