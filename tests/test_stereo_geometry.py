@@ -9,6 +9,7 @@ import torch
 
 import rendered_room as room
 from muggled_swinv2.geometry import stereo
+from muggled_swinv2.geometry import stereo_layouts as layouts
 
 WIDTH, HEIGHT, FOV, BASELINE = 640, 480, 62.0, 0.12
 FOCAL = room.focal_px(WIDTH, FOV)
@@ -35,7 +36,9 @@ def metric_disparity(depth_hw: np.ndarray) -> torch.Tensor:
 def test_the_left_eye_is_the_input_and_the_right_eye_matches_the_moved_camera(views):
     (left, left_depth), (right, right_depth) = views[0.0], views[BASELINE]
     rendered_left, rendered_right = stereo.render_stereo(as_chw(left), metric_disparity(left_depth), eye="left")
-    assert np.array_equal(as_uint8(rendered_left), left)
+    (sbs,) = layouts.layout_frames(rendered_left / 255, rendered_right / 255, "sbs")
+    assert np.array_equal(as_uint8(sbs[..., :WIDTH] * 255), left)
+    assert torch.equal(sbs[..., WIDTH:], rendered_right / 255)
     both_see = room.covisible(left_depth, right_depth, FOCAL, BASELINE)
     assert 0.9 < both_see.mean() < 0.99  # the scene has disocclusions and a frame edge coming into view
     assert room.psnr(as_uint8(rendered_right), right, both_see) >= 35.0  # measured 38.0 dB (the ideal, sampling with the right eye's own depth: 38.35)
