@@ -185,3 +185,33 @@ def test_the_output_rule_guards_every_file(tmp_path, capsys):
     assert run(capsys, "stereo", picture, "--depth", depth, "--out", tmp_path / "out2")[0] == 0
     assert run(capsys, "stereo", picture, "--depth", depth, "--out", tmp_path / "out2")[0] == 2  # exists
     assert run(capsys, "stereo", picture, "--depth", depth, "--out", tmp_path / "out2", "--overwrite")[0] == 0
+
+
+def test_a_half_sbs_video_keeps_frames_duration_and_sound(tmp_path, capsys):
+    pytest.importorskip("av")
+    from test_av_video import probe, write_clip
+
+    source = write_clip(tmp_path / "clip.mp4", size_wh=(96, 64))
+    code, _, err = run(capsys, "stereo", source, "--format", "half-sbs", "--out", tmp_path / "stereo.mp4")
+    assert code == 0, err
+    codec, frames, size, seconds, sound, sound_seconds = probe(tmp_path / "stereo.mp4")
+    assert (codec, frames, size, sound) == ("h264", 20, (96, 64), "aac")
+    assert seconds == pytest.approx(2.0, abs=1e-3) and sound_seconds == pytest.approx(2.0, abs=0.05)
+    report = json.loads((tmp_path / "stereo_comfort.json").read_text())
+    assert report["frames"] == 20 and report["settings"]["format"] == "half-sbs"
+    assert "wrote 20 stereo frames" in err
+
+
+def test_a_video_refuses_formats_of_several_pictures_and_depth_files(tmp_path, capsys):
+    pytest.importorskip("av")
+    from test_av_video import write_clip
+
+    source = write_clip(tmp_path / "clip.mp4", seconds=0.3)
+    code, _, err = run(capsys, "stereo", source, "--format", "wiggle", "--out", tmp_path / "out.mp4")
+    assert code == 2 and "--format wiggle: a video holds one picture per frame" in err
+    np.save(tmp_path / "depth.npy", np.ones((48, 64), np.float32))
+    code, _, err = run(capsys, "stereo", source, "--depth", tmp_path / "depth.npy", "--out", tmp_path / "out.mp4")
+    assert code == 2 and "a depth file is for one picture" in err
+    code, _, err = run(capsys, "stereo", source, "--out", source)
+    assert code == 2 and "would overwrite the input video" in err
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["clip.mp4", "depth.npy"]

@@ -5,7 +5,7 @@ import math
 from pathlib import Path
 
 from .arguments import (UsageError, add_model_arguments, add_overwrite_argument, add_preprocessing_arguments,
-                        add_quiet_argument, count_int, field_of_view, model_options, positive_float, report_summary)
+                        add_quiet_argument, count_int, field_of_view, model_options, positive_float, positive_int, report_summary)
 
 STEREO_FORMATS = ("sbs", "half-sbs", "tb", "half-tb", "anaglyph", "cross", "vr180", "wiggle", "pair")  # geometry.stereo_layouts.FORMATS
 EYES = ("left", "right", "center")  # geometry.stereo.EYES
@@ -30,9 +30,10 @@ def number(text: str) -> float:
 
 
 def add_arguments(parser):
-    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="picture files, folders or glob patterns")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="picture files, folders or glob patterns, or one video")
     parser.add_argument("--out", "-o", default="outputs",
-                        help="output folder (default: outputs), or a file name for one picture")
+                        help="output folder (default: outputs), or a file name for one picture; for a video, the "
+                             "video file to write (.mp4: H.264 with the source's sound; .webm: VP9)")
     parser.add_argument("--format", default="sbs", choices=STEREO_FORMATS,
                         help="sbs / half-sbs: side by side, left eye on the left (half: each eye squeezed to half "
                              "the width); tb / half-tb: top-bottom; anaglyph: red-cyan (Dubois); cross: cross-eyed "
@@ -65,6 +66,7 @@ def add_arguments(parser):
     parser.add_argument("--dilation", type=count_int, default=2, metavar="PX",
                         help="grow near surfaces by PX pixels before warping, against halos (default 2)")
     add_preprocessing_arguments(parser)
+    parser.add_argument("--batch-size", type=positive_int, default=1, help="video frames per forward pass")
     add_overwrite_argument(parser)
     add_quiet_argument(parser)
     add_model_arguments(parser, engine=True)
@@ -95,7 +97,7 @@ def check_arguments(args) -> None:
 def run(args) -> int:
     from ..io.images import ImageReadError, read_image
     from ..jobs.models import open_engine
-    from ..jobs.stereo import StereoOptions, load_depth_file, plan_stereo_tasks, run_stereo_job
+    from ..jobs.stereo import StereoOptions, is_video, load_depth_file, plan_stereo_tasks, run_stereo_job
 
     check_arguments(args)
     options = StereoOptions(
@@ -106,6 +108,8 @@ def run(args) -> int:
         square=args.square, size=args.size, overwrite=args.overwrite,
     )
     depth_file = Path(args.depth) if args.depth else None
+    if len(args.inputs) == 1 and is_video(args.inputs[0]):
+        return run_video(args, options, Path(args.inputs[0]), Path(args.out))
     tasks = plan_stereo_tasks(args.inputs, Path(args.out), options, depth_file)
     if depth_file is not None:  # checked against its picture before any work
         try:
@@ -116,3 +120,15 @@ def run(args) -> int:
     model = None if depth_file is not None else open_engine(model_options(args))
     summary = run_stereo_job(model, tasks, options, quiet=args.quiet)
     return report_summary(summary.line(), summary.interrupted, args.quiet, failed=bool(summary.failed))
+
+
+def run_video(args, options, source: Path, target: Path) -> int:
+    from ..jobs.models import open_engine
+    from ..jobs.stereo import check_stereo_video_paths, run_stereo_video_job
+
+    if args.depth is not None:
+        raise UsageError(f"--depth {args.depth}: a depth file is for one picture; a video's depth comes from the model")
+    check_stereo_video_paths(source, target, options)
+    summary = run_stereo_video_job(open_engine(model_options(args)), source, target, options,
+                                   batch_size=args.batch_size, quiet=args.quiet)
+    return report_summary(f"{target}: {summary.line()}", summary.interrupted, args.quiet)

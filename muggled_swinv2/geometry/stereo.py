@@ -43,18 +43,20 @@ def disparity_from_metric_depth(depth_hw: torch.Tensor, focal_px: float, baselin
     return focal_px * baseline_m * (1.0 / depth_hw - 1.0 / convergence_distance_m)
 
 
-def disparity_from_inverse_depth(inverse_depth_hw: torch.Tensor, divergence_pct: float,
-                                 convergence: float) -> torch.Tensor:
+def disparity_from_inverse_depth(inverse_depth_hw: torch.Tensor, divergence_pct: float, convergence: float,
+                                 value_range: tuple[float, float] | None = None) -> torch.Tensor:
     """Disparity in pixels from a relative inverse depth (bigger = nearer, any scale and shift).
 
-    The map is normalised to n in [0, 1] (0 farthest, 1 nearest); the nearest and farthest points
-    are `divergence_pct` % of the width apart in disparity, and the screen plane (zero disparity)
-    sits at n = 1 - convergence: convergence 0 puts the nearest point on the screen (everything
-    behind it), 1 the farthest (everything in front). A flat map gives n = 0 everywhere."""
+    The map is normalised to n in [0, 1] (0 farthest, 1 nearest) by its own min and max, or by
+    `value_range` (low, high) where given (a video's steady range; values beyond it are clipped);
+    the nearest and farthest points are `divergence_pct` % of the width apart in disparity, and
+    the screen plane (zero disparity) sits at n = 1 - convergence: convergence 0 puts the nearest
+    point on the screen (everything behind it), 1 the farthest (everything in front). A flat map
+    gives n = 0 everywhere."""
     width = inverse_depth_hw.shape[-1]
-    low, high = inverse_depth_hw.amin(), inverse_depth_hw.amax()
+    low, high = value_range if value_range is not None else (inverse_depth_hw.amin(), inverse_depth_hw.amax())
     spread = high - low
-    normalised = (inverse_depth_hw - low) / spread if spread > 0 else torch.zeros_like(inverse_depth_hw)
+    normalised = ((inverse_depth_hw - low) / spread).clamp(0, 1) if spread > 0 else torch.zeros_like(inverse_depth_hw)
     return divergence_pct / 100.0 * width * (normalised - (1.0 - convergence))
 
 

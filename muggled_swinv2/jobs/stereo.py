@@ -140,9 +140,12 @@ def load_depth_file(path: Path, kind: str, picture_hw: tuple[int, int]) -> np.nd
     return depth
 
 
-def stereo_frames(image: np.ndarray, depth_hw: np.ndarray, options: StereoOptions) -> tuple[list[np.ndarray], ComfortReport, dict]:
+def stereo_frames(image: np.ndarray, depth_hw: np.ndarray, options: StereoOptions,
+                  value_range: tuple[float, float] | None = None,
+                  strength: tuple[float, float] | None = None) -> tuple[list[np.ndarray], ComfortReport, dict]:
     """One picture and its depth -> (the format's frames as BGR uint8, the comfort report, the
-    settings used: divergence and convergence as chosen by --auto, focal length)."""
+    settings used: divergence and convergence as chosen by --auto, focal length). A video passes
+    its steady inverse-depth `value_range` and the `strength` (divergence, convergence) it keeps."""
     rgb_chw = torch.from_numpy(np.ascontiguousarray(display_bgr(image)[:, :, ::-1].transpose(2, 0, 1))).float() / 255
     width = rgb_chw.shape[2]
     focal = options.focal_for(width)
@@ -153,9 +156,9 @@ def stereo_frames(image: np.ndarray, depth_hw: np.ndarray, options: StereoOption
         settings.update(baseline_m=options.baseline_m,  # JSON has no infinity: null is parallel cameras
                         convergence_distance_m=None if math.isinf(options.convergence_distance_m) else options.convergence_distance_m)
     else:
-        divergence, convergence = (auto_strength(depth) if options.auto
-                                   else (options.divergence_pct, options.convergence))
-        disparity = disparity_from_inverse_depth(depth, divergence, convergence)
+        divergence, convergence = strength or (auto_strength(depth) if options.auto
+                                               else (options.divergence_pct, options.convergence))
+        disparity = disparity_from_inverse_depth(depth, divergence, convergence, value_range)
         settings.update(divergence_pct=divergence, convergence=convergence, auto=options.auto)
     left, right = render_stereo(rgb_chw, disparity, options.eye, options.dilation_px)
     frames = layout_frames(left, right, options.format, focal)
@@ -223,3 +226,157 @@ def run_stereo_job(model, tasks: list[StereoTask], options: StereoOptions, quiet
         summary.interrupted = True
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+# ----------------------------------------------------------------------------- video
+
+VIDEO_FORMATS = ("sbs", "half-sbs", "tb", "half-tb", "anaglyph", "cross", "vr180")  # one picture per frame
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
+
+
+def is_video(path) -> bool:
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES
+
+
+@dataclass
+class StereoVideoSummary:
+    frames: int
+    seconds: float
+    warp_seconds: float
+    comfort: ComfortReport | None
+    interrupted: bool
+    notes: list[str]
+
+    def line(self) -> str:
+        rate = f", {self.frames / self.seconds:.2f} frames/s" if self.seconds > 0 else ""
+        warp = f" ({self.warp_seconds / self.frames:.3f} s a frame for the stereo warp)" if self.frames else ""
+        comfort = f"; {self.comfort.summary()}" if self.comfort else ""
+        stop = " (interrupted: the file holds the frames done so far)" if self.interrupted else ""
+        notes = "".join(f"; {note}" for note in self.notes)
+        return f"wrote {self.frames} stereo frames{rate}{warp}{comfort}{stop}{notes}"
+
+
+def comfort_json_for(target: Path) -> Path:
+    return target.with_name(f"{target.stem}_comfort.json")
+
+
+def check_stereo_video_paths(source: Path, target: Path, options: StereoOptions) -> None:
+    """Before any work: a format a video can hold, a container we write, the output rule."""
+    from ..io.av_video import COLOUR_CONTAINERS, av
+    from ..io.video import check_video_target
+
+    if options.format not in VIDEO_FORMATS:
+        raise StereoInputError(f"--format {options.format}: a video holds one picture per frame; "
+                               f"use one of {', '.join(VIDEO_FORMATS)}")
+    if not source.is_file():
+        raise StereoInputError(f"{source}: no such video file")
+    if av is not None and target.suffix.lower() not in COLOUR_CONTAINERS:
+        raise StereoInputError(f"--out {target}: give a video file name ({', '.join(COLOUR_CONTAINERS)})")
+    if av is None:
+        check_video_target(target)
+    rule = OutputRule(options.overwrite, inputs={source: "the input video"})
+    rule.check(target, "--out")
+    rule.check(comfort_json_for(target), "--out")
+
+
+def mean_comfort(reports: list[ComfortReport]) -> ComfortReport:
+    """A clip's comfort: the range over all frames, the shares averaged over the frames."""
+    return ComfortReport(
+        nearest_pct=max(report.nearest_pct for report in reports),
+        farthest_pct=min(report.farthest_pct for report in reports),
+        beyond_comfort_share=float(np.mean([report.beyond_comfort_share for report in reports])),
+        window_violation_left=float(np.mean([report.window_violation_left for report in reports])),
+        window_violation_right=float(np.mean([report.window_violation_right for report in reports])),
+        comfort_limit_pct=reports[0].comfort_limit_pct,
+    )
+
+
+def run_stereo_video_job(model, source: Path, target: Path, options: StereoOptions, batch_size: int = 1,
+                         quiet: bool = False) -> StereoVideoSummary:
+    """The stereo video of `source`: the model's depth of every frame, stabilised as `video` does
+    (one scale and shift, a moving camera followed, reset at cuts), normalised by a running range
+    so that the strength holds steady; every frame at its own time, the sound kept (PyAV; without
+    it OpenCV writes the frames at a constant rate and no sound, and the summary says so). The
+    comfort JSON goes beside `target`."""
+    from ..io.av_video import PYAV_MISSING_NOTE, AvVideoReader, AvVideoWriter, av
+    from ..io.video import AtomicVideoWriter, VideoError, VideoReader
+    from ..predict import infer_prepared, prepare_input, restore_size
+    from ..video.pipeline import run_pipelined
+    from ..video.stabilize import DepthStabilizer
+    from .video import RunningRange, job_error, one_opencv_thread
+
+    notes = [] if av is not None else [PYAV_MISSING_NOTE]
+    if av is not None:
+        reader = AvVideoReader(source)
+        frames, fps, frame_count = reader.frames(), reader.fps, reader.frame_count
+    else:
+        reader = VideoReader(str(source))
+        frames, fps, frame_count = iter(reader), reader.fps, reader.frame_count
+    stabilizer, running_range = DepthStabilizer(), RunningRange()
+    state = {"writer": None, "reports": [], "strength": None, "warp": 0.0}
+    native = model.config.native_size
+
+    def image_of(frame):
+        return frame.image_bgr if av is not None else frame
+
+    def prepare(frame):  # in the reader thread
+        image = image_of(frame)
+        return prepare_input(image, native, options.square, options.size), image.shape[:2]
+
+    def infer(prepared):  # in this thread
+        depths = infer_prepared(model, [network_input for network_input, _ in prepared])
+        return [restore_size(depth, size_hw) for depth, (_, size_hw) in zip(depths, prepared)]
+
+    def sink(item):  # in the writer thread: stabilise, warp, lay out, encode
+        image = image_of(item.frame)
+        depth = stabilizer(item.result, image).depth
+        if state["strength"] is None:
+            state["strength"] = auto_strength(torch.from_numpy(depth)) if options.auto else (
+                options.divergence_pct, options.convergence)
+        warp_started = time.perf_counter()
+        layout, comfort, settings = stereo_frames(image, depth, options, running_range.update(depth), state["strength"])
+        state["warp"] += time.perf_counter() - warp_started
+        state["reports"].append(comfort)
+        state["settings"] = settings
+        if state["writer"] is None:
+            size_wh = layout[0].shape[1::-1]
+            state["writer"] = (AvVideoWriter(target, fps, size_wh, audio_source=source) if av is not None
+                               else AtomicVideoWriter(target, fps, size_wh))
+        if av is not None:
+            state["writer"].write(layout[0], item.frame.time_s)
+        else:
+            state["writer"].write(layout[0])
+        bar.update(1)
+
+    interrupted = False
+    started = time.perf_counter()
+    with one_opencv_thread(), tqdm_bar(frame_count, quiet) as bar:
+        try:
+            run_pipelined(frames, infer, sink, prepare, batch_size=batch_size)
+        except KeyboardInterrupt:
+            interrupted = True
+        except BaseException as error:
+            if state["writer"] is not None:
+                state["writer"].abandon()
+            reader.close()
+            raise job_error(error, source, target, len(state["reports"]) + 1) from None
+    reader.close()
+    if state["writer"] is None:
+        raise VideoError(f"{source}: no frames could be read (empty or corrupt video)")
+    state["writer"].finish()
+    if av is not None and state["writer"].note:
+        notes.append(state["writer"].note)
+    comfort = mean_comfort(state["reports"])
+    report = {"source": str(source), "files": [str(target)], "frames": len(state["reports"]),
+              "settings": state["settings"], **comfort.as_dict()}
+    text = json.dumps(report, indent=2) + "\n"
+    write_atomically(comfort_json_for(target), lambda file: file.write(text.encode()))
+    OutputRule().record(comfort_json_for(target))
+    return StereoVideoSummary(len(state["reports"]), time.perf_counter() - started, state["warp"], comfort,
+                              interrupted, notes)
+
+
+def tqdm_bar(total, quiet: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="frame", disable=quiet, dynamic_ncols=True)
