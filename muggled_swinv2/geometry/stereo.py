@@ -66,8 +66,9 @@ def dilate_near_edges(disparity_hw: torch.Tensor, radius_px: int) -> torch.Tenso
     halo on the background."""
     if radius_px <= 0:
         return disparity_hw
-    size = 2 * radius_px + 1
-    return F.max_pool2d(disparity_hw[None, None], size, stride=1, padding=radius_px)[0, 0]
+    size = 2 * radius_px + 1  # separable: rows, then columns
+    rows = F.max_pool2d(disparity_hw[None, None], (1, size), stride=1, padding=(0, radius_px))
+    return F.max_pool2d(rows, (size, 1), stride=1, padding=(radius_px, 0))[0, 0]
 
 
 class Splat(NamedTuple):
@@ -101,24 +102,25 @@ def splat_disparity(disparity_hw: torch.Tensor, shift: float, max_stretch_px: fl
     surface = length <= max_stretch_px  # reversed (length < 0) segments are occluded and cover nothing
     row_offset = (torch.arange(height, device=device) * width)[:, None]
 
-    splatted = torch.full((height * width,), -math.inf, device=device)
+    # Scattered with "nearer wins" (amax); pixels that land nowhere go to one spare slot at the end.
+    spare = height * width
+    splatted = torch.full((spare + 1,), -math.inf, device=device)
     first_x = torch.ceil(start_x)
-    safe_length = torch.where(length > 0, length, torch.ones_like(length))
+    slope = (end_d - start_d) / torch.where(length > 0, length, torch.ones_like(length))
     for step in range(int(math.ceil(max_stretch_px)) + 1):
         x = first_x + step
         covers = surface & (x <= end_x) & (x >= 0) & (x <= width - 1)
-        fraction = ((x - start_x) / safe_length).clamp(0, 1)
-        value = start_d + fraction * (end_d - start_d)
-        index = (row_offset + x.clamp(0, width - 1).long())[covers]
-        splatted.scatter_reduce_(0, index, value[covers], reduce="amax")
+        value = start_d + (x - start_x).clamp(min=0) * slope
+        index = torch.where(covers, row_offset + x.clamp(0, width - 1).long(), spare)
+        splatted.scatter_reduce_(0, index.view(-1), value.view(-1), reduce="amax")
 
     edge = torch.ones((height, 1), dtype=torch.bool, device=device)
     isolated = torch.cat([edge, ~surface], 1) & torch.cat([~surface, edge], 1)
     nearest_x = torch.round(target_x)
     lands = isolated & (nearest_x >= 0) & (nearest_x <= width - 1)
-    index = (row_offset + nearest_x.clamp(0, width - 1).long())[lands]
-    splatted.scatter_reduce_(0, index, disparity_hw[lands], reduce="amax")
-    splatted = splatted.view(height, width)
+    index = torch.where(lands, row_offset + nearest_x.clamp(0, width - 1).long(), spare)
+    splatted.scatter_reduce_(0, index.view(-1), disparity_hw.reshape(-1), reduce="amax")
+    splatted = splatted[:spare].view(height, width)
     splatted = torch.where(torch.isfinite(splatted), splatted, torch.full_like(splatted, math.nan))
 
     # Stretched segments, marked at their first target pixel; each pixel looks back to the
