@@ -3,6 +3,8 @@ anaglyph, every format's files, the comfort JSON, and bad input refused before a
 
 import json
 import math
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -26,6 +28,14 @@ def run(capsys, *args):
 
 def test_the_command_line_choices_match_their_owners():
     assert STEREO_FORMATS == FORMATS and EYES == GEOMETRY_EYES and DEPTH_KINDS == JOB_DEPTH_KINDS
+
+
+def test_stereo_help_imports_no_torch():
+    code = ("import sys; from muggled_swinv2.cli import build_parser\n"
+            "try:\n    build_parser().parse_args(['stereo', '--help'])\nexcept SystemExit:\n    pass\n"
+            "print('torch' in sys.modules, 'av' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "--format" in result.stdout and result.stdout.strip().splitlines()[-1] == "False False"
 
 
 @pytest.fixture(scope="module")
