@@ -21,7 +21,7 @@ LAYERS = [
     {"model"},
     {"errors"},  # UserError, the base of every refusal: any layer above may raise one
     {"devices", "synthetic", "demo", "scale_shift"},
-    {"geometry"},  # metric fit and camera (pure numpy), on the one scale/shift fit
+    {"geometry"},  # metric fit, camera, stereo rendering (pure numpy/torch, no file I/O)
     {"io"},  # files: pictures, video, sparse depth maps and EXIF (read into geometry's records)
     {"accelerate", "formats", "predict"},
     {"build"},  # a file -> a ready model: formats + predict + accelerate + devices

@@ -21,6 +21,7 @@ from .arguments import (CONVERT_TARGETS, DTYPE_NAMES, ENGINES, EXIT_INTERRUPTED,
 COMMANDS = {
     "image": ("image", "depth maps for image files, folders or glob patterns"),
     "video": ("video", "depth video of a video file"),
+    "stereo": ("stereo", "stereo pictures from one eye: side by side, anaglyph, VR180, wiggle, pairs"),
     "info": ("info", "describe a checkpoint or an exported .onnx file"),
     "convert": ("convert", "convert a checkpoint to our safetensors format (or to Hugging Face's)"),
     "export": ("export", "export the network to ONNX, checked by ONNX Runtime ([onnx] extra)"),

@@ -10,6 +10,9 @@ pixels or the photo's EXIF) and turns metric depth into 3D points.
     depth_hw = apply_calibration(inverse_depth_hw, calibration)      # float32 metres, NaN = none
     camera = camera_intrinsics(width, height, fov_deg=70)
     points_hw3 = back_project(depth_hw, camera)
+
+`stereo.py` renders a second eye from a picture and its depth, `stereo_layouts.py` packs two eyes
+into the frames people view and reports their comfort (imported from their modules: torch).
 """
 
 from .calibrate import (
