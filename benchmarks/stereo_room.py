@@ -23,7 +23,8 @@ import rendered_room as room  # noqa: E402
 
 from muggled_swinv2 import load_model  # noqa: E402
 from muggled_swinv2.formats.weights import resolve_weights  # noqa: E402
-from muggled_swinv2.geometry import stereo  # noqa: E402
+from muggled_swinv2.geometry.stereo import (disparity_from_metric_depth, fill_disocclusions,  # noqa: E402
+                                             fill_from_neighbours, render_view, sample_view, splat_disparity)
 from muggled_swinv2.predict import predict_depth  # noqa: E402
 from muggled_swinv2.scale_shift import fit_scale_shift  # noqa: E402
 
@@ -50,14 +51,14 @@ def main():
     right, right_depth = room.render(WIDTH, HEIGHT, FOV, camera_x=BASELINE)
     image = torch.from_numpy(left).permute(2, 0, 1).float()
     both_see = room.covisible(left_depth, right_depth, focal, BASELINE)
-    true_disparity = stereo.disparity_from_metric_depth(torch.from_numpy(left_depth).float(), focal, BASELINE)
-    splat = stereo.splat_disparity(true_disparity, -1.0)
-    filled = stereo.fill_disocclusions(splat)
+    true_disparity = disparity_from_metric_depth(torch.from_numpy(left_depth).float(), focal, BASELINE)
+    splat = splat_disparity(true_disparity, -1.0)
+    filled = fill_disocclusions(splat)
 
-    rows = [("true depth: splat, fill, linear sampling (ours)", stereo.sample_view(image, filled, -1.0)),
-            ("true depth: the same with whole-pixel moves", stereo.sample_view(image, filled.round(), -1.0)),
-            ("ideal: sampling with the right eye's own true depth", stereo.sample_view(
-                image, stereo.disparity_from_metric_depth(torch.from_numpy(right_depth).float(), focal, BASELINE), -1.0))]
+    rows = [("true depth: splat, fill, linear sampling (ours)", sample_view(image, filled, -1.0)),
+            ("true depth: the same with whole-pixel moves", sample_view(image, filled.round(), -1.0)),
+            ("ideal: sampling with the right eye's own true depth", sample_view(
+                image, disparity_from_metric_depth(torch.from_numpy(right_depth).float(), focal, BASELINE), -1.0))]
 
     model = load_model(resolve_weights(None))
     inverse = predict_depth(model, left[:, :, ::-1].copy())
@@ -65,14 +66,14 @@ def main():
     model_depth = torch.from_numpy(1 / np.maximum(scale * inverse + shift, 1e-3)).float()
     for dilation in (0, 2):
         rows.append((f"demo model's depth (fitted to metres), dilation {dilation}",
-                     stereo.render_view(image, stereo.disparity_from_metric_depth(model_depth, focal, BASELINE), -1.0, dilation)))
+                     render_view(image, disparity_from_metric_depth(model_depth, focal, BASELINE), -1.0, dilation)))
     print(f"co-visible pixels: {both_see.mean():.1%}")
     for name, rendered in rows:
         print(f"{room.psnr(as_uint8(rendered), right, both_see):6.2f} dB  {name}")
 
     holes = torch.isnan(splat.disparity_hw).numpy() & ~both_see
     holes[:, -40:] = False
-    naive = stereo.sample_view(image, stereo.fill_from_neighbours(splat.disparity_hw, torch.minimum), -1.0)
+    naive = sample_view(image, fill_from_neighbours(splat.disparity_hw, torch.minimum), -1.0)
     for name, rendered in (("ours (the occluder's disparity)", rows[0][1]), ("naive (the background's disparity)", naive)):
         error = np.abs(as_uint8(rendered).astype(float) - right)[holes].mean()
         print(f"hole pixels ({holes.sum()}): mean error {error:.1f} grey levels, {name}")
@@ -82,7 +83,7 @@ def main():
         for height, width in ((480, 640), (1080, 1920)):
             frame = torch.nn.functional.interpolate(image[None], size=(height, width), mode="bilinear")[0]
             disparity = torch.nn.functional.interpolate(true_disparity[None, None], size=(height, width))[0, 0] * width / WIDTH
-            seconds = median_seconds(lambda: stereo.render_view(frame, disparity, -1.0, 2))
+            seconds = median_seconds(lambda: render_view(frame, disparity, -1.0, 2))
             print(f"warp {width}x{height}, {threads} thread(s): {1000 * seconds:.0f} ms a frame")
         model_seconds = median_seconds(lambda: predict_depth(model, left[:, :, ::-1].copy()), repeats=3)
         print(f"demo model, 640x480 picture, {threads} thread(s): {1000 * model_seconds:.0f} ms a frame")

@@ -200,3 +200,8 @@ def render_stereo(image_chw: torch.Tensor, disparity_hw: torch.Tensor, eye: str 
         return (render_view(image_chw, disparity_hw, 0.5, dilation_px),
                 render_view(image_chw, disparity_hw, -0.5, dilation_px))
     raise ValueError(f"eye must be one of {', '.join(EYES)}, not {eye!r}")
+
+
+# the names meant for other modules, scripts and benchmarks (scripts' use is checked by tests/test_layers.py)
+__all__ = ["EYES", "Splat", "dilate_near_edges", "disparity_from_inverse_depth", "disparity_from_metric_depth",
+           "fill_disocclusions", "fill_from_neighbours", "render_stereo", "render_view", "sample_view", "splat_disparity"]
