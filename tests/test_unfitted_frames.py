@@ -5,7 +5,8 @@ scene cut: it is called what it is, and the reference that still holds the scene
 import numpy as np
 
 from muggled_swinv2.jobs.video import VideoSummary
-from muggled_swinv2.video.stabilize import DepthStabilizer, pack_mask, recover_raw
+from muggled_swinv2.video.depth_npz import pack_mask, recover_raw
+from muggled_swinv2.video.stabilize import DepthStabilizer
 from test_motion import panning_clip
 
 
