@@ -12,30 +12,32 @@ import importlib
 
 __version__ = "0.1.0"
 
-# public name -> module that defines it (relative to this package)
+# public name -> (module that defines it, relative to this package; its name there)
 _PUBLIC = {
-    "CheckpointError": ".formats.checkpoint",
-    "load_model": ".build",
-    "DeviceError": ".devices",
-    "SwinV2DPT": ".predict",
-    "SwinV2DPTConfig": ".model",
-    "Calibration": ".geometry",
-    "CalibrationError": ".geometry",
-    "CameraIntrinsics": ".geometry",
-    "apply_calibration": ".geometry",
-    "back_project": ".geometry",
-    "camera_intrinsics": ".geometry",
-    "fit_depth_range": ".geometry",
-    "fit_points": ".geometry",
-    "fit_sparse_depth": ".geometry",
-    "UserError": ".errors",  # the base of every refusal (CheckpointError, DeviceError, ...)
+    "CheckpointError": (".formats.checkpoint", "CheckpointError"),
+    "load_model": (".build", "load_model"),
+    "DeviceError": (".devices", "DeviceError"),
+    "DepthModel": (".predict", "DepthModel"),
+    "SwinV2DPT": (".predict", "DepthModel"),  # the name load_model's class has always had here
+    "SwinV2DPTConfig": (".model", "SwinV2DPTConfig"),
+    "Calibration": (".geometry", "Calibration"),
+    "CalibrationError": (".geometry", "CalibrationError"),
+    "CameraIntrinsics": (".geometry", "CameraIntrinsics"),
+    "apply_calibration": (".geometry", "apply_calibration"),
+    "back_project": (".geometry", "back_project"),
+    "camera_intrinsics": (".geometry", "camera_intrinsics"),
+    "fit_depth_range": (".geometry", "fit_depth_range"),
+    "fit_points": (".geometry", "fit_points"),
+    "fit_sparse_depth": (".geometry", "fit_sparse_depth"),
+    "UserError": (".errors", "UserError"),  # the base of every refusal (CheckpointError, DeviceError, ...)
 }
 __all__ = [*_PUBLIC, "__version__"]
 
 
 def __getattr__(name: str):
     if name in _PUBLIC:
-        value = getattr(importlib.import_module(_PUBLIC[name], __name__), name)
+        module, defined_as = _PUBLIC[name]
+        value = getattr(importlib.import_module(module, __name__), defined_as)
         globals()[name] = value  # later look-ups skip this function
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

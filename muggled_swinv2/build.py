@@ -1,7 +1,7 @@
 """The build step: a checkpoint file -> a ready model (checked, on its device, cast, accelerated).
 
 One floor above the pieces it puts together (segment-anything's build_sam.py): formats/ reads the
-file, predict.py gives the model `predict`, accelerate/ the CPU speed paths, devices.py the device.
+file, predict.py's DepthModel is the network with `predict`, accelerate/ the CPU speed paths, devices.py the device.
 """
 
 import torch
@@ -10,19 +10,19 @@ from .accelerate import accelerate_for_inference
 from .devices import DTYPES, select_device
 from .formats.checkpoint import CheckpointError, check_tensors, read_checkpoint
 from .model import SwinV2DPTConfig
-from .predict import SwinV2DPT
+from .predict import DepthModel
 
 
-def build_model(config: SwinV2DPTConfig, native_state_dict: dict) -> SwinV2DPT:
-    """SwinV2DPT holding exactly `native_state_dict` (checked: every key, every shape, finite)."""
+def build_model(config: SwinV2DPTConfig, native_state_dict: dict) -> DepthModel:
+    """DepthModel holding exactly `native_state_dict` (checked: every key, every shape, finite)."""
     check_tensors(config, native_state_dict)
     with torch.device("meta"):
-        model = SwinV2DPT(config)
+        model = DepthModel(config)
     model.load_state_dict(native_state_dict, assign=True)
     return model
 
 
-def load_model(path, device="cpu", dtype=torch.float32, accelerate: bool = True) -> SwinV2DPT:
+def load_model(path, device="cpu", dtype=torch.float32, accelerate: bool = True) -> DepthModel:
     """Load any supported SwinV2-DPT checkpoint; returns the model in eval mode on device/dtype.
 
     device: "cpu", "cuda", "cuda:N" or "auto" (CUDA when available); raises DeviceError if absent.

@@ -148,9 +148,9 @@ def predict_depth(model, image: np.ndarray, square: bool = False, size: int | No
     return predict_batch(model, [image], square, size)[0]
 
 
-class SwinV2DPT(swinv2_dpt.SwinV2DPT):
-    """The depth model (model/swinv2_dpt.py) with `predict` for OpenCV images: what
-    `muggled_swinv2.SwinV2DPT` and `load_model` give."""
+class DepthModel(swinv2_dpt.SwinV2DPT):
+    """The network (model/swinv2_dpt.py's SwinV2DPT) with `predict` for OpenCV images: what
+    `load_model` gives (public as `muggled_swinv2.DepthModel`, and as `muggled_swinv2.SwinV2DPT`)."""
 
     def predict(self, image: np.ndarray, square: bool = False, size: int | None = None) -> np.ndarray:
         """Inverse depth (H, W) float32 for one OpenCV image (BGR/BGRA/gray, uint8/uint16/float).
@@ -161,5 +161,5 @@ class SwinV2DPT(swinv2_dpt.SwinV2DPT):
 
 
 # the names meant for other modules, scripts and benchmarks (scripts' use is checked by tests/test_layers.py)
-__all__ = ["MAX_NETWORK_SIDE", "SwinV2DPT", "check_long_side", "fits_network", "infer_prepared", "network_input_hw",
+__all__ = ["MAX_NETWORK_SIDE", "DepthModel", "check_long_side", "fits_network", "infer_prepared", "network_input_hw",
            "network_size_hw", "parse_size_hw", "predict_batch", "predict_depth", "prepare_input", "restore_size"]

@@ -276,7 +276,7 @@ def tiny_image():
 def test_hf_folder_matches_transformers(hf_tiny, tiny_image):
     reference, folder = hf_tiny
     model = load_model(folder)
-    assert model.checkpoint_format == "hf-directory" and model.config.variant == "tiny-256"
+    assert model.checkpoint_format == "hf-directory" and model.config.release_name == "tiny-256"
     with torch.no_grad():
         expected = reference(pixel_values=tiny_image).predicted_depth
     assert expected.max() - expected.min() > 0

@@ -33,7 +33,7 @@ def test_infers_released_configs(tmp_path, name):
     spec = MIDAS_CONFIGS[name]
     model = load_model(save(tmp_path, make_midas_state_dict(spec, seed=1)))
     config = model.config
-    assert config.variant == {"tiny": "tiny-256", "base": "base-384", "large": "large-384"}[name]
+    assert config.release_name == {"tiny": "tiny-256", "base": "base-384", "large": "large-384"}[name]
     assert config.embed_dims == spec["embed_dims"]
     assert config.depths == spec["depths"]
     assert config.num_heads == spec["num_heads"]
@@ -46,7 +46,7 @@ def test_infers_released_configs(tmp_path, name):
 
 def test_infers_custom_config(tmp_path, small_state_dict):
     config = load_model(save(tmp_path, small_state_dict)).config
-    assert config.variant == "custom"
+    assert config.release_name == "custom"
     assert config.embed_dims == SMALL_CONFIG["embed_dims"]
     assert config.depths == SMALL_CONFIG["depths"]
     assert config.window_size == SMALL_CONFIG["window"]

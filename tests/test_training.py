@@ -444,7 +444,7 @@ def test_fine_tuning_a_midas_checkpoint_keeps_its_architecture(tmp_path):
                  "--size", "64", "--scenes", "2", "--val-count", "1", "--warmup", "1", "--quiet", "--device", "cpu"])
     assert code == 0
     assert load_model(out).config == load_model(tiny).config
-    assert load_model(out).config.variant == "tiny-256"
+    assert load_model(out).config.release_name == "tiny-256"
 
 
 # ----------------------------------------------------------------------------- commands

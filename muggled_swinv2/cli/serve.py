@@ -33,6 +33,6 @@ def run(args) -> int:
     path = find_weights(args.weights)
     model = open_model(model_options(args), path)
     parameter = next(model.parameters())
-    info = ModelInfo(model.config.variant, path, str(parameter.device), args.dtype, demo=is_demo(path))
+    info = ModelInfo(model.config.release_name, path, str(parameter.device), args.dtype, demo=is_demo(path))
     serve(model, info, ServeOptions(host=args.host, port=args.port, limits=limits, queue_size=args.queue_size))
     return 0

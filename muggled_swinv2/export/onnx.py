@@ -66,7 +66,7 @@ def require_onnx():
 @dataclass
 class ExportReport:
     path: Path
-    variant: str
+    release_name: str  # config.release_name: 'tiny-256' or 'custom'
     size_hw: tuple[int, int]
     batch: int | str
     opset: int
@@ -78,7 +78,7 @@ class ExportReport:
     def lines(self) -> list[str]:
         height, width = self.size_hw
         return [
-            f"{self.path}: ONNX opset {self.opset}, {self.variant}, image (B={self.batch}, 3, {height}, {width}) "
+            f"{self.path}: ONNX opset {self.opset}, {self.release_name}, image (B={self.batch}, 3, {height}, {width}) "
             f"-> inverse_depth, {self.dtype}, {self.bytes / 2**20:.1f} MiB",
             f"  checked in ONNX Runtime: max difference {self.max_diff:.1e} of the output range "
             f"(limit {TOLERANCE[self.dtype]:.0e}); {self.seconds:.1f} s",
@@ -259,7 +259,7 @@ def export_onnx(model, path, size_hw=None, batch=1, opset: int = DEFAULT_OPSET, 
         temp.unlink(missing_ok=True)
         raise
     return ExportReport(
-        path=path, variant=model.config.variant, size_hw=size_hw, batch=batch, opset=opset, dtype=dtype,
+        path=path, release_name=model.config.release_name, size_hw=size_hw, batch=batch, opset=opset, dtype=dtype,
         max_diff=max_diff, seconds=time.perf_counter() - started, bytes=path.stat().st_size,
     )
 

@@ -73,7 +73,7 @@ class OnnxRuntimeEngine(nn.Module):
         self._sessions = OrderedDict()  # (H, W) -> ONNX Runtime session
 
     def graph_path(self, size_hw) -> Path:
-        name = self.config.variant if self.config.variant != "custom" else "model"
+        name = self.config.release_name if self.config.release_name != "custom" else "model"
         return self.folder / f"{name}-{self.key}-{size_hw[0]}x{size_hw[1]}.onnx"
 
     def forward(self, image_bchw: torch.Tensor) -> torch.Tensor:

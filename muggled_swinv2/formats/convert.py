@@ -48,7 +48,7 @@ class ConversionReport:
     target: Path
     source_format: str
     target_format: str
-    variant: str
+    release_name: str  # config.release_name: 'tiny-256' or 'custom'
     dtype: str
     tensors_kept: int
     dropped: dict  # reason -> number of source tensors left out
@@ -58,7 +58,7 @@ class ConversionReport:
     def lines(self) -> list[str]:
         dropped = "; ".join(f"{count} {reason}" for reason, count in self.dropped.items()) or "none"
         return [
-            f"{self.source} ({self.source_format}, {self.variant}) -> {self.target} ({self.target_format}, {self.dtype})",
+            f"{self.source} ({self.source_format}, {self.release_name}) -> {self.target} ({self.target_format}, {self.dtype})",
             f"  tensors kept: {self.tensors_kept}; dropped: {dropped}",
             f"  size: {self.bytes_before / 2**20:.1f} MiB -> {self.bytes_after / 2**20:.1f} MiB",
         ]
@@ -299,7 +299,7 @@ def convert(source, target, dtype: str = "float32", to: str = "muggled", overwri
         target=target,
         source_format=checkpoint.format,
         target_format=target_format,
-        variant=checkpoint.config.variant,
+        release_name=checkpoint.config.release_name,
         dtype=dtype,
         tensors_kept=len(checkpoint.state_dict),
         dropped=checkpoint.dropped,

@@ -39,7 +39,7 @@ def describe_checkpoint(path) -> list[tuple[str, object]]:
         ("file size", f"{file_size(Path(path)) / 2**20:.1f} MiB"),
         ("format", checkpoint.format),
         ("stored precision", stored_precision(checkpoint.state_dict)),
-        ("variant", config.variant),
+        ("variant", config.release_name),  # the label `info` has always printed
         ("widths", ", ".join(map(str, config.embed_dims))),
         ("depths", ", ".join(map(str, config.depths))),
         ("heads", ", ".join(map(str, config.num_heads))),

@@ -45,8 +45,9 @@ class SwinV2DPTConfig:
         return self.patch_size * 2 ** (len(self.depths) - 1)
 
     @property
-    def variant(self) -> str:
-        """Name of the MiDaS v3.1 release this config matches (e.g. 'tiny-256'), or 'custom'."""
+    def release_name(self) -> str:
+        """Name of the MiDaS v3.1 release this config matches (Release.name, e.g. 'tiny-256'), or
+        'custom'. (A release's `variant` is its size alone: 'tiny'.)"""
         identity = (self.embed_dims, self.depths, self.native_size)
         for release in RELEASES.values():
             if identity == (release.config.embed_dims, release.config.depths, release.native_size):
@@ -55,7 +56,7 @@ class SwinV2DPTConfig:
 
     def to_dict(self) -> dict:
         return {
-            "variant": self.variant,
+            "variant": self.release_name,  # the key our safetensors and ONNX files have always had
             "embed_dims": list(self.embed_dims),
             "depths": list(self.depths),
             "num_heads": list(self.num_heads),
@@ -102,7 +103,7 @@ class Release:
 
     @property
     def name(self) -> str:
-        """The variant with its native size, e.g. 'tiny-256': what `config.variant` says."""
+        """The variant with its native size, e.g. 'tiny-256': what `config.release_name` says."""
         return f"{self.variant}-{self.native_size}"
 
     @property

@@ -14,7 +14,7 @@ class SwinV2DPT(nn.Module):
     Input: RGB scaled to [0, 1], then (x - 0.5) / 0.5. H and W: any multiples of config.stride (32);
     the output (float32) is bigger where things are nearer, up to an unknown scale and shift.
     `clamp_negative=False` (training) leaves out the head's final ReLU.
-    The plain reference: `muggled_swinv2.SwinV2DPT` adds `predict` (OpenCV images), and
+    The plain reference: `muggled_swinv2.DepthModel` (predict.py) adds `predict` (OpenCV images), and
     `muggled_swinv2.accelerate.accelerate_for_inference` its CPU speed paths.
     """
 

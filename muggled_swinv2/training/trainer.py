@@ -373,7 +373,7 @@ def train(options: TrainOptions, resume: bool = False, log=None, overwrite: bool
                       device=device, step=saved["step"] if saved is not None else 0)
     train_samples, val_samples = samples if samples is not None else load_data(options, log, option_name)
     workers = batch_workers(options, device, log)
-    log(f"training {model.config.variant} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters) "
+    log(f"training {model.config.release_name} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters) "
         f"on {len(train_samples)} samples, validating on {len(val_samples)}, steps {run.step}..{options.steps}, "
         f"{str(run.amp_dtype).removeprefix('torch.')} passes on {device}, batches made by {workers or 'no'} worker processes")
     return run_steps(run, options, train_samples, val_samples, workers, schedule, loss, log, option_name)
