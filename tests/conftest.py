@@ -1,7 +1,11 @@
+import numpy as np
 import pytest
 import torch
 
+import cv2
+
 from midas_layout import SMALL_CONFIG, make_midas_state_dict
+from pictures import photo, write_video
 
 from muggled_swinv2 import load_model
 from strict_skips import (  # noqa: F401  (hooks: a run with tests skipped for a missing package fails)
@@ -32,3 +36,37 @@ def small_checkpoint(tmp_path_factory):
 @pytest.fixture(scope="session")
 def small_model(small_checkpoint):
     return load_model(small_checkpoint)
+
+
+@pytest.fixture(scope="module")
+def model(small_checkpoint):
+    """The small random-weight model, loaded as the commands load it."""
+    return load_model(small_checkpoint)
+
+
+@pytest.fixture
+def pictures(tmp_path):
+    folder = tmp_path / "pictures"
+    (folder / "sub").mkdir(parents=True)
+    cv2.imwrite(str(folder / "street.jpg"), photo(60, 90, seed=1))
+    cv2.imwrite(str(folder / "gray.png"), cv2.cvtColor(photo(40, 40, seed=2), cv2.COLOR_BGR2GRAY))
+    cv2.imwrite(str(folder / "deep.png"), photo(50, 70, seed=3).astype(np.uint16) * 257)
+    cv2.imwrite(str(folder / "alpha.png"), cv2.cvtColor(photo(30, 50, seed=4), cv2.COLOR_BGR2BGRA))
+    cv2.imwrite(str(folder / "sub" / "street.png"), photo(45, 45, seed=5))
+    return folder
+
+
+@pytest.fixture
+def clip(tmp_path):
+    return write_video(tmp_path / "clip.mp4", frames=7, size_wh=(96, 64), fps=12.0)
+
+
+@pytest.fixture
+def panning_clip(tmp_path):
+    """7 frames of 96x64 seen through a window moving 3 pixels right a frame: a moving camera."""
+    scene = photo(64, 96 + 3 * 7, seed=4)
+    writer = cv2.VideoWriter(str(tmp_path / "pan.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 12.0, (96, 64))
+    for index in range(7):
+        writer.write(np.ascontiguousarray(scene[:, 3 * index:3 * index + 96]))
+    writer.release()
+    return tmp_path / "pan.mp4"
