@@ -346,3 +346,26 @@ def test_accelerated_model_pickles_and_accelerating_twice_changes_nothing():
     assert is_accelerated(restored)
     with torch.inference_mode():
         assert torch.equal(restored(image), expected)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")
+@pytest.mark.parametrize("dtype, bound", [(torch.float32, TOLERANCE), (torch.bfloat16, 0.04)])
+def test_gpu_runs_the_fused_attention_with_kept_tables(monkeypatch, dtype, bound):
+    """On a GPU the accelerated model takes the fused attention kernel (no N x N matrix per window)
+    with its position biases made once; every other module computes as the plain one."""
+    makers = TableMakers(monkeypatch)
+    plain, accelerated = (model.to("cuda", dtype) for model in plain_and_accelerated("micro"))
+    image = image_of(1, 128, 192).to("cuda", dtype)
+    activities = [torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]
+    with torch.inference_mode():
+        reference = plain(image)
+        makers.made()
+        with torch.profiler.profile(activities=activities) as profile:
+            result = accelerated(image)
+        assert makers.made()["position_bias"] == sum(isinstance(module, WindowAttention) for module in accelerated.modules())
+        assert torch.equal(accelerated(image), result) and makers.made() == Counter()
+    operators = {event.name for event in profile.events()}
+    fused = {"aten::_scaled_dot_product_efficient_attention", "aten::_scaled_dot_product_flash_attention",
+             "aten::_scaled_dot_product_cudnn_attention"}
+    assert operators & fused and "aten::_scaled_dot_product_attention_math" not in operators
+    assert relative_error(result, reference) <= bound
