@@ -1,5 +1,6 @@
-"""Choosing where and in which precision to run."""
+"""Choosing where and in which precision to run, and on how many CPU threads."""
 
+import os
 import platform
 
 import torch
@@ -26,6 +27,20 @@ def select_device(name: str = "auto") -> torch.device:
     if device.type not in ("cpu", "cuda"):
         raise DeviceError(f"unsupported device {name!r} (use auto, cpu or cuda)")
     return device
+
+
+def cpu_threads(workers: int = 1) -> int:
+    """PyTorch threads for each of `workers` processes that share this process's CPUs (its
+    affinity: what taskset, cgroups and Ray's node leave it), at least 1.
+
+    Why not more: each PyTorch operator on the CPU is a parallel region whose threads all wait for
+    the slowest; with more threads than CPUs across the processes a thread taken off its core
+    stalls every region of its process (docs/performance.md, "When the CPU is shared")."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # no affinity on this OS
+        cpus = os.cpu_count() or 1
+    return max(1, cpus // max(1, workers))
 
 
 def cpu_has_native_bfloat16() -> bool | None:

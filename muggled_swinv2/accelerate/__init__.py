@@ -10,9 +10,11 @@ the output range):
 - the depth head in bands of rows, one image at a time;
 - each block's position-bias table computed once per window size, the shift masks added into
   buffers shared by the blocks of a stage, and PyTorch's fused attention kernel;
-- residuals, ReLU and GELU in place; the decoder's conv weights channels-last.
+- residuals, ReLU and GELU in place; the decoder's conv weights channels-last (contiguous in the
+  state dict, which is the plain model's).
 
-Where the fast paths apply: float32 on the CPU, outside autograd, autocast and graph capture;
+Where the fast paths apply: float32 on the CPU, outside autograd, autocast and graph capture
+(torch.compile, export, jit.trace);
 the fused attention (with its kept bias tables) also on a GPU and in half precision, in inference.
 Anywhere else (torch.autograd on: training, `backward`, ONNX export; and for the other paths a GPU,
 half precision, `.half()` or `.to(...)` afterwards) each module computes as its plain class: the
@@ -91,7 +93,19 @@ def accelerate_for_inference(model: nn.Module) -> nn.Module:
                          for conv in decoder.modules() if isinstance(conv, nn.Conv2d)]
         for conv in decoder_convs:  # the decoder's images are channels-last: else every call re-lays the weight out
             conv.weight.data = conv.weight.data.contiguous(memory_format=torch.channels_last)
+            if contiguous_in_state_dict not in conv._state_dict_hooks.values():
+                conv.register_state_dict_post_hook(contiguous_in_state_dict)
     return model
+
+
+def contiguous_in_state_dict(module: nn.Module, state_dict: dict, prefix: str, local_metadata: dict) -> None:
+    """State-dict hook of the convolutions whose weights are kept channels-last: the state dict holds
+    them contiguous, as the plain model's (safetensors saves contiguous tensors only). With
+    keep_vars=True it holds the parameters themselves, as PyTorch's own does."""
+    for name in module._parameters:
+        tensor = state_dict.get(prefix + name)
+        if tensor is not None and not isinstance(tensor, nn.Parameter) and not tensor.is_contiguous():
+            state_dict[prefix + name] = tensor.contiguous()
 
 
 def is_accelerated(model: nn.Module) -> bool:

@@ -3,7 +3,13 @@
 Each computes its fast way only in float32 CPU inference (no autograd, no autocast, no graph
 capture, its `fast` switch on); anywhere else it is its plain class. Tables derived from weights
 (position biases, Winograd filters) are computed once and kept in a TableCache.
+
+One model may run in several Python threads at once (a web server, a thread pool): the tables are
+shared (made from the same weights, the same for every caller) and a table read is never torn; the
+reused buffers are each thread's own (a ContextVar), never shared between calls that run at once.
 """
+
+from contextvars import ContextVar
 
 import torch
 import torch.nn.functional as F
@@ -17,12 +23,14 @@ from . import onednn, winograd
 
 def runs_fused(module: nn.Module) -> bool:
     """Whether an accelerated attention takes the fused kernel: in inference on any device and in any
-    precision (a GPU needs it most: the plain sums hold every window's N x N attention matrix)."""
+    precision (a GPU needs it most: the plain sums hold every window's N x N attention matrix),
+    outside graph capture (torch.compile, torch.export, torch.jit.trace)."""
     return (
         module.fast
         and not torch.is_grad_enabled()
         and not torch.compiler.is_compiling()
         and not torch.compiler.is_exporting()
+        and not torch.jit.is_tracing()  # a trace records the plain graph, as an export does
     )
 
 
@@ -54,21 +62,28 @@ class TableCache:
     (KeepsTables): those can swap a parameter's data without a trace, as can edits through
     `.data` or fused optimizer steps, which the version counter does not see. Sources made under
     torch.inference_mode have no version counter: their tables are made again on every call.
+
+    Safe across threads: the sources, their versions and the tables made from them are one
+    snapshot, read once per call and replaced whole (two threads may both make a missing table;
+    either copy is right).
     """
 
     def __init__(self):
-        self.sources, self.versions, self.tables = (), (), {}
+        self.snapshot: tuple[tuple, tuple, dict] = ((), (), {})  # sources, their versions, tables
 
     def get(self, sources: list[torch.Tensor], key, make) -> torch.Tensor:
         if any(source.is_inference() for source in sources):
             return make()
         versions = tuple(source._version for source in sources)
-        same = len(sources) == len(self.sources) and all(a is b for a, b in zip(sources, self.sources))
-        if not same or versions != self.versions:
-            self.sources, self.versions, self.tables = tuple(sources), versions, {}
-        if key not in self.tables:
-            self.tables[key] = make()
-        return self.tables[key]
+        kept_sources, kept_versions, tables = self.snapshot
+        same = len(sources) == len(kept_sources) and all(a is b for a, b in zip(sources, kept_sources))
+        if not same or versions != kept_versions:
+            tables = {}
+            self.snapshot = (tuple(sources), versions, tables)
+        table = tables.get(key)
+        if table is None:
+            table = tables[key] = make()
+        return table
 
 
 class KeepsTables(nn.Module):
@@ -86,9 +101,13 @@ class KeepsTables(nn.Module):
         return super().train(mode)
 
 
-def reused_buffer(buffers: dict | None, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor | None:
-    """An uninitialised tensor from `buffers` (made on first use) for an out= argument, or None
-    (a fresh output) where there is no buffer dict."""
+_stage_buffers: ContextVar[dict | None] = ContextVar("stage_buffers", default=None)  # set by FastSwinV2Stage
+
+
+def reused_buffer(shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor | None:
+    """An uninitialised tensor for an out= argument from the running stage's buffers (made on first
+    use; this thread's own), or None (a fresh output) outside a FastSwinV2Stage."""
+    buffers = _stage_buffers.get()
     if buffers is None:
         return None
     key = (tuple(shape), like.dtype, like.device)
@@ -113,22 +132,21 @@ class OneDNNLinear(nn.Linear):
 
 class FastWindowAttention(KeepsTables, WindowAttention):
     """Position bias per window size computed once; masks added into a buffer shared by the blocks
-    of a stage (`shared_buffers`, set by FastSwinV2Stage); PyTorch's fused attention kernel. Unlike
+    of a stage (reused_buffer, set up by FastSwinV2Stage); PyTorch's fused attention kernel. Unlike
     the other paths this one also runs on a GPU and in half precision (runs_fused)."""
 
     speed_path = "attention"
-    shared_buffers: dict | None = None
 
     def forward(self, windows_bnlc: torch.Tensor, layout: WindowLayout, mask: torch.Tensor | None) -> torch.Tensor:
         if not runs_fused(self):
             return super().forward(windows_bnlc, layout, mask)
-        linear = onednn.linear if runs_fast(self, windows_bnlc) else F.linear
+        linear = onednn.linear if runs_fast(self.qkv, windows_bnlc) else F.linear  # the "linear" path's switch
         q, k, v = self.split_heads(linear(windows_bnlc, self.qkv.weight, self.qkv_bias()))
         bias = self.tables.get(
             list(self.cpb_mlp.parameters()), layout.window_hw, lambda: self.position_bias(layout.window_hw).contiguous()
         )
         if mask is not None:
-            buffer = reused_buffer(self.shared_buffers, (mask.shape[0], *bias.shape), bias)
+            buffer = reused_buffer((mask.shape[0], *bias.shape), bias)
             bias = torch.add(bias, mask[:, None], out=buffer)
         attended = fused_cosine_attention(q, k, v, self.logit_scale, bias)
         return self.proj(attended.transpose(2, 3).flatten(3))
@@ -176,22 +194,19 @@ class FastSwinV2Block(SwinV2Block):
 class FastSwinV2Stage(SwinV2Stage):
     """The blocks' attention write their (windows, heads, N, N) bias-plus-mask into the same
     buffers: tens of MB at 384 px, and memory freed and allocated again per block costs page
-    faults, a good part of the run time."""
+    faults, a good part of the run time. The buffers belong to this call (and thread): two calls
+    at once never write into each other's."""
 
     speed_path = "attention"
 
     def forward(self, tokens_bhwc: torch.Tensor) -> torch.Tensor:
         if not runs_fast(self, tokens_bhwc):
             return super().forward(tokens_bhwc)
-        attentions = [block.attn for block in self.blocks if isinstance(block.attn, FastWindowAttention)]
-        buffers = {}
-        for attention in attentions:
-            attention.shared_buffers = buffers
+        token = _stage_buffers.set({})
         try:
             return super().forward(tokens_bhwc)
         finally:
-            for attention in attentions:
-                attention.shared_buffers = None
+            _stage_buffers.reset(token)
 
 
 # ----------------------------------------------------------------------------- decoder

@@ -40,6 +40,7 @@ def uses_onednn(tokens: torch.Tensor, weight: torch.Tensor) -> bool:
         and tokens.numel() > 0
         and not torch.is_grad_enabled()
         and not torch.compiler.is_compiling()
+        and not torch.jit.is_tracing()
     )
 
 

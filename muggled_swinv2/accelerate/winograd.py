@@ -11,9 +11,16 @@ one output channel, with the 3x3 filter g,
     Y = A^T [ (G g G^T) * (B^T d B) ] A        (* elementwise: 36 products instead of 144)
 
 Summed over the input channels, the elementwise product becomes 36 independent matrix products
-(tiles x C_in) @ (C_in x C_out): the work, done by the GEMM kernel. The transforms B^T . B and
-A^T . A are weighted sums of whole tile planes with small constant weights; G g G^T is computed
-once per weight (accelerate/layers.py keeps it).
+(tiles x C_in) @ (C_in x C_out): the work, done by the GEMM kernel. The transforms are one matrix
+product each, with the Kronecker products of the small matrices: (B^T kron B^T), 36 x 36, times
+every tile's 36 values, and (A^T kron A^T), 16 x 36, times every tile's 36 products; G g G^T is
+computed once per weight (accelerate/layers.py keeps it).
+
+Why whole matrix products for the transforms, though they do more multiplications than weighted
+sums of tile planes: every PyTorch operator on the CPU is one parallel region whose threads wait
+for the slowest. On a CPU shared with another process a thread taken off its core stalls the
+region, so hundreds of small operators (the weighted sums were about 100 per convolution) cost
+far more than their arithmetic (benchmarks/shared_cpu.py). Here a convolution is six operators.
 
 The matrices come from polynomial multiplication by evaluation and interpolation at the points
 0, 1, -1, 2, -2 and infinity (the algorithm is exact in exact arithmetic). In float32 the result
@@ -69,20 +76,6 @@ def winograd_matrices(points=POINTS, tile: int = TILE, taps: int = TAPS):
 _A_T, _G, _B_T = ([[float(value) for value in row] for row in matrix] for matrix in winograd_matrices())
 
 
-def _weighted_sum(weights, planes, out: torch.Tensor) -> torch.Tensor:
-    """out = sum_i weights[i] * planes[i], skipping zero weights (few kernel calls, no temporaries)."""
-    terms = [(weight, plane) for weight, plane in zip(weights, planes) if weight]
-    (first_weight, first), rest = terms[0], terms[1:]
-    if first_weight == 1 and rest:
-        (weight, plane), rest = rest[0], rest[1:]
-        torch.add(first, plane, alpha=weight, out=out)
-    else:
-        torch.mul(first, first_weight, out=out)
-    for weight, plane in rest:
-        out.add_(plane, alpha=weight)
-    return out
-
-
 def transform_weight(weight_oihw: torch.Tensor) -> torch.Tensor:
     """(C_out, C_in, 3, 3) filters -> (36, C_in, C_out): G g G^T, one matrix per tile position.
 
@@ -93,29 +86,12 @@ def transform_weight(weight_oihw: torch.Tensor) -> torch.Tensor:
     return (torch.kron(g, g) @ taps_io).view(SPAN * SPAN, in_channels, out_channels)
 
 
-def _input_tiles(band_hwc: torch.Tensor, tile_rows: int, tile_cols: int) -> torch.Tensor:
-    """B^T d B of every 6x6 input tile of a band of (4 tile_rows + 2, 4 tile_cols + 2, C) pixels
-    -> (36, tiles, C): along the rows of the tiles, then along their columns."""
-    row_planes = [band_hwc[offset::TILE][:tile_rows] for offset in range(SPAN)]  # (tile_rows, W + 2, C) each
-    by_rows = band_hwc.new_empty(SPAN, *row_planes[0].shape)
-    for i in range(SPAN):
-        _weighted_sum(_B_T[i], row_planes, out=by_rows[i])
-    column_planes = [by_rows[:, :, offset::TILE][:, :, :tile_cols] for offset in range(SPAN)]
-    tiles = band_hwc.new_empty(SPAN, SPAN, tile_rows, tile_cols, band_hwc.shape[-1])
-    for j in range(SPAN):
-        _weighted_sum(_B_T[j], column_planes, out=tiles[:, j])
-    return tiles.view(SPAN * SPAN, tile_rows * tile_cols, -1)
+def _kron(matrix) -> list[list[float]]:
+    return [[x * y for x in row_a for y in row_b] for row_a in matrix for row_b in matrix]
 
 
-def _output_tiles(products: torch.Tensor, out_hwc: torch.Tensor) -> None:
-    """A^T m A of the (6, 6, tile_rows, tile_cols, C) products, written into the 4x4 tiles of out."""
-    _, _, tile_rows, tile_cols, channels = products.shape
-    by_rows = products.new_empty(TILE, SPAN, tile_rows, tile_cols, channels)
-    for i in range(TILE):
-        _weighted_sum(_A_T[i], products, out=by_rows[i])
-    out_tiles = out_hwc.view(tile_rows, TILE, tile_cols, TILE, channels).permute(1, 3, 0, 2, 4)
-    for j in range(TILE):  # out_tiles[:, j]: output pixel (i, j) of every tile, for all i
-        _weighted_sum(_A_T[j], by_rows.unbind(1), out=out_tiles[:, j])
+_INPUT_TRANSFORM = _kron(_B_T)  # (36, 36): B^T d B of a tile, its 36 values in row-major order
+_OUTPUT_TRANSFORM = _kron(_A_T)  # (16, 36): A^T m A
 
 
 def winograd_conv3x3(image_bhwc: torch.Tensor, weight_tio: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
@@ -124,19 +100,25 @@ def winograd_conv3x3(image_bhwc: torch.Tensor, weight_tio: torch.Tensor, bias: t
     H and W must be multiples of 4; `weight_tio` comes from transform_weight. Works on bands of
     tile rows of one image at a time, so that the 36 tile planes stay small (in the caches).
     """
-    batch, height, width, _ = image_bhwc.shape
+    batch, height, width, in_channels = image_bhwc.shape
     out_channels = weight_tio.shape[-1]
     tile_rows, tile_cols = height // TILE, width // TILE
+    like = {"dtype": image_bhwc.dtype, "device": image_bhwc.device}
+    input_transform, output_transform = torch.tensor(_INPUT_TRANSFORM, **like), torch.tensor(_OUTPUT_TRANSFORM, **like)
     padded = F.pad(image_bhwc, (0, 0, 1, 1, 1, 1))
     out = image_bhwc.new_empty(batch, height, width, out_channels)
     band_rows = max(1, TILES_PER_PASS // tile_cols)
     for image in range(batch):
         for first in range(0, tile_rows, band_rows):
             rows = min(band_rows, tile_rows - first)
-            band = padded[image, TILE * first : TILE * (first + rows) + TAPS - 1]
-            products = torch.bmm(_input_tiles(band, rows, tile_cols), weight_tio)  # 36 GEMMs
-            products = products.view(SPAN, SPAN, rows, tile_cols, out_channels)
+            band = padded[image, TILE * first : TILE * (first + rows) + TAPS - 1]  # (4 rows + 2, W + 2, C_in)
+            tiles = band.unfold(0, SPAN, TILE).unfold(1, SPAN, TILE)  # (rows, tile_cols, C_in, 6, 6), a view
+            tiles_36 = tiles.permute(3, 4, 0, 1, 2).reshape(SPAN * SPAN, -1)  # (36, tiles * C_in)
+            transformed = (input_transform @ tiles_36).view(SPAN * SPAN, rows * tile_cols, in_channels)
+            products = torch.bmm(transformed, weight_tio)  # 36 GEMMs: (36, tiles, C_out)
             if bias is not None:
-                products[1, 1] += bias  # A^T's column for the point 1 is all ones: every output gets it once
-            _output_tiles(products, out[image, TILE * first : TILE * (first + rows)])
+                products[SPAN + 1] += bias  # (1, 1): A^T's column for the point 1 is all ones, every output gets it once
+            outputs = (output_transform @ products.view(SPAN * SPAN, -1)).view(TILE, TILE, rows, tile_cols, out_channels)
+            out_band = out[image, TILE * first : TILE * (first + rows)].view(rows, TILE, tile_cols, TILE, out_channels)
+            out_band.copy_(outputs.permute(2, 0, 3, 1, 4))
     return out

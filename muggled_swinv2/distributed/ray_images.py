@@ -27,7 +27,7 @@ import ray.data
 import torch
 
 from ..build import load_model
-from ..devices import DTYPES, select_device, select_dtype
+from ..devices import DTYPES, cpu_threads, select_device, select_dtype
 from ..errors import one_line
 from ..formats.checkpoint import read_checkpoint
 from ..io.ledger import OutputLedger
@@ -44,7 +44,7 @@ class ImageJobActor:
     tasks it is given (run_batch: read, predict, write) and returns one row per image."""
 
     def __init__(self, weights: str, device: str, dtype: str, threads: int, options: ImageJobOptions):
-        torch.set_num_threads(threads)  # the CPUs this actor holds
+        torch.set_num_threads(min(threads, cpu_threads()))  # the CPUs this actor holds, no more than it may run on
         device = select_device(device)
         self.model = load_model(weights, device=device, dtype=select_dtype(dtype, device))
         self.options = options
