@@ -222,4 +222,4 @@ def transformers_depth(model, image_bchw: torch.Tensor) -> torch.Tensor:
 
 
 # the names meant for other modules, scripts and benchmarks (scripts' use is checked by tests/test_layers.py)
-__all__ = ["native_model", "random_midas_state_dict", "transformers_reference"]
+__all__ = ["native_model", "random_midas_state_dict", "transformers_depth", "transformers_reference"]
