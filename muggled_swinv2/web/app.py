@@ -165,7 +165,7 @@ def build_app(service: DepthService) -> gr.Blocks:
                                                            label="Long side fed to the network (0 = native)"), "size")
                     side_by_side = one_line_errors(gr.Checkbox(False, label="Video beside its depth"), "side_by_side")
                     run_video = gr.Button("Depth video", variant="primary")
-                depth_video = gr.Video(label="Depth video (WebM)", interactive=False, elem_id="depth-video")
+                depth_video = gr.Video(label="Depth video", interactive=False, elem_id="depth-video")
             run_video.click(depth_of_video, [video, video_colormap, video_mode, video_size, side_by_side], depth_video,
                             api_name=API_VIDEO, concurrency_id="model")
         gr.Markdown(service.limits.line() + " Requests wait in a queue and run one at a time.", elem_id="limits")

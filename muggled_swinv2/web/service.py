@@ -22,6 +22,7 @@ from ..io.images import ImageReadError, display_bgr, picture_size, read_image, s
 from ..io.ledger import OutputLedger
 from ..io.video import PictureNotVideo, VideoError, VideoReader, count_frames
 from ..jobs.images import ImageJobOptions, plan_tasks, predict_and_write
+from ..io.av_video import pyav_installed
 from ..jobs.video import VideoJobOptions, run_video_job
 from ..memory import SizeOptionNames
 from ..predict import MAX_NETWORK_SIDE, predict_depth
@@ -34,6 +35,12 @@ KEEP_REQUESTS = 16  # result folders kept; older ones are deleted (the page hold
 SQUARE, KEEP_ASPECT = "square (MiDaS's exact pipeline)", "keep aspect ratio"
 # The memory check's advice in the page's terms: its size field is the long side fed to the network.
 PAGE_SIZE_NAMES = SizeOptionNames(size="long side", batch="batch size")
+
+
+def browser_video_name(stem: str, kind: str) -> str:
+    """The file name of a video the page shows: H.264 MP4 with the upload's sound through PyAV (the
+    [video] extra), else WebM, whose VP8 OpenCV writes at even sizes only (hence even_size)."""
+    return f"{stem}_{kind}{'.mp4' if pyav_installed() else '.webm'}"
 
 
 class UploadError(UserError):
@@ -209,12 +216,13 @@ class DepthService:
 
     def video(self, upload, colormap: str = "inferno", mode: str = KEEP_ASPECT, size: int | None = None,
               side_by_side: bool = False) -> Path:
-        """An uploaded video -> its depth video (WebM, which browsers play), as `muggled-swinv2 video` makes it."""
+        """An uploaded video -> its depth video as `muggled-swinv2 video` makes it, in a file browsers
+        play (browser_video_name)."""
         path = self.check_video(upload)
-        target = self.request_folder() / f"{path.stem}_depth.webm"
+        target = self.request_folder() / browser_video_name(path.stem, "depth")
         options = VideoJobOptions(colormap=colormap, side_by_side=side_by_side, square=mode == SQUARE,
-                                  size=network_size(mode, size), even_size=True,
-                                  memory_names=PAGE_SIZE_NAMES)  # WebM: even sizes
+                                  size=network_size(mode, size), even_size=not pyav_installed(),
+                                  memory_names=PAGE_SIZE_NAMES)
         with self.lock:
             try:  # its progress bar feeds the page's
                 run_video_job(self.model, path, target, options, progress=self.stop_requested)
