@@ -33,6 +33,7 @@ PYAV_MISSING_NOTE = ("PyAV is not installed (pip install 'muggled_swinv2[video]'
 
 COLOUR_CONTAINERS = {".mp4": "libx264", ".m4v": "libx264", ".mov": "libx264", ".mkv": "libx264", ".webm": "libvpx-vp9"}
 ODD_SIZE_CODEC = "libvpx-vp9"
+ODD_SIZE_CONTAINERS = (".mp4", ".mkv", ".webm")  # the ones that hold VP9 (Apple's .m4v and .mov do not)
 # Audio codecs each container holds as they are (copied), and the encoder for any other.
 AUDIO_KEPT = {".mp4": {"aac", "mp3", "alac", "ac3", "eac3", "opus"}, ".m4v": {"aac", "mp3", "alac", "ac3", "eac3"},
               ".mov": {"aac", "mp3", "alac", "ac3", "eac3", "pcm_s16le", "pcm_s24le"},
@@ -56,6 +57,9 @@ def check_colour_video_target(path, size_wh: tuple[int, int] | None = None) -> N
     """Refuse, before any work, a video name neither writer can write (at `size_wh`): one line."""
     if not writes_with_pyav(path):
         check_video_target(path, size_wh)
+    elif size_wh is not None and (size_wh[0] % 2 or size_wh[1] % 2) and Path(path).suffix.lower() not in ODD_SIZE_CONTAINERS:
+        raise VideoError(f"{path}: these frames are {size_wh[0]}x{size_wh[1]}, an odd side that H.264 cannot hold, "
+                         f"and {Path(path).suffix} cannot hold VP9; write {', '.join(ODD_SIZE_CONTAINERS)}, which keep the size")
 
 
 def open_colour_video_writer(path, fps: float, size_wh: tuple[int, int], audio_source=None):
@@ -139,6 +143,7 @@ class AvVideoWriter:
         codec = COLOUR_CONTAINERS[suffix]
         self.notes = []
         if codec == "libx264" and (width % 2 or height % 2):
+            check_colour_video_target(path, self.size_wh)
             codec = ODD_SIZE_CODEC
             self.notes.append(f"{path}: {width}x{height} has an odd side, which H.264 cannot hold: written as VP9")
         try:
