@@ -316,12 +316,13 @@ def mean_comfort(reports: list[ComfortReport]) -> ComfortReport:
 
 
 def run_stereo_video_job(model, source: Path, target: Path, options: StereoOptions, batch_size: int = 1,
-                         quiet: bool = False) -> StereoVideoSummary:
+                         quiet: bool = False, progress=None) -> StereoVideoSummary:
     """The stereo video of `source`: the model's depth of every frame, stabilised as `video` does
     (one scale and shift, a moving camera followed, reset at cuts), normalised by a running range
     so that the strength holds steady; every frame at its own time, the sound kept (PyAV; without
     it OpenCV writes the frames at a constant rate and no sound, and the summary says so). The
-    comfort JSON goes beside `target`."""
+    comfort JSON goes beside `target`. `progress(frames_written, frame_count_or_None)` is called
+    after each frame (in the writer thread; the web page stops a job by raising there)."""
     from ..io.av_video import PYAV_MISSING_NOTE, AvVideoReader, AvVideoWriter, av
     from ..io.video import AtomicVideoWriter, VideoError, VideoReader
     from ..predict import infer_prepared, prepare_input, restore_size
@@ -371,6 +372,8 @@ def run_stereo_video_job(model, source: Path, target: Path, options: StereoOptio
         else:
             state["writer"].write(layout[0])
         bar.update(1)
+        if progress is not None:
+            progress(len(state["reports"]), frame_count)
 
     interrupted = False
     started = time.perf_counter()
