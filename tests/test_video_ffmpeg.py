@@ -99,3 +99,32 @@ def test_an_unknown_raw_kind_is_refused(tmp_path, capsys, small_checkpoint):
         main(["video", str(source), "-w", str(small_checkpoint), "--out", str(tmp_path / "d.mp4"), "--raw", "npz,exr"])
     assert stop.value.code == 2 and "unknown kind 'exr'" in capsys.readouterr().err
     assert sorted(path.name for path in tmp_path.iterdir() if not path.name.startswith(".muggled")) == ["clip.mp4"]
+
+
+def test_the_webcam_save_of_a_video_file_keeps_its_sound(tmp_path, small_checkpoint):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    source = write_clip(tmp_path / "clip.mp4")
+    target = tmp_path / "live.mp4"
+    script = Path(__file__).resolve().parent.parent / "scripts" / "webcam_demo.py"
+    result = subprocess.run([sys.executable, str(script), "--source", str(source), "--weights", str(small_checkpoint),
+                             "--size", "64", "--headless", "--max-frames", "5", "--save", str(target)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    codec, frames, size, seconds, sound, sound_seconds = probe(target)
+    assert (codec, frames, size, sound) == ("h264", 5, (128, 48), "aac")  # the picture beside its depth
+    assert seconds == pytest.approx(0.5, abs=1e-3) and sound_seconds == pytest.approx(0.5, abs=0.05)  # cut at the last frame
+
+
+def test_the_web_pages_depth_video_is_h264_with_the_uploads_sound(tmp_path, small_model):
+    from pathlib import Path
+
+    from muggled_swinv2.web.service import DepthService, Limits, ModelInfo
+
+    service = DepthService(small_model, ModelInfo("small", Path("small.pt"), "cpu", "float32"), Limits(), tmp_path / "work")
+    target = service.video(str(write_clip(tmp_path / "clip.mp4", seconds=1.0)), size=64)
+    codec, frames, size, seconds, sound, _ = probe(target)
+    assert (target.suffix, codec, frames, size, sound) == (".mp4", "h264", FPS, (64, 48), "aac")
+    assert seconds == pytest.approx(1.0, abs=1e-3)
