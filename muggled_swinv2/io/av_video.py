@@ -177,9 +177,12 @@ class AvVideoWriter:
             pts = round(self.last_time_s / TIME_BASE) + 1
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame_bgr), format="bgr24")
         frame.pts, frame.time_base = pts, TIME_BASE
-        if self.audio is not None:
-            self.audio.mux_until(time_s)
-        self.output.mux(self.video.encode(frame))
+        try:
+            if self.audio is not None:
+                self.audio.mux_until(time_s)
+            self.output.mux(self.video.encode(frame))
+        except av.FFmpegError as error:  # e.g. the disk filled up
+            raise VideoError(f"{self.path}: could not be written ({error}); no file written") from None
         self.frames += 1
         self.last_time_s = float(pts * TIME_BASE)
 
