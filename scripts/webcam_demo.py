@@ -29,7 +29,8 @@ from muggled_swinv2.io.colormaps import COLORMAPS, RunningRange, colorize, norma
 from muggled_swinv2.devices import DTYPES, DeviceError, select_device, select_dtype
 from muggled_swinv2.io.images import save_image, silence_opencv
 from muggled_swinv2.io.outputs import OutputError, OutputRule, check_writable_folder
-from muggled_swinv2.io.video import AtomicVideoWriter, VideoError, VideoReader, check_video_target
+from muggled_swinv2.io.av_video import check_colour_video_target, open_colour_video_writer
+from muggled_swinv2.io.video import VideoError, VideoReader
 from muggled_swinv2.jobs.models import find_weights
 from muggled_swinv2.predict import infer_prepared, prepare_input, restore_size
 from muggled_swinv2.video.pipeline import LivePipeline, StageError, one_opencv_thread
@@ -85,7 +86,7 @@ def check_save_target(args):
     rule = OutputRule(args.overwrite, inputs={source: "the source video"} if source.exists() else {})
     if save.is_dir() and not rule.overwritten_input(save):
         raise UsageError(f"--save {save}: is a folder; give the video file to write")
-    check_video_target(save)
+    check_colour_video_target(save)
     rule.check(save, "--save")
     check_writable_folder(save.parent, "--save folder")
 
@@ -131,7 +132,8 @@ def run(args) -> int:
                 view = compose(frame, depth, colour_range, colormap, side_by_side, caption)
                 if args.save:
                     if writer is None:
-                        writer = AtomicVideoWriter(args.save, reader.fps, (view.shape[1], view.shape[0]))
+                        writer = open_colour_video_writer(args.save, reader.fps, (view.shape[1], view.shape[0]),
+                                                          audio_source=None if camera else args.source)
                     writer.write(cv2.resize(view, writer.size_wh) if view.shape[1::-1] != writer.size_wh else view)
                 if args.max_frames is not None and frames >= args.max_frames:
                     break
@@ -163,6 +165,8 @@ def run(args) -> int:
             reader.close()
             if writer is not None:
                 writer.finish()
+                if writer.note:
+                    print(f"{args.save}: {writer.note}", file=sys.stderr)
             if not args.headless:
                 cv2.destroyAllWindows()
     if not frames and not interrupted:
@@ -184,8 +188,9 @@ def main(argv=None) -> int:
     parser.add_argument("--colormap", default="inferno", choices=COLORMAPS)
     parser.add_argument("--headless", action="store_true", help="no window (for servers and tests)")
     parser.add_argument("--max-frames", type=positive_int, help="stop after this many frames")
-    parser.add_argument("--save", help="also write what is shown to this video file (.mp4, .m4v, .mov, .avi or .mkv); "
-                        "every frame with its own depth")
+    parser.add_argument("--save", help="also write what is shown to this video file: .mp4, .m4v, .mov or .mkv as "
+                        "H.264, .webm as VP9, with a video source's sound (PyAV; without it OpenCV's MPEG-4 Part 2, "
+                        "no sound), .avi as Motion JPEG; every frame with its own depth")
     parser.add_argument("--overwrite", action="store_true", help="replace the --save file if this tool wrote it")
     parser.add_argument("--stabilize", action=argparse.BooleanOptionalAction, default=True,
                         help="one depth scale and shift for all frames (default: on)")

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 from muggled_swinv2.cli import main
+from muggled_swinv2.io import av_video
+from muggled_swinv2.io.av_video import ODD_SIZE_CONTAINERS, writes_with_pyav
 from muggled_swinv2.io.video import ANY_SIZE_CONTAINERS, VIDEO_CONTAINERS, AtomicVideoWriter, VideoError
 from muggled_swinv2.jobs.video import VideoJobOptions, run_video_job
 from muggled_swinv2.video.motion import upsample_flow
@@ -82,14 +84,15 @@ def test_video_of_tiny_and_thin_frames(tmp_path, capsys, small_checkpoint, size_
 
 def test_every_container_reads_back_at_the_frames_size(tmp_path, small_model):
     """Even frames in every container the `video` command offers; odd ones (333x177) at their size in
-    .avi, and refused in one line, before any work and with nothing written, where OpenCV would crop."""
+    .avi and wherever FFmpeg (PyAV) writes, and refused in one line, before any work and with nothing
+    written, where OpenCV would crop (without PyAV)."""
     for size_wh in [(334, 178), (333, 177)]:
         source = write_avi(tmp_path / f"source_{size_wh[0]}.avi", panning_frames(size_wh, frames=3), fps=12.0)
         for suffix in VIDEO_CONTAINERS:
             target = tmp_path / f"depth_{size_wh[0]}{suffix}"
             options = VideoJobOptions(size=64, memory_check=False)
-            if size_wh[0] % 2 and suffix not in ANY_SIZE_CONTAINERS:
-                with pytest.raises(VideoError, match="only at even frame sizes"):
+            if size_wh[0] % 2 and suffix not in (*ANY_SIZE_CONTAINERS, *(ODD_SIZE_CONTAINERS if writes_with_pyav(target) else ())):
+                with pytest.raises(VideoError, match="only at even frame sizes|an odd side"):
                     run_video_job(small_model, source, target, options, quiet=True)
                 assert not target.exists()
                 continue
@@ -99,7 +102,8 @@ def test_every_container_reads_back_at_the_frames_size(tmp_path, small_model):
 
 
 @pytest.mark.parametrize("suffix", [suffix for suffix in VIDEO_CONTAINERS if suffix not in ANY_SIZE_CONTAINERS])
-def test_an_odd_size_is_refused_where_it_would_be_cropped(tmp_path, capsys, small_checkpoint, suffix):
+def test_an_odd_size_is_refused_where_it_would_be_cropped(tmp_path, capsys, small_checkpoint, suffix, monkeypatch):
+    monkeypatch.setattr(av_video, "av", None)  # OpenCV writes: FFmpeg through PyAV keeps odd sizes (test_video_ffmpeg.py)
     source = write_avi(tmp_path / "odd.avi", panning_frames((333, 177), frames=2))
     target = tmp_path / f"depth{suffix}"
     code, _, err = run(capsys, "video", source, "-w", small_checkpoint, "--out", target)
@@ -109,9 +113,17 @@ def test_an_odd_size_is_refused_where_it_would_be_cropped(tmp_path, capsys, smal
     assert sorted(path.name for path in tmp_path.iterdir()) == ["odd.avi"]
 
 
-def test_side_by_side_of_an_odd_size_keeps_it(tmp_path, capsys, small_checkpoint):
+def test_side_by_side_of_an_odd_size_keeps_it(tmp_path, capsys, small_checkpoint, monkeypatch):
     source = write_avi(tmp_path / "odd.avi", panning_frames((333, 177), frames=2))
-    code, _, err = run(capsys, "video", source, "-w", small_checkpoint, "--out", tmp_path / "sbs.mp4", "--side-by-side")
+    if av_video.pyav_installed():  # FFmpeg: VP9 in MP4 keeps it; .m4v cannot hold VP9 and says so
+        code, _, err = run(capsys, "video", source, "-w", small_checkpoint, "--out", tmp_path / "sbs.mp4", "--side-by-side")
+        assert code == 0, err
+        frames, _ = read_video(tmp_path / "sbs.mp4")
+        assert len(frames) == 2 and frames[0].shape[:2] == (177, 666)
+        code, _, err = run(capsys, "video", source, "-w", small_checkpoint, "--out", tmp_path / "sbs.m4v", "--side-by-side")
+        assert code == 2 and "these frames are 666x177" in err and not (tmp_path / "sbs.m4v").exists()
+    monkeypatch.setattr(av_video, "av", None)  # OpenCV's writer
+    code, _, err = run(capsys, "video", source, "-w", small_checkpoint, "--out", tmp_path / "sbs2.mp4", "--side-by-side")
     assert code == 2 and "these frames are 666x177" in err  # twice as wide: even, but 177 rows
     code, _, err = run(capsys, "video", source, "-w", small_checkpoint, "--out", tmp_path / "sbs.avi", "--side-by-side")
     assert code == 0, err

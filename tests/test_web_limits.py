@@ -192,7 +192,7 @@ def test_ctrl_c_during_a_video_request_exits_cleanly_every_time(small_checkpoint
             client = gradio_client.Client(running.url, verbose=False, download_files=str(tmp_path / "downloads"))
             client.submit(gradio_client.handle_file(str(clip)), "inferno", KEEP_ASPECT, 0, False, api_name="/video_depth")
             deadline = time.monotonic() + 120
-            while not list(running.tmpdir.glob("muggled-swinv2-serve-*/results/*/*.partial.webm")):
+            while not list(running.tmpdir.glob("muggled-swinv2-serve-*/results/*/*.partial.mp4")):
                 assert time.monotonic() < deadline, "the video request did not start"
                 time.sleep(0.02)
             running.process.send_signal(signal.SIGINT)

@@ -5,7 +5,8 @@ import math
 from pathlib import Path
 
 from .arguments import (UsageError, add_model_arguments, add_overwrite_argument, add_preprocessing_arguments,
-                        add_quiet_argument, count_int, field_of_view, model_options, positive_float, positive_int, report_summary)
+                        add_quiet_argument, count_int, model_options, positive_int, report_summary)
+from .metric import add_metric_arguments, check_metric_tasks, metric_options
 
 STEREO_FORMATS = ("sbs", "half-sbs", "tb", "half-tb", "anaglyph", "cross", "vr180", "wiggle", "pair")  # geometry.stereo_layouts.FORMATS
 EYES = ("left", "right", "center")  # geometry.stereo.EYES
@@ -50,15 +51,13 @@ def add_arguments(parser):
     relative.add_argument("--auto", action="store_true",
                           help="choose divergence and convergence within comfort: the screen plane at the nearest "
                                "thing the frame's side edges cut, parallax within 1 degree on a 30-degree screen")
-    metric = parser.add_argument_group("metric depth (--depth FILE --depth-kind metric, in metres)")
+    metric = parser.add_argument_group("metric stereo (f * B / z): --depth FILE --depth-kind metric, or the model's "
+                                       "depth calibrated by --known, --known-file, --sparse-depth or --depth-range")
     metric.add_argument("--baseline", type=number, metavar="M",
                         help="distance between the eyes in metres (default 0.063)")
     metric.add_argument("--convergence-distance", type=number, metavar="M",
                         help="distance of the screen plane in metres (default: infinity, parallel cameras)")
-    camera = parser.add_mutually_exclusive_group()
-    camera.add_argument("--fov", type=field_of_view, metavar="DEG",
-                        help="the camera's horizontal field of view, for metric depth and vr180 (default 60)")
-    camera.add_argument("--focal-px", type=positive_float, metavar="F", help="the camera's focal length in pixels")
+    add_metric_arguments(parser)  # --known ... --fit, and the camera: --fov, --focal-px (else EXIF, else 60 degrees)
     parser.add_argument("--depth", metavar="FILE", help="use this depth map (.npy, the picture's size) instead of the model")
     parser.add_argument("--depth-kind", choices=DEPTH_KINDS, default="inverse",
                         help="what --depth holds: inverse (relative inverse depth, bigger = nearer) or metric "
@@ -78,9 +77,15 @@ def check_arguments(args) -> None:
     check_within("--convergence", args.convergence, 0, 1, low_open=False)
     check_within("--baseline", args.baseline, 0, MAX_BASELINE_M)
     check_within("--convergence-distance", args.convergence_distance, 0, math.inf)
-    metric = args.depth_kind == "metric"
-    if metric and args.depth is None:
+    calibrated = calibration_given(args)
+    if args.fov is not None and args.focal_px is not None:
+        raise UsageError("--fov and --focal-px both give the camera; give one")
+    if args.depth_kind == "metric" and args.depth is None:
         raise UsageError("--depth-kind metric needs --depth FILE (a depth map in metres)")
+    if args.depth_kind == "metric" and calibrated:
+        raise UsageError(f"--depth {args.depth} is metric already; --known, --known-file, --sparse-depth and "
+                         f"--depth-range calibrate relative depth (the model's, or --depth-kind inverse)")
+    metric = args.depth_kind == "metric" or calibrated
     relative_given = [name for name, value in (("--divergence", args.divergence), ("--convergence", args.convergence),
                                                ("--auto", args.auto or None)) if value is not None]
     metric_given = [name for name, value in (("--baseline", args.baseline),
@@ -89,9 +94,15 @@ def check_arguments(args) -> None:
         raise UsageError(f"{', '.join(relative_given)} only apply to relative depth; with metric depth use --baseline "
                          f"and --convergence-distance")
     if not metric and metric_given:
-        raise UsageError(f"{', '.join(metric_given)} only apply to metric depth (--depth FILE --depth-kind metric)")
+        raise UsageError(f"{', '.join(metric_given)} only apply to metric depth (--depth FILE --depth-kind metric, "
+                         f"or --known, --known-file, --sparse-depth or --depth-range)")
     if args.auto and (args.divergence is not None or args.convergence is not None):
         raise UsageError("--auto chooses --divergence and --convergence; give either, not both")
+
+
+def calibration_given(args) -> bool:
+    """Whether the user says what they know about the depth (cli/metric.py's sources)."""
+    return bool(args.known or args.known_file or args.sparse_depth or args.depth_range)
 
 
 def run(args) -> int:
@@ -104,13 +115,16 @@ def run(args) -> int:
         format=args.format, eye=args.eye, divergence_pct=args.divergence or 2.0,
         convergence=0.5 if args.convergence is None else args.convergence, auto=args.auto,
         baseline_m=args.baseline or 0.063, convergence_distance_m=args.convergence_distance or math.inf,
-        fov_deg=args.fov or 60.0, focal_px=args.focal_px, depth_kind=args.depth_kind, dilation_px=args.dilation,
+        fov_deg=args.fov, focal_px=args.focal_px, depth_kind=args.depth_kind, dilation_px=args.dilation,
+        calibration=metric_options(args, ("metric",))[0] if calibration_given(args) else None,
         square=args.square, size=args.size, overwrite=args.overwrite,
     )
     depth_file = Path(args.depth) if args.depth else None
     if len(args.inputs) == 1 and is_video(args.inputs[0]):
         return run_video(args, options, Path(args.inputs[0]), Path(args.out))
     tasks = plan_stereo_tasks(args.inputs, Path(args.out), options, depth_file)
+    if options.calibration is not None:  # each known point inside each picture, a sparse map for each
+        check_metric_tasks(tasks, options.calibration)
     if depth_file is not None:  # checked against its picture before any work
         try:
             picture_hw = read_image(tasks[0].source).shape[:2]
@@ -128,6 +142,9 @@ def run_video(args, options, source: Path, target: Path) -> int:
 
     if args.depth is not None:
         raise UsageError(f"--depth {args.depth}: a depth file is for one picture; a video's depth comes from the model")
+    if options.calibration is not None:
+        raise UsageError("--known, --known-file, --sparse-depth and --depth-range calibrate pictures; a video's stereo "
+                         "is relative (--divergence, --convergence, --auto)")
     check_stereo_video_paths(source, target, options)
     summary = run_stereo_video_job(open_engine(model_options(args)), source, target, options,
                                    batch_size=args.batch_size, quiet=args.quiet)

@@ -9,15 +9,31 @@ from .arguments import add_prediction_arguments, model_options, report_summary, 
 
 def add_arguments(parser):
     parser.add_argument("input", metavar="INPUT", help="video file")
-    parser.add_argument("--out", "-o", required=True, help="output video (.mp4, .m4v, .mov, .avi or .mkv; "
-                        "frames of an odd width or height: .avi, the others are written at even sizes only)")
-    parser.add_argument("--raw", choices=["npz"], help="also write the float depth frames beside OUT, as .npz (depth.mp4 -> depth.npz)")
+    parser.add_argument("--out", "-o", required=True,
+                        help="output video: .mp4, .m4v, .mov or .mkv as H.264 (yuv420p, odd sizes as VP9), .webm as "
+                             "VP9, with the source's sound (PyAV, the [video] extra; without it OpenCV writes MPEG-4 "
+                             "Part 2 at even sizes, no sound); .avi: Motion JPEG, any size, no sound")
+    parser.add_argument("--raw", type=raw_kinds, metavar="KIND[,KIND]",
+                        help="also write beside OUT: npz, the float depth frames (depth.mp4 -> depth.npz); depth16, "
+                             "the depth as a lossless 16-bit video (FFV1 in depth_depth16.mkv, needs PyAV); or npz,depth16")
     parser.add_argument("--per-frame-range", action="store_true",
                         help="colour each frame by its own min/max (default: a smooth running range)")
     parser.add_argument("--stabilize", action=argparse.BooleanOptionalAction, default=True,
                         help="put all frames on one depth scale and shift, fitted on what did not move, reset at "
                              "scene cuts (default: on; the npz keeps each frame's scale and shift)")
     add_prediction_arguments(parser)
+
+
+RAW_KINDS = ("npz", "depth16")
+
+
+def raw_kinds(text: str) -> tuple[str, ...]:
+    """'npz', 'depth16' or 'npz,depth16' -> the kinds (argparse's one-line error otherwise)."""
+    kinds = tuple(kind.strip() for kind in text.split(","))
+    unknown = [kind for kind in kinds if kind not in RAW_KINDS]
+    if unknown or not kinds:
+        raise argparse.ArgumentTypeError(f"unknown kind {', '.join(map(repr, unknown))}; use npz, depth16 or npz,depth16")
+    return kinds
 
 
 def run(args) -> int:
@@ -27,7 +43,7 @@ def run(args) -> int:
     source, target = Path(args.input), Path(args.out)
     options = VideoJobOptions(
         colormap=args.colormap, side_by_side=args.side_by_side, per_frame_range=args.per_frame_range,
-        raw_npz=bool(args.raw), square=args.square, size=args.size, batch_size=args.batch_size,
+        raw_npz="npz" in (args.raw or ()), raw_depth16="depth16" in (args.raw or ()), square=args.square, size=args.size, batch_size=args.batch_size,
         memory_check=not args.no_memory_check, memory_names=size_option_names(), stabilize=args.stabilize,
         overwrite=args.overwrite,
     )

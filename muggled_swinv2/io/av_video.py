@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import reserve_temp
-from .video import VideoError, publish_frames
+from .video import AtomicVideoWriter, VideoError, check_video_target, publish_frames
 
 try:
     import av
@@ -33,6 +33,7 @@ PYAV_MISSING_NOTE = ("PyAV is not installed (pip install 'muggled_swinv2[video]'
 
 COLOUR_CONTAINERS = {".mp4": "libx264", ".m4v": "libx264", ".mov": "libx264", ".mkv": "libx264", ".webm": "libvpx-vp9"}
 ODD_SIZE_CODEC = "libvpx-vp9"
+ODD_SIZE_CONTAINERS = (".mp4", ".mkv", ".webm")  # the ones that hold VP9 (Apple's .m4v and .mov do not)
 # Audio codecs each container holds as they are (copied), and the encoder for any other.
 AUDIO_KEPT = {".mp4": {"aac", "mp3", "alac", "ac3", "eac3", "opus"}, ".m4v": {"aac", "mp3", "alac", "ac3", "eac3"},
               ".mov": {"aac", "mp3", "alac", "ac3", "eac3", "pcm_s16le", "pcm_s24le"},
@@ -40,6 +41,37 @@ AUDIO_KEPT = {".mp4": {"aac", "mp3", "alac", "ac3", "eac3", "opus"}, ".m4v": {"a
               ".webm": {"opus", "vorbis"}}
 AUDIO_ENCODER = {".webm": "libopus"}  # others: "aac"
 TIME_BASE = Fraction(1, 90000)  # frame times to 1/90000 s, MPEG's clock
+
+
+def pyav_installed() -> bool:
+    return av is not None
+
+
+def writes_with_pyav(path) -> bool:
+    """Whether a colour video named `path` goes through FFmpeg (PyAV installed, a container it
+    writes here); otherwise OpenCV writes it (`.avi`: Motion JPEG, any size)."""
+    return av is not None and Path(path).suffix.lower() in COLOUR_CONTAINERS
+
+
+def check_colour_video_target(path, size_wh: tuple[int, int] | None = None) -> None:
+    """Refuse, before any work, a video name neither writer can write (at `size_wh`): one line."""
+    if not writes_with_pyav(path):
+        check_video_target(path, size_wh)
+    elif size_wh is not None and (size_wh[0] % 2 or size_wh[1] % 2) and Path(path).suffix.lower() not in ODD_SIZE_CONTAINERS:
+        raise VideoError(f"{path}: these frames are {size_wh[0]}x{size_wh[1]}, an odd side that H.264 cannot hold, "
+                         f"and {Path(path).suffix} cannot hold VP9; write {', '.join(ODD_SIZE_CONTAINERS)}, which keep the size")
+
+
+def open_colour_video_writer(path, fps: float, size_wh: tuple[int, int], audio_source=None):
+    """The writer for a colour video: AvVideoWriter (H.264 or VP9, any size, the sound of
+    `audio_source`) when PyAV writes `path`, else OpenCV's AtomicVideoWriter. Both have write(frame),
+    finish(), abandon(), `frames` and `note` (what the file lacks or how it was written, or None)."""
+    if writes_with_pyav(path):
+        return AvVideoWriter(path, fps, size_wh, audio_source=audio_source)
+    writer = AtomicVideoWriter(path, fps, size_wh)
+    if av is None:
+        writer.note = PYAV_MISSING_NOTE
+    return writer
 
 
 def require_pyav() -> None:
@@ -111,6 +143,7 @@ class AvVideoWriter:
         codec = COLOUR_CONTAINERS[suffix]
         self.notes = []
         if codec == "libx264" and (width % 2 or height % 2):
+            check_colour_video_target(path, self.size_wh)
             codec = ODD_SIZE_CODEC
             self.notes.append(f"{path}: {width}x{height} has an odd side, which H.264 cannot hold: written as VP9")
         try:
@@ -144,9 +177,12 @@ class AvVideoWriter:
             pts = round(self.last_time_s / TIME_BASE) + 1
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame_bgr), format="bgr24")
         frame.pts, frame.time_base = pts, TIME_BASE
-        if self.audio is not None:
-            self.audio.mux_until(time_s)
-        self.output.mux(self.video.encode(frame))
+        try:
+            if self.audio is not None:
+                self.audio.mux_until(time_s)
+            self.output.mux(self.video.encode(frame))
+        except av.FFmpegError as error:  # e.g. the disk filled up
+            raise VideoError(f"{self.path}: could not be written ({error}); no file written") from None
         self.frames += 1
         self.last_time_s = float(pts * TIME_BASE)
 
@@ -178,7 +214,12 @@ class AudioCarrier:
 
     def __init__(self, source, output, suffix: str):
         self.note, self.pending = None, None
-        self.input = av.open(str(source))
+        try:
+            self.input = av.open(str(source))
+        except (av.FFmpegError, OSError) as error:
+            self.input, self.stream, self.packets = None, None, iter(())
+            self.note = f"the sound of {source} could not be read ({error}): written without it"
+            return
         streams = self.input.streams.audio
         self.stream = streams[0] if streams else None
         if self.stream is None:
@@ -214,7 +255,8 @@ class AudioCarrier:
         self.close()
 
     def close(self):
-        self.input.close()
+        if self.input is not None:
+            self.input.close()
 
     def _peek(self):
         while self.pending is None:
@@ -240,9 +282,10 @@ class AudioCarrier:
 
 
 class DepthVideoWriter:
-    """16-bit depth frames ((H, W) uint16) as lossless FFV1 gray16le in `.mkv`: every value kept."""
+    """16-bit depth frames ((H, W) uint16) as lossless FFV1 gray16le in `.mkv`: every value kept;
+    `metadata` (text) goes into the container's tags (e.g. how the values map to depth)."""
 
-    def __init__(self, path, fps: float, size_wh: tuple[int, int]):
+    def __init__(self, path, fps: float, size_wh: tuple[int, int], metadata: dict[str, str] | None = None):
         require_pyav()
         self.path, self.size_wh = Path(path), tuple(size_wh)
         if self.path.suffix.lower() != ".mkv":
@@ -252,6 +295,7 @@ class DepthVideoWriter:
             self.output = av.open(str(self.temp_path), "w")
         except OSError as error:
             raise VideoError(f"{path}: cannot write there ({error.strerror or error})") from None
+        self.output.metadata.update(metadata or {})
         self.video = self.output.add_stream("ffv1", rate=Fraction(float(fps)).limit_denominator(100000))
         self.video.width, self.video.height, self.video.pix_fmt = *self.size_wh, "gray16le"
         self.video.codec_context.time_base = TIME_BASE
@@ -282,3 +326,8 @@ class DepthVideoWriter:
         except (av.FFmpegError, OSError):
             pass
         self.temp_path.unlink(missing_ok=True)
+
+
+# the names meant for other modules, scripts and benchmarks (scripts' use is checked by tests/test_layers.py)
+__all__ = ["AvVideoReader", "AvVideoWriter", "DepthVideoWriter", "PYAV_MISSING_NOTE", "TimedFrame",
+           "check_colour_video_target", "open_colour_video_writer", "pyav_installed", "writes_with_pyav"]

@@ -160,6 +160,7 @@ class AtomicVideoWriter:
         with native_stderr_silenced():  # WebM: "tag 'VP80' is not supported", though it writes VP8
             self.writer = cv2.VideoWriter(str(self.temp_path), backend, fourcc, rate, self.size_wh)
         self.frames = 0
+        self.note = None  # what the file lacks (io/av_video.open_colour_video_writer: no PyAV, no sound)
         if not self.writer.isOpened():
             self.temp_path.unlink(missing_ok=True)
             raise VideoError(f"{path}: OpenCV cannot write this video format (try .mp4 or .avi)")

@@ -19,13 +19,16 @@ import torch
 import cv2
 
 from ..errors import UserError, one_line
+from ..geometry import camera_intrinsics
 from ..geometry.stereo import disparity_from_inverse_depth, disparity_from_metric_depth, render_stereo
 from ..geometry.stereo_layouts import ComfortReport, auto_strength, comfort_report, layout_frames
 from ..io.atomic import write_atomically
+from ..io.exif import read_exif_focal
 from ..io.images import IMAGE_SUFFIXES, ImageReadError, display_bgr, read_image, save_image
 from ..io.outputs import OutputError, OutputRule
 from ..predict import predict_batch
 from .images import ImageJobError, expand_inputs, report_error
+from .metric import MetricOptions, calibrate_picture
 
 DEPTH_KINDS = ("inverse", "metric")
 # Format -> the name endings of its files (players read the layout from a VR180 file's name).
@@ -48,16 +51,26 @@ class StereoOptions:
     auto: bool = False  # relative depth: divergence and convergence chosen within comfort
     baseline_m: float = 0.063  # metric depth: the distance between the eyes
     convergence_distance_m: float = math.inf  # metric depth: the screen plane's distance
-    fov_deg: float = 60.0  # the camera's horizontal field of view (metric depth, vr180) ...
-    focal_px: float | None = None  # ... or its focal length in pixels, which wins
+    fov_deg: float | None = None  # the camera's horizontal field of view (metric depth, vr180) ...
+    focal_px: float | None = None  # ... or its focal length in pixels, which wins; neither: EXIF, else 60 degrees
     depth_kind: str = "inverse"
+    calibration: MetricOptions | None = None  # what the user knows: the model's depth made metric (jobs/metric.py)
     dilation_px: int = 2  # near surfaces grown by this much before warping (against halos)
     square: bool = False
     size: int | None = None
     overwrite: bool = False
 
-    def focal_for(self, width: int) -> float:
-        return self.focal_px or width / 2 / math.tan(math.radians(self.fov_deg) / 2)
+    @property
+    def metric(self) -> bool:
+        """Metric geometry (f * B / z): a metric depth file, or the depth calibrated to what the user knows."""
+        return self.depth_kind == "metric" or self.calibration is not None
+
+    def camera_for(self, image_hw: tuple[int, int], source: Path | None = None) -> tuple[float, str]:
+        """(focal length in pixels, where it came from): --focal-px, --fov, the picture's EXIF, else
+        60 degrees (geometry/camera.py)."""
+        exif = read_exif_focal(source) if source is not None and self.fov_deg is None and self.focal_px is None else None
+        camera = camera_intrinsics(image_hw[1], image_hw[0], self.fov_deg, self.focal_px, exif)
+        return camera.fx, camera.focal_source
 
 
 @dataclass
@@ -141,17 +154,20 @@ def load_depth_file(path: Path, kind: str, picture_hw: tuple[int, int]) -> np.nd
 
 
 def stereo_frames(image: np.ndarray, depth_hw: np.ndarray, options: StereoOptions,
-                  value_range: tuple[float, float] | None = None,
-                  strength: tuple[float, float] | None = None) -> tuple[list[np.ndarray], ComfortReport, dict]:
-    """One picture and its depth -> (the format's frames as BGR uint8, the comfort report, the
-    settings used: divergence and convergence as chosen by --auto, focal length). A video passes
-    its steady inverse-depth `value_range` and the `strength` (divergence, convergence) it keeps."""
+                  value_range: tuple[float, float] | None = None, strength: tuple[float, float] | None = None,
+                  source: Path | None = None) -> tuple[list[np.ndarray], ComfortReport, dict]:
+    """One picture and its depth (metric: metres, NaN or +inf infinitely far; else inverse) ->
+    (the format's frames as BGR uint8, the comfort report, the settings used: divergence and
+    convergence as chosen by --auto, the focal length and its source: `source`'s EXIF when the
+    options give no camera). A video passes its steady inverse-depth `value_range` and the
+    `strength` (divergence, convergence) it keeps."""
     rgb_chw = torch.from_numpy(np.ascontiguousarray(display_bgr(image)[:, :, ::-1].transpose(2, 0, 1))).float() / 255
-    width = rgb_chw.shape[2]
-    focal = options.focal_for(width)
+    focal, focal_source = options.camera_for(rgb_chw.shape[1:], source)
     depth = torch.from_numpy(depth_hw)
-    settings = {"format": options.format, "eye": options.eye, "depth_kind": options.depth_kind, "focal_px": focal}
-    if options.depth_kind == "metric":
+    settings = {"format": options.format, "eye": options.eye, "depth_kind": "metric" if options.metric else "inverse",
+                "focal_px": focal, "focal_source": focal_source}
+    if options.metric:
+        depth = torch.nan_to_num(depth, nan=math.inf)  # no depth (beyond the calibration's infinity): far away
         disparity = disparity_from_metric_depth(depth, focal, options.baseline_m, options.convergence_distance_m)
         settings.update(baseline_m=options.baseline_m,  # JSON has no infinity: null is parallel cameras
                         convergence_distance_m=None if math.isinf(options.convergence_distance_m) else options.convergence_distance_m)
@@ -205,9 +221,17 @@ def run_stereo_job(model, tasks: list[StereoTask], options: StereoOptions, quiet
                     depth = load_depth_file(task.depth_file, options.depth_kind, image.shape[:2])
                 else:
                     depth = predict_batch(model, [image], options.square, options.size)[0]
+                calibration = None
+                if options.calibration is not None:
+                    calibration = calibrate_picture(task.source, depth, options.calibration)
+                    depth = calibration.depth
                 warp_started = time.perf_counter()
-                frames, comfort, settings = stereo_frames(image, depth, options)
+                frames, comfort, settings = stereo_frames(image, depth, options, source=task.source)
                 summary.warp_seconds += time.perf_counter() - warp_started
+                if calibration is not None:
+                    settings["calibration"] = calibration.calibration.record()
+                    if not quiet:
+                        print(f"{task.source}: {calibration.summary()}", file=sys.stderr)
                 write_stereo_files(task, frames, comfort, settings, options, rule)
             except (ImageReadError, StereoInputError, OutputError) as error:
                 summary.failed.append(str(error))
@@ -292,12 +316,13 @@ def mean_comfort(reports: list[ComfortReport]) -> ComfortReport:
 
 
 def run_stereo_video_job(model, source: Path, target: Path, options: StereoOptions, batch_size: int = 1,
-                         quiet: bool = False) -> StereoVideoSummary:
+                         quiet: bool = False, progress=None) -> StereoVideoSummary:
     """The stereo video of `source`: the model's depth of every frame, stabilised as `video` does
     (one scale and shift, a moving camera followed, reset at cuts), normalised by a running range
     so that the strength holds steady; every frame at its own time, the sound kept (PyAV; without
     it OpenCV writes the frames at a constant rate and no sound, and the summary says so). The
-    comfort JSON goes beside `target`."""
+    comfort JSON goes beside `target`. `progress(frames_written, frame_count_or_None)` is called
+    after each frame (in the writer thread; the web page stops a job by raising there)."""
     from ..io.av_video import PYAV_MISSING_NOTE, AvVideoReader, AvVideoWriter, av
     from ..io.video import AtomicVideoWriter, VideoError, VideoReader
     from ..predict import infer_prepared, prepare_input, restore_size
@@ -347,6 +372,8 @@ def run_stereo_video_job(model, source: Path, target: Path, options: StereoOptio
         else:
             state["writer"].write(layout[0])
         bar.update(1)
+        if progress is not None:
+            progress(len(state["reports"]), frame_count)
 
     interrupted = False
     started = time.perf_counter()

@@ -14,8 +14,10 @@ from ..errors import first_line
 from ..io.colormaps import RunningRange, colorize, normalize
 from ..memory import JOB_OPTION_NAMES, SizeOptionNames, memory_refusal, network_hw_for
 from ..io.outputs import OutputRule, check_writable_folder
-from ..io.video import AtomicVideoWriter, VideoError, VideoReader, check_video_target, stated_size_wh
+from ..io.av_video import check_colour_video_target, open_colour_video_writer, pyav_installed
+from ..io.video import VideoError, VideoReader, stated_size_wh
 from ..predict import check_long_side, infer_prepared, prepare_input, restore_size
+from ..video.depth16 import Depth16Writer, depth16_path
 from ..video.depth_npz import DepthNpzWriter
 from ..video.pipeline import StageError, one_opencv_thread, run_pipelined
 from ..video.stabilize import DepthStabilizer
@@ -27,6 +29,7 @@ class VideoJobOptions:
     side_by_side: bool = False
     per_frame_range: bool = False
     raw_npz: bool = False
+    raw_depth16: bool = False  # also the depth as a lossless 16-bit video (video/depth16.py; needs PyAV)
     square: bool = False
     size: int | None = None
     batch_size: int = 1
@@ -47,6 +50,7 @@ class VideoSummary:
     timing_note: str | None = None  # how a variable frame rate was written (io.video.steady_rate)
     unfitted: int = 0  # frames whose scale could not be fitted (video.stabilize.ReferenceAligner): not cuts
     motion_note: str | None = None  # frames too small for motion compensation (video.motion.flow_shape)
+    writer_note: str | None = None  # how the video was written, or what it lacks (io.av_video.open_colour_video_writer)
 
     def line(self) -> str:
         rate = f", {self.frames / self.seconds:.2f} frames/s" if self.seconds > 0 else ""
@@ -54,15 +58,16 @@ class VideoSummary:
         unfitted = (f", {self.unfitted} frame{'s' if self.unfitted != 1 else ''} whose depth scale could not be fitted "
                     f"(matched by median and spread instead)" if self.unfitted else "")
         stop = " (interrupted: the file holds the frames done so far)" if self.interrupted else ""
-        notes = "".join(f"; {note}" for note in (self.timing_note, self.motion_note) if note)
+        notes = "".join(f"; {note}" for note in (self.timing_note, self.motion_note, self.writer_note) if note)
         return f"wrote {self.frames} frames{rate}{cuts}{unfitted}{stop}{notes}"
 
 
 class DepthVideoWriters:
-    """The colour video, and with --raw npz the float frames with each frame's stabilisation
-    (video/depth_npz.py)."""
+    """The colour video (through FFmpeg with the source's sound when PyAV is installed), with
+    --raw npz the float frames with each frame's stabilisation (video/depth_npz.py), with --raw
+    depth16 the lossless 16-bit depth video (video/depth16.py)."""
 
-    def __init__(self, target: Path, fps: float, frame_hw: tuple[int, int], options: VideoJobOptions):
+    def __init__(self, source: Path, target: Path, fps: float, frame_hw: tuple[int, int], options: VideoJobOptions):
         self.options = options
         self.size_wh = output_size_wh(frame_hw, options)
         self.colour_range = RunningRange()
@@ -70,10 +75,12 @@ class DepthVideoWriters:
         self.resets, self.unfitted = [], []  # per frame: the stabiliser restarted (first frame, cuts); no fit
         self.writers = []
         try:
-            self.writers.append(AtomicVideoWriter(target, fps, self.size_wh))
+            self.writers.append(open_colour_video_writer(target, fps, self.size_wh, audio_source=source))
             if options.raw_npz:
                 settings = self.stabilizer.settings if self.stabilizer is not None else None
                 self.writers.append(DepthNpzWriter(target.with_suffix(".npz"), settings))
+            if options.raw_depth16:
+                self.writers.append(Depth16Writer(depth16_path(target), fps))
         except VideoError:
             self.abandon()
             raise
@@ -94,8 +101,19 @@ class DepthVideoWriters:
         colored = colorize(normalize(depth, *low_high), self.options.colormap)
         picture = np.hstack([frame, colored]) if self.options.side_by_side else colored
         self.writers[0].write(picture[:self.size_wh[1], :self.size_wh[0]])
-        if self.options.raw_npz:
-            self.writers[1].write(depth, stable)
+        for writer in self.writers[1:]:
+            if isinstance(writer, DepthNpzWriter):
+                writer.write(depth, stable)
+            else:
+                writer.write(depth)
+
+    def note(self) -> str | None:
+        """How the colour video was written or what it lacks, and depth16's clipped frames, or None."""
+        notes = [self.writers[0].note] + [f"{writer.clipped_frames} frames of {writer.path.name} reach beyond the "
+                                          f"first frame's range widened by half (clipped)"
+                                          for writer in self.writers[1:]
+                                          if isinstance(writer, Depth16Writer) and writer.clipped_frames]
+        return "; ".join(note for note in notes if note) or None
 
     def motion_note(self) -> str | None:
         """A line when frames were too small for motion compensation (video/motion.py), else None."""
@@ -137,11 +155,15 @@ def check_video_paths(source: Path, target: Path, options: VideoJobOptions) -> N
     if target.is_dir():
         raise VideoError(f"--out {target}: is a folder; give the video file to write, e.g. {target / 'depth.mp4'}")
     size_wh = stated_size_wh(source)
-    check_video_target(target, output_size_wh(size_wh[::-1], options) if size_wh else None)
+    check_colour_video_target(target, output_size_wh(size_wh[::-1], options) if size_wh else None)
+    if options.raw_depth16 and not pyav_installed():
+        raise VideoError("--raw depth16 needs PyAV (pip install 'muggled_swinv2[video]'): it writes FFV1 through FFmpeg")
     rule = OutputRule(options.overwrite, inputs={source: "the input video"})
     rule.check(target, "--out")
     if options.raw_npz:
         rule.check(target.with_suffix(".npz"), "--raw npz")
+    if options.raw_depth16:
+        rule.check(depth16_path(target), "--raw depth16")
     check_writable_folder(target.parent, "--out folder")
 
 
@@ -167,7 +189,7 @@ def run_video_job(model, source: Path, target: Path, options: VideoJobOptions, q
             reader.close()
             raise VideoError(f"{source}: {refusal}")
     try:
-        writers = DepthVideoWriters(target, reader.fps, first.shape[:2], options)
+        writers = DepthVideoWriters(source, target, reader.fps, first.shape[:2], options)
     except VideoError:
         reader.close()
         raise
@@ -205,7 +227,7 @@ def run_video_job(model, source: Path, target: Path, options: VideoJobOptions, q
         reader.close()
     resets = sum(writers.resets[1:writers.frames])
     return VideoSummary(writers.frames, time.perf_counter() - started, interrupted, resets, reader.timing_note,
-                        sum(writers.unfitted[:writers.frames]), writers.motion_note())
+                        sum(writers.unfitted[:writers.frames]), writers.motion_note(), writers.note())
 
 
 def job_error(error: BaseException, source: Path, target: Path, frame: int) -> BaseException:

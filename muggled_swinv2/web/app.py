@@ -1,4 +1,4 @@
-"""The page: a Picture tab and a Video tab on top of DepthService (service.py).
+"""The page: a Picture tab, a Video tab and a Stereo tab on top of DepthService (service.py).
 
 Imported only by server.py, after it has set Gradio's environment (temp folder, no analytics).
 """
@@ -12,10 +12,10 @@ from gradio.processing_utils import check_all_files_in_cache
 from ..errors import first_line
 from ..io.colormaps import COLORMAPS
 from ..predict import MAX_NETWORK_SIDE
-from .service import KEEP_ASPECT, SQUARE, DepthService, UploadError
+from .service import KEEP_ASPECT, SQUARE, STEREO_PAGE_FORMATS, DepthService, UploadError
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"  # package data (scripts/make_examples.py writes them)
-API_IMAGE, API_VIDEO = "depth", "video_depth"
+API_IMAGE, API_VIDEO, API_STEREO = "depth", "video_depth", "stereo"
 # System fonts only: the default theme would ask Google Fonts for its fonts (the page must work offline).
 THEME = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
 
@@ -101,6 +101,43 @@ def refuse_in_one_line(demo: gr.Blocks):
     demo.preprocess_data = checked
 
 
+def stereo_tab(service: DepthService) -> None:
+    """The Stereo tab: a picture or a video -> side by side, anaglyph, ... (jobs/stereo.py through
+    service.stereo), a picture's anaglyph as the preview, the files to download."""
+
+    def stereo_of(upload, format, divergence, convergence, auto, progress=gr.Progress(track_tqdm=True)):
+        if upload is None:
+            raise refusal("Upload a picture or a video first.")
+        try:
+            result = service.stereo(upload, format, divergence, convergence, auto)
+        except UploadError as error:
+            raise page_error(error) from None
+        status = f"Stereo in {result.seconds:.2f} s. {result.comfort}"
+        return [str(result.preview) if result.preview else None, str(result.video) if result.video else None,
+                [str(path) for path in result.downloads], status]
+
+    with gr.Tab("Stereo"):
+        with gr.Row():
+            with gr.Column():
+                upload = one_line_errors(gr.File(label="Picture or video", file_count="single", type="filepath",
+                                                 elem_id="stereo-upload"), "upload")
+                format = one_line_errors(gr.Dropdown(list(STEREO_PAGE_FORMATS), value="half-sbs", label="Format "
+                                                     "(half-sbs: 3D TVs and headsets; anaglyph: red-cyan glasses)"), "format")
+                auto = one_line_errors(gr.Checkbox(True, label="Strength chosen within comfort (auto)"), "auto")
+                divergence = one_line_errors(gr.Slider(0.5, 10, value=2, step=0.5, label="Divergence, % of the width "
+                                                       "(when not auto)"), "divergence")
+                convergence = one_line_errors(gr.Slider(0, 1, value=0.5, step=0.05, label="Convergence: 0 all behind "
+                                                        "the screen ... 1 all in front (when not auto)"), "convergence")
+                run = gr.Button("Make stereo", variant="primary", elem_id="stereo-run")
+            with gr.Column():
+                preview = gr.Image(label="Preview (anaglyph)", type="filepath", interactive=False, elem_id="stereo-preview")
+                video = gr.Video(label="Stereo video", interactive=False, elem_id="stereo-video")
+                files = gr.File(label="Downloads", file_count="multiple", interactive=False, elem_id="stereo-downloads")
+                status = gr.Markdown(elem_id="stereo-status")
+        run.click(stereo_of, [upload, format, divergence, convergence, auto], [preview, video, files, status],
+                  api_name=API_STEREO, concurrency_id="model")
+
+
 def build_app(service: DepthService) -> gr.Blocks:
     def depth_of_picture(upload, colormap, mode, size):
         if upload is None:
@@ -165,9 +202,10 @@ def build_app(service: DepthService) -> gr.Blocks:
                                                            label="Long side fed to the network (0 = native)"), "size")
                     side_by_side = one_line_errors(gr.Checkbox(False, label="Video beside its depth"), "side_by_side")
                     run_video = gr.Button("Depth video", variant="primary")
-                depth_video = gr.Video(label="Depth video (WebM)", interactive=False, elem_id="depth-video")
+                depth_video = gr.Video(label="Depth video", interactive=False, elem_id="depth-video")
             run_video.click(depth_of_video, [video, video_colormap, video_mode, video_size, side_by_side], depth_video,
                             api_name=API_VIDEO, concurrency_id="model")
+        stereo_tab(service)
         gr.Markdown(service.limits.line() + " Requests wait in a queue and run one at a time.", elem_id="limits")
     refuse_in_one_line(demo)
     return demo

@@ -10,7 +10,7 @@ import itertools
 import shutil
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +18,13 @@ import numpy as np
 import cv2
 
 from ..errors import UserError
-from ..io.images import ImageReadError, display_bgr, picture_size, read_image, save_image
+from ..io.images import ImageReadError, display_bgr, picture_size, read_image, save_image, save_npy
 from ..io.ledger import OutputLedger
 from ..io.video import PictureNotVideo, VideoError, VideoReader, count_frames
 from ..jobs.images import ImageJobOptions, plan_tasks, predict_and_write
+from ..io.av_video import pyav_installed
+from ..jobs.stereo import (StereoOptions, check_stereo_video_paths, is_video, plan_stereo_tasks, run_stereo_job,
+                           run_stereo_video_job)
 from ..jobs.video import VideoJobOptions, run_video_job
 from ..memory import SizeOptionNames
 from ..predict import MAX_NETWORK_SIDE, predict_depth
@@ -34,6 +37,12 @@ KEEP_REQUESTS = 16  # result folders kept; older ones are deleted (the page hold
 SQUARE, KEEP_ASPECT = "square (MiDaS's exact pipeline)", "keep aspect ratio"
 # The memory check's advice in the page's terms: its size field is the long side fed to the network.
 PAGE_SIZE_NAMES = SizeOptionNames(size="long side", batch="batch size")
+
+
+def browser_video_name(stem: str, kind: str) -> str:
+    """The file name of a video the page shows: H.264 MP4 with the upload's sound through PyAV (the
+    [video] extra), else WebM, whose VP8 OpenCV writes at even sizes only (hence even_size)."""
+    return f"{stem}_{kind}{'.mp4' if pyav_installed() else '.webm'}"
 
 
 class UploadError(UserError):
@@ -71,6 +80,17 @@ class ModelInfo:
 
 
 @dataclass
+class StereoResult:
+    """What the Stereo tab shows and offers: an anaglyph preview (a picture's) or the stereo video,
+    the files, and the comfort line."""
+    preview: Path | None  # a picture's red-cyan anaglyph
+    video: Path | None  # a video's stereo video
+    downloads: list[Path]
+    comfort: str
+    seconds: float
+
+
+@dataclass
 class PictureResult:
     """What the Picture tab shows and offers for download."""
     photo: Path  # the picture as 8-bit, for the before/after view
@@ -95,6 +115,24 @@ def network_size(mode: str, size) -> int | None:
         raise UploadError(f"Size {shown}: the network takes a whole number of pixels up to {MAX_NETWORK_SIDE} "
                           f"(0 = the model's native size).")
     return whole
+
+
+STEREO_PAGE_FORMATS = ("half-sbs", "sbs", "anaglyph", "tb", "half-tb", "cross", "vr180")  # one file each
+MAX_PAGE_DIVERGENCE_PCT = 10.0
+
+
+def stereo_page_options(format: str, divergence, convergence, auto: bool) -> StereoOptions:
+    """The Stereo tab's settings as the stereo job's options (relative depth: the model's),
+    UploadError (one line) for a setting out of range."""
+    if format not in STEREO_PAGE_FORMATS:
+        raise UploadError(f"Format {format!r}: choose one of {', '.join(STEREO_PAGE_FORMATS)}.")
+    if not auto:
+        if not (isinstance(divergence, (int, float)) and 0 < divergence <= MAX_PAGE_DIVERGENCE_PCT):
+            raise UploadError(f"Divergence {divergence!r}: a number of % of the width in (0, {MAX_PAGE_DIVERGENCE_PCT:g}].")
+        if not (isinstance(convergence, (int, float)) and 0 <= convergence <= 1):
+            raise UploadError(f"Convergence {convergence!r}: a number in [0, 1].")
+    return StereoOptions(format=format, divergence_pct=float(divergence or 2.0), convergence=float(convergence or 0.0),
+                         auto=bool(auto), overwrite=True)
 
 
 def image_options(out_dir: Path, colormap: str, mode: str, size, image_hw: tuple[int, int]) -> ImageJobOptions:
@@ -209,12 +247,13 @@ class DepthService:
 
     def video(self, upload, colormap: str = "inferno", mode: str = KEEP_ASPECT, size: int | None = None,
               side_by_side: bool = False) -> Path:
-        """An uploaded video -> its depth video (WebM, which browsers play), as `muggled-swinv2 video` makes it."""
+        """An uploaded video -> its depth video as `muggled-swinv2 video` makes it, in a file browsers
+        play (browser_video_name)."""
         path = self.check_video(upload)
-        target = self.request_folder() / f"{path.stem}_depth.webm"
+        target = self.request_folder() / browser_video_name(path.stem, "depth")
         options = VideoJobOptions(colormap=colormap, side_by_side=side_by_side, square=mode == SQUARE,
-                                  size=network_size(mode, size), even_size=True,
-                                  memory_names=PAGE_SIZE_NAMES)  # WebM: even sizes
+                                  size=network_size(mode, size), even_size=not pyav_installed(),
+                                  memory_names=PAGE_SIZE_NAMES)
         with self.lock:
             try:  # its progress bar feeds the page's
                 run_video_job(self.model, path, target, options, progress=self.stop_requested)
@@ -223,6 +262,50 @@ class DepthService:
             except ServerStopping:
                 raise UploadError("The server is stopping; the video was not finished.") from None
         return target
+
+    # ------------------------------------------------------------------ stereo
+
+    def stereo(self, upload, format: str = "half-sbs", divergence: float = 2.0, convergence: float = 0.5,
+               auto: bool = False) -> StereoResult:
+        """An uploaded picture or video -> its stereo files as `muggled-swinv2 stereo` makes them
+        (jobs/stereo.py), with a picture's anaglyph as the preview."""
+        options = stereo_page_options(format, divergence, convergence, auto)
+        if upload and is_video(upload):
+            return self.stereo_video(upload, options)
+        path, image = self.read_picture(upload)
+        folder = self.request_folder()
+        started = time.perf_counter()
+        with self.lock:
+            depth = predict_depth(self.model, image)
+        depth_file = folder / f"{path.stem}_depth.npy"  # the job takes the depth from here (and it is a download)
+        save_npy(depth_file, depth)
+        [task] = plan_stereo_tasks([str(path)], folder, options, depth_file)
+        summary = run_stereo_job(None, [task], options, quiet=True)
+        if summary.failed:
+            raise UploadError(summary.failed[0].replace(str(path), path.name))
+        preview = task.outputs[0]
+        if options.format != "anaglyph":
+            anaglyph = replace(options, format="anaglyph")
+            [preview_task] = plan_stereo_tasks([str(path)], folder / "preview", anaglyph, depth_file)
+            run_stereo_job(None, [preview_task], anaglyph, quiet=True)
+            preview = preview_task.outputs[0]
+        return StereoResult(preview, None, [*task.outputs, task.comfort_json, depth_file], summary.comfort.summary(),
+                            time.perf_counter() - started)
+
+    def stereo_video(self, upload, options: StereoOptions) -> StereoResult:
+        path = self.check_video(upload)
+        target = self.request_folder() / browser_video_name(path.stem, f"stereo_{options.format}")
+        started = time.perf_counter()
+        with self.lock:
+            try:
+                check_stereo_video_paths(path, target, options)
+                summary = run_stereo_video_job(self.model, path, target, options, quiet=True, progress=self.stop_requested)
+            except UserError as error:
+                raise UploadError(str(error).replace(str(path), path.name)) from None
+            except ServerStopping:
+                raise UploadError("The server is stopping; the video was not finished.") from None
+        comfort_json = target.with_name(f"{target.stem}_comfort.json")
+        return StereoResult(None, target, [target, comfort_json], summary.line(), time.perf_counter() - started)
 
     # ------------------------------------------------------------------ stopping
 
