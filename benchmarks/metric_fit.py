@@ -23,10 +23,10 @@ import math
 import numpy as np
 import torch
 
-from muggled_swinv2 import CalibrationError, camera_intrinsics, fit_depth_range, fit_points, fit_sparse_depth
+from muggled_swinv2 import (CalibrationError, camera_intrinsics, fit_depth_range, fit_points, fit_sparse_depth,
+                            load_model)
 from muggled_swinv2.demo import DEMO_WEIGHTS
 from muggled_swinv2.evaluation.metrics import score_depth
-from muggled_swinv2.formats.checkpoint import load_model
 from muggled_swinv2.geometry import ExifFocal
 from muggled_swinv2.model.config import SMALL_CONFIGS
 from muggled_swinv2.predict import predict_depth

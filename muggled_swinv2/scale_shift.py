@@ -25,3 +25,7 @@ def fit_scale_shift(x: np.ndarray, y: np.ndarray, valid: np.ndarray | None = Non
         return float("nan"), float("nan")
     scale = float(np.dot(x_centred, y - y_mean)) / variance
     return scale, float(y_mean - scale * x_mean)
+
+
+# the names meant for other modules, scripts and benchmarks (scripts' use is checked by tests/test_layers.py)
+__all__ = ["fit_scale_shift"]

@@ -19,8 +19,9 @@ PACKAGE = ROOT / "muggled_swinv2"
 # Lowest first. A module imports its own unit and the layers below it, never its own layer's others.
 LAYERS = [
     {"model"},
-    {"errors", "devices", "synthetic", "demo", "scale_shift", "io"},
+    {"errors", "devices", "synthetic", "demo", "scale_shift"},
     {"geometry"},  # metric fit and camera (pure numpy), on the one scale/shift fit
+    {"io"},  # files: pictures, video, sparse depth maps and EXIF (read into geometry's records)
     {"accelerate", "formats", "predict"},
     {"build"},  # a file -> a ready model: formats + predict + accelerate + devices
     {"memory", "datasets", "reference"},

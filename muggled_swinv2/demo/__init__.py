@@ -12,3 +12,7 @@ DEMO_NOTE = (  # formats.weights.demo_note says first where no checkpoint was fo
     "using the embedded demo model (micro, trained on synthetic "
     "scenes only); for real photos get a MiDaS model with `muggled-swinv2 download tiny`"
 )
+
+
+# the names meant for other modules, scripts and benchmarks (scripts' use is checked by tests/test_layers.py)
+__all__ = ["DEMO_NOTE", "DEMO_WEIGHTS"]

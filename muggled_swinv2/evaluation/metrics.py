@@ -73,3 +73,7 @@ def mean_scores(scores: list[ImageScores]) -> dict:
         "absrel": float(np.mean([score.absrel for score in usable])),
         "delta1": float(np.mean([score.delta1 for score in usable])),
     }
+
+
+# the names meant for other modules, scripts and benchmarks (scripts' use is checked by tests/test_layers.py)
+__all__ = ["ImageScores", "mean_scores", "row_gradient_baseline", "score_depth", "valid_depth_mask"]

@@ -477,5 +477,5 @@ def render_scene(seed: int, size_hw: tuple[int, int] = (256, 256)) -> tuple[np.n
 
 
 # the names meant for other modules, scripts and benchmarks (scripts' use is checked by tests/test_layers.py)
-__all__ = ["Camera", "SPLITS", "SYNTHETIC_MAX_DEPTH", "Surface", "describe_scene", "render", "render_scene",
+__all__ = ["Camera", "SPLITS", "SYNTHETIC_MAX_DEPTH", "Surface", "camera_effects", "describe_scene", "render", "render_scene",
            "sphere"]
