@@ -15,8 +15,10 @@ from ..io.colormaps import RunningRange, colorize, normalize
 from ..memory import memory_refusal, network_hw_for
 from ..io.outputs import OutputRule, check_writable_folder
 from ..io.video import AtomicVideoWriter, VideoError, VideoReader, check_video_target, stated_size_wh
+from .metric import ClipCalibration, MetricOptions, save_json
 from ..predict import check_long_side, infer_prepared, prepare_input, restore_size
-from ..video.depth_npz import DepthNpzWriter
+from ..geometry import CalibrationError
+from ..video.depth_npz import DepthNpzWriter, FrameMetric
 from ..video.pipeline import StageError, one_opencv_thread, run_pipelined
 from ..video.stabilize import DepthStabilizer
 
@@ -35,6 +37,7 @@ class VideoJobOptions:
     overwrite: bool = False  # replace outputs this tool wrote (see check_video_paths)
     queue_size: int = 4  # frames read ahead of the model, and predicted ahead of the writer
     even_size: bool = False  # drop an odd last column and row (the web page's WebM preview: io.video.ANY_SIZE_CONTAINERS)
+    metric: MetricOptions | None = None  # what the user knows: metric frames in the npz, <stem>_camera.json (jobs/metric.py)
 
 
 @dataclass
@@ -46,6 +49,7 @@ class VideoSummary:
     timing_note: str | None = None  # how a variable frame rate was written (io.video.steady_rate)
     unfitted: int = 0  # frames whose scale could not be fitted (video.stabilize.ReferenceAligner): not cuts
     motion_note: str | None = None  # frames too small for motion compensation (video.motion.flow_shape)
+    metric_note: str | None = None  # the metric fit (jobs/metric.py ClipCalibration.summary)
 
     def line(self) -> str:
         rate = f", {self.frames / self.seconds:.2f} frames/s" if self.seconds > 0 else ""
@@ -53,16 +57,23 @@ class VideoSummary:
         unfitted = (f", {self.unfitted} frame{'s' if self.unfitted != 1 else ''} whose depth scale could not be fitted "
                     f"(matched by median and spread instead)" if self.unfitted else "")
         stop = " (interrupted: the file holds the frames done so far)" if self.interrupted else ""
-        notes = "".join(f"; {note}" for note in (self.timing_note, self.motion_note) if note)
+        notes = "".join(f"; {note}" for note in (self.timing_note, self.motion_note, self.metric_note) if note)
         return f"wrote {self.frames} frames{rate}{cuts}{unfitted}{stop}{notes}"
+
+
+def camera_json_path(target: Path) -> Path:
+    """The video's camera and fit beside it: depth.mp4 -> depth_camera.json."""
+    return target.with_name(f"{target.stem}_camera.json")
 
 
 class DepthVideoWriters:
     """The colour video, and with --raw npz the float frames with each frame's stabilisation
-    (video/depth_npz.py)."""
+    (video/depth_npz.py) and metric depth; with metric options the camera (`camera_json_path`)."""
 
     def __init__(self, target: Path, fps: float, frame_hw: tuple[int, int], options: VideoJobOptions):
-        self.options = options
+        self.options, self.target = options, target
+        self.calibration = (ClipCalibration(options.metric, frame_hw, stabilized=options.stabilize)
+                            if options.metric is not None else None)
         self.size_wh = output_size_wh(frame_hw, options)
         self.colour_range = RunningRange()
         self.stabilizer = DepthStabilizer() if options.stabilize else None
@@ -89,12 +100,16 @@ class DepthVideoWriters:
             depth = stable.depth
             self.resets.append(stable.reset)
             self.unfitted.append(stable.unfitted)
+        metric = None
+        if self.calibration is not None:  # on the output frame: one scale and shift for the clip when stabilised
+            metric_depth, fit = self.calibration(self.frames, depth, stable is not None and stable.reset)
+            metric = FrameMetric(metric_depth, fit.scale, fit.shift)
         low_high = (None, None) if self.options.per_frame_range else self.colour_range.update(depth)
         colored = colorize(normalize(depth, *low_high), self.options.colormap)
         picture = np.hstack([frame, colored]) if self.options.side_by_side else colored
         self.writers[0].write(picture[:self.size_wh[1], :self.size_wh[0]])
         if self.options.raw_npz:
-            self.writers[1].write(depth, stable)
+            self.writers[1].write(depth, stable, metric)
 
     def motion_note(self) -> str | None:
         """A line when frames were too small for motion compensation (video/motion.py), else None."""
@@ -110,6 +125,8 @@ class DepthVideoWriters:
         try:
             for writer in self.writers:
                 writer.finish()
+            if self.calibration is not None and self.calibration.fits:
+                save_json(camera_json_path(self.target), self.calibration.record(self.frames))
         except BaseException:  # a write error, or Ctrl-C while the video is read back
             self.abandon()  # the temp files of the ones not finished yet
             raise
@@ -141,6 +158,8 @@ def check_video_paths(source: Path, target: Path, options: VideoJobOptions) -> N
     rule.check(target, "--out")
     if options.raw_npz:
         rule.check(target.with_suffix(".npz"), "--raw npz")
+    if options.metric is not None:
+        rule.check(camera_json_path(target), "the camera file")
     check_writable_folder(target.parent, "--out folder")
 
 
@@ -203,8 +222,9 @@ def run_video_job(model, source: Path, target: Path, options: VideoJobOptions, q
     finally:
         reader.close()
     resets = sum(writers.resets[1:writers.frames])
+    metric_note = writers.calibration.summary(writers.frames) if writers.calibration and writers.calibration.fits else None
     return VideoSummary(writers.frames, time.perf_counter() - started, interrupted, resets, reader.timing_note,
-                        sum(writers.unfitted[:writers.frames]), writers.motion_note())
+                        sum(writers.unfitted[:writers.frames]), writers.motion_note(), metric_note)
 
 
 def job_error(error: BaseException, source: Path, target: Path, frame: int) -> BaseException:
@@ -219,6 +239,8 @@ def job_error(error: BaseException, source: Path, target: Path, frame: int) -> B
         error, frame = error.error, error.index + 1  # the writer: stabilising, colouring, encoding
     if isinstance(error, VideoError):
         return error
+    if isinstance(error, CalibrationError):  # a frame's fit refused (a sparse map without a valid pixel, say)
+        return VideoError(f"{source}: {error}; no file written")
     if isinstance(error, OSError):  # e.g. the disk filled up while writing the .npz
         return VideoError(f"{target}: cannot write ({error.strerror or error}); no file written")
     if isinstance(error, (RuntimeError, MemoryError)):  # e.g. out of memory
