@@ -419,10 +419,18 @@ def select_pending(tasks: list[ImageTask], options: ImageJobOptions, summary: Jo
 
 @dataclass
 class TaskOutcome:
-    """What became of one task: an error message (None: every output written) and notes to show."""
+    """What became of one task: an error message (None: every output written), notes to show
+    always (like errors: what went differently, warnings), and the metric fit's summary line
+    (shown unless --quiet, as the job's summary is)."""
     task: ImageTask
     error: str | None = None
     notes: list[str] = field(default_factory=list)
+    metric: MetricResult | None = None
+
+    @property
+    def info(self) -> list[str]:
+        """The lines shown unless --quiet: the metric fit's summary."""
+        return [f"{self.task.source}: {self.metric.summary()}"] if self.metric is not None else []
 
 
 def predict_and_write(model, batch: list[tuple[ImageTask, np.ndarray]], options: ImageJobOptions,
@@ -437,12 +445,12 @@ def predict_and_write(model, batch: list[tuple[ImageTask, np.ndarray]], options:
         if depth is not None and options.metric is not None:
             try:  # before any output: a picture whose fit is refused gets none
                 metric = calibrate_picture(task.source, depth, options.metric)
-                notes.append(f"{task.source}: {metric.summary()}")
+                notes += [f"{task.source}: {warning}" for warning in metric.warnings()]
             except CalibrationError as refusal:
                 depth, error = None, f"{task.source}: {refusal}"
         if depth is not None:
             error = write_outputs(Prediction(task, image, depth, options, metric), ledger)
-        yield TaskOutcome(task, error, notes)
+        yield TaskOutcome(task, error, notes, metric if error is None else None)
 
 
 def run_batch(model, tasks: list[ImageTask], options: ImageJobOptions, ledger: OutputLedger) -> Iterator[TaskOutcome]:
@@ -472,7 +480,7 @@ def run_image_job(model, tasks: list[ImageTask], options: ImageJobOptions, quiet
         with tqdm(total=len(pending), unit="image", disable=quiet, dynamic_ncols=True) as progress:
             for first in range(0, len(pending), max(1, options.batch_size)):
                 for result in run_batch(model, pending[first : first + options.batch_size], options, ledger):
-                    for note in result.notes:
+                    for note in result.notes + ([] if quiet else result.info):
                         report_error(note)
                     if result.error:
                         summary.failed.append(result.error)

@@ -71,10 +71,15 @@ class MetricResult:
         return {**fit_record(self.camera, self.calibration, self.known_points), "no_depth_pixels": self.no_depth}
 
     def summary(self) -> str:
-        """One line: the fit, the camera, the pixels without depth, and any warning."""
+        """One line: the fit, the camera, the pixels without depth and the assumptions made (the
+        warnings are lines of their own: `warnings`)."""
         line = (f"metric: {self.calibration.summary()}; fx {self.camera.fx:.1f} px ({self.camera.focal_source})"
                 f"{f'; {self.no_depth} pixels without depth' if self.no_depth else ''}")
-        return "; ".join([line, *self.calibration.notes, *self.calibration.warnings])
+        return "; ".join([line, *self.calibration.notes])
+
+    def warnings(self) -> list[str]:
+        """One line per warning of the fit (ill-conditioned: shown even with --quiet)."""
+        return [f"metric: warning: {warning}" for warning in self.calibration.warnings]
 
 
 def sparse_depth_file(options: MetricOptions, source: Path) -> Path:
@@ -225,3 +230,7 @@ METRIC_WRITERS = {
     "metric-png16": lambda path, result: save_image(path, millimetres_png16(result.depth)),
     "camera": save_camera_json,
 }
+
+
+# the names meant for other modules, scripts and benchmarks (scripts' use is checked by tests/test_layers.py)
+__all__ = ["ClipCalibration", "MetricOptions", "MetricResult", "calibrate_picture", "fit_known", "sparse_depth_frames"]
