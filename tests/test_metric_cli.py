@@ -190,3 +190,16 @@ def test_the_command_line_repeats_its_owners_choices():
     assert cli_metric.FITS == FITS and cli_metric.METRIC_KINDS == METRIC_KINDS
     assert cli_metric.DEFAULT_FOV_DEG == DEFAULT_FOV_DEG and cli_metric.DEFAULT_DEPTH_RANGE == DEFAULT_DEPTH_RANGE
 
+
+
+def test_the_fit_summary_respects_quiet_and_warnings_do_not(tmp_path, capsys, small_checkpoint, picture_and_prediction):
+    picture, d = picture_and_prediction
+    z = true_depth(d)
+    known = [item for x, y in [(2, 3), (8, 5), (5, 9)] for item in ("--known", f"{x},{y}={float(z[y, x])!r}")]
+    assert run([picture, "--out", tmp_path / "loud", *known], small_checkpoint) == 0
+    loud = capsys.readouterr().err
+    assert "room.png: metric: affine fit to 3 known points" in loud
+    assert "room.png: metric: warning: " in loud and "small part of the picture" in loud
+    assert run([picture, "--out", tmp_path / "quiet", *known, "--quiet"], small_checkpoint) == 0
+    quiet = capsys.readouterr().err.splitlines()
+    assert len(quiet) == 1 and "room.png: metric: warning: " in quiet[0] and "small part" in quiet[0]

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from .arguments import (RAW_FORMATS, UsageError, add_prediction_arguments, model_options, positive_float,
                         positive_int, raw_formats, report_summary, size_option_names, value_range)
-from .metric import DEFAULT_DEPTH_RANGE, DEFAULT_FOV_DEG, add_metric_arguments, check_metric_tasks, metric_options
+from .metric import DEFAULT_DEPTH_RANGE, add_metric_arguments, check_metric_tasks, metric_options
 
 RAY_ONLY = {"--actors": "actors", "--gpus-per-actor": "gpus_per_actor", "--cpus-per-actor": "cpus_per_actor"}
 
@@ -64,8 +64,8 @@ def run(args) -> int:
         out_dir=Path(args.out), raw_formats=raw, colormap=args.colormap, side_by_side=args.side_by_side,
         square=args.square, size=args.size, batch_size=args.batch_size, overwrite=args.overwrite,
         value_range=args.range, invert=args.invert, memory_check=not args.no_memory_check,
-        memory_names=size_option_names(), fov_deg=args.fov or DEFAULT_FOV_DEG,
-        depth_range=args.depth_range or DEFAULT_DEPTH_RANGE, point_step=args.point_step, metric=metric,
+        memory_names=size_option_names(), fov_deg=args.fov, depth_range=args.depth_range or DEFAULT_DEPTH_RANGE,
+        point_step=args.point_step, metric=metric,
     )
     tasks, input_errors = prepare_image_job(args.inputs, args.recursive, options)
     if metric is not None:

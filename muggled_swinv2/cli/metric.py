@@ -1,4 +1,4 @@
-"""The metric depth options of `image` (docs/metric.md): what the user knows, and the camera.
+"""The metric depth options of `image` and `video` (docs/metric.md): what the user knows, and the camera.
 
     --known X,Y=Z (repeatable)   --known-file CSV   --sparse-depth FILE|DIR   --depth-range NEAR,FAR
     --fit affine|scale           --fov DEG          --focal-px F               --raw metric,metric-png16
@@ -6,7 +6,9 @@
 Everything that can be checked before the model runs is checked here, so that bad input ends with
 one line and exit code 2, with nothing written: the points' distances, their number for the fit,
 the known-points file, a sparse map file (read once here), a folder's map for each picture, and
-each point inside each picture (its size read from the header, EXIF rotation applied).
+each point inside each picture (its size read from the header, EXIF rotation applied); for a
+video, the first map of a folder, each point inside the frames (their size as the file states it),
+and no first-frame fit without the stabiliser's one scale and shift.
 """
 
 import argparse
@@ -18,6 +20,7 @@ FITS = ("affine", "scale")  # geometry.calibrate.FITS
 METRIC_KINDS = ("metric", "metric-png16")  # jobs.images.METRIC_KINDS
 DEFAULT_FOV_DEG = 60.0  # export.geometry.DEFAULT_FOV_DEG: ply/mesh without --fov
 DEFAULT_DEPTH_RANGE = (1.0, 10.0)  # export.geometry.DEFAULT_DEPTH_RANGE: ply/mesh without --depth-range
+SPARSE_SUFFIXES = (".npy", ".pfm", ".tif", ".tiff", ".png")  # io.known_depth.SPARSE_DEPTH_SUFFIXES
 
 
 def known_point(text: str) -> tuple[float, float, float]:
@@ -30,7 +33,8 @@ def known_point(text: str) -> tuple[float, float, float]:
         raise argparse.ArgumentTypeError(f"expected X,Y=Z (pixel column, row, metres), e.g. 120,300=1.8, got {text!r}") from None
 
 
-def add_metric_arguments(parser):
+def add_metric_arguments(parser, video: bool = False):
+    """The options; `video`: the help of the video command (no ply/mesh, no EXIF)."""
     group = parser.add_argument_group("metric depth (docs/metric.md): fit the prediction to what you know")
     group.add_argument("--known", type=known_point, action="append", metavar="X,Y=Z",
                        help="a known distance: pixel column X, row Y of the picture as shown (0,0 top left), Z metres "
@@ -38,24 +42,26 @@ def add_metric_arguments(parser):
     group.add_argument("--known-file", metavar="CSV", help="known points, one x,y,z per line (header optional)")
     group.add_argument("--sparse-depth", metavar="FILE|DIR",
                        help="a metric depth map (npy, pfm, float tiff: metres; 16-bit png: millimetres; 0/NaN/inf "
-                            "unknown; any resolution), or a folder of them matched to the pictures by file stem")
+                            "unknown; any resolution), or a folder of them matched to the pictures by file stem "
+                            "(video: the n-th file by name for the n-th frame, e.g. 000000.npy, 000001.npy, ...)")
     group.add_argument("--depth-range", type=depth_range, metavar="NEAR,FAR",
                        help="the nearest and farthest distances in view, in metres, when nothing else is known "
-                            "(also the depth range of ply/mesh: default 1,10)")
+                            + ("(refitted at each scene cut)" if video else "(also the depth range of ply/mesh: default 1,10)"))
     group.add_argument("--fit", choices=FITS, default="affine",
                        help="affine: 1/z = s*d + t (default); scale: t = 0, an assumption that makes 1 point enough")
     group.add_argument("--fov", type=field_of_view, metavar="DEG",
-                       help="horizontal field of view of the camera in degrees (default: the photo's EXIF focal "
-                            "length, else 60; also the camera of ply/mesh)")
+                       help="horizontal field of view of the camera in degrees " + (
+                           "(default 60)" if video else "(default: the photo's EXIF focal length, else 60; also the "
+                                                        "camera of ply/mesh)"))
     group.add_argument("--focal-px", type=positive_float, metavar="F", help="the focal length in pixels (instead of --fov)")
 
 
-def metric_options(args, raw_formats: tuple[str, ...]):
-    """(MetricOptions or None, the raw formats with `metric` added where a source is given alone).
-    UsageError (one line) for bad or conflicting input."""
+def known_sources(args) -> tuple[list, Path | None]:
+    """(the known points of --known and --known-file, the --sparse-depth path) once checked: one
+    source at most, the points' distances and number for the fit, a sparse map file readable
+    (a folder's maps are matched later). UsageError (one line)."""
     from ..geometry import CalibrationError, check_known_points
     from ..io.known_depth import read_known_points, read_sparse_depth
-    from ..jobs.metric import MetricOptions
 
     points = list(args.known or [])
     try:
@@ -65,14 +71,6 @@ def metric_options(args, raw_formats: tuple[str, ...]):
                    if given]
         if len(sources) > 1:
             raise UsageError(f"{' and '.join(sources)}: give one source of known depth")
-        wanted = any(kind in METRIC_KINDS for kind in raw_formats)
-        if not sources and not wanted:
-            if args.focal_px is not None:
-                raise UsageError("--focal-px is the camera of the metric outputs: give --known, --known-file, "
-                                 "--sparse-depth or --raw metric with --depth-range")
-            return None, raw_formats
-        if not sources and args.depth_range is None:
-            raise UsageError("--raw metric needs what you know: --known X,Y=Z, --known-file, --sparse-depth or --depth-range")
         if points:
             check_known_points(points, args.fit)
         sparse = Path(args.sparse_depth) if args.sparse_depth else None
@@ -80,9 +78,61 @@ def metric_options(args, raw_formats: tuple[str, ...]):
             read_sparse_depth(sparse)  # a file that cannot be read ends here, before any work
     except CalibrationError as error:
         raise UsageError(str(error)) from None
+    return points, sparse
+
+
+def metric_options(args, raw_formats: tuple[str, ...]):
+    """(MetricOptions or None, the raw formats with `metric` added where a source is given alone).
+    UsageError (one line) for bad or conflicting input."""
+    from ..jobs.metric import MetricOptions
+
+    wanted = any(kind in METRIC_KINDS for kind in raw_formats)
+    if not (args.known or args.known_file or args.sparse_depth) and not wanted:
+        if args.focal_px is not None:
+            raise UsageError("--focal-px is the camera of the metric outputs: give --known, --known-file, "
+                             "--sparse-depth or --raw metric with --depth-range")
+        return None, raw_formats
+    points, sparse = known_sources(args)
+    if not points and sparse is None and args.depth_range is None:
+        raise UsageError("--raw metric needs what you know: --known X,Y=Z, --known-file, --sparse-depth or --depth-range")
     options = MetricOptions(known_points=tuple(points), sparse_depth=sparse, depth_range=args.depth_range,
                             fit=args.fit, fov_deg=args.fov, focal_px=args.focal_px)
     return options, raw_formats if wanted else (*raw_formats, "metric")
+
+
+def video_metric_options(args, frame_size_wh: tuple[int, int] | None):
+    """The video's MetricOptions, or None when nothing is known (--depth-range alone is a source:
+    a video has no ply). Before any work: the sources (known_sources), a folder holding maps, each
+    point inside frames of `frame_size_wh` (as the file states it; None: checked on the first
+    frame), and no first-frame fit (points, one map) with --no-stabilize. UsageError (one line)."""
+    from ..geometry import CalibrationError, check_points_inside
+    from ..io.known_depth import read_sparse_depth
+    from ..jobs.metric import MetricOptions, sparse_depth_frames
+
+    if not (args.known or args.known_file or args.sparse_depth or args.depth_range):
+        given = [option for option, value in (("--fov", args.fov), ("--focal-px", args.focal_px)) if value is not None]
+        if given:
+            raise UsageError(f"{' and '.join(given)}: the camera of the metric depth; give --known, --known-file, "
+                             f"--sparse-depth or --depth-range")
+        return None
+    points, sparse = known_sources(args)
+    try:
+        if sparse is not None and sparse.is_dir():
+            maps = sparse_depth_frames(sparse)
+            if not maps:
+                raise UsageError(f"--sparse-depth {sparse}: no sparse depth maps in this folder "
+                                 f"({', '.join(SPARSE_SUFFIXES)})")
+            read_sparse_depth(maps[0])  # the first frame's: a folder of unreadable files ends here
+        elif (points or sparse is not None) and not args.stabilize:
+            raise UsageError(f"{'--known' if points else '--sparse-depth FILE'} with --no-stabilize: a fit to the first "
+                             f"frame holds only on the stabiliser's one scale and shift; leave out --no-stabilize "
+                             f"(or give a folder of maps, one per frame)")
+        if points and frame_size_wh is not None:
+            check_points_inside(points, *frame_size_wh)
+    except CalibrationError as error:
+        raise UsageError(f"{args.input}: {error}" if "known point" in str(error) else str(error)) from None
+    return MetricOptions(known_points=tuple(points), sparse_depth=sparse, depth_range=args.depth_range, fit=args.fit,
+                         fov_deg=args.fov, focal_px=args.focal_px)
 
 
 def check_metric_tasks(tasks, options) -> None:

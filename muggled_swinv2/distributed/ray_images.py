@@ -59,6 +59,7 @@ class ImageJobActor:
             "index": batch["index"],
             "error": [result.error or "" for result in ordered],
             "notes": [json.dumps(result.notes) for result in ordered],
+            "info": [json.dumps(result.info) for result in ordered],  # shown unless --quiet
         }
 
 
@@ -194,7 +195,7 @@ def run_image_job_on_ray(weights: Path, tasks: list[ImageTask], options: ImageJo
             try:
                 for row in rows:
                     task = pending[int(row["index"])]
-                    for note in json.loads(row["notes"]):
+                    for note in json.loads(row["notes"]) + ([] if quiet else json.loads(row["info"])):
                         report_error(as_given(note, task))
                     if row["error"]:
                         message = as_given(str(row["error"]), task)

@@ -18,8 +18,12 @@ import cv2
 from ..errors import UserError, one_line
 from ..io.atomic import LeftoverTemps
 from ..io.colormaps import colorize, unit_depth
-from ..export.geometry import DEFAULT_DEPTH_RANGE, DEFAULT_FOV_DEG, save_mesh, save_point_cloud
-from ..geometry import CalibrationError
+from ..export.geometry import (
+    DEFAULT_DEPTH_RANGE, DEFAULT_FOV_DEG, depth_to_z, save_mesh, save_mesh_z, save_point_cloud, save_point_cloud_z,
+)
+from ..geometry import CalibrationError, CameraIntrinsics, camera_intrinsics
+from ..geometry.camera import focal_from_exif
+from ..io.exif import read_exif_focal
 from ..io.images import IMAGE_SUFFIXES, ImageReadError, display_bgr, read_image, save_image, save_npy, save_pfm
 from ..io.ledger import LedgerError, OutputLedger
 from ..io.outputs import OutputError, OutputRule, check_writable_folder
@@ -53,7 +57,7 @@ class ImageJobOptions:
     invert: bool = False  # far is bright
     memory_check: bool = True  # refuse an image whose prediction would not fit in memory (see memory.py)
     memory_names: SizeOptionNames = JOB_OPTION_NAMES  # how that refusal names the settings (the CLI: its flags)
-    fov_deg: float = DEFAULT_FOV_DEG  # camera of the 3D outputs (ply, mesh)
+    fov_deg: float | None = None  # camera of the 3D outputs (ply, mesh); None: a fit's, EXIF, else 60 degrees
     depth_range: tuple[float, float] = DEFAULT_DEPTH_RANGE
     point_step: int = 1
     metric: MetricOptions | None = None  # what the user knows, for the metric outputs (jobs/metric.py)
@@ -99,14 +103,45 @@ def write_colour(prediction: Prediction, path: Path) -> None:
     save_image(path, depth_picture(prediction.image, prediction.unit, options.colormap, options.side_by_side))
 
 
+def scene_3d(prediction: Prediction) -> tuple[np.ndarray, CameraIntrinsics, str] | None:
+    """What ply/mesh are made of when the camera is known: (depth z (H, W), camera, what z is), or
+    None for the relative default (export/geometry.py: --depth-range mapping, --fov or 60 degrees).
+
+    With a fit (any metric option): its metric depth (NaN: no point) and its camera (--focal-px,
+    --fov, EXIF or 60 degrees, geometry/camera.py). Without one, but with the photo's EXIF focal
+    length and no --fov: the relative depth mapped onto --depth-range, seen by the EXIF camera."""
+    options = prediction.options
+    if prediction.metric is not None:
+        return prediction.metric.depth, prediction.metric.camera, "metric depth (metres)"
+    if options.fov_deg is not None:
+        return None
+    height, width = prediction.depth.shape
+    exif = read_exif_focal(prediction.task.source)
+    if focal_from_exif(width, height, exif) is None:
+        return None
+    near, far = options.depth_range
+    return (depth_to_z(prediction.depth, options.depth_range), camera_intrinsics(width, height, exif=exif),
+            f"relative inverse depth mapped onto 1/{far:g}..1/{near:g}")
+
+
 def write_point_cloud(prediction: Prediction, path: Path) -> None:
     options = prediction.options
-    save_point_cloud(path, prediction.image, prediction.depth, options.fov_deg, options.depth_range, options.point_step)
+    if scene := scene_3d(prediction):
+        depth_z, camera, what = scene
+        save_point_cloud_z(path, prediction.image, depth_z, camera, options.point_step, what)
+    else:
+        save_point_cloud(path, prediction.image, prediction.depth, options.fov_deg or DEFAULT_FOV_DEG,
+                         options.depth_range, options.point_step)
 
 
 def write_mesh(prediction: Prediction, path: Path) -> None:
     options = prediction.options
-    save_mesh(path, prediction.image, prediction.depth, options.fov_deg, options.depth_range, options.point_step)
+    if scene := scene_3d(prediction):
+        depth_z, camera, what = scene
+        save_mesh_z(path, prediction.image, depth_z, camera, options.point_step, what)
+    else:
+        save_mesh(path, prediction.image, prediction.depth, options.fov_deg or DEFAULT_FOV_DEG, options.depth_range,
+                  options.point_step)
 
 
 @dataclass(frozen=True)
@@ -385,10 +420,18 @@ def select_pending(tasks: list[ImageTask], options: ImageJobOptions, summary: Jo
 
 @dataclass
 class TaskOutcome:
-    """What became of one task: an error message (None: every output written) and notes to show."""
+    """What became of one task: an error message (None: every output written), notes to show
+    always (like errors: what went differently, warnings), and the metric fit's summary line
+    (shown unless --quiet, as the job's summary is)."""
     task: ImageTask
     error: str | None = None
     notes: list[str] = field(default_factory=list)
+    metric: MetricResult | None = None
+
+    @property
+    def info(self) -> list[str]:
+        """The lines shown unless --quiet: the metric fit's summary."""
+        return [f"{self.task.source}: {self.metric.summary()}"] if self.metric is not None else []
 
 
 def predict_and_write(model, batch: list[tuple[ImageTask, np.ndarray]], options: ImageJobOptions,
@@ -403,12 +446,12 @@ def predict_and_write(model, batch: list[tuple[ImageTask, np.ndarray]], options:
         if depth is not None and options.metric is not None:
             try:  # before any output: a picture whose fit is refused gets none
                 metric = calibrate_picture(task.source, depth, options.metric)
-                notes.append(f"{task.source}: {metric.summary()}")
+                notes += [f"{task.source}: {warning}" for warning in metric.warnings()]
             except CalibrationError as refusal:
                 depth, error = None, f"{task.source}: {refusal}"
         if depth is not None:
             error = write_outputs(Prediction(task, image, depth, options, metric), ledger)
-        yield TaskOutcome(task, error, notes)
+        yield TaskOutcome(task, error, notes, metric if error is None else None)
 
 
 def run_batch(model, tasks: list[ImageTask], options: ImageJobOptions, ledger: OutputLedger) -> Iterator[TaskOutcome]:
@@ -438,7 +481,7 @@ def run_image_job(model, tasks: list[ImageTask], options: ImageJobOptions, quiet
         with tqdm(total=len(pending), unit="image", disable=quiet, dynamic_ncols=True) as progress:
             for first in range(0, len(pending), max(1, options.batch_size)):
                 for result in run_batch(model, pending[first : first + options.batch_size], options, ledger):
-                    for note in result.notes:
+                    for note in result.notes + ([] if quiet else result.info):
                         report_error(note)
                     if result.error:
                         summary.failed.append(result.error)

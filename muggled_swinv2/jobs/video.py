@@ -14,11 +14,13 @@ from ..errors import first_line
 from ..io.colormaps import RunningRange, colorize, normalize
 from ..memory import JOB_OPTION_NAMES, SizeOptionNames, memory_refusal, network_hw_for
 from ..io.outputs import OutputRule, check_writable_folder
+from ..geometry import CalibrationError
 from ..io.av_video import check_colour_video_target, open_colour_video_writer, pyav_installed
 from ..io.video import VideoError, VideoReader, stated_size_wh
 from ..predict import check_long_side, infer_prepared, prepare_input, restore_size
 from ..video.depth16 import Depth16Writer, depth16_path
-from ..video.depth_npz import DepthNpzWriter
+from ..video.depth_npz import DepthNpzWriter, FrameMetric
+from .metric import ClipCalibration, MetricOptions, save_json
 from ..video.pipeline import StageError, one_opencv_thread, run_pipelined
 from ..video.stabilize import DepthStabilizer
 
@@ -39,6 +41,7 @@ class VideoJobOptions:
     overwrite: bool = False  # replace outputs this tool wrote (see check_video_paths)
     queue_size: int = 4  # frames read ahead of the model, and predicted ahead of the writer
     even_size: bool = False  # drop an odd last column and row (the web page's WebM preview: io.video.ANY_SIZE_CONTAINERS)
+    metric: MetricOptions | None = None  # what the user knows: metric frames in the npz, <stem>_camera.json (jobs/metric.py)
 
 
 @dataclass
@@ -51,6 +54,7 @@ class VideoSummary:
     unfitted: int = 0  # frames whose scale could not be fitted (video.stabilize.ReferenceAligner): not cuts
     motion_note: str | None = None  # frames too small for motion compensation (video.motion.flow_shape)
     writer_note: str | None = None  # how the video was written, or what it lacks (io.av_video.open_colour_video_writer)
+    metric_note: str | None = None  # the metric fit (jobs/metric.py ClipCalibration.summary)
 
     def line(self) -> str:
         rate = f", {self.frames / self.seconds:.2f} frames/s" if self.seconds > 0 else ""
@@ -58,17 +62,26 @@ class VideoSummary:
         unfitted = (f", {self.unfitted} frame{'s' if self.unfitted != 1 else ''} whose depth scale could not be fitted "
                     f"(matched by median and spread instead)" if self.unfitted else "")
         stop = " (interrupted: the file holds the frames done so far)" if self.interrupted else ""
-        notes = "".join(f"; {note}" for note in (self.timing_note, self.motion_note, self.writer_note) if note)
+        notes = "".join(f"; {note}" for note in (self.timing_note, self.motion_note, self.writer_note, self.metric_note)
+                        if note)
         return f"wrote {self.frames} frames{rate}{cuts}{unfitted}{stop}{notes}"
+
+
+def camera_json_path(target: Path) -> Path:
+    """The video's camera and fit beside it: depth.mp4 -> depth_camera.json."""
+    return target.with_name(f"{target.stem}_camera.json")
 
 
 class DepthVideoWriters:
     """The colour video (through FFmpeg with the source's sound when PyAV is installed), with
-    --raw npz the float frames with each frame's stabilisation (video/depth_npz.py), with --raw
-    depth16 the lossless 16-bit depth video (video/depth16.py)."""
+    --raw npz the float frames with each frame's stabilisation (video/depth_npz.py) and metric depth,
+    with --raw depth16 the lossless 16-bit depth video (video/depth16.py); with metric options the
+    camera (`camera_json_path`)."""
 
     def __init__(self, source: Path, target: Path, fps: float, frame_hw: tuple[int, int], options: VideoJobOptions):
-        self.options = options
+        self.options, self.target = options, target
+        self.calibration = (ClipCalibration(options.metric, frame_hw, stabilized=options.stabilize)
+                            if options.metric is not None else None)
         self.size_wh = output_size_wh(frame_hw, options)
         self.colour_range = RunningRange()
         self.stabilizer = DepthStabilizer() if options.stabilize else None
@@ -97,13 +110,17 @@ class DepthVideoWriters:
             depth = stable.depth
             self.resets.append(stable.reset)
             self.unfitted.append(stable.unfitted)
+        metric = None
+        if self.calibration is not None:  # on the output frame: one scale and shift for the clip when stabilised
+            metric_depth, fit = self.calibration(self.frames, depth, stable is not None and stable.reset)
+            metric = FrameMetric(metric_depth, fit.scale, fit.shift)
         low_high = (None, None) if self.options.per_frame_range else self.colour_range.update(depth)
         colored = colorize(normalize(depth, *low_high), self.options.colormap)
         picture = np.hstack([frame, colored]) if self.options.side_by_side else colored
         self.writers[0].write(picture[:self.size_wh[1], :self.size_wh[0]])
         for writer in self.writers[1:]:
             if isinstance(writer, DepthNpzWriter):
-                writer.write(depth, stable)
+                writer.write(depth, stable, metric)
             else:
                 writer.write(depth)
 
@@ -129,6 +146,8 @@ class DepthVideoWriters:
         try:
             for writer in self.writers:
                 writer.finish()
+            if self.calibration is not None and self.calibration.fits:
+                save_json(camera_json_path(self.target), self.calibration.record(self.frames))
         except BaseException:  # a write error, or Ctrl-C while the video is read back
             self.abandon()  # the temp files of the ones not finished yet
             raise
@@ -164,6 +183,8 @@ def check_video_paths(source: Path, target: Path, options: VideoJobOptions) -> N
         rule.check(target.with_suffix(".npz"), "--raw npz")
     if options.raw_depth16:
         rule.check(depth16_path(target), "--raw depth16")
+    if options.metric is not None:
+        rule.check(camera_json_path(target), "the camera file")
     check_writable_folder(target.parent, "--out folder")
 
 
@@ -226,8 +247,9 @@ def run_video_job(model, source: Path, target: Path, options: VideoJobOptions, q
     finally:
         reader.close()
     resets = sum(writers.resets[1:writers.frames])
+    metric_note = writers.calibration.summary(writers.frames) if writers.calibration and writers.calibration.fits else None
     return VideoSummary(writers.frames, time.perf_counter() - started, interrupted, resets, reader.timing_note,
-                        sum(writers.unfitted[:writers.frames]), writers.motion_note(), writers.note())
+                        sum(writers.unfitted[:writers.frames]), writers.motion_note(), writers.note(), metric_note)
 
 
 def job_error(error: BaseException, source: Path, target: Path, frame: int) -> BaseException:
@@ -242,6 +264,8 @@ def job_error(error: BaseException, source: Path, target: Path, frame: int) -> B
         error, frame = error.error, error.index + 1  # the writer: stabilising, colouring, encoding
     if isinstance(error, VideoError):
         return error
+    if isinstance(error, CalibrationError):  # a frame's fit refused (a sparse map without a valid pixel, say)
+        return VideoError(f"{source}: {error}; no file written")
     if isinstance(error, OSError):  # e.g. the disk filled up while writing the .npz
         return VideoError(f"{target}: cannot write ({error.strerror or error}); no file written")
     if isinstance(error, (RuntimeError, MemoryError)):  # e.g. out of memory

@@ -9,9 +9,14 @@ and when stabilised (video/stabilize.py), what `recover_raw` needs to get the ra
 - `flow_NNNNNN`: float16 (h, w, 2), the motion the smoothing followed (moving-camera frames only);
 - `scale`, `shift`: float64 (frames,), `aligned = scale * raw + shift` per frame;
 - `reset`: bool (frames,), True on the first frame and on scene cuts;
-- `smoothing`, `moving_smoothing`: float64 scalars, the settings the smoothing weights followed.
+- `smoothing`, `moving_smoothing`: float64 scalars, the settings the smoothing weights followed;
+and with metric depth (jobs/metric.py's ClipCalibration: --known, --sparse-depth, --depth-range):
+- `metric_NNNNNN`: float32 (H, W) metres along the optical axis, NaN where there is no depth;
+- `metric_scale`, `metric_shift`: float64 (frames,), the fit each frame got:
+  metric = 1 / (metric_scale * frame + metric_shift) (geometry.apply_calibration).
 """
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +38,10 @@ def flow_name(index: int) -> str:
     return f"flow_{index:06d}"
 
 
+def metric_name(index: int) -> str:
+    return f"metric_{index:06d}"
+
+
 def pack_mask(mask: np.ndarray) -> np.ndarray:
     """A bool (H, W) mask as bits (1/8 of the bytes), for the npz."""
     return np.packbits(mask, axis=None)
@@ -40,6 +49,14 @@ def pack_mask(mask: np.ndarray) -> np.ndarray:
 
 def unpack_mask(bits: np.ndarray, shape_hw) -> np.ndarray:
     return np.unpackbits(bits, count=int(np.prod(shape_hw))).reshape(shape_hw).astype(bool)
+
+
+@dataclass(frozen=True)
+class FrameMetric:
+    """A frame's metric depth (H, W) float32 metres (NaN: none) and the fit 1/z = scale * frame + shift."""
+    depth: np.ndarray
+    scale: float
+    shift: float
 
 
 class DepthNpzWriter:
@@ -51,9 +68,15 @@ class DepthNpzWriter:
         self.settings = settings  # None: not stabilised, the frames are the raw predictions
         self.frames = 0
         self.scales, self.shifts, self.resets = [], [], []
+        self.metric_scales, self.metric_shifts = [], []
 
-    def write(self, depth: np.ndarray, stable: Stabilized | None = None) -> None:
-        """One output frame (H, W), and how the stabiliser made it (None without stabilisation)."""
+    def write(self, depth: np.ndarray, stable: Stabilized | None = None, metric: FrameMetric | None = None) -> None:
+        """One output frame (H, W), how the stabiliser made it (None without stabilisation), and its
+        metric depth with the fit it came from (None without)."""
+        if metric is not None:
+            self.archive.write_array(metric_name(self.frames), metric.depth.astype(np.float32))
+            self.metric_scales.append(metric.scale)
+            self.metric_shifts.append(metric.shift)
         if stable is not None:
             self.archive.write_array(smoothed_name(self.frames), pack_mask(stable.smoothed))
             if stable.flow_low is not None:  # a moving camera: the motion the smoothing followed
@@ -70,6 +93,9 @@ class DepthNpzWriter:
         if not self.frames:
             self.abandon()
             return
+        if self.metric_scales:
+            self.archive.write_array("metric_scale", np.array(self.metric_scales, np.float64))
+            self.archive.write_array("metric_shift", np.array(self.metric_shifts, np.float64))
         if self.settings is not None:
             self.archive.write_array("scale", np.array(self.scales, np.float64))
             self.archive.write_array("shift", np.array(self.shifts, np.float64))
@@ -110,5 +136,14 @@ def recover_raw(archive) -> list[np.ndarray]:
     return raw
 
 
+def read_metric(archive) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """(metric frames (H, W) float32 metres, NaN: none; the per-frame fit's scale (frames,), shift
+    (frames,)) from a `video --raw npz` file written with metric depth; ([], empty, empty) without."""
+    frames = sorted(name for name in archive.keys() if name.startswith("metric_") and name[7:].isdigit())
+    if not frames:
+        return [], np.zeros(0), np.zeros(0)
+    return [archive[name] for name in frames], np.asarray(archive["metric_scale"]), np.asarray(archive["metric_shift"])
+
+
 # the names meant for other modules, scripts and benchmarks (scripts' use is checked by tests/test_layers.py)
-__all__ = ["DepthNpzWriter", "pack_mask", "recover_raw", "unpack_mask"]
+__all__ = ["DepthNpzWriter", "FrameMetric", "pack_mask", "read_metric", "recover_raw", "unpack_mask"]

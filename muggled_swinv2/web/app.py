@@ -12,10 +12,11 @@ from gradio.processing_utils import check_all_files_in_cache
 from ..errors import first_line
 from ..io.colormaps import COLORMAPS
 from ..predict import MAX_NETWORK_SIDE
-from .service import KEEP_ASPECT, SQUARE, STEREO_PAGE_FORMATS, DepthService, UploadError
+from .service import KEEP_ASPECT, MAX_KNOWN_POINTS, SQUARE, STEREO_PAGE_FORMATS, DepthService, UploadError
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"  # package data (scripts/make_examples.py writes them)
 API_IMAGE, API_VIDEO, API_STEREO = "depth", "video_depth", "stereo"
+API_METRIC = "metric_depth"  # the Metric box: the picture and its known points -> metric depth and camera
 # System fonts only: the default theme would ask Google Fonts for its fonts (the page must work offline).
 THEME = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
 
@@ -138,6 +139,70 @@ def stereo_tab(service: DepthService) -> None:
                   api_name=API_STEREO, concurrency_id="model")
 
 
+# ----------------------------------------------------------------------------- the Metric box (docs/metric.md)
+
+
+def metric_box() -> dict:
+    """The Picture tab's Metric box: a known points table that clicks on the depth picture fill
+    (x, y, and z from the distance field when given; z can be typed in the table), the fit and
+    camera, the button, the readout of the clicked pixel's metric depth and the fit's summary.
+    Its components by name; `state` holds the server's path of the last metric depth (.npy)."""
+    with gr.Accordion("Metric depth: click the depth picture where you know the distance", open=True):
+        distance = gr.Number(None, minimum=0, label="Distance of the next clicked point (m): or type it in z below",
+                             elem_id="known-distance")
+        table = gr.Dataframe(headers=["x", "y", "z (m)"], datatype=["number", "number", "number"], column_count=3,
+                             row_limits=(None, MAX_KNOWN_POINTS), type="array", interactive=True, value=[],
+                             label="Known points: pixel column x, row y, distance z in metres along the camera's axis",
+                             elem_id="known-points")
+        with gr.Row():
+            fit = gr.Radio(["affine", "scale"], value="affine", label="Fit (scale: shift 0, 1 point is enough)")
+            fov = gr.Number(0, minimum=0, maximum=179, label="Horizontal field of view, degrees (0 = EXIF, else 60)")
+        button = gr.Button("Fit metric depth", elem_id="fit-metric")
+        readout = gr.Markdown(elem_id="metric-readout")
+        summary = gr.Markdown(elem_id="metric-status")
+    return {"distance": one_line_errors(distance, "distance"), "table": one_line_errors(table, "points"),
+            "fit": one_line_errors(fit, "fit"), "fov": one_line_errors(fov, "fov"), "button": button,
+            "readout": readout, "summary": summary, "state": gr.State(None)}
+
+
+def known_rows(rows) -> list[list]:
+    """The table's rows less the blank ones (an empty table comes back as one blank row)."""
+    return [list(row) for row in (rows or []) if any(cell not in (None, "") for cell in row)]
+
+
+def wire_metric(service: DepthService, box: dict, picture, settings: list, depth, files, model3d):
+    """The Metric box's events: a click on the depth picture adds a point and reads the depth
+    there; the button fits (API `metric_depth`) and offers the downloads; a new picture clears it."""
+
+    def clicked(rows, distance, depth_file, event: gr.SelectData):
+        x, y = (int(value) for value in event.index)
+        rows = known_rows(rows)
+        if len(rows) >= MAX_KNOWN_POINTS:
+            raise refusal(f"This server takes up to {MAX_KNOWN_POINTS} known points.")
+        rows.append([x, y, distance if distance else None])
+        reading = service.readout(depth_file, x, y) if depth_file else ""
+        return rows, reading or f"Pixel ({x}, {y}) added: type its distance in z."
+
+    def fit_metric(upload, colormap, mode, size, rows, fit, fov):
+        if upload is None:
+            raise refusal("Upload a picture first (or pick an example below it).")
+        try:
+            result = service.metric(upload, known_rows(rows), fit, fov, colormap, mode, size)
+        except UploadError as error:
+            raise page_error(error) from None
+        status = (f"{result.summary}. Downloads: the metric depth in metres (`_metric.npy`, NaN = none), in "
+                  f"millimetres (`_metric_mm.png`, 0 = none), the camera (`_camera.json`); the mesh is in metres.")
+        return [str(path) for path in result.downloads], status, str(result.metric_npy), str(result.model3d), ""
+
+    depth.select(clicked, [box["table"], box["distance"], box["state"]], [box["table"], box["readout"]],
+                 api_visibility="private")
+    box["button"].click(fit_metric, [picture, *settings, box["table"], box["fit"], box["fov"]],
+                        [files, box["summary"], box["state"], model3d, box["readout"]], api_name=API_METRIC,
+                        concurrency_id="model")
+    picture.change(lambda: ([], None, "", ""), None, [box["table"], box["state"], box["readout"], box["summary"]],
+                   api_visibility="private")
+
+
 def build_app(service: DepthService) -> gr.Blocks:
     def depth_of_picture(upload, colormap, mode, size):
         if upload is None:
@@ -188,10 +253,12 @@ def build_app(service: DepthService) -> gr.Blocks:
                         model3d = gr.Model3D(label="Point cloud", interactive=False)
                     files = gr.File(label="Downloads", file_count="multiple", interactive=False, elem_id="downloads")
                     status = gr.Markdown(elem_id="status")
+                    metric = metric_box()
             outputs = [depth, slider, files, status, model3d]
             inputs = [picture, colormap, mode, size]
             run.click(depth_of_picture, inputs, outputs, api_name=API_IMAGE, concurrency_id="model")
             picture.change(depth_on_change, inputs, outputs, api_visibility="private", concurrency_id="model")
+            wire_metric(service, metric, picture, [colormap, mode, size], depth, files, model3d)
         with gr.Tab("Video"):
             with gr.Row():
                 with gr.Column():

@@ -21,10 +21,12 @@ from ..errors import UserError
 from ..io.images import ImageReadError, display_bgr, picture_size, read_image, save_image, save_npy
 from ..io.ledger import OutputLedger
 from ..io.video import PictureNotVideo, VideoError, VideoReader, count_frames
+from ..geometry import CalibrationError, check_known_points, check_points_inside
 from ..jobs.images import ImageJobOptions, plan_tasks, predict_and_write
 from ..io.av_video import pyav_installed
 from ..jobs.stereo import (StereoOptions, check_stereo_video_paths, is_video, plan_stereo_tasks, run_stereo_job,
                            run_stereo_video_job)
+from ..jobs.metric import MetricOptions
 from ..jobs.video import VideoJobOptions, run_video_job
 from ..memory import SizeOptionNames
 from ..predict import MAX_NETWORK_SIDE, predict_depth
@@ -32,6 +34,9 @@ from ..predict import MAX_NETWORK_SIDE, predict_depth
 # The image job's outputs offered for download (rows of jobs/images.OUTPUTS): the colour picture,
 # the 16-bit PNG, the float depth and the mesh that the 3D view shows.
 IMAGE_DOWNLOADS = ("png", "png16", "npy", "mesh")
+# With known points (the Metric box), also the metric depth and the camera (jobs/metric.py's rows).
+METRIC_DOWNLOADS = ("metric", "metric-png16", "camera")
+MAX_KNOWN_POINTS = 100  # rows of the known points table a request may hold
 PREVIEW_LONG_SIDE = 256  # the mesh has about this many vertices on the long side: the browser stays fast
 KEEP_REQUESTS = 16  # result folders kept; older ones are deleted (the page holds its own copies)
 SQUARE, KEEP_ASPECT = "square (MiDaS's exact pipeline)", "keep aspect ratio"
@@ -135,13 +140,79 @@ def stereo_page_options(format: str, divergence, convergence, auto: bool) -> Ste
                          auto=bool(auto), overwrite=True)
 
 
-def image_options(out_dir: Path, colormap: str, mode: str, size, image_hw: tuple[int, int]) -> ImageJobOptions:
-    """The page's settings as the image job's options: --raw png16,npy,mesh, size 0 or None = native
-    (network_size), the command line's camera, and one mesh vertex per --point-step pixels so that a
-    picture of `image_hw` gives about PREVIEW_LONG_SIDE on its long side."""
-    return ImageJobOptions(out_dir=out_dir, raw_formats=IMAGE_DOWNLOADS[1:], colormap=colormap,
+def image_options(out_dir: Path, colormap: str, mode: str, size, image_hw: tuple[int, int],
+                  metric: MetricOptions | None = None) -> ImageJobOptions:
+    """The page's settings as the image job's options: --raw png16,npy,mesh (and with `metric`,
+    metric,metric-png16 and the camera), size 0 or None = native (network_size), the command line's
+    camera, and one mesh vertex per --point-step pixels so that a picture of `image_hw` gives about
+    PREVIEW_LONG_SIDE on its long side."""
+    metric_kinds = METRIC_DOWNLOADS[:2] if metric is not None else ()
+    return ImageJobOptions(out_dir=out_dir, raw_formats=(*IMAGE_DOWNLOADS[1:], *metric_kinds), colormap=colormap,
                            square=mode == SQUARE, size=network_size(mode, size), overwrite=True, memory_names=PAGE_SIZE_NAMES,
-                           point_step=max(1, max(image_hw) // PREVIEW_LONG_SIDE))
+                           point_step=max(1, max(image_hw) // PREVIEW_LONG_SIDE), metric=metric)
+
+
+# ----------------------------------------------------------------------------- metric depth (the Metric box)
+
+
+def known_points_of(rows, fit: str, image_hw: tuple[int, int]) -> tuple[tuple[float, float, float], ...]:
+    """The page's known points table (rows of x, y, z; blank rows left out) -> the points, checked
+    as the command line checks them. UploadError (one line naming the row) for a cell that is not
+    a number, a point outside the picture, a bad distance, too few points or too many rows."""
+    rows = [row for row in (rows or []) if any(cell not in (None, "") for cell in row)]
+    if len(rows) > MAX_KNOWN_POINTS:
+        raise UploadError(f"{len(rows)} known points: this server takes up to {MAX_KNOWN_POINTS}.")
+    points = []
+    for number, row in enumerate(rows, 1):
+        cells = list(row)[:3] + [None] * (3 - len(row))
+        try:
+            x, y, z = (float(cell) for cell in cells)
+        except (TypeError, ValueError):
+            raise UploadError(f"Known point {number}: expected the numbers x, y and z (metres), got "
+                              f"{', '.join('blank' if cell in (None, '') else repr(cell)[:20] for cell in cells)}; "
+                              f"type its distance in the z column.") from None
+        points.append((x, y, z))
+    if not points:
+        raise UploadError("No known points: click the depth picture where you know the distance, and type it in z.")
+    try:
+        check_known_points(points, fit)
+        check_points_inside(np.asarray(points), image_hw[1], image_hw[0])
+    except CalibrationError as error:
+        raise UploadError(f"{str(error)[0].upper()}{str(error)[1:]}.") from None
+    return tuple(points)
+
+
+def field_of_view(fov) -> float | None:
+    """The page's field of view: 0 or empty = the photo's EXIF, else 60 degrees; UploadError outside (0, 180)."""
+    if not fov:
+        return None
+    if not (isinstance(fov, (int, float)) and 0 < fov < 180):
+        raise UploadError(f"Field of view {fov!r}: expected degrees between 0 and 180 (0 = from the photo).")
+    return float(fov)
+
+
+@dataclass
+class MetricPictureResult:
+    """What the Metric box shows: the downloads (the picture's and the metric ones), the fit's
+    summary line, the metric depth file (for the readout at a clicked pixel) and the mesh in metres."""
+    downloads: list[Path]
+    summary: str
+    metric_npy: Path
+    model3d: Path
+
+
+def depth_at(npy: Path, x: float, y: float, metric: bool) -> str:
+    """One line: the depth at pixel (x, y) of a depth file of this server (np.load, memory-mapped)."""
+    depth = np.load(npy, mmap_mode="r")
+    column, row = int(x), int(y)
+    if not (0 <= row < depth.shape[0] and 0 <= column < depth.shape[1]):
+        return f"Pixel ({x:g}, {y:g}) is outside the {depth.shape[1]}x{depth.shape[0]} picture."
+    value = float(depth[row, column])
+    if not metric:
+        return f"Pixel ({column}, {row}): relative inverse depth {value:.4g} (fit the known points for metres)."
+    if value != value:
+        return f"Pixel ({column}, {row}): no metric depth (the fit puts it at or beyond infinity)."
+    return f"Pixel ({column}, {row}): **{value:.3f} m**"
 
 
 class DepthService:
@@ -244,6 +315,37 @@ class DepthService:
         save_image(photo, display_bgr(image))
         return PictureResult(photo, task.outputs["png"], [task.outputs[kind] for kind in IMAGE_DOWNLOADS], seconds,
                              task.outputs["mesh"])
+
+    def metric(self, upload, points, fit: str = "affine", fov=None, colormap: str = "inferno", mode: str = KEEP_ASPECT,
+               size: int | None = None) -> MetricPictureResult:
+        """An uploaded picture and the page's known points table (rows x, y, z metres) -> its metric
+        depth, camera and mesh in metres, as `muggled-swinv2 image --known X,Y=Z... --raw
+        png16,npy,mesh,metric,metric-png16` writes them (the job's one writer table)."""
+        if fit not in ("affine", "scale"):
+            raise UploadError(f"Fit {fit!r}: expected affine or scale.")
+        path, image = self.read_picture(upload)
+        metric = MetricOptions(known_points=known_points_of(points, fit, image.shape[:2]), fit=fit,
+                               fov_deg=field_of_view(fov))
+        folder = self.request_folder()
+        options = image_options(folder, colormap, mode, size, image.shape[:2], metric)
+        task = plan_tasks([(path, path.stem)], options)[0]
+        with self.lock:
+            [outcome] = predict_and_write(self.model, [(task, image)], options, OutputLedger())
+        if outcome.error:
+            raise UploadError(outcome.error.replace(str(path), path.name))
+        summary = "; ".join(line.replace(str(path), path.name) for line in outcome.info + outcome.notes)
+        return MetricPictureResult([task.outputs[kind] for kind in (*IMAGE_DOWNLOADS, *METRIC_DOWNLOADS)], summary,
+                                   task.outputs["metric"], task.outputs["mesh"])
+
+    def readout(self, depth_file, x: float, y: float) -> str:
+        """The depth at pixel (x, y) of a depth file this server wrote (the page's state: the
+        picture's .npy, or its _metric.npy once fitted)."""
+        if not depth_file:
+            return ""
+        path = Path(depth_file).resolve()
+        if self.results.resolve() not in path.parents or not path.is_file():
+            return "That result has expired; estimate the depth again."
+        return depth_at(path, x, y, metric=path.name.endswith("_metric.npy"))
 
     def video(self, upload, colormap: str = "inferno", mode: str = KEEP_ASPECT, size: int | None = None,
               side_by_side: bool = False) -> Path:
