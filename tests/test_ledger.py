@@ -171,15 +171,28 @@ def test_a_ledger_that_is_a_folder_is_reported(tmp_path, image):
 
 
 def test_a_read_only_ledger_is_reported(tmp_path, image):
-    if os.geteuid() == 0:
-        pytest.skip("running as a user who can write anywhere")
+    """A ledger that cannot be written, in a folder that can: mode 444 for a user, and for root (whom
+    modes do not stop) the ledger file bind-mounted read-only onto itself."""
     pictures(tmp_path / "in", 1)
     out = tmp_path / "out"
     out.mkdir()
-    (out / LEDGER_NAME).write_text("")
-    (out / LEDGER_NAME).chmod(0o444)
-    code, _, err = image(tmp_path / "in", "--out", out, "-q")
-    assert code == 2 and len(error_lines(err)) == 1 and "the output ledger cannot be used (Permission denied)" in err
+    ledger = out / LEDGER_NAME
+    ledger.write_text("")
+    ledger.chmod(0o444)
+    mounted = os.geteuid() == 0
+    if mounted:
+        made = (subprocess.run(["mount", "--bind", str(ledger), str(ledger)], capture_output=True).returncode == 0 and
+                subprocess.run(["mount", "-o", "remount,bind,ro", str(ledger)], capture_output=True).returncode == 0)
+        if not made:
+            subprocess.run(["umount", str(ledger)], capture_output=True)
+            pytest.skip("cannot mount a read-only ledger here (a user who can write anywhere)")
+    try:
+        code, _, err = image(tmp_path / "in", "--out", out, "-q")
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(ledger)], check=True)
+    reason = "Read-only file system" if mounted else "Permission denied"
+    assert code == 2 and len(error_lines(err)) == 1 and f"the output ledger cannot be used ({reason})" in err
 
 
 def test_a_huge_ledger_is_refused_in_one_line(tmp_path, image):
