@@ -252,18 +252,21 @@ def test_video_keeps_a_file_put_at_out_during_the_run(capsys, tmp_path, small_ch
     """N2: `video` checked OUT only at the start: a file put there during the run was replaced."""
     from pictures import read_video
 
+    from muggled_swinv2.io.av_video import AvVideoWriter
     from muggled_swinv2.io.video import AtomicVideoWriter
 
     clip = write_video(tmp_path / "clip.mp4", frames=3, size_wh=(64, 64), fps=12.0)
     out = tmp_path / "depth.mp4"
-    real_write = AtomicVideoWriter.write
 
-    def someone_writes_out(self, frame):
-        if not out.exists():
-            out.write_bytes(b"someone else's file")
-        real_write(self, frame)
+    def someone_writes_out(real_write):  # whichever writer the job uses: PyAV's, or OpenCV's without it
+        def write(self, frame, *args):
+            if not out.exists():
+                out.write_bytes(b"someone else's file")
+            real_write(self, frame, *args)
+        return write
 
-    monkeypatch.setattr(AtomicVideoWriter, "write", someone_writes_out)
+    for writer in (AvVideoWriter, AtomicVideoWriter):
+        monkeypatch.setattr(writer, "write", someone_writes_out(writer.write))
     code, _, err = run(capsys, "video", clip, "-w", small_checkpoint, "--out", out, "-q")
     assert code == 2 and one_error_line(err) == appeared_line(out, tmp_path / "depth_2.mp4"), err
     assert out.read_bytes() == b"someone else's file" and not ours(out)
