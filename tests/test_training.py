@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 import torch
 
+from muggled_swinv2.io.outputs import OutputRule
+
 from midas_layout import MIDAS_CONFIGS, save_midas_checkpoint
 
 from muggled_swinv2 import load_model
@@ -427,6 +429,7 @@ def test_a_float16_run_resumes_at_the_loss_scale_it_had_reached(tmp_path, monkey
     assert state["loss_scaler"]["scale"] > 0
     state["loss_scaler"]["scale"] = 8.0  # as if it had backed off after overflows
     torch.save(state, path)
+    OutputRule().record(path)  # as the run itself would have saved it (an edited file is no longer ours)
     loaded = []
     real_load = torch.amp.GradScaler.load_state_dict
     monkeypatch.setattr(torch.amp.GradScaler, "load_state_dict",
