@@ -14,8 +14,6 @@ import numpy as np
 import pytest
 import torch
 
-from muggled_swinv2.io.outputs import OutputRule
-
 from midas_layout import MIDAS_CONFIGS, save_midas_checkpoint
 
 from muggled_swinv2 import load_model
@@ -24,6 +22,7 @@ from muggled_swinv2.demo import DEMO_WEIGHTS
 from muggled_swinv2 import devices as devices_module
 from muggled_swinv2.evaluation.metrics import fit_scale_shift, row_gradient_baseline, score_depth
 from muggled_swinv2.io.images import save_pfm
+from muggled_swinv2.io.outputs import OutputRule
 from muggled_swinv2.training import trainer as trainer_module
 from muggled_swinv2.datasets import load_folder, render_split
 from muggled_swinv2.training.batches import training_batch
