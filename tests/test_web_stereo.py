@@ -109,7 +109,7 @@ def test_browser_makes_the_stereo_of_an_uploaded_picture(small_checkpoint, tmp_p
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     try:
         driver.get(server.url)
-        wait = WebDriverWait(driver, 120)
+        wait = WebDriverWait(driver, 300)  # the first stereo of a freshly started server, on a loaded 2-core machine
         tab = wait.until(lambda d: [button for button in d.find_elements(By.CSS_SELECTOR, "button[role=tab]")
                                     if button.text.strip() == "Stereo"])
         tab[0].click()

@@ -13,6 +13,7 @@ import signal
 import socket
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -112,11 +113,21 @@ def serve(model, info: ModelInfo, options: ServeOptions):
         if service is not None and not service.stop(STOP_TIMEOUT_S):
             print(f"muggled-swinv2 serve: the request in flight did not end within {STOP_TIMEOUT_S:g} s; "
                   f"stopping anyway", file=sys.stderr, flush=True)
-            shutil.rmtree(workdir, ignore_errors=True)
+            remove_folder(workdir)
             os._exit(1)  # exiting normally under a running job would abort the process
-        shutil.rmtree(workdir, ignore_errors=True)
+        remove_folder(workdir)
         for number, handler in previous.items():
             signal.signal(number, handler)
+
+
+def remove_folder(folder, attempts: int = 20) -> None:
+    """Remove the server's temporary folder: again while something is still writing into it (the
+    web framework's threads may be storing an upload as the server closes), at most `attempts` times."""
+    for _ in range(attempts):
+        shutil.rmtree(folder, ignore_errors=True)
+        if not os.path.exists(folder):
+            return
+        time.sleep(0.1)
 
 
 def _interrupt(signum, frame):
