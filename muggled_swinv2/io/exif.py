@@ -16,7 +16,7 @@ import struct
 from pathlib import Path
 
 from ..geometry import ExifFocal
-from .images import picture_size
+from .images import jpeg_segments, picture_size
 
 ORIENTATION = 0x0112
 EXIF_IFD_POINTER = 0x8769
@@ -29,23 +29,9 @@ TYPE_FORMATS = {3: "H", 4: "I", 5: "II", 9: "i", 10: "ii", 13: "I"}  # SHORT, LO
 
 def jpeg_exif(data) -> bytes | None:
     """The TIFF bytes of a JPEG's EXIF segment (APP1 "Exif\\0\\0"), or None."""
-    offset = 2
-    while offset + 4 <= len(data):
-        if data[offset] != 0xFF:
-            return None
-        marker = data[offset + 1]
-        if marker == 0xFF:  # fill byte
-            offset += 1
-            continue
-        if marker in (0x01, *range(0xD0, 0xD8)):  # markers without a length
-            offset += 2
-            continue
-        if marker in (0xDA, 0xD9):  # start of scan, end of image: no EXIF before the picture
-            return None
-        (length,) = struct.unpack(">H", data[offset + 2:offset + 4])
+    for marker, offset, length in jpeg_segments(data):
         if marker == 0xE1 and data[offset + 4:offset + 10] == b"Exif\0\0":
             return bytes(data[offset + 10:offset + 2 + length])
-        offset += 2 + length
     return None
 
 

@@ -4,6 +4,7 @@ import mmap
 import os
 import re
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -40,13 +41,13 @@ def page_count(path: Path, head: bytes) -> int:
 
 # ------------------------------------------------------------------ picture size from the header
 
-def _jpeg_size(data) -> tuple[int, int] | None:
-    """The frame header (SOFn) of a JPEG, found by walking its markers from the start (an EXIF
-    thumbnail's own SOF lies inside an APP1 segment and is skipped with it)."""
+def jpeg_segments(data) -> Iterator[tuple[int, int, int]]:
+    """(marker, offset, length) of each segment of a JPEG that has a length, walking its markers
+    from the start, up to the start of scan or the end of the image (or bytes that are no marker)."""
     offset = 2
     while offset + 4 <= len(data):
         if data[offset] != 0xFF:
-            return None
+            return
         marker = data[offset + 1]
         if marker == 0xFF:  # fill byte
             offset += 1
@@ -54,14 +55,22 @@ def _jpeg_size(data) -> tuple[int, int] | None:
         if marker in (0x01, *range(0xD0, 0xD8)):  # markers without a length
             offset += 2
             continue
-        if marker == 0xDA:  # start of scan before any frame header
-            return None
+        if marker in (0xDA, 0xD9):  # start of scan, end of image: no header after them
+            return
+        (length,) = struct.unpack(">H", data[offset + 2 : offset + 4])
+        yield marker, offset, length
+        offset += 2 + length
+
+
+def _jpeg_size(data) -> tuple[int, int] | None:
+    """The frame header (SOFn) of a JPEG (an EXIF thumbnail's own SOF lies inside an APP1 segment
+    and is skipped with it)."""
+    for marker, offset, _ in jpeg_segments(data):
         if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
             if offset + 9 > len(data):
                 return None
             height, width = struct.unpack(">HH", data[offset + 5 : offset + 9])
             return width, height
-        offset += 2 + struct.unpack(">H", data[offset + 2 : offset + 4])[0]
     return None
 
 
@@ -331,5 +340,5 @@ def read_pfm(path) -> np.ndarray:
 
 
 # the names meant for other modules, scripts and benchmarks (scripts' use is checked by tests/test_layers.py)
-__all__ = ["IMAGE_SUFFIXES", "ImageReadError", "display_bgr", "picture_size", "read_image", "read_pfm",
+__all__ = ["IMAGE_SUFFIXES", "ImageReadError", "display_bgr", "jpeg_segments", "picture_size", "read_image", "read_pfm",
            "save_image", "save_npy", "save_pfm", "silence_opencv"]
