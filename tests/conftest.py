@@ -25,6 +25,16 @@ def private_cache_folder(tmp_path_factory):
         yield
 
 
+@pytest.fixture
+def winograd_at_any_width(monkeypatch):
+    """Winograd for every 3x3 convolution that accelerate_for_inference sees from here on, whatever its
+    width (the product keeps it for 256 outputs or more, where it pays): the small test models'
+    decoders then take it too. The arithmetic is the same at any width."""
+    from muggled_swinv2.accelerate import winograd
+
+    monkeypatch.setattr(winograd, "MIN_OUT_CHANNELS", 1)
+
+
 @pytest.fixture(scope="session")
 def small_checkpoint(tmp_path_factory):
     """A random-weight checkpoint file in the MiDaS layout (small config, native 64x64)."""

@@ -51,9 +51,9 @@ def image_of(batch: int, height: int, width: int, seed: int = 1) -> torch.Tensor
 @pytest.mark.parametrize("name, batch, size_hw", [
     ("nano", 2, (64, 64)),
     ("nano", 1, (96, 160)),  # padded windows
-    ("micro", 1, (256, 256)),  # Winograd on the 64x64 fusion grid, the head in several bands
+    ("micro", 1, (256, 256)),  # the head in several bands
     ("micro", 2, (128, 224)),
-    ("tiny", 1, (256, 256)),
+    ("tiny", 1, (256, 256)),  # Winograd (256 channels) on the 16x16 to 64x64 fusion grids
     ("base", 1, (192, 192)),
     ("large", 1, (192, 192)),
 ])
@@ -100,6 +100,7 @@ class TableMakers:
         return calls
 
 
+@pytest.mark.usefixtures("winograd_at_any_width")
 def test_every_speed_path_runs(monkeypatch):
     """Agreement alone would also hold if the model silently took its plain paths: each path is
     seen running (its own operators, its own functions called), and gone with its switch off."""
@@ -143,6 +144,7 @@ def test_every_speed_path_runs(monkeypatch):
     assert calls == {"winograd": 0, "bands": 0}
 
 
+@pytest.mark.usefixtures("winograd_at_any_width")
 def test_tables_are_made_once_and_again_after_an_edit(monkeypatch):
     """The position biases (one per attention and window size) and the Winograd filters are made on
     the first call only, and again for the weight edited in place."""
@@ -204,6 +206,7 @@ def test_loaded_and_run_inside_inference_mode_or_no_grad(small_checkpoint, mode,
 
 
 @pytest.mark.parametrize("inside", [torch.inference_mode, torch.no_grad])
+@pytest.mark.usefixtures("winograd_at_any_width")
 def test_weights_edited_in_place_are_seen(inside):
     """An edit of a weight behind a table (position-bias MLP, Winograd filter) recomputes the table."""
     plain, accelerated = plain_and_accelerated("micro")
@@ -369,3 +372,18 @@ def test_gpu_runs_the_fused_attention_with_kept_tables(monkeypatch, dtype, bound
              "aten::_scaled_dot_product_cudnn_attention"}
     assert operators & fused and "aten::_scaled_dot_product_attention_math" not in operators
     assert relative_error(result, reference) <= bound
+
+
+def test_winograd_only_where_it_pays():
+    """3x3 convolutions with 256 or more outputs take Winograd; narrower ones (the depth head's, a
+    small model's decoder) stay direct convolutions, as do other kernels and strides."""
+    from muggled_swinv2.model.dpt_decoder import conv3x3
+
+    wide, narrow = accelerate_for_inference(conv3x3(64, 256)), accelerate_for_inference(conv3x3(256, 128))
+    strided = accelerate_for_inference(torch.nn.Conv2d(64, 256, 3, stride=2, padding=1))
+    assert isinstance(wide, WinogradConv3x3) and not isinstance(narrow, WinogradConv3x3)
+    assert not isinstance(strided, WinogradConv3x3)
+    model = accelerate_for_inference(plain_model("tiny"))
+    winograd_convs = [module for module in model.modules() if isinstance(module, WinogradConv3x3)]
+    assert len(winograd_convs) == 4 + 2 * 7  # reassembly, and the fusion blocks' residual units
+    assert not any(isinstance(module, WinogradConv3x3) for module in model.decoder.head.modules())

@@ -266,13 +266,14 @@ def test_position_bias_cache_follows_new_weights():
         assert torch.equal(changed, model(image)) and not torch.equal(changed, expected)
 
 
+@pytest.mark.usefixtures("winograd_at_any_width")
 def test_caches_are_forgotten_on_train_and_eval():
     """Fused optimizer steps and edits through .data change weights without a trace in their
     version counter: switching train()/eval() must drop the cached transforms."""
     from muggled_swinv2.accelerate import speed_paths_off
 
     model = accelerated_model(seed=1)
-    image = torch.randn(1, 3, 128, 128, generator=torch.Generator().manual_seed(0))  # Winograd at 32x32
+    image = torch.randn(1, 3, 128, 128, generator=torch.Generator().manual_seed(0))  # Winograd at 32x32 and 16x16
     with torch.inference_mode():
         before = model(image)  # fills the caches
     model.train()

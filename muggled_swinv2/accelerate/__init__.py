@@ -6,7 +6,7 @@ Every module with a faster CPU computation becomes its accelerated subclass (lay
 parameters and state-dict keys, other sums, equal to the plain model's to float rounding (1e-6 of
 the output range):
 - the encoder's linear layers through oneDNN instead of MKL's sgemm (onednn.py);
-- the decoder's 3x3 convolutions as Winograd F(4x4, 3x3) (winograd.py);
+- the decoder's 3x3 convolutions with 256 or more outputs as Winograd F(4x4, 3x3) (winograd.py);
 - the depth head in bands of rows, one image at a time;
 - each block's position-bias table computed once per window size, the shift masks added into
   buffers shared by the blocks of a stage, and PyTorch's fused attention kernel;
@@ -35,6 +35,7 @@ from torch import nn
 
 from ..model.dpt_decoder import DepthHead, DPTDecoder, FusionBlock, ResidualConvUnit
 from ..model.swinv2_encoder import MLP, SwinV2Block, SwinV2Stage, WindowAttention
+from . import winograd
 from .layers import (
     BandedDepthHead,
     FastFusionBlock,
@@ -68,7 +69,8 @@ def accelerated_class(module: nn.Module) -> type | None:
     if type(module) is nn.Conv2d:
         is_3x3 = module.kernel_size == (3, 3) and module.padding == (1, 1)
         plain_3x3 = module.stride == (1, 1) and module.dilation == (1, 1) and module.groups == 1
-        return WinogradConv3x3 if is_3x3 and plain_3x3 and module.padding_mode == "zeros" else None
+        pays = module.out_channels >= winograd.MIN_OUT_CHANNELS
+        return WinogradConv3x3 if is_3x3 and plain_3x3 and pays and module.padding_mode == "zeros" else None
     return ACCELERATED.get(type(module))
 
 

@@ -286,36 +286,42 @@ class BandedDepthHead(DepthHead):
         """(1, C, h, w) -> (1, 2h, 2w) depth, band by band of output rows.
 
         Per band: the input rows it needs are upsampled along the width (F.interpolate, rows kept
-        as they are), then along the height with the weights F.interpolate uses (align_corners:
-        source row = y * (h - 1) / (H - 1), in float32), written with a row of halo on each side
-        (zeros at the image's edges: conv2's padding) for conv2, then conv2 and conv3.
+        as they are), then along the height by one matrix product with the rows of
+        `rows_from_source` (F.interpolate's weights, align_corners: source row = y * (h - 1) / (H - 1)
+        in float32), which also gives the band a row of halo on each side (zeros at the image's
+        edges: conv2's padding), then conv2 and conv3.
         """
         hidden_1chw = self.conv1(features_1chw)
         channels, height, width = hidden_1chw.shape[1:]
         out_h, out_w = 2 * height, 2 * width
-        scale = torch.tensor(height - 1, dtype=torch.float32) / (out_h - 1)  # out_h >= 2
-        source = torch.arange(out_h, dtype=torch.float32) * scale
-        top = source.long().clamp(max=height - 1)  # truncation: the source is never negative
-        bottom = (top + 1).clamp(max=height - 1)
-        weight_bottom = (source - top).view(-1, 1, 1)  # (out_h, 1, 1): per output row
-        weight_top = 1 - weight_bottom
-
+        top, bottom, rows_from_source = height_upsampling(height, out_h)
         band_rows = max(1, BAND_VALUES // (out_w * channels))
         band_1hwc = hidden_1chw.new_empty(1, band_rows + 2, out_w, channels)
         depth_1hw = hidden_1chw.new_empty(1, out_h, out_w)
         for first in range(0, out_h, band_rows):
             last = min(first + band_rows, out_h)
-            low, high = max(first - 1, 0), min(last + 1, out_h)  # upsampled rows: the band and its halo
-            offset = low - (first - 1)  # 1 where the halo row lies above the image (a zero row), else 0
-            source_low, source_high = int(top[low]), int(bottom[high - 1]) + 1
+            source_low, source_high = top[max(first - 1, 0)], bottom[min(last, out_h - 1)] + 1  # the band's and halo's
             widened = upsample_bilinear(hidden_1chw[:, :, source_low:source_high], (source_high - source_low, out_w))
-            widened_hwc = widened[0].permute(1, 2, 0)  # (rows, out_w, C), contiguous
-            upsampled = band_1hwc[0, offset : offset + high - low]
-            torch.mul(widened_hwc[top[low:high] - source_low], weight_top[low:high], out=upsampled)
-            upsampled.addcmul_(widened_hwc[bottom[low:high] - source_low], weight_bottom[low:high])
-            band_1hwc[0, :offset].zero_()
-            band_1hwc[0, offset + high - low : last - first + 2].zero_()
+            widened_rc = widened[0].permute(1, 2, 0).reshape(source_high - source_low, out_w * channels)
+            band_rc = band_1hwc[0, : last - first + 2].view(last - first + 2, out_w * channels)
+            torch.mm(rows_from_source[first : last + 2, source_low:source_high], widened_rc, out=band_rc)
             band_1chw = band_1hwc[:, : last - first + 2].permute(0, 3, 1, 2)
             hidden = F.relu_(F.conv2d(band_1chw, self.conv2.weight, self.conv2.bias, padding=(0, 1)))
             depth_1hw[:, first:last] = F.relu_(self.conv3(hidden))[:, 0]
         return depth_1hw
+
+
+def height_upsampling(height: int, out_h: int) -> tuple[list[int], list[int], torch.Tensor]:
+    """F.interpolate's bilinear upsampling (align_corners) of `height` rows to `out_h` along the height:
+    each output row's two source rows (top, bottom), and the (out_h + 2, height) matrix that makes the
+    output rows from the source rows, with a zero row above and below (conv2's padding)."""
+    scale = torch.tensor(height - 1, dtype=torch.float32) / (out_h - 1)  # out_h = 2 * height >= 2
+    source = torch.arange(out_h, dtype=torch.float32) * scale
+    top = source.long().clamp(max=height - 1)  # truncation: the source is never negative
+    bottom = (top + 1).clamp(max=height - 1)
+    weight_bottom = source - top
+    rows = torch.arange(1, out_h + 1)
+    rows_from_source = torch.zeros(out_h + 2, height)
+    rows_from_source.index_put_((rows, top), 1 - weight_bottom, accumulate=True)
+    rows_from_source.index_put_((rows, bottom), weight_bottom, accumulate=True)
+    return top.tolist(), bottom.tolist(), rows_from_source
