@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import cv2
 from muggled_swinv2 import load_model
 from muggled_swinv2.demo import DEMO_WEIGHTS
 from muggled_swinv2.evaluation.flicker import CLIPS
@@ -49,15 +48,6 @@ def best_fit(inverse_depth, depth) -> float:
     target = np.where(valid, 1.0 / np.where(valid, depth, 1.0), 0.0)
     scale, shift = fit_scale_shift(inverse_depth.astype(np.float64), target, valid)
     return absrel(inverse_depth, depth, scale, shift)
-
-
-def write_clip(path: Path, images, fps: float = 15.0) -> Path:
-    height, width = images[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
-    for image in images:
-        writer.write(image)
-    writer.release()
-    return path
 
 
 def knowledge(depth, folder: Path, rng) -> dict[str, MetricOptions]:
@@ -88,7 +78,7 @@ def main(argv=None) -> int:
         folder = Path(temp)
         for name in CLIP_NAMES:
             clip = CLIPS[name](args.seed, args.frames, (192, 256))
-            source = write_clip(folder / "clip.avi", clip.images)
+            source = clip.write_avi(folder / "clip.avi")
             for what, metric in knowledge(clip.depths[0], folder, np.random.default_rng(0)).items():
                 target = folder / "depth.avi"
                 options = VideoJobOptions(raw_npz=True, stabilize=True, metric=metric, overwrite=True)

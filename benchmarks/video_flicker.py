@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import cv2
 from muggled_swinv2.cli import positive_int
 from muggled_swinv2.evaluation.flicker import CLIPS, Clip, markdown_table, score_clip
 from muggled_swinv2 import CheckpointError, load_model
@@ -43,17 +42,8 @@ def size_hw(text: str) -> tuple[int, int]:
     return height, width
 
 
-def write_clip(path: Path, images, fps: float = 15.0) -> Path:
-    height, width = images[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
-    for image in images:
-        writer.write(image)
-    writer.release()
-    return path
-
-
 def measure(model, name: str, clip: Clip, folder: Path, options: VideoJobOptions):
-    source = write_clip(folder / f"{name}.avi", clip.images)
+    source = clip.write_avi(folder / f"{name}.avi")
     target = folder / f"{name}_depth.avi"
     summary = run_video_job(model, source, target, options, quiet=True)
     if summary.frames != len(clip.images):

@@ -8,6 +8,7 @@ from midas_layout import SMALL_CONFIG, make_midas_state_dict
 from pictures import photo, write_video
 
 from muggled_swinv2 import load_model
+from muggled_swinv2.cli import main
 from strict_skips import (  # noqa: F401  (hooks: a run with tests skipped for a missing package fails)
     pytest_collectreport,
     pytest_runtest_logreport,
@@ -80,3 +81,15 @@ def panning_clip(tmp_path):
         writer.write(np.ascontiguousarray(scene[:, 3 * index:3 * index + 96]))
     writer.release()
     return tmp_path / "pan.mp4"
+
+
+@pytest.fixture(scope="module")
+def picture_and_prediction(tmp_path_factory, small_checkpoint):
+    """A 48x80 picture file and the inverse depth (H, W) float32 the small model predicts for it,
+    as `image --raw npy` writes it: what the metric tests make their known depths from."""
+    folder = tmp_path_factory.mktemp("metric-picture")
+    picture = folder / "room.png"
+    cv2.imwrite(str(picture), photo(48, 80))
+    assert main(["image", str(picture), "-w", str(small_checkpoint), "--raw", "npy", "--out", str(folder / "plain"),
+                 "--quiet"]) == 0
+    return picture, np.load(folder / "plain" / "room.npy")

@@ -16,6 +16,7 @@ from muggled_swinv2.io.images import read_pfm
 from muggled_swinv2.io.ledger import LEDGER_NAME
 from pictures import midas_square_pipeline, photo
 from cli_runs import assert_inferno_of, listing, min_max, run
+from faults import fail_on_call
 
 
 def test_every_output_format_matches_predict(tmp_path, capsys, small_checkpoint, model, pictures):
@@ -402,16 +403,7 @@ def test_long_file_names(tmp_path, capsys, small_checkpoint):
 def test_interrupted_image_job(tmp_path, capsys, monkeypatch, small_checkpoint, pictures):
     import muggled_swinv2.jobs.images as image_job
 
-    real_predict = image_job.predict_batch
-    calls = []
-
-    def interrupt_on_third_call(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return real_predict(*args, **kwargs)
-
-    monkeypatch.setattr(image_job, "predict_batch", interrupt_on_third_call)
+    fail_on_call(monkeypatch, image_job, "predict_batch", 3, KeyboardInterrupt())
     out = tmp_path / "out"
     code, _, err = run(capsys, "image", pictures, "-w", small_checkpoint, "--out", out, "--raw", "npy", "-q")
     assert code == 130 and "processed 2, failed 0" in err and "interrupted" in err

@@ -6,6 +6,7 @@ import pytest
 from muggled_swinv2.video.depth_npz import recover_raw
 from pictures import read_video, write_video
 from cli_runs import listing, run
+from faults import fail_on_call
 
 
 def test_video_frames_size_rate_and_raw(tmp_path, capsys, small_checkpoint, model, panning_clip):
@@ -107,16 +108,7 @@ def test_video_with_zero_frames(tmp_path, capsys, small_checkpoint):
 def test_video_interrupt_leaves_a_playable_file(tmp_path, monkeypatch, small_checkpoint, model, clip):
     import muggled_swinv2.jobs.video as video_job
 
-    real_predict = video_job.infer_prepared
-    calls = []
-
-    def interrupt_on_fourth_call(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 4:
-            raise KeyboardInterrupt
-        return real_predict(*args, **kwargs)
-
-    monkeypatch.setattr(video_job, "infer_prepared", interrupt_on_fourth_call)
+    fail_on_call(monkeypatch, video_job, "infer_prepared", 4, KeyboardInterrupt())
     summary = video_job.run_video_job(model, clip, tmp_path / "cut.mp4", video_job.VideoJobOptions(raw_npz=True), quiet=True)
     assert summary.interrupted and summary.frames == 3
     assert len(read_video(tmp_path / "cut.mp4")[0]) == 3
@@ -173,16 +165,8 @@ def test_video_npz_write_error_leaves_no_file(tmp_path, capsys, monkeypatch, sma
 def test_video_failed_prediction_is_one_line(tmp_path, capsys, monkeypatch, small_checkpoint, clip):
     import muggled_swinv2.jobs.video as video_job
 
-    real_predict = video_job.infer_prepared
-    calls = []
-
-    def out_of_memory_on_third_call(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 3:
-            raise RuntimeError("not enough memory: you tried to allocate 1 TB\nsecond line")
-        return real_predict(*args, **kwargs)
-
-    monkeypatch.setattr(video_job, "infer_prepared", out_of_memory_on_third_call)
+    out_of_memory = RuntimeError("not enough memory: you tried to allocate 1 TB\nsecond line")
+    fail_on_call(monkeypatch, video_job, "infer_prepared", 3, out_of_memory)
     code, _, err = run(capsys, "video", clip, "-w", small_checkpoint, "--out", tmp_path / "depth.mp4", "--raw", "npz", "-q")
     assert code == 2 and err.count("\n") == 1
     assert "clip.mp4: depth estimation failed at frame 3 (not enough memory: you tried to allocate 1 TB)" in err

@@ -11,20 +11,11 @@ from pathlib import Path
 import cv2
 import pytest
 
+from cli_runs import REPO, run
 from pictures import photo
 
-from muggled_swinv2.cli import main
 from muggled_swinv2.io.ledger import COMPACT_AFTER, LEDGER_NAME, MAX_LEDGER_BYTES, OutputLedger
 from muggled_swinv2.io.outputs import OutputError, OutputRule, check_writable_folder
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def run(capsys, *args):
-    code = main([str(arg) for arg in args])
-    captured = capsys.readouterr()
-    assert "Traceback" not in captured.err
-    return code, captured.out, captured.err
 
 
 @pytest.fixture

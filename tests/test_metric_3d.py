@@ -6,13 +6,11 @@ formula computed here, X = (u + 0.5 - cx) z / fx (pixel centres), on files read 
 import math
 
 import numpy as np
-import pytest
 
 import cv2
 from muggled_swinv2.cli import main
 from muggled_swinv2.export.geometry import depth_to_z, mesh_z, point_cloud, point_cloud_z, save_point_cloud
 from muggled_swinv2.geometry import CameraIntrinsics
-from pictures import photo
 from test_metric import exif_tiff, jpeg_with_exif
 
 HEIGHT, WIDTH = 48, 80
@@ -64,19 +62,10 @@ def test_point_cloud_z_is_the_pinhole_back_projection_and_skips_pixels_without_d
     assert (np.ptp(rows, axis=1) <= 1).all() and (np.ptp(cols, axis=1) <= 1).all()
 
 
-@pytest.fixture(scope="module")
-def room(tmp_path_factory, small_checkpoint):
-    """A picture file and the inverse depth the small model predicts for it (--raw npy)."""
-    folder = tmp_path_factory.mktemp("metric-3d")
-    picture = folder / "room.png"
-    cv2.imwrite(str(picture), photo(HEIGHT, WIDTH))
-    assert main(["image", str(picture), "-w", str(small_checkpoint), "--raw", "npy", "--out", str(folder / "plain"),
-                 "--quiet"]) == 0
-    return picture, np.load(folder / "plain" / "room.npy").astype(np.float64)
-
-
-def test_with_known_points_ply_and_mesh_are_in_metres_with_the_fitted_camera(tmp_path, small_checkpoint, room):
-    picture, d = room
+def test_with_known_points_ply_and_mesh_are_in_metres_with_the_fitted_camera(tmp_path, small_checkpoint,
+                                                                            picture_and_prediction):
+    picture, inverse_depth = picture_and_prediction
+    d = inverse_depth.astype(np.float64)
     low, high = np.percentile(d, [20, 80])
     s = 1.0 / (high - low)  # 1/z = s d + t with t < 0: the farthest fifth lies beyond infinity
     t = 0.2 - s * low
@@ -120,8 +109,8 @@ def test_the_exif_focal_length_without_a_fit_gives_the_exif_camera(tmp_path, sma
     assert (fov_out / "photo.ply").read_bytes() == expected.read_bytes()
 
 
-def test_without_a_fit_or_exif_the_ply_is_unchanged(tmp_path, small_checkpoint, room):
-    picture, _ = room
+def test_without_a_fit_or_exif_the_ply_is_unchanged(tmp_path, small_checkpoint, picture_and_prediction):
+    picture, _ = picture_and_prediction
     out = tmp_path / "out"
     assert main(["image", str(picture), "-w", str(small_checkpoint), "--out", str(out), "--raw", "npy,ply",
                  "--quiet"]) == 0

@@ -12,22 +12,10 @@ import pytest
 import cv2
 from muggled_swinv2.cli import main
 from muggled_swinv2.cli import metric as cli_metric
-from pictures import photo
 from test_metric import exif_tiff, jpeg_with_exif
 
 SCALE, SHIFT = 0.4, 0.1  # the calibration the tests' known depths are made from: 1/z = SCALE * d + SHIFT
 HEIGHT, WIDTH = 48, 80
-
-
-@pytest.fixture(scope="module")
-def picture_and_prediction(tmp_path_factory, small_checkpoint):
-    """A picture file and the inverse depth the small model predicts for it (--raw npy)."""
-    folder = tmp_path_factory.mktemp("metric-picture")
-    picture = folder / "room.png"
-    cv2.imwrite(str(picture), photo(HEIGHT, WIDTH))
-    assert main(["image", str(picture), "-w", str(small_checkpoint), "--raw", "npy", "--out", str(folder / "plain"),
-                 "--quiet"]) == 0
-    return picture, np.load(folder / "plain" / "room.npy")
 
 
 def true_depth(inverse_depth):

@@ -11,20 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from cli_runs import REPO, run
 from pictures import write_video
 
-from muggled_swinv2.cli import main
 from muggled_swinv2.io.ledger import OutputLedger
 from muggled_swinv2.io.outputs import OutputRule
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def run(capsys, *args):
-    code = main([str(arg) for arg in args])
-    captured = capsys.readouterr()
-    assert "Traceback" not in captured.err
-    return code, captured.out, captured.err
 
 
 def one_error_line(err: str) -> str:

@@ -13,6 +13,7 @@ import cv2
 from muggled_swinv2.io.video import VideoError, VideoReader
 from muggled_swinv2.video.pipeline import LivePipeline, StageError, run_pipelined
 from pictures import read_video
+from faults import fail_on_call
 
 
 def pipeline_threads():
@@ -203,15 +204,7 @@ def job_fails(tmp_path, model=None, **options):
 
 
 def test_video_job_reader_error(tmp_path, monkeypatch):
-    real_read, calls = VideoReader.read, []
-
-    def failing_read(reader):
-        calls.append(1)
-        if len(calls) == 5:
-            raise cv2.error("decoder broke")
-        return real_read(reader)
-
-    monkeypatch.setattr(VideoReader, "read", failing_read)
+    fail_on_call(monkeypatch, VideoReader, "read", 5, cv2.error("decoder broke"))
     message = job_fails(tmp_path)
     assert "stamped.avi: cannot read frame 5 (decoder broke); no file written" in message and "\n" not in message
 

@@ -11,19 +11,12 @@ import numpy as np
 import pytest
 
 import rendered_room as room
-from muggled_swinv2.cli import main
+from cli_runs import run
 from muggled_swinv2.cli.stereo import DEPTH_KINDS, EYES, STEREO_FORMATS
 from muggled_swinv2.geometry.stereo import EYES as GEOMETRY_EYES
 from muggled_swinv2.geometry.stereo_layouts import FORMATS
 from muggled_swinv2.jobs.stereo import DEPTH_KINDS as JOB_DEPTH_KINDS
 from pictures import photo
-
-
-def run(capsys, *args):
-    code = main([str(arg) for arg in args])
-    captured = capsys.readouterr()
-    assert "Traceback" not in captured.err
-    return code, captured.out, captured.err
 
 
 def test_the_command_line_choices_match_their_owners():

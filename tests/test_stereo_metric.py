@@ -10,19 +10,12 @@ import cv2
 import numpy as np
 import pytest
 
-from muggled_swinv2.cli import main
+from cli_runs import run
 from pictures import photo, write_video
 from test_metric import exif_tiff, jpeg_with_exif
 
 WIDTH, HEIGHT = 80, 60
 DIAGONAL_35MM = math.hypot(36, 24)
-
-
-def run(capsys, *args):
-    code = main([str(arg) for arg in args])
-    captured = capsys.readouterr()
-    assert "Traceback" not in captured.err
-    return code, captured.out, captured.err
 
 
 def comfort(folder, name):

@@ -7,16 +7,9 @@ import cv2
 import numpy as np
 import pytest
 
-from muggled_swinv2.cli import main
+from cli_runs import run
 from muggled_swinv2.io.video import AtomicVideoWriter, VideoError, VideoReader
 from pictures import photo, read_video, write_video
-
-
-def run(capsys, *args):
-    code = main([str(arg) for arg in args])
-    captured = capsys.readouterr()
-    assert "Traceback" not in captured.err
-    return code, captured.out, captured.err
 
 
 # ----------------------------------------------------------------------------- variable frame rate

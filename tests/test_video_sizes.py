@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from muggled_swinv2.cli import main
+from cli_runs import run
 from muggled_swinv2.io import av_video
 from muggled_swinv2.io.av_video import ODD_SIZE_CONTAINERS, writes_with_pyav
 from muggled_swinv2.io.video import ANY_SIZE_CONTAINERS, VIDEO_CONTAINERS, AtomicVideoWriter, VideoError
@@ -14,13 +14,6 @@ from muggled_swinv2.jobs.video import VideoJobOptions, run_video_job
 from muggled_swinv2.video.motion import upsample_flow
 from muggled_swinv2.video.stabilize import DepthStabilizer
 from pictures import read_video
-
-
-def run(capsys, *args):
-    code = main([str(arg) for arg in args])
-    captured = capsys.readouterr()
-    assert "Traceback" not in captured.err
-    return code, captured.out, captured.err
 
 
 def panning_frames(size_wh, frames: int = 4, step: int = 3) -> list[np.ndarray]:

@@ -23,6 +23,7 @@ Measures, for a sequence of predictions (relative inverse depth):
 """
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -49,6 +50,16 @@ class Clip:
     images: list  # BGR uint8 (H, W, 3) frames
     depths: list  # float32 (H, W) true depth, inf = sky
     motions: list  # TrueMotion per frame from the second on (len(images) - 1)
+
+    def write_avi(self, path: Path, fps: float = 15.0) -> Path:
+        """The frames as a Motion-JPEG .avi at `path` (by OpenCV): the video the benchmarks give
+        the `video` job. Returns `path`."""
+        height, width = self.images[0].shape[:2]
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
+        for image in self.images:
+            writer.write(image)
+        writer.release()
+        return path
 
 
 def indoor_scene(seed: int):

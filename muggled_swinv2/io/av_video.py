@@ -128,13 +128,60 @@ class AvVideoReader:
         self.container.close()
 
 
-class AvVideoWriter:
+class AvFileWriter:
+    """What both writers below share: one video stream written by FFmpeg into a temp file beside
+    `path`; finish() flushes the encoders and publishes the file (io/video.publish_frames: moved
+    into place, recorded in the ledger), abandon() removes it. A writer opens the file with
+    _open_temp and _add_video_stream, and may carry sound (`audio`, ended with the last frame)."""
+
+    def __init__(self, path, fps: float, size_wh: tuple[int, int]):
+        require_pyav()
+        self.path, self.size_wh, self.fps = Path(path), tuple(size_wh), float(fps)
+        self.frames = 0
+        self.audio: AudioCarrier | None = None
+
+    def _open_temp(self, suffix: str, options: dict[str, str] | None = None) -> None:
+        """Reserve the temp file `<name>.partial<suffix>` (its suffix picks the container) and open it."""
+        try:
+            self.temp_path = reserve_temp(self.path, suffix=f".partial{suffix}")
+            self.output = av.open(str(self.temp_path), "w", options=options)
+        except OSError as error:
+            raise VideoError(f"{self.path}: cannot write there ({error.strerror or error})") from None
+
+    def _add_video_stream(self, codec: str, pix_fmt: str) -> None:
+        """The video stream, at `fps` and `size_wh`, its frame times counted on TIME_BASE."""
+        self.video = self.output.add_stream(codec, rate=Fraction(self.fps).limit_denominator(100000))
+        self.video.width, self.video.height, self.video.pix_fmt = *self.size_wh, pix_fmt
+        self.video.codec_context.time_base = TIME_BASE
+
+    def finish(self):
+        """Flush the encoders, the sound up to the end of the last frame, and publish the file."""
+        try:
+            self.output.mux(self.video.encode(None))
+            if self.audio is not None:
+                self.audio.finish(self.last_time_s + 1 / self.fps)
+            self.output.close()
+        except (av.FFmpegError, OSError) as error:
+            self.abandon()
+            raise VideoError(f"{self.path}: could not be written ({error}); no file written") from None
+        publish_frames(self.temp_path, self.path, self.frames)
+
+    def abandon(self):
+        try:
+            self.output.close()
+        except (av.FFmpegError, OSError):
+            pass
+        if self.audio is not None:
+            self.audio.close()
+        self.temp_path.unlink(missing_ok=True)
+
+
+class AvVideoWriter(AvFileWriter):
     """Colour frames (BGR uint8, all of `size_wh`) into a video file, with the sound of
     `audio_source` (a file path) if it has any. See the module's docstring for codecs."""
 
     def __init__(self, path, fps: float, size_wh: tuple[int, int], audio_source=None, quality_crf: int = 18):
-        require_pyav()
-        self.path, self.size_wh, self.fps = Path(path), tuple(size_wh), float(fps)
+        super().__init__(path, fps, size_wh)
         suffix = self.path.suffix.lower()
         if suffix not in COLOUR_CONTAINERS:
             raise VideoError(f"{path}: cannot write {suffix or 'a video without a suffix'} videos; "
@@ -146,18 +193,11 @@ class AvVideoWriter:
             check_colour_video_target(path, self.size_wh)
             codec = ODD_SIZE_CODEC
             self.notes.append(f"{path}: {width}x{height} has an odd side, which H.264 cannot hold: written as VP9")
-        try:
-            self.temp_path = reserve_temp(self.path, suffix=f".partial{suffix}")  # the suffix picks the container
-            self.output = av.open(str(self.temp_path), "w", options={"movflags": "+faststart"} if suffix != ".webm" else {})
-        except OSError as error:
-            raise VideoError(f"{path}: cannot write there ({error.strerror or error})") from None
-        self.video = self.output.add_stream(codec, rate=Fraction(self.fps).limit_denominator(100000))
-        self.video.width, self.video.height, self.video.pix_fmt = width, height, "yuv420p"
-        self.video.codec_context.time_base = TIME_BASE
+        self._open_temp(suffix, {"movflags": "+faststart"} if suffix != ".webm" else {})
+        self._add_video_stream(codec, "yuv420p")
         self.video.options = {"crf": str(quality_crf), "preset": "fast"} if codec == "libx264" else {
             "crf": str(quality_crf + 13), "b": "0", "row-mt": "1", "deadline": "good", "cpu-used": "5"}
-        self.frames = 0
-        self.last_time_s = -1.0
+        self.last_time_s = -1.0  # the time of the last frame written
         self.audio = AudioCarrier(audio_source, self.output, suffix) if audio_source is not None else None
         if self.audio is not None and self.audio.note:
             self.notes.append(self.audio.note)
@@ -185,27 +225,6 @@ class AvVideoWriter:
             raise VideoError(f"{self.path}: could not be written ({error}); no file written") from None
         self.frames += 1
         self.last_time_s = float(pts * TIME_BASE)
-
-    def finish(self):
-        """Flush the encoders, the sound up to the end of the last frame, and publish the file."""
-        try:
-            self.output.mux(self.video.encode(None))
-            if self.audio is not None:
-                self.audio.finish(self.last_time_s + 1 / self.fps)
-            self.output.close()
-        except (av.FFmpegError, OSError) as error:
-            self.abandon()
-            raise VideoError(f"{self.path}: could not be written ({error}); no file written") from None
-        publish_frames(self.temp_path, self.path, self.frames)
-
-    def abandon(self):
-        try:
-            self.output.close()
-        except (av.FFmpegError, OSError):
-            pass
-        if self.audio is not None:
-            self.audio.close()
-        self.temp_path.unlink(missing_ok=True)
 
 
 class AudioCarrier:
@@ -281,26 +300,17 @@ class AudioCarrier:
                 self.output.mux(self.output_stream.encode(resampled))
 
 
-class DepthVideoWriter:
+class DepthVideoWriter(AvFileWriter):
     """16-bit depth frames ((H, W) uint16) as lossless FFV1 gray16le in `.mkv`: every value kept;
     `metadata` (text) goes into the container's tags (e.g. how the values map to depth)."""
 
     def __init__(self, path, fps: float, size_wh: tuple[int, int], metadata: dict[str, str] | None = None):
-        require_pyav()
-        self.path, self.size_wh = Path(path), tuple(size_wh)
+        super().__init__(path, fps, size_wh)
         if self.path.suffix.lower() != ".mkv":
             raise VideoError(f"{path}: a 16-bit depth video is written as .mkv (FFV1)")
-        try:
-            self.temp_path = reserve_temp(self.path, suffix=".partial.mkv")
-            self.output = av.open(str(self.temp_path), "w")
-        except OSError as error:
-            raise VideoError(f"{path}: cannot write there ({error.strerror or error})") from None
+        self._open_temp(".mkv")
         self.output.metadata.update(metadata or {})
-        self.video = self.output.add_stream("ffv1", rate=Fraction(float(fps)).limit_denominator(100000))
-        self.video.width, self.video.height, self.video.pix_fmt = *self.size_wh, "gray16le"
-        self.video.codec_context.time_base = TIME_BASE
-        self.fps = float(fps)
-        self.frames = 0
+        self._add_video_stream("ffv1", "gray16le")
 
     def write(self, depth_hw: np.ndarray, time_s: float | None = None):
         if depth_hw.dtype != np.uint16 or depth_hw.shape[::-1] != self.size_wh:
@@ -310,22 +320,6 @@ class DepthVideoWriter:
         frame.pts, frame.time_base = round(time_s / TIME_BASE), TIME_BASE
         self.output.mux(self.video.encode(frame))
         self.frames += 1
-
-    def finish(self):
-        try:
-            self.output.mux(self.video.encode(None))
-            self.output.close()
-        except (av.FFmpegError, OSError) as error:
-            self.abandon()
-            raise VideoError(f"{self.path}: could not be written ({error}); no file written") from None
-        publish_frames(self.temp_path, self.path, self.frames)
-
-    def abandon(self):
-        try:
-            self.output.close()
-        except (av.FFmpegError, OSError):
-            pass
-        self.temp_path.unlink(missing_ok=True)
 
 
 # the names meant for other modules, scripts and benchmarks (scripts' use is checked by tests/test_layers.py)

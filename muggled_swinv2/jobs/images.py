@@ -29,7 +29,7 @@ from ..io.ledger import LedgerError, OutputLedger
 from ..io.outputs import OutputError, OutputRule, check_writable_folder
 from ..memory import JOB_OPTION_NAMES, SizeOptionNames, available_bytes, estimate_bytes, memory_refusal, network_hw_for
 from ..predict import predict_batch
-from .metric import METRIC_WRITERS, MetricOptions, MetricResult, calibrate_picture
+from .metric import MetricOptions, MetricResult, calibrate_picture, millimetres_png16, save_json
 
 
 class ImageJobError(UserError):
@@ -124,24 +124,59 @@ def scene_3d(prediction: Prediction) -> tuple[np.ndarray, CameraIntrinsics, str]
             f"relative inverse depth mapped onto 1/{far:g}..1/{near:g}")
 
 
-def write_point_cloud(prediction: Prediction, path: Path) -> None:
-    options = prediction.options
-    if scene := scene_3d(prediction):
-        depth_z, camera, what = scene
-        save_point_cloud_z(path, prediction.image, depth_z, camera, options.point_step, what)
-    else:
-        save_point_cloud(path, prediction.image, prediction.depth, options.fov_deg or DEFAULT_FOV_DEG,
-                         options.depth_range, options.point_step)
+def write_npy(prediction: Prediction, path: Path) -> None:
+    """<stem>.npy: the inverse depth (H, W) float32."""
+    save_npy(path, prediction.depth)
 
 
-def write_mesh(prediction: Prediction, path: Path) -> None:
-    options = prediction.options
-    if scene := scene_3d(prediction):
-        depth_z, camera, what = scene
-        save_mesh_z(path, prediction.image, depth_z, camera, options.point_step, what)
-    else:
-        save_mesh(path, prediction.image, prediction.depth, options.fov_deg or DEFAULT_FOV_DEG, options.depth_range,
-                  options.point_step)
+def write_pfm(prediction: Prediction, path: Path) -> None:
+    """<stem>.pfm: the inverse depth (H, W) float32, as MiDaS writes it."""
+    save_pfm(path, prediction.depth)
+
+
+def write_png16(prediction: Prediction, path: Path) -> None:
+    """<stem>_16bit.png: the depth as the maps show it (Prediction.unit), 0..65535."""
+    save_image(path, np.round(prediction.unit * 65535.0).astype(np.uint16))
+
+
+def write_tiff(prediction: Prediction, path: Path) -> None:
+    """<stem>.tiff: the inverse depth (H, W) float32."""
+    save_image(path, prediction.depth.astype(np.float32))
+
+
+def scene_writer(save_with_camera: Callable, save_relative: Callable) -> Callable[[Prediction, Path], None]:
+    """The writer of a 3D kind (ply, mesh) from its two export/geometry.py savers: `save_with_camera`
+    (depth z, camera, point step, what z is) where scene_3d knows the camera, else `save_relative`
+    (the relative depth, --fov or 60 degrees, --depth-range, point step)."""
+
+    def write(prediction: Prediction, path: Path) -> None:
+        options = prediction.options
+        if scene := scene_3d(prediction):
+            depth_z, camera, what = scene
+            save_with_camera(path, prediction.image, depth_z, camera, options.point_step, what)
+        else:
+            save_relative(path, prediction.image, prediction.depth, options.fov_deg or DEFAULT_FOV_DEG,
+                          options.depth_range, options.point_step)
+    return write
+
+
+write_point_cloud = scene_writer(save_point_cloud_z, save_point_cloud)  # <stem>.ply: coloured points
+write_mesh = scene_writer(save_mesh_z, save_mesh)  # <stem>_mesh.ply: a coloured triangle mesh
+
+
+def write_metric(prediction: Prediction, path: Path) -> None:
+    """<stem>_metric.npy: the fit's metric depth (H, W) float32 metres, NaN: no depth."""
+    save_npy(path, prediction.metric.depth)
+
+
+def write_metric_png16(prediction: Prediction, path: Path) -> None:
+    """<stem>_metric_mm.png: the metric depth in millimetres, 0: unknown or too far (jobs/metric.py)."""
+    save_image(path, millimetres_png16(prediction.metric.depth))
+
+
+def write_camera(prediction: Prediction, path: Path) -> None:
+    """<stem>_camera.json: the camera and the fit (MetricResult.record)."""
+    save_json(path, prediction.metric.record())
 
 
 @dataclass(frozen=True)
@@ -156,18 +191,16 @@ class OutputKind:
 # write_outputs writes it under the output rule and records it in the ledger.
 OUTPUTS: dict[str, OutputKind] = {
     "png": OutputKind("{}.png", write_colour),
-    "npy": OutputKind("{}.npy", lambda prediction, path: save_npy(path, prediction.depth)),
-    "pfm": OutputKind("{}.pfm", lambda prediction, path: save_pfm(path, prediction.depth)),
-    "png16": OutputKind("{}_16bit.png",
-                        lambda prediction, path: save_image(path, np.round(prediction.unit * 65535.0).astype(np.uint16))),
-    "tiff": OutputKind("{}.tiff", lambda prediction, path: save_image(path, prediction.depth.astype(np.float32))),
-    "ply": OutputKind("{}.ply", write_point_cloud),  # coloured point cloud, the camera of the options (export/geometry.py)
-    "mesh": OutputKind("{}_mesh.ply", write_mesh),  # coloured triangle mesh, the same camera
+    "npy": OutputKind("{}.npy", write_npy),
+    "pfm": OutputKind("{}.pfm", write_pfm),
+    "png16": OutputKind("{}_16bit.png", write_png16),
+    "tiff": OutputKind("{}.tiff", write_tiff),
+    "ply": OutputKind("{}.ply", write_point_cloud),  # the camera of the options (scene_3d, export/geometry.py)
+    "mesh": OutputKind("{}_mesh.ply", write_mesh),  # the same camera
     # metric outputs, from the picture's fit (jobs/metric.py)
-    "metric": OutputKind("{}_metric.npy", lambda prediction, path: METRIC_WRITERS["metric"](path, prediction.metric)),
-    "metric-png16": OutputKind("{}_metric_mm.png",
-                               lambda prediction, path: METRIC_WRITERS["metric-png16"](path, prediction.metric)),
-    "camera": OutputKind("{}_camera.json", lambda prediction, path: METRIC_WRITERS["camera"](path, prediction.metric)),
+    "metric": OutputKind("{}_metric.npy", write_metric),
+    "metric-png16": OutputKind("{}_metric_mm.png", write_metric_png16),
+    "camera": OutputKind("{}_camera.json", write_camera),
 }
 RAW_FORMATS = ("npy", "pfm", "png16", "tiff", "ply", "mesh", "metric", "metric-png16")  # the kinds --raw asks for
 METRIC_KINDS = ("metric", "metric-png16")  # written with the camera (<stem>_camera.json), from a fit

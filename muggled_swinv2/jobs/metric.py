@@ -2,8 +2,8 @@
 
 The options say what the user knows (geometry/calibrate.py: known points, a sparse depth map or
 folder of them, a depth range) and about the camera (geometry/camera.py); `calibrate_picture`
-fits and applies them for one picture; the writers below write `<stem>_metric.npy`,
-`<stem>_metric_mm.png` and `<stem>_camera.json` (through the image job's output rule).
+fits and applies them for one picture; the image job's metric rows (jobs/images.OUTPUTS) write
+`<stem>_metric.npy`, `<stem>_metric_mm.png` (millimetres_png16) and `<stem>_camera.json` (save_json).
 """
 
 import json
@@ -18,7 +18,6 @@ from ..geometry import (
 )
 from ..io.atomic import write_atomically
 from ..io.exif import read_exif_focal
-from ..io.images import save_image, save_npy
 from ..io.known_depth import SPARSE_DEPTH_SUFFIXES, read_sparse_depth, resample_nearest_valid
 
 PNG16_MAX_MM = 65535  # the 16-bit PNG's largest distance; farther pixels are written as 0 (unknown)
@@ -218,18 +217,6 @@ def millimetres_png16(depth: np.ndarray) -> np.ndarray:
     """Metres (NaN: unknown) -> uint16 millimetres, 0 where unknown or beyond 65.535 m."""
     millimetres = np.round(np.nan_to_num(depth, nan=0.0) * 1000.0)
     return np.where((millimetres >= 1) & (millimetres <= PNG16_MAX_MM), millimetres, 0).astype(np.uint16)
-
-
-def save_camera_json(path, result: MetricResult) -> None:
-    save_json(path, result.record())
-
-
-# Output kind -> writer(path, MetricResult) (jobs/images.py's OUTPUTS names their files).
-METRIC_WRITERS = {
-    "metric": lambda path, result: save_npy(path, result.depth),
-    "metric-png16": lambda path, result: save_image(path, millimetres_png16(result.depth)),
-    "camera": save_camera_json,
-}
 
 
 # the names meant for other modules, scripts and benchmarks (scripts' use is checked by tests/test_layers.py)

@@ -34,7 +34,7 @@ from ..predict import MAX_NETWORK_SIDE, predict_depth
 # The image job's outputs offered for download (rows of jobs/images.OUTPUTS): the colour picture,
 # the 16-bit PNG, the float depth and the mesh that the 3D view shows.
 IMAGE_DOWNLOADS = ("png", "png16", "npy", "mesh")
-# With known points (the Metric box), also the metric depth and the camera (jobs/metric.py's rows).
+# With known points (the Metric box), also the metric depth and the camera (the table's metric rows).
 METRIC_DOWNLOADS = ("metric", "metric-png16", "camera")
 MAX_KNOWN_POINTS = 100  # rows of the known points table a request may hold
 PREVIEW_LONG_SIDE = 256  # the mesh has about this many vertices on the long side: the browser stays fast
