@@ -4,6 +4,7 @@ import torch
 
 import cv2
 
+from browser import chromium
 from midas_layout import SMALL_CONFIG, make_midas_state_dict
 from pictures import photo, write_video
 
@@ -70,3 +71,11 @@ def panning_clip(tmp_path):
         writer.write(np.ascontiguousarray(scene[:, 3 * index:3 * index + 96]))
     writer.release()
     return tmp_path / "pan.mp4"
+
+
+@pytest.fixture
+def browser(tmp_path):
+    """A headless Chromium's Selenium driver (tests/browser.py): closed, with every process it
+    started, when the test ends; the test is skipped where Chromium or Selenium is not installed."""
+    with chromium(tmp_path / "chromium-profile") as driver:
+        yield driver
