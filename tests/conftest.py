@@ -4,6 +4,7 @@ import torch
 
 import cv2
 
+from browser import chromium
 from midas_layout import SMALL_CONFIG, make_midas_state_dict
 from pictures import photo, write_video
 
@@ -93,3 +94,11 @@ def picture_and_prediction(tmp_path_factory, small_checkpoint):
     assert main(["image", str(picture), "-w", str(small_checkpoint), "--raw", "npy", "--out", str(folder / "plain"),
                  "--quiet"]) == 0
     return picture, np.load(folder / "plain" / "room.npy")
+
+
+@pytest.fixture
+def browser(tmp_path):
+    """A headless Chromium's Selenium driver (tests/browser.py): closed, with every process it
+    started, when the test ends; the test is skipped where Chromium or Selenium is not installed."""
+    with chromium(tmp_path / "chromium-profile") as driver:
+        yield driver

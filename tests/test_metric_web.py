@@ -11,6 +11,7 @@ import pytest
 
 import cv2
 from muggled_swinv2.web.service import (MAX_KNOWN_POINTS, DepthService, Limits, ModelInfo, UploadError)
+from browser import shown_image
 from pictures import photo
 
 pytest.importorskip("gradio", reason="the [web] extra (gradio) is not installed")
@@ -71,68 +72,49 @@ def test_a_bad_table_is_one_line_and_writes_nothing(service, picture, rows, fit,
     assert sorted(service.results.iterdir()) == before
 
 
-CHROMIUM_MISSING = "Debian's chromium and chromium-driver are not installed (.ci/run installs them)"
+@pytest.fixture
+def server(small_checkpoint, tmp_path):
+    """The browser test's own server."""
+    from test_web import LIMITS, serving_one_test
+
+    yield from serving_one_test(small_checkpoint, tmp_path / "serve", LIMITS)
 
 
-def test_browser_click_fit_and_read_the_metric_depth(small_checkpoint, tmp_path_factory):
-    from test_web import CHROMEDRIVER, CHROMIUM, LIMITS, ROOM, start_server
-
-    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        pytest.skip(CHROMIUM_MISSING)
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium (the [test] extra) is not installed")
-    from selenium.webdriver.chrome.service import Service
+def test_browser_click_fit_and_read_the_metric_depth(server, browser, tmp_path):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
+    from test_web import ROOM
 
-    server = start_server(small_checkpoint, tmp_path_factory.mktemp("serve-metric"), LIMITS)
-    artifacts = tmp_path_factory.mktemp("browser-metric")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", "--window-size=1280,1400", f"--user-data-dir={artifacts / 'profile'}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    try:
-        driver.get(server.url)
-        wait = WebDriverWait(driver, 120)
-        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#picture input[type=file]"))
-        driver.find_element(By.CSS_SELECTOR, "#picture input[type=file]").send_keys(str(ROOM))
-
-        def depth_image(d):
-            shown = [image for image in d.find_elements(By.CSS_SELECTOR, "#depth img")
-                     if d.execute_script("return arguments[0].complete && arguments[0].naturalWidth", image)]
-            return shown[0] if shown else None
-
-        image = wait.until(depth_image)
-        wait.until(lambda d: d.find_element(By.ID, "status").text.startswith("Depth in "))
-        [relative] = [path for path in server.tmpdir.rglob("room.npy") if "results" in path.parts]
-        d = np.load(relative)
-        # the one-point scale fit: a click with its distance typed first
-        driver.find_element(By.XPATH, "//label[.//span[text()='scale']]").click()
-        distance = driver.find_element(By.CSS_SELECTOR, "#known-distance input")
-        distance.clear()
-        distance.send_keys("2.5")
-        ActionChains(driver).move_to_element_with_offset(image, 20, 10).click().perform()
-        readout = wait.until(lambda d: (text := d.find_element(By.ID, "metric-readout").text) and "added" in text and text)
-        x, y = (int(value) for value in re.search(r"Pixel \((\d+), (\d+)\)", readout).groups())
-        assert 150 <= x <= 200 and 110 <= y <= 150  # about the picture's centre (320x240 shown at its size or scaled)
-        assert "2.5" in driver.find_element(By.ID, "known-points").text
-        driver.find_element(By.ID, "fit-metric").click()
-        wait.until(lambda d: "metric: scale fit to 1 known points" in d.find_element(By.ID, "metric-status").text)
-        downloads = driver.find_element(By.ID, "downloads").text.replace("\n", "")
-        assert "room_metric.npy" in downloads and "room_camera.json" in downloads and "room_metric_mm.png" in downloads
-        [metric_file] = [path for path in server.tmpdir.rglob("room_metric.npy") if "results" in path.parts]
-        metric = np.load(metric_file)
-        assert metric[y, x] == pytest.approx(2.5, rel=1e-5)  # the known point, exactly
-        np.testing.assert_allclose(metric, 2.5 * d[y, x] / d, rtol=1e-4)  # scale fit: z proportional to 1 / d
-        ActionChains(driver).move_to_element_with_offset(image, -60, -40).click().perform()
-        readout = wait.until(lambda d: (text := d.find_element(By.ID, "metric-readout").text) and " m" in text and text)
-        x2, y2, metres = re.search(r"Pixel \((\d+), (\d+)\): ([\d.]+) m", readout).groups()
-        assert float(metres) == pytest.approx(float(metric[int(y2), int(x2)]), abs=5e-4)
-        driver.save_screenshot(str(artifacts / "metric.png"))
-    finally:
-        driver.quit()
-        server.stop()
-    assert "Traceback" not in server.log.read_text()
+    server, browser = server, browser
+    browser.get(server.url)
+    wait = WebDriverWait(browser, 120)
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#picture input[type=file]"))
+    browser.find_element(By.CSS_SELECTOR, "#picture input[type=file]").send_keys(str(ROOM))
+    image = wait.until(lambda d: shown_image(d, "#depth"))
+    wait.until(lambda d: d.find_element(By.ID, "status").text.startswith("Depth in "))
+    [relative] = [path for path in server.tmpdir.rglob("room.npy") if "results" in path.parts]
+    d = np.load(relative)
+    # the one-point scale fit: a click with its distance typed first
+    browser.find_element(By.XPATH, "//label[.//span[text()='scale']]").click()
+    distance = browser.find_element(By.CSS_SELECTOR, "#known-distance input")
+    distance.clear()
+    distance.send_keys("2.5")
+    ActionChains(browser).move_to_element_with_offset(image, 20, 10).click().perform()
+    readout = wait.until(lambda d: (text := d.find_element(By.ID, "metric-readout").text) and "added" in text and text)
+    x, y = (int(value) for value in re.search(r"Pixel \((\d+), (\d+)\)", readout).groups())
+    assert 150 <= x <= 200 and 110 <= y <= 150  # about the picture's centre (320x240 shown at its size or scaled)
+    assert "2.5" in browser.find_element(By.ID, "known-points").text
+    browser.find_element(By.ID, "fit-metric").click()
+    wait.until(lambda d: "metric: scale fit to 1 known points" in d.find_element(By.ID, "metric-status").text)
+    downloads = browser.find_element(By.ID, "downloads").text.replace("\n", "")
+    assert "room_metric.npy" in downloads and "room_camera.json" in downloads and "room_metric_mm.png" in downloads
+    [metric_file] = [path for path in server.tmpdir.rglob("room_metric.npy") if "results" in path.parts]
+    metric = np.load(metric_file)
+    assert metric[y, x] == pytest.approx(2.5, rel=1e-5)  # the known point, exactly
+    np.testing.assert_allclose(metric, 2.5 * d[y, x] / d, rtol=1e-4)  # scale fit: z proportional to 1 / d
+    ActionChains(browser).move_to_element_with_offset(image, -60, -40).click().perform()
+    readout = wait.until(lambda d: (text := d.find_element(By.ID, "metric-readout").text) and " m" in text and text)
+    x2, y2, metres = re.search(r"Pixel \((\d+), (\d+)\): ([\d.]+) m", readout).groups()
+    assert float(metres) == pytest.approx(float(metric[int(y2), int(x2)]), abs=5e-4)
+    browser.save_screenshot(str(tmp_path / "metric.png"))

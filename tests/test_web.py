@@ -20,6 +20,7 @@ import cv2
 from muggled_swinv2.cli import main
 from muggled_swinv2.web.server import host_warning
 from muggled_swinv2.web.service import KEEP_ASPECT, SQUARE, Limits, ModelInfo
+from browser import natural_size, shown_image
 from pictures import photo
 
 pytest.importorskip("gradio", reason="the [web] extra (gradio) is not installed")
@@ -27,7 +28,6 @@ gradio_client = pytest.importorskip("gradio_client", reason="gradio_client (the 
 
 REPO = Path(__file__).resolve().parent.parent
 ROOM = REPO / "muggled_swinv2" / "web" / "examples" / "room.jpg"
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 LIMITS = ["--max-upload-mb", "1", "--max-megapixels", "0.5", "--max-video-frames", "12", "--max-video-seconds", "5"]
 
 
@@ -77,6 +77,15 @@ def serving(checkpoint, tmp_path_factory, options: list[str]):
     running = start_server(checkpoint, tmp_path_factory.mktemp("serve"), options)
     yield running
     running.stop()
+
+
+def serving_one_test(checkpoint, folder: Path, options: list[str]):
+    """A browser test's own server fixture: requested before `browser`, it stops after the browser
+    has closed; its log must show no traceback."""
+    running = start_server(checkpoint, folder, options)
+    yield running
+    running.stop()
+    assert "Traceback" not in running.log.read_text()
 
 
 def client_of(server, tmp_path_factory):
@@ -243,44 +252,23 @@ def test_ten_concurrent_requests_all_complete(server, small_checkpoint, tmp_path
 # ----------------------------------------------------------------------------- a real browser
 
 
-@pytest.mark.skipif(not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
-                    reason="Debian's chromium and chromium-driver are not installed (.ci/run installs them)")
-def test_browser_shows_the_depth_of_an_uploaded_picture(server, tmp_path_factory):
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium (the [test] extra) is not installed")
-    from selenium.webdriver.chrome.service import Service
+def test_browser_shows_the_depth_of_an_uploaded_picture(server, browser, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    artifacts = tmp_path_factory.mktemp("browser")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", "--window-size=1280,1000", f"--user-data-dir={artifacts / 'profile'}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    try:
-        driver.get(server.url)
-        wait = WebDriverWait(driver, 90)
-        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#picture input[type=file]"))
-        assert "dpt_swin2_small_64.pt" in driver.find_element(By.ID, "model-info").text
-        driver.find_element(By.CSS_SELECTOR, "#picture input[type=file]").send_keys(str(ROOM))
-
-        def depth_image(d):
-            shown = [image for image in d.find_elements(By.CSS_SELECTOR, "#depth img")
-                     if d.execute_script("return arguments[0].complete && arguments[0].naturalWidth", image)]
-            return shown[0] if shown else None
-
-        image = wait.until(depth_image)
-        assert driver.execute_script("return [arguments[0].naturalWidth, arguments[0].naturalHeight]", image) == [320, 240]
-        assert "/gradio_api/file=" in image.get_attribute("src")
-        assert driver.find_element(By.ID, "status").text.startswith("Depth in ")
-        screenshot = artifacts / "serve.png"
-        driver.save_screenshot(str(screenshot))
-        assert screenshot.stat().st_size > 10_000
-        print(f"screenshot: {screenshot}")
-    finally:
-        driver.quit()
+    browser.get(server.url)
+    wait = WebDriverWait(browser, 90)
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#picture input[type=file]"))
+    assert "dpt_swin2_small_64.pt" in browser.find_element(By.ID, "model-info").text
+    browser.find_element(By.CSS_SELECTOR, "#picture input[type=file]").send_keys(str(ROOM))
+    image = wait.until(lambda d: shown_image(d, "#depth"))
+    assert natural_size(browser, image) == [320, 240]
+    assert "/gradio_api/file=" in image.get_attribute("src")
+    assert browser.find_element(By.ID, "status").text.startswith("Depth in ")
+    screenshot = tmp_path / "serve.png"
+    browser.save_screenshot(str(screenshot))
+    assert screenshot.stat().st_size > 10_000
+    print(f"screenshot: {screenshot}")
 
 
 # ----------------------------------------------------------------------------- last: stopping
