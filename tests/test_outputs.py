@@ -91,15 +91,12 @@ def test_export_never_replaces_a_file_it_did_not_write(capsys, tmp_path, small_c
     assert foreign.read_text() == "notes\n"
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory, small_checkpoint) -> Path:
-    """A folder holding model.onnx, written by `export` at 64x64 (so recorded in the folder's ledger).
-    The tests that start from such a file copy the folder (times kept: the copy is still ours)."""
-    pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnxscript")
-    folder = tmp_path_factory.mktemp("exported")
-    assert main(["export", str(small_checkpoint), str(folder / "model.onnx"), "--size", "64x64"]) == 0
-    return folder
+@pytest.fixture
+def exported(small_export) -> Path:
+    """A folder holding model.onnx, written by `export` at 64x64 (so recorded in the folder's ledger):
+    conftest's small_export. The tests copy the folder (times kept: the copy is still ours)."""
+    assert small_export.name == "model.onnx" and small_export.parent.name.startswith("small-export")
+    return small_export.parent
 
 
 def test_export_replaces_its_own_file_with_overwrite(capsys, tmp_path, small_checkpoint, exported):
