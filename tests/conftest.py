@@ -50,6 +50,21 @@ def small_model(small_checkpoint):
     return load_model(small_checkpoint)
 
 
+@pytest.fixture(scope="session")
+def small_export(tmp_path_factory, small_checkpoint):
+    """The small checkpoint exported by the `export` command as FOLDER/model.onnx (recorded in
+    FOLDER's ledger): the native 64x64, a fixed batch of 2 and opset 19 (not the defaults, so that a
+    default cannot pass for them). One export for the tests of several files that read such a file:
+    copy it before changing anything."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from muggled_swinv2.cli import main
+
+    path = tmp_path_factory.mktemp("small-export") / "model.onnx"
+    assert main(["export", str(small_checkpoint), str(path), "--batch", "2", "--opset", "19"]) == 0
+    return path
+
+
 @pytest.fixture(scope="module")
 def model(small_checkpoint):
     """The small random-weight model, loaded as the commands load it."""

@@ -16,6 +16,7 @@ from muggled_swinv2.model import SwinV2DPTConfig
 from muggled_swinv2.model.config import RELEASES
 from muggled_swinv2.accelerate import accelerate_for_inference
 from muggled_swinv2.accelerate.layers import WinogradConv3x3
+from muggled_swinv2.cli import main
 
 
 def small_config() -> SwinV2DPTConfig:
@@ -47,13 +48,22 @@ def test_bench_command_writes_a_complete_report(tmp_path):
     assert report["peer_computes_another_function"] == ["tiny@64x96"]
 
 
-def test_bench_rejects_bad_plans():
+def bench(capsys, *args: str) -> tuple[int, str]:
+    """(exit code, stderr) of `muggled-swinv2 bench ARGS`, run in this process (argparse's refusals exit)."""
+    try:
+        code = main(["bench", *args])
+    except SystemExit as end:
+        code = end.code
+    return code, capsys.readouterr().err
+
+
+def test_bench_rejects_bad_plans(capsys):
     cases = [(["--models", "huge"], "error: unknown model 'huge'; choose from tiny,base,large"),
              (["--models", "tiny", "--sizes", "100"], "error: --sizes 100: tiny needs positive multiples of 32")]
     for args, message in cases:
-        result = subprocess.run([sys.executable, "-m", "muggled_swinv2", "bench", *args], capture_output=True, text=True)
-        assert result.returncode != 0
-        assert result.stderr.strip() == message
+        code, err = bench(capsys, *args)
+        assert code != 0
+        assert err.strip() == message
 
 
 def test_flops_are_those_of_the_direct_computation():
@@ -125,12 +135,11 @@ def test_peer_window_agreement_is_what_transformers_does(image_hw, same):
         (["--no-peer", "--sizes", "64", "--json", "/nonexistent/out.json"], "--json /nonexistent/out.json: cannot write"),
     ],
 )
-def test_bench_bad_arguments_are_one_line_errors(args, message):
-    result = subprocess.run([sys.executable, "-m", "muggled_swinv2", "bench", "--models", "tiny", *args],
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr
-    assert message in result.stderr.strip().splitlines()[-1]
+def test_bench_bad_arguments_are_one_line_errors(capsys, args, message):
+    code, err = bench(capsys, "--models", "tiny", *args)
+    assert code != 0
+    assert "Traceback" not in err
+    assert message in err.strip().splitlines()[-1]
 
 
 def test_bench_onnxruntime_peer(tmp_path):
@@ -146,8 +155,11 @@ def test_bench_onnxruntime_peer(tmp_path):
     assert row["onnxruntime_s"] > 0 and row["onnxruntime_peak_mib"] > 0 and row["onnxruntime_finite"]
     assert row["onnxruntime_speedup"] == pytest.approx(row["onnxruntime_s"] / row["ours_s"])
     assert row["onnxruntime_max_diff"] <= 1e-4 and row["peer_s"] is None
-    bad = subprocess.run([sys.executable, "-m", "muggled_swinv2", "bench", "--peers", "tvm"], capture_output=True, text=True)
-    assert bad.returncode == 2 and bad.stderr.strip() == "error: --peers tvm: choose from transformers,onnxruntime"
+
+
+def test_bench_unknown_peer_is_refused(capsys):
+    code, err = bench(capsys, "--peers", "tvm")
+    assert code == 2 and err.strip() == "error: --peers tvm: choose from transformers,onnxruntime"
 
 
 def test_default_plan_comes_from_the_release_registry():

@@ -8,6 +8,7 @@ minutes are listed in NOT_RUN with the reason; their options are still checked a
 command's --help. Every `muggled-swinv2 COMMAND` named anywhere in the text must exist.
 """
 
+import json
 import os
 import re
 import shutil
@@ -99,12 +100,54 @@ def test_each_reason_not_to_run_matches_a_command():
         assert any(re.match(pattern, line) for line in lines), f"NOT_RUN entry for nothing: {pattern} ({why})"
 
 
+# Prints {program: [exit code, stdout, stderr]} of `python PROGRAM --help` for each program in argv[1]
+# (a JSON list of python's arguments: ["-m", "muggled_swinv2", "image"] or ["benchmarks/x.py"]), each
+# run as `python` would run it (as __main__, its arguments in sys.argv): one interpreter, and one
+# import of PyTorch, for all of them instead of one each (2-4 s a program).
+HELP_CHILD = """
+import contextlib, io, json, runpy, sys, traceback
+texts = {}
+for program in json.loads(sys.argv[1]):
+    out, err, code = io.StringIO(), io.StringIO(), 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            if program[0] == "-m":
+                sys.argv = [program[1], *program[2:], "--help"]
+                runpy.run_module(program[1], run_name="__main__", alter_sys=True)
+            else:
+                sys.argv = [*program, "--help"]
+                runpy.run_path(program[0], run_name="__main__")
+        except SystemExit as end:
+            code = end.code if isinstance(end.code, int) else (end.code is not None)
+        except BaseException:
+            code = 1
+            traceback.print_exc()
+    texts[" ".join(program)] = [code, out.getvalue(), err.getvalue()]
+print(json.dumps(texts))
+"""
+
+
+def help_programs() -> list[tuple[str, ...]]:
+    """The programs whose --help the tests read: the command line's, and those of the lines not run
+    that name options."""
+    programs = {("-m", "muggled_swinv2")}
+    programs |= {program for _, line in all_lines() if reason_not_run(line) is not None
+                 and (program := program_of(line)) and options_named(line)}
+    return sorted(programs)
+
+
 @cache
+def help_texts() -> dict[str, list]:
+    result = subprocess.run([sys.executable, "-c", HELP_CHILD, json.dumps(help_programs())], capture_output=True,
+                            text=True, timeout=300, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.splitlines()[-1])
+
+
 def help_text(*command: str) -> str:
-    result = subprocess.run([sys.executable, *command, "--help"], capture_output=True, text=True, timeout=300,
-                            cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
-    assert result.returncode == 0, f"{' '.join(command)} --help: {result.stderr}"
-    return result.stdout
+    code, out, err = help_texts()[" ".join(command)]
+    assert code == 0, f"{' '.join(command)} --help: {err}"
+    return out
 
 
 def cli_commands() -> set[str]:
@@ -132,13 +175,22 @@ def program_of(line: str) -> tuple[str, ...] | None:
     return None
 
 
+def options_named(line: str) -> list[str]:
+    """The options a command line gives its program (not those of a command before `&&`)."""
+    return re.findall(r"(?<![\w-])(--[a-z][\w-]*)", line.split("#")[0].split("&&")[-1])
+
+
 def test_options_of_the_commands_not_run_exist():
+    """A script named without options must exist (its --help is not asked for: a script without an
+    argument parser, benchmarks/stereo_room.py, would run its whole measurement)."""
     for page, line in all_lines():
         if reason_not_run(line) is None or (program := program_of(line)) is None:
             continue
-        command_part = line.split("#")[0].split("&&")[-1]
+        if not options_named(line):
+            assert program[0] == "-m" or (REPO / program[0]).is_file(), f"{page.name}: `{line}`: no such script"
+            continue
         options = help_options(help_text(*program))
-        for option in re.findall(r"(?<![\w-])(--[a-z][\w-]*)", command_part):
+        for option in options_named(line):
             assert option in options, f"{page.name}: `{line}`: {option} is not an option of {' '.join(program)}"
 
 

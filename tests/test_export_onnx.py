@@ -40,12 +40,11 @@ def relative(a, b) -> float:
     return float(np.abs(a - b).max() / (b.max() - b.min()))
 
 
-@pytest.fixture(scope="module")
-def square_batch2(tmp_path_factory, small_checkpoint):
-    """Exported at the native square with a fixed batch of 2, through the command line."""
-    path = tmp_path_factory.mktemp("onnx") / "small-b2.onnx"
-    assert main(["export", str(small_checkpoint), str(path), "--batch", "2"]) == 0
-    return path
+@pytest.fixture
+def square_batch2(small_export):
+    """Exported at the native square with a fixed batch of 2, through the command line (conftest's
+    small_export, at opset 19, shared with other files: only read here)."""
+    return small_export
 
 
 @pytest.fixture(scope="module")

@@ -8,20 +8,17 @@ import subprocess
 
 import pytest
 
-from muggled_swinv2.cli import main
-
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 from test_export_onnx import run  # noqa: E402  (main(...) with its output; no traceback)
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory, small_checkpoint):
-    """The small model exported at opset 19 (not the default, so that a default cannot pass for it)."""
-    path = tmp_path_factory.mktemp("onnx") / "small.onnx"
-    assert main(["export", str(small_checkpoint), str(path), "--opset", "19"]) == 0
-    return path
+@pytest.fixture
+def exported(small_export):
+    """The small model exported at opset 19 (not the default, so that a default cannot pass for it):
+    conftest's small_export, shared with other files (only read here)."""
+    return small_export
 
 
 def file_opset(path) -> int:
