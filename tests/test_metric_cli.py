@@ -127,9 +127,9 @@ def test_one_point_with_the_scale_fit_and_a_turned_photo(tmp_path, capsys, small
 def test_without_metric_options_nothing_changes(tmp_path, small_checkpoint, picture_and_prediction):
     picture, _ = picture_and_prediction
     out = tmp_path / "out"
-    assert run([picture, "--out", out, "--raw", "npy", "--fov", "70", "--depth-range", "1,5", "--quiet"],
+    assert run([picture, "--out", out, "--raw", "npy,ply", "--fov", "70", "--depth-range", "1,5", "--quiet"],
                small_checkpoint) == 0
-    assert written(out) == ["room.npy", "room.png"]
+    assert written(out) == ["room.npy", "room.ply", "room.png"]
 
 
 @pytest.mark.parametrize("arguments, message", [

@@ -148,8 +148,8 @@ def test_a_single_picture_may_be_written_to_a_file_name(tmp_path, capsys):
     (["--depth-kind", "metric", "--baseline", "0", "--depth", "DEPTH"], "--baseline must be a number in (0, 100], got 0"),
     (["--depth-kind", "metric", "--baseline", "inf", "--depth", "DEPTH"], "--baseline must be a number in (0, 100]"),
     (["--depth-kind", "metric"], "--depth-kind metric needs --depth FILE"),
-    (["--baseline", "0.1"], "--baseline only apply to metric depth"),
-    (["--depth-kind", "metric", "--depth", "DEPTH", "--divergence", "2"], "--divergence only apply to relative depth"),
+    (["--baseline", "0.1"], "--baseline applies only to metric depth"),
+    (["--depth-kind", "metric", "--depth", "DEPTH", "--divergence", "2"], "--divergence applies only to relative depth"),
     (["--auto", "--divergence", "3"], "--auto chooses --divergence and --convergence"),
 ])
 def test_bad_settings_are_refused_in_one_line_before_anything_is_written(tmp_path, capsys, arguments, message):

@@ -90,7 +90,7 @@ def test_a_depth_range_places_relative_depth_in_metres(tmp_path, capsys, small_c
 @pytest.mark.parametrize("arguments, message", [
     (["--depth", "{metric}", "--depth-kind", "metric", "--depth-range", "1,5"], "is metric already"),
     (["--depth", "{inverse}", "--known", "500,5=2", "--known", "5,5=1"], "outside"),
-    (["--depth", "{inverse}", "--depth-range", "1,5", "--divergence", "2"], "only apply to relative depth"),
+    (["--depth", "{inverse}", "--depth-range", "1,5", "--divergence", "2"], "--divergence applies only to relative depth"),
     (["--depth", "{inverse}", "--depth-range", "5,1"], "--depth-range"),
     (["--depth", "{metric}", "--depth-kind", "metric", "--fov", "60", "--focal-px", "50"], "give one"),
 ])

@@ -159,13 +159,15 @@ def add_quiet_argument(parser, help: str = "no progress bar or summary (errors s
     parser.add_argument("--quiet", "-q", action="store_true", help=help)
 
 
-def add_prediction_arguments(parser):
-    """The options of the commands that write depth maps (image, video)."""
+def add_prediction_arguments(parser, command: str = "image"):
+    """The options of the commands that write depth maps (image, video), with `command`'s help."""
+    gray = "gray writes a 1-channel PNG" if command == "image" else "gray: grey levels"
     parser.add_argument("--colormap", default="inferno", choices=COLORMAPS,
-                        help="colours of the depth map, bright = near (default: inferno; gray writes a 1-channel PNG)")
+                        help=f"colours of the depth map, bright = near (default: inferno; {gray})")
     parser.add_argument("--side-by-side", action="store_true", help="put the picture left of its depth")
     add_preprocessing_arguments(parser)
-    parser.add_argument("--batch-size", type=positive_int, default=1, help="images or frames per forward pass")
+    parser.add_argument("--batch-size", type=positive_int, default=1,
+                        help=f"{'images' if command == 'image' else 'frames'} per forward pass")
     parser.add_argument("--no-memory-check", action="store_true",
                         help="run even where the memory estimate says it will not fit (default: refuse, naming "
                              "the largest --size that fits)")

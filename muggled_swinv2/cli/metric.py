@@ -33,8 +33,9 @@ def known_point(text: str) -> tuple[float, float, float]:
         raise argparse.ArgumentTypeError(f"expected X,Y=Z (pixel column, row, metres), e.g. 120,300=1.8, got {text!r}") from None
 
 
-def add_metric_arguments(parser, video: bool = False):
-    """The options; `video`: the help of the video command (no ply/mesh, no EXIF)."""
+def add_metric_arguments(parser, command: str = "image"):
+    """The options, with the help of `command` (image, video or stereo): only image writes ply/mesh,
+    video reads no EXIF, only video takes a folder of per-frame maps."""
     group = parser.add_argument_group("metric depth (docs/metric.md): fit the prediction to what you know")
     group.add_argument("--known", type=known_point, action="append", metavar="X,Y=Z",
                        help="a known distance: pixel column X, row Y of the picture as shown (0,0 top left), Z metres "
@@ -42,35 +43,46 @@ def add_metric_arguments(parser, video: bool = False):
     group.add_argument("--known-file", metavar="CSV", help="known points, one x,y,z per line (header optional)")
     group.add_argument("--sparse-depth", metavar="FILE|DIR",
                        help="a metric depth map (npy, pfm, float tiff: metres; 16-bit png: millimetres; 0/NaN/inf "
-                            "unknown; any resolution), or a folder of them matched to the pictures by file stem "
-                            "(video: the n-th file by name for the n-th frame, e.g. 000000.npy, 000001.npy, ...)")
+                            "unknown; any resolution), or a folder of them " + (
+                                "(the n-th file by name for the n-th frame, e.g. 000000.npy, 000001.npy, ...)"
+                                if command == "video" else "matched to the pictures by file stem"))
     group.add_argument("--depth-range", type=depth_range, metavar="NEAR,FAR",
                        help="the nearest and farthest distances in view, in metres, when nothing else is known "
-                            + ("(refitted at each scene cut)" if video else "(also the depth range of ply/mesh: default 1,10)"))
+                            + {"video": "(refitted at each scene cut)",
+                               "image": "(also the depth range of ply/mesh: default 1,10)"}.get(command, ""))
     group.add_argument("--fit", choices=FITS, default="affine",
                        help="affine: 1/z = s*d + t (default); scale: t = 0, an assumption that makes 1 point enough")
     group.add_argument("--fov", type=field_of_view, metavar="DEG",
-                       help="horizontal field of view of the camera in degrees " + (
-                           "(default 60)" if video else "(default: the photo's EXIF focal length, else 60; also the "
-                                                        "camera of ply/mesh)"))
+                       help="horizontal field of view of the camera in degrees " + {
+                           "video": "(default 60)",
+                           "image": "(default: the photo's EXIF focal length, else 60; also the camera of ply/mesh)",
+                           "stereo": "(default: the photo's EXIF focal length, else 60)"}[command])
     group.add_argument("--focal-px", type=positive_float, metavar="F", help="the focal length in pixels (instead of --fov)")
+
+
+def check_one_source(args) -> None:
+    """UsageError (one line) for two sources of known depth, or two of the camera, in one command."""
+    sources = [name for name, given in (("--known/--known-file", args.known or args.known_file),
+                                        ("--sparse-depth", args.sparse_depth), ("--depth-range", args.depth_range))
+               if given]
+    if len(sources) > 1:
+        raise UsageError(f"{' and '.join(sources)}: give one source of known depth")
+    if args.fov is not None and args.focal_px is not None:
+        raise UsageError("--fov and --focal-px both give the camera; give one")
 
 
 def known_sources(args) -> tuple[list, Path | None]:
     """(the known points of --known and --known-file, the --sparse-depth path) once checked: one
-    source at most, the points' distances and number for the fit, a sparse map file readable
-    (a folder's maps are matched later). UsageError (one line)."""
+    source at most (check_one_source), the points' distances and number for the fit, a sparse map
+    file readable (a folder's maps are matched later). UsageError (one line)."""
     from ..geometry import CalibrationError, check_known_points
     from ..io.known_depth import read_known_points, read_sparse_depth
 
+    check_one_source(args)
     points = list(args.known or [])
     try:
         if args.known_file:
             points += [tuple(point) for point in read_known_points(args.known_file)]
-        sources = [name for name, given in (("--known/--known-file", points), ("--sparse-depth", args.sparse_depth))
-                   if given]
-        if len(sources) > 1:
-            raise UsageError(f"{' and '.join(sources)}: give one source of known depth")
         if points:
             check_known_points(points, args.fit)
         sparse = Path(args.sparse_depth) if args.sparse_depth else None
@@ -82,15 +94,22 @@ def known_sources(args) -> tuple[list, Path | None]:
 
 
 def metric_options(args, raw_formats: tuple[str, ...]):
-    """(MetricOptions or None, the raw formats with `metric` added where a source is given alone).
-    UsageError (one line) for bad or conflicting input."""
+    """(MetricOptions or None, the raw formats with `metric` added where a source is given alone:
+    a known-depth option, or --depth-range unless it is the range of ply/mesh). UsageError (one
+    line) for bad or conflicting input."""
     from ..jobs.metric import MetricOptions
 
+    check_one_source(args)
     wanted = any(kind in METRIC_KINDS for kind in raw_formats)
-    if not (args.known or args.known_file or args.sparse_depth) and not wanted:
-        if args.focal_px is not None:
-            raise UsageError("--focal-px is the camera of the metric outputs: give --known, --known-file, "
-                             "--sparse-depth or --raw metric with --depth-range")
+    geometry = bool({"ply", "mesh"} & set(raw_formats))  # --depth-range and --fov are also theirs
+    range_alone = args.depth_range is not None and not geometry
+    if not (args.known or args.known_file or args.sparse_depth or range_alone) and not wanted:
+        unused = [option for option, value in (("--fov", None if geometry else args.fov), ("--focal-px", args.focal_px))
+                  if value is not None]
+        if unused:
+            raise UsageError(f"{' and '.join(unused)}: the camera of the metric outputs{'' if geometry else ' and ply/mesh'}; "
+                             f"give --known, --known-file, --sparse-depth or --depth-range"
+                             f"{'' if geometry else ', or --raw ply/mesh'}")
         return None, raw_formats
     points, sparse = known_sources(args)
     if not points and sparse is None and args.depth_range is None:
@@ -109,6 +128,7 @@ def video_metric_options(args, frame_size_wh: tuple[int, int] | None):
     from ..io.known_depth import read_sparse_depth
     from ..jobs.metric import MetricOptions, sparse_depth_frames
 
+    check_one_source(args)
     if not (args.known or args.known_file or args.sparse_depth or args.depth_range):
         given = [option for option, value in (("--fov", args.fov), ("--focal-px", args.focal_px)) if value is not None]
         if given:

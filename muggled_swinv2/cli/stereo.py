@@ -6,7 +6,7 @@ from pathlib import Path
 
 from .arguments import (UsageError, add_model_arguments, add_overwrite_argument, add_preprocessing_arguments,
                         add_quiet_argument, count_int, model_options, positive_int, report_summary)
-from .metric import add_metric_arguments, check_metric_tasks, metric_options
+from .metric import add_metric_arguments, check_metric_tasks, check_one_source, metric_options
 
 STEREO_FORMATS = ("sbs", "half-sbs", "tb", "half-tb", "anaglyph", "cross", "vr180", "wiggle", "pair")  # geometry.stereo_layouts.FORMATS
 EYES = ("left", "right", "center")  # geometry.stereo.EYES
@@ -57,8 +57,9 @@ def add_arguments(parser):
                         help="distance between the eyes in metres (default 0.063)")
     metric.add_argument("--convergence-distance", type=number, metavar="M",
                         help="distance of the screen plane in metres (default: infinity, parallel cameras)")
-    add_metric_arguments(parser)  # --known ... --fit, and the camera: --fov, --focal-px (else EXIF, else 60 degrees)
-    parser.add_argument("--depth", metavar="FILE", help="use this depth map (.npy, the picture's size) instead of the model")
+    add_metric_arguments(parser, "stereo")  # --known ... --fit, and the camera: --fov, --focal-px (else EXIF, else 60 degrees)
+    parser.add_argument("--depth", metavar="FILE", help="use this depth map instead of the model: a float .npy, .pfm or .tif/.tiff of the picture's size, "
+                             "as image --raw npy,pfm,tiff,metric writes (metric: NaN = no depth, drawn infinitely far)")
     parser.add_argument("--depth-kind", choices=DEPTH_KINDS, default="inverse",
                         help="what --depth holds: inverse (relative inverse depth, bigger = nearer) or metric "
                              "(metres) (default: inverse)")
@@ -78,8 +79,7 @@ def check_arguments(args) -> None:
     check_within("--baseline", args.baseline, 0, MAX_BASELINE_M)
     check_within("--convergence-distance", args.convergence_distance, 0, math.inf)
     calibrated = calibration_given(args)
-    if args.fov is not None and args.focal_px is not None:
-        raise UsageError("--fov and --focal-px both give the camera; give one")
+    check_one_source(args)
     if args.depth_kind == "metric" and args.depth is None:
         raise UsageError("--depth-kind metric needs --depth FILE (a depth map in metres)")
     if args.depth_kind == "metric" and calibrated:
@@ -91,10 +91,12 @@ def check_arguments(args) -> None:
     metric_given = [name for name, value in (("--baseline", args.baseline),
                                              ("--convergence-distance", args.convergence_distance)) if value is not None]
     if metric and relative_given:
-        raise UsageError(f"{', '.join(relative_given)} only apply to relative depth; with metric depth use --baseline "
+        raise UsageError(f"{', '.join(relative_given)} {'applies' if len(relative_given) == 1 else 'apply'} only to "
+                         f"relative depth; with metric depth use --baseline "
                          f"and --convergence-distance")
     if not metric and metric_given:
-        raise UsageError(f"{', '.join(metric_given)} only apply to metric depth (--depth FILE --depth-kind metric, "
+        raise UsageError(f"{', '.join(metric_given)} {'applies' if len(metric_given) == 1 else 'apply'} only to "
+                         f"metric depth (--depth FILE --depth-kind metric, "
                          f"or --known, --known-file, --sparse-depth or --depth-range)")
     if args.auto and (args.divergence is not None or args.convergence is not None):
         raise UsageError("--auto chooses --divergence and --convergence; give either, not both")

@@ -22,8 +22,8 @@ def add_arguments(parser):
     parser.add_argument("--stabilize", action=argparse.BooleanOptionalAction, default=True,
                         help="put all frames on one depth scale and shift, fitted on what did not move, reset at "
                              "scene cuts (default: on; the npz keeps each frame's scale and shift)")
-    add_metric_arguments(parser, video=True)
-    add_prediction_arguments(parser)
+    add_metric_arguments(parser, "video")
+    add_prediction_arguments(parser, "video")
 
 
 RAW_KINDS = ("npz", "depth16")

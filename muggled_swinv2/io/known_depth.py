@@ -7,8 +7,8 @@ Sparse maps (a LiDAR, an RGB-D camera, structure from motion), by suffix:
 nearest-valid resampling (`resample_nearest_valid`): each picture pixel takes one known map pixel
 or stays unknown; nothing is interpolated across unknown pixels or depth edges.
 
-Known points: one `x,y,z` per line (pixel column, row, metres), an optional header line, blank
-lines and `#` comments allowed.
+Known points: one `x,y,z` per line (pixel column, row, metres), blank lines and `#` comments
+allowed; the first line may be a header (three names without digits, e.g. x,y,depth).
 """
 
 from pathlib import Path
@@ -22,6 +22,7 @@ from ..geometry import CalibrationError
 from .images import read_pfm
 
 SPARSE_DEPTH_SUFFIXES = (".npy", ".pfm", ".tif", ".tiff", ".png")
+NPY_MAGIC = b"\x93NUMPY"  # the first bytes of every .npy file (NEP 1)
 ASPECT_TOLERANCE = 0.02  # a map whose aspect ratio differs more from the picture's is of another view
 
 
@@ -33,26 +34,38 @@ def unknown_to_nan(depth: np.ndarray) -> np.ndarray:
     return depth
 
 
-def decode_sparse_depth(path: Path) -> np.ndarray:
-    """The stored map in metres (H, W), before the unknown values are marked."""
+def decode_depth_file(path: Path) -> np.ndarray:
+    """The array a depth file stores, as stored: `.npy` (numbers only), `.pfm`, `.tif`/`.tiff`,
+    `.png` (any depth OpenCV decodes). ValueError (short, without the file's name) otherwise."""
     suffix = path.suffix.lower()
     if suffix == ".npy":
+        with open(path, "rb") as file:
+            if file.read(len(NPY_MAGIC)) != NPY_MAGIC:
+                raise ValueError("not a NumPy .npy file")
         depth = np.load(path, allow_pickle=False)
         if not (np.issubdtype(depth.dtype, np.floating) or np.issubdtype(depth.dtype, np.integer)):
-            raise ValueError(f"{depth.dtype} values, expected numbers (metres)")
+            raise ValueError(f"{depth.dtype} values, expected numbers")
         return depth
     if suffix == ".pfm":
         return read_pfm(path)
     image = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None:
         raise ValueError("OpenCV cannot decode it")
-    if np.issubdtype(image.dtype, np.floating):
-        if suffix == ".png":
+    return image
+
+
+def decode_sparse_depth(path: Path) -> np.ndarray:
+    """The stored map in metres (H, W), before the unknown values are marked."""
+    depth = decode_depth_file(path)
+    if path.suffix.lower() in (".npy", ".pfm"):
+        return depth
+    if np.issubdtype(depth.dtype, np.floating):
+        if path.suffix.lower() == ".png":
             raise ValueError("a float PNG; expected 16-bit millimetres")
-        return image
-    if image.dtype != np.uint16:
-        raise ValueError(f"{image.dtype} pixels; expected 16-bit millimetres or float metres")
-    return image.astype(np.float32) / 1000.0
+        return depth
+    if depth.dtype != np.uint16:
+        raise ValueError(f"{depth.dtype} pixels; expected 16-bit millimetres or float metres")
+    return depth.astype(np.float32) / 1000.0
 
 
 def read_sparse_depth(path) -> np.ndarray:
@@ -104,6 +117,21 @@ def resample_nearest_valid(depth: np.ndarray, size_hw: tuple[int, int]) -> np.nd
     return resampled
 
 
+def is_header(fields: list[str]) -> bool:
+    """Whether the first line's fields are a header: three names without a digit (x,y,depth), none
+    of them a number (nan, inf)."""
+    return len(fields) == 3 and all(field and not any(character.isdigit() for character in field)
+                                    and not is_number(field) for field in fields)
+
+
+def is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
 def read_known_points(path) -> np.ndarray:
     """A CSV of known points -> (N, 3) float64 (x, y, z). CalibrationError naming the file and line
     for a line that is not three numbers, or a file without points."""
@@ -112,19 +140,20 @@ def read_known_points(path) -> np.ndarray:
         lines = path.read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as error:
         raise CalibrationError(f"known points {path}: cannot be read ({one_line(error)})") from None
-    points = []
+    points, first = [], True
     for number, line in enumerate(lines, start=1):
         text = line.split("#", 1)[0].strip()
         if not text:
             continue
         fields = [field.strip() for field in text.replace(";", ",").split(",")]
+        header, first = first and is_header(fields), False
+        if header:
+            continue
         try:
             if len(fields) != 3:
                 raise ValueError
             points.append([float(field) for field in fields])
         except ValueError:
-            if not points and not any(character.isdigit() for character in text):
-                continue  # the header
             raise CalibrationError(f"known points {path} line {number}: expected x,y,z (pixel column, row, metres), "
                                    f"got {text[:60]!r}") from None
     if not points:

@@ -25,6 +25,7 @@ from ..geometry.stereo_layouts import ComfortReport, auto_strength, comfort_repo
 from ..io.atomic import write_atomically
 from ..io.exif import read_exif_focal
 from ..io.images import IMAGE_SUFFIXES, ImageReadError, display_bgr, read_image, save_image
+from ..io.known_depth import decode_depth_file
 from ..io.outputs import OutputError, OutputRule
 from ..predict import predict_batch
 from .images import ImageJobError, expand_inputs, report_error
@@ -132,22 +133,36 @@ def plan_stereo_tasks(inputs, out: Path, options: StereoOptions, depth_file: Pat
     return tasks
 
 
+DEPTH_FILE_SUFFIXES = (".npy", ".pfm", ".tif", ".tiff")  # the float maps `image --raw` writes (npy, pfm, tiff, metric)
+
+
 def load_depth_file(path: Path, kind: str, picture_hw: tuple[int, int]) -> np.ndarray:
-    """A depth map from a .npy file, checked against its picture and its kind (one line if not)."""
+    """A depth map (H, W) float32 from a float file `image --raw` writes (DEPTH_FILE_SUFFIXES),
+    checked against its picture and its kind (one line naming the file if not). Metric: metres,
+    NaN = no depth (what the metric calibration writes where its fit passes infinity), +inf = the
+    sky; both are rendered infinitely far. Zero and negative values are refused."""
+    accepted = f"--depth takes a float depth map: {', '.join(DEPTH_FILE_SUFFIXES)} (as image --raw npy,pfm,tiff,metric writes)"
+    if path.suffix.lower() not in DEPTH_FILE_SUFFIXES:
+        raise StereoInputError(f"--depth {path}: not a depth map file; {accepted}")
     try:
-        depth = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as error:
-        raise StereoInputError(f"--depth {path}: not a .npy array ({one_line(error)})") from None
+        depth = decode_depth_file(path)
+    except (OSError, ValueError, EOFError, cv2.error) as error:
+        raise StereoInputError(f"--depth {path}: cannot be read ({one_line(error)}); {accepted}") from None
     depth = depth.squeeze()
-    if depth.ndim != 2 or depth.dtype.kind not in "fiu":
-        raise StereoInputError(f"--depth {path}: expected an (H, W) array of numbers, got {depth.dtype} {depth.shape}")
+    if depth.ndim != 2 or depth.dtype.kind not in ("fiu" if path.suffix.lower() == ".npy" else "f"):
+        raise StereoInputError(f"--depth {path}: expected an (H, W) map of float numbers, got {depth.dtype} {depth.shape}")
     if depth.shape != tuple(picture_hw):
         raise StereoInputError(f"--depth {path}: {depth.shape[1]}x{depth.shape[0]} does not match the picture's "
                                f"{picture_hw[1]}x{picture_hw[0]}")
     depth = depth.astype(np.float32)
-    if kind == "metric" and not (np.all(depth > 0) and not np.isnan(depth).any()):
-        raise StereoInputError(f"--depth {path}: metric depth must be positive metres (+inf for the sky); "
-                               f"it has zero, negative or NaN values (is it inverse depth? --depth-kind inverse)")
+    if kind == "metric":
+        with np.errstate(invalid="ignore"):
+            known = ~np.isnan(depth)
+            if not np.all(depth[known] > 0):
+                raise StereoInputError(f"--depth {path}: metric depth must be positive metres (NaN: no depth, +inf: "
+                                       f"the sky); it has zero or negative values (is it inverse depth? --depth-kind inverse)")
+        if not known.any():
+            raise StereoInputError(f"--depth {path}: no pixel has a depth (all NaN)")
     if kind == "inverse" and not np.isfinite(depth).all():
         raise StereoInputError(f"--depth {path}: inverse depth must be finite (is it metric? --depth-kind metric)")
     return depth
