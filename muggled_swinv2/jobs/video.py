@@ -1,6 +1,7 @@
 """Depth video from a video: same frame count, size and rate; stabilised depth and steady colours;
 the model kept busy by a threaded pipeline; clean Ctrl-C."""
 
+import contextlib
 import itertools
 import time
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from typing import Callable
 import numpy as np
 from tqdm import tqdm
 
+from ..devices import torch_threads_beside
 from ..errors import first_line
 from ..io.colormaps import RunningRange, colorize, normalize
 from ..memory import JOB_OPTION_NAMES, SizeOptionNames, memory_refusal, network_hw_for
@@ -225,7 +227,9 @@ def run_video_job(model, source: Path, target: Path, options: VideoJobOptions, q
 
     interrupted = False
     started = time.perf_counter()
-    with one_opencv_thread(), tqdm(total=reader.frame_count, unit="frame", disable=quiet, dynamic_ncols=True) as bar:
+    # on the CPU the model leaves one core to the writer thread (stabilising, colouring, encoding)
+    on_cpu = next(model.parameters()).device.type == "cpu"
+    with one_opencv_thread(), torch_threads_beside(1) if on_cpu else contextlib.nullcontext(), tqdm(total=reader.frame_count, unit="frame", disable=quiet, dynamic_ncols=True) as bar:
 
         def sink(item):  # in the writer thread
             writers.write(item.frame, item.result)
