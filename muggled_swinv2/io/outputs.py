@@ -5,8 +5,10 @@ training states), whoever writes it (the commands, the webcam script, the web ap
   hard link, not a file inside an input folder, not a folder holding an input;
 - an existing output is replaced only with --overwrite, and only if this tool wrote it: each writer
   records what it wrote in the folder's ledger (io/ledger.py), and a file is ours while the ledger
-  knows it unchanged. (A Hugging Face model folder, which must hold nothing else, is told by the
-  mark in its weights instead: formats/convert.py passes that test as `is_ours`.)
+  knows it unchanged. One of ours that an interrupted run left (the ledger marks it partial: it
+  holds only the work done before Ctrl-C) is replaced without --overwrite too, so that running the
+  same command again finishes the work. (A Hugging Face model folder, which must hold nothing
+  else, is told by the mark in its weights instead: formats/convert.py passes that test as `is_ours`.)
 
 A refusal is one line naming the path and the option that named it.
 
@@ -74,9 +76,10 @@ class OutputRule:
             return f"{named}: would overwrite {label} {source}"
         if not path.exists() and not path.is_symlink():
             return None
-        if not self.overwrite:
-            return f"{named}: exists; pass --overwrite to replace it"
         try:
+            if not self.overwrite:
+                record = self.ledger.record_of(path)
+                return None if record is not None and record.partial else f"{named}: exists; pass --overwrite to replace it"
             ours = (is_ours or self.ledger.is_ours)(path)
         except LedgerError as error:
             return str(error)
@@ -90,11 +93,12 @@ class OutputRule:
         if reason := self.refusal(path, option, is_ours):
             raise OutputError(reason)
 
-    def record(self, path, source=None) -> None:
+    def record(self, path, source=None, partial: bool = False) -> None:
         """Mark a file just written as ours (so that a later --overwrite may replace it); `source`:
-        the input it was made from. OutputError (one line) if the folder's ledger cannot be used."""
+        the input it was made from; `partial`: an interrupted run's output (replaced without
+        --overwrite). OutputError (one line) if the folder's ledger cannot be used."""
         try:
-            self.ledger.record(path, source)
+            self.ledger.record(path, source, partial)
         except LedgerError as error:
             raise OutputError(str(error)) from None
 
