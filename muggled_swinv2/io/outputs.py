@@ -19,13 +19,14 @@ such a file is kept; the run's output is then saved beside it as NAME_2.EXT (the
 and the run ends with a one-line error saying so.
 """
 
+import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import UserError
 from .atomic import publish, reserve_temp, write_atomically
-from .ledger import LedgerError, OutputLedger, check_ledger, locked_ledger
+from .ledger import LedgerError, OutputLedger, check_ledger, ledger_path, locked_ledger
 
 
 class OutputError(UserError):
@@ -172,5 +173,26 @@ def check_writable_folder(folder, option: str) -> None:
         raise OutputError(f"{option} {folder}: {error}") from None
 
 
+@contextmanager
+def new_folders_removed_if_empty(folder) -> Iterator[None]:
+    """For a run that may create `folder` (an output's folder, made with its missing parents): after
+    the block, those of them that did not exist before and are still empty (or hold only an empty
+    ledger) are removed again, deepest first, so that a run that wrote nothing leaves nothing.
+    (rmdir removes only an empty folder: whatever someone put there meanwhile stays.)"""
+    folder = Path(folder).absolute()
+    missing = [candidate for candidate in (folder, *folder.parents) if not os.path.lexists(candidate)]  # deepest first
+    try:
+        yield
+    finally:
+        for candidate in missing:
+            ledger = ledger_path(candidate)
+            try:
+                if not ledger.is_symlink() and ledger.is_file() and ledger.stat().st_size == 0:
+                    ledger.unlink()
+                candidate.rmdir()
+            except OSError:  # not empty (or gone): kept, and so are its parents
+                break
+
+
 # the names meant for other modules, scripts and benchmarks (scripts' use is checked by tests/test_layers.py)
-__all__ = ["OutputError", "OutputRule", "check_writable_folder"]
+__all__ = ["OutputError", "OutputRule", "check_writable_folder", "new_folders_removed_if_empty"]
