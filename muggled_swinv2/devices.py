@@ -1,5 +1,6 @@
 """Choosing where and in which precision to run, and on how many CPU threads."""
 
+import contextlib
 import os
 import platform
 
@@ -41,6 +42,23 @@ def cpu_threads(workers: int = 1) -> int:
     except AttributeError:  # no affinity on this OS
         cpus = os.cpu_count() or 1
     return max(1, cpus // max(1, workers))
+
+
+@contextlib.contextmanager
+def torch_threads_beside(busy_threads: int):
+    """PyTorch's CPU threads for the duration: this process's CPUs (`cpu_threads`) less the
+    `busy_threads` that run beside the model, at least 1; then back as they were.
+
+    Why: every PyTorch operator on the CPU is a parallel region that waits for its slowest thread;
+    a thread beside it (the video job's stabiliser and encoder) takes one of its threads off its
+    core in every region (measured: 20 frames of 320x240 on 2 cores, 25-41 s with 2 PyTorch
+    threads beside the writer, docs/video.md "Speed")."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, cpu_threads() - busy_threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def cpu_has_native_bfloat16() -> bool | None:
@@ -100,4 +118,4 @@ def training_autocast_dtype(name: str, device: torch.device) -> torch.dtype:
 
 # the names meant for other modules, scripts and benchmarks (scripts' use is checked by tests/test_layers.py)
 __all__ = ["DTYPES", "DeviceError", "dtype_warning", "select_device", "select_dtype",
-           "training_autocast_dtype"]
+           "torch_threads_beside", "training_autocast_dtype"]

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from muggled_swinv2.io.ledger import OutputLedger
 from muggled_swinv2.video.depth_npz import recover_raw
 from pictures import read_video, write_video
 from cli_runs import listing, run
@@ -116,7 +117,10 @@ def test_video_interrupt_leaves_a_playable_file(tmp_path, monkeypatch, small_che
     assert sorted(name for name in raw.files if name.startswith(("frame_", "smoothed_"))) == [
         "frame_000000", "frame_000001", "frame_000002", "smoothed_000000", "smoothed_000001", "smoothed_000002"]
     assert raw["scale"].shape == (3,)
-    assert not [path for path in tmp_path.iterdir() if "partial" in path.name]
+    assert not [path for path in tmp_path.iterdir() if "partial" in path.name]  # no temp file left
+    assert "interrupted: the files hold the first 3 frames; run the same command again" in summary.line()
+    ledger = OutputLedger()  # both files ours and marked partial: the same command run again replaces them
+    assert [ledger.record_of(tmp_path / name).partial for name in ("cut.mp4", "cut.npz")] == [True, True]
 
 
 def test_video_out_that_is_a_folder_or_cannot_be_written(tmp_path, capsys, small_checkpoint, clip):

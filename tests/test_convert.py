@@ -217,9 +217,9 @@ def test_hf_overwrite_replaces_only_a_model_folder(tmp_path, small_checkpoint, m
     assert not [path for path in tmp_path.iterdir() if path.name.startswith(".")]
 
 
-def test_missing_output_folder(tmp_path, small_checkpoint):
-    with pytest.raises(ConversionError, match="no such folder"):
-        convert(small_checkpoint, tmp_path / "nowhere" / "out.safetensors")
+def test_missing_output_folder_is_made(tmp_path, small_checkpoint):
+    convert(small_checkpoint, tmp_path / "nowhere" / "deeper" / "out.safetensors")
+    assert (tmp_path / "nowhere" / "deeper" / "out.safetensors").is_file()
 
 
 def test_cli_convert_prints_what_it_did(tmp_path, small_checkpoint, capsys):

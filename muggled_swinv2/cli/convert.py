@@ -1,7 +1,8 @@
 """`muggled-swinv2 convert IN OUT`: a checkpoint in our safetensors format (or Hugging Face's)."""
 
-from .arguments import CONVERT_TARGETS, DTYPE_NAMES, add_overwrite_argument
+from pathlib import Path
 
+from .arguments import CONVERT_TARGETS, DTYPE_NAMES, add_overwrite_argument
 
 
 def add_arguments(parser):
@@ -15,8 +16,10 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
+    from ..io.outputs import new_folders_removed_if_empty
     from ..formats.convert import convert
 
-    report = convert(args.input, args.output, dtype=args.dtype, to=args.to, overwrite=args.overwrite)
+    with new_folders_removed_if_empty(Path(args.output).parent):  # created for OUT, removed if nothing was written
+        report = convert(args.input, args.output, dtype=args.dtype, to=args.to, overwrite=args.overwrite)
     print("\n".join(report.lines()))
     return 0

@@ -1,7 +1,8 @@
 """`muggled-swinv2 export W OUT`: the network as an ONNX file, checked by ONNX Runtime."""
 
-from .arguments import add_overwrite_argument, positive_int, size_option_names
+from pathlib import Path
 
+from .arguments import add_overwrite_argument, positive_int, size_option_names
 
 
 def add_arguments(parser):
@@ -18,10 +19,12 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
+    from ..io.outputs import new_folders_removed_if_empty
     from ..jobs.export import ExportOptions, run_export
 
     options = ExportOptions(size=args.size, batch=args.batch, opset=args.opset, dtype=args.dtype, overwrite=args.overwrite,
                             memory_check=not args.no_memory_check, memory_names=size_option_names(batch="--batch"))
-    report = run_export(args.weights, args.output, options)
+    with new_folders_removed_if_empty(Path(args.output).parent):  # created for OUT, removed if nothing was written
+        report = run_export(args.weights, args.output, options)
     print("\n".join(report.lines()))
     return 0

@@ -55,6 +55,13 @@ def check_ray_arguments(args):
 
 
 def run(args) -> int:
+    from ..io.outputs import new_folders_removed_if_empty
+
+    with new_folders_removed_if_empty(args.out):  # every input failed: no empty --out folder left
+        return run_images(args)
+
+
+def run_images(args) -> int:
     from ..jobs.images import ImageJobOptions, prepare_image_job, run_image_job
     from ..jobs.models import find_weights, open_engine
 

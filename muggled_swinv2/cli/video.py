@@ -40,6 +40,7 @@ def raw_kinds(text: str) -> tuple[str, ...]:
 
 def run(args) -> int:
     from ..jobs.models import open_engine
+    from ..io.outputs import new_folders_removed_if_empty
     from ..io.video import stated_size_wh
     from ..jobs.video import VideoJobOptions, check_video_paths, run_video_job
 
@@ -52,6 +53,7 @@ def run(args) -> int:
         memory_check=not args.no_memory_check, memory_names=size_option_names(), stabilize=args.stabilize,
         overwrite=args.overwrite, metric=metric,
     )
-    check_video_paths(source, target, options)
-    summary = run_video_job(open_engine(model_options(args)), source, target, options, quiet=args.quiet)
+    with new_folders_removed_if_empty(target.parent):
+        check_video_paths(source, target, options)
+        summary = run_video_job(open_engine(model_options(args)), source, target, options, quiet=args.quiet)
     return report_summary(f"{target}: {summary.line()}", summary.interrupted, args.quiet)

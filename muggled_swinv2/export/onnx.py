@@ -235,8 +235,10 @@ def export_onnx(model, path, size_hw=None, batch=1, opset: int = DEFAULT_OPSET, 
         raise ExportError(f"{path}: exists; pass --overwrite to replace it")
     if path.is_dir():
         raise ExportError(f"{path}: is a folder; give the .onnx file to write")
-    if not path.parent.is_dir():
-        raise ExportError(f"{path.parent}: no such folder")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)  # as for every output: its missing folders are made
+    except OSError as error:
+        raise ExportError(f"{path.parent}: cannot create the folder ({error.strerror or error})") from None
     check_batch_size = 2 if batch == "dynamic" else batch
     # No photo here (image_hw 1x1): the estimate is the network's, and its advice a square --size.
     if memory_check and (refusal := memory_refusal(model.config, size_hw, (1, 1), memory_names, check_batch_size)):

@@ -283,9 +283,7 @@ def convert(source, target, dtype: str = "float32", to: str = "muggled", overwri
         target, "OUT", is_ours=is_our_model_folder if to == "hf" else None)
     if refusal:
         raise ConversionError(refusal)
-    if not target.parent.is_dir():
-        raise ConversionError(f"{target.parent}: no such folder")
-    check_writable_folder(target.parent, "OUT folder")
+    check_writable_folder(target.parent, "OUT folder")  # made with its missing parents, as for every output
 
     checkpoint = read_checked_checkpoint(source)  # the loader's checks: what we write will load
     if to == "muggled":

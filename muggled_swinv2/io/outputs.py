@@ -5,8 +5,10 @@ training states), whoever writes it (the commands, the webcam script, the web ap
   hard link, not a file inside an input folder, not a folder holding an input;
 - an existing output is replaced only with --overwrite, and only if this tool wrote it: each writer
   records what it wrote in the folder's ledger (io/ledger.py), and a file is ours while the ledger
-  knows it unchanged. (A Hugging Face model folder, which must hold nothing else, is told by the
-  mark in its weights instead: formats/convert.py passes that test as `is_ours`.)
+  knows it unchanged. One of ours that an interrupted run left (the ledger marks it partial: it
+  holds only the work done before Ctrl-C) is replaced without --overwrite too, so that running the
+  same command again finishes the work. (A Hugging Face model folder, which must hold nothing
+  else, is told by the mark in its weights instead: formats/convert.py passes that test as `is_ours`.)
 
 A refusal is one line naming the path and the option that named it.
 
@@ -17,13 +19,14 @@ such a file is kept; the run's output is then saved beside it as NAME_2.EXT (the
 and the run ends with a one-line error saying so.
 """
 
+import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import UserError
 from .atomic import publish, reserve_temp, write_atomically
-from .ledger import LedgerError, OutputLedger, check_ledger, locked_ledger
+from .ledger import LedgerError, OutputLedger, check_ledger, ledger_path, locked_ledger
 
 
 class OutputError(UserError):
@@ -74,9 +77,10 @@ class OutputRule:
             return f"{named}: would overwrite {label} {source}"
         if not path.exists() and not path.is_symlink():
             return None
-        if not self.overwrite:
-            return f"{named}: exists; pass --overwrite to replace it"
         try:
+            if not self.overwrite:
+                record = self.ledger.record_of(path)
+                return None if record is not None and record.partial else f"{named}: exists; pass --overwrite to replace it"
             ours = (is_ours or self.ledger.is_ours)(path)
         except LedgerError as error:
             return str(error)
@@ -90,11 +94,12 @@ class OutputRule:
         if reason := self.refusal(path, option, is_ours):
             raise OutputError(reason)
 
-    def record(self, path, source=None) -> None:
+    def record(self, path, source=None, partial: bool = False) -> None:
         """Mark a file just written as ours (so that a later --overwrite may replace it); `source`:
-        the input it was made from. OutputError (one line) if the folder's ledger cannot be used."""
+        the input it was made from; `partial`: an interrupted run's output (replaced without
+        --overwrite). OutputError (one line) if the folder's ledger cannot be used."""
         try:
-            self.ledger.record(path, source)
+            self.ledger.record(path, source, partial)
         except LedgerError as error:
             raise OutputError(str(error)) from None
 
@@ -168,5 +173,26 @@ def check_writable_folder(folder, option: str) -> None:
         raise OutputError(f"{option} {folder}: {error}") from None
 
 
+@contextmanager
+def new_folders_removed_if_empty(folder) -> Iterator[None]:
+    """For a run that may create `folder` (an output's folder, made with its missing parents): after
+    the block, those of them that did not exist before and are still empty (or hold only an empty
+    ledger) are removed again, deepest first, so that a run that wrote nothing leaves nothing.
+    (rmdir removes only an empty folder: whatever someone put there meanwhile stays.)"""
+    folder = Path(folder).absolute()
+    missing = [candidate for candidate in (folder, *folder.parents) if not os.path.lexists(candidate)]  # deepest first
+    try:
+        yield
+    finally:
+        for candidate in missing:
+            ledger = ledger_path(candidate)
+            try:
+                if not ledger.is_symlink() and ledger.is_file() and ledger.stat().st_size == 0:
+                    ledger.unlink()
+                candidate.rmdir()
+            except OSError:  # not empty (or gone): kept, and so are its parents
+                break
+
+
 # the names meant for other modules, scripts and benchmarks (scripts' use is checked by tests/test_layers.py)
-__all__ = ["OutputError", "OutputRule", "check_writable_folder"]
+__all__ = ["OutputError", "OutputRule", "check_writable_folder", "new_folders_removed_if_empty"]

@@ -1,6 +1,7 @@
 """Depth video from a video: same frame count, size and rate; stabilised depth and steady colours;
 the model kept busy by a threaded pipeline; clean Ctrl-C."""
 
+import contextlib
 import itertools
 import time
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from typing import Callable
 import numpy as np
 from tqdm import tqdm
 
+from ..devices import torch_threads_beside
 from ..errors import first_line
 from ..io.colormaps import RunningRange, colorize, normalize
 from ..memory import JOB_OPTION_NAMES, SizeOptionNames, memory_refusal, network_hw_for
@@ -61,7 +63,8 @@ class VideoSummary:
         cuts = f", {self.resets} scene cut{'s' if self.resets != 1 else ''}" if self.resets else ""
         unfitted = (f", {self.unfitted} frame{'s' if self.unfitted != 1 else ''} whose depth scale could not be fitted "
                     f"(matched by median and spread instead)" if self.unfitted else "")
-        stop = " (interrupted: the file holds the frames done so far)" if self.interrupted else ""
+        stop = (f" (interrupted: the files hold the first {self.frames} frames; run the same command again to "
+                f"write them whole)" if self.interrupted else "")
         notes = "".join(f"; {note}" for note in (self.timing_note, self.motion_note, self.writer_note, self.metric_note)
                         if note)
         return f"wrote {self.frames} frames{rate}{cuts}{unfitted}{stop}{notes}"
@@ -166,9 +169,23 @@ def output_size_wh(frame_hw: tuple[int, int], options: VideoJobOptions) -> tuple
     return width, height
 
 
+def output_paths(target: Path, options: VideoJobOptions) -> dict[Path, str]:
+    """The files the job writes, each with the option that asks for it (how a refusal names it)."""
+    paths = {target: "--out"}
+    if options.raw_npz:
+        paths[target.with_suffix(".npz")] = "--raw npz"
+    if options.raw_depth16:
+        paths[depth16_path(target)] = "--raw depth16"
+    if options.metric is not None:
+        paths[camera_json_path(target)] = "the camera file"
+    return paths
+
+
 def check_video_paths(source: Path, target: Path, options: VideoJobOptions) -> None:
     """Before any work: the input is a file, and the outputs (target, and its .npz with raw_npz)
     may be written there (the output rule, io/outputs.py), at the frames' size."""
+    if source.is_dir():
+        raise VideoError(f"{source}: is a folder; give one video file")
     if not source.is_file():
         raise VideoError(f"{source}: no such video file")
     if target.is_dir():
@@ -178,13 +195,8 @@ def check_video_paths(source: Path, target: Path, options: VideoJobOptions) -> N
     if options.raw_depth16 and not pyav_installed():
         raise VideoError("--raw depth16 needs PyAV (pip install 'muggled_swinv2[video]'): it writes FFV1 through FFmpeg")
     rule = OutputRule(options.overwrite, inputs={source: "the input video"})
-    rule.check(target, "--out")
-    if options.raw_npz:
-        rule.check(target.with_suffix(".npz"), "--raw npz")
-    if options.raw_depth16:
-        rule.check(depth16_path(target), "--raw depth16")
-    if options.metric is not None:
-        rule.check(camera_json_path(target), "the camera file")
+    for path, option in output_paths(target, options).items():
+        rule.check(path, option)
     check_writable_folder(target.parent, "--out folder")
 
 
@@ -194,7 +206,7 @@ def run_video_job(model, source: Path, target: Path, options: VideoJobOptions, q
     with raw_npz). Reading and preprocessing run ahead of the model, stabilising, colouring and
     encoding behind it, in threads (video/pipeline.py); the model runs in this thread.
     `progress(frames_written, frame_count_or_None)` is called after each frame (in the writer thread). Errors are VideoError with one line; after Ctrl-C the files hold the frames
-    written so far, and the summary says it was interrupted."""
+    written so far, marked partial in the folder's ledger, and the summary says it was interrupted."""
     check_long_side(options.square, options.size)
     reader = VideoReader(str(source))
     first = reader.read()
@@ -225,7 +237,9 @@ def run_video_job(model, source: Path, target: Path, options: VideoJobOptions, q
 
     interrupted = False
     started = time.perf_counter()
-    with one_opencv_thread(), tqdm(total=reader.frame_count, unit="frame", disable=quiet, dynamic_ncols=True) as bar:
+    # on the CPU the model leaves one core to the writer thread (stabilising, colouring, encoding)
+    on_cpu = next(model.parameters()).device.type == "cpu"
+    with one_opencv_thread(), torch_threads_beside(1) if on_cpu else contextlib.nullcontext(), tqdm(total=reader.frame_count, unit="frame", disable=quiet, dynamic_ncols=True) as bar:
 
         def sink(item):  # in the writer thread
             writers.write(item.frame, item.result)
@@ -244,6 +258,11 @@ def run_video_job(model, source: Path, target: Path, options: VideoJobOptions, q
             raise job_error(error, source, target, writers.frames + 1) from None
     try:
         writers.finish()
+        if interrupted:  # ours, and replaced by the same command run again, without --overwrite (io/outputs.py)
+            rule = OutputRule()
+            for path in output_paths(target, options):
+                if path.exists():
+                    rule.record(path, source, partial=True)
     finally:
         reader.close()
     resets = sum(writers.resets[1:writers.frames])
