@@ -283,6 +283,9 @@ def convert(source, target, dtype: str = "float32", to: str = "muggled", overwri
         target, "OUT", is_ours=is_our_model_folder if to == "hf" else None)
     if refusal:
         raise ConversionError(refusal)
+    if to == "muggled" and target.suffix.lower() != ".safetensors":  # a .pt name would promise a pickle
+        raise ConversionError(f"{target}: convert writes a .safetensors file; name OUT NAME.safetensors "
+                              f"(or --to hf for a Hugging Face folder)")
     if not target.parent.is_dir():
         raise ConversionError(f"{target.parent}: no such folder")
     check_writable_folder(target.parent, "OUT folder")

@@ -306,11 +306,14 @@ def plan_tasks(sources: list[tuple[Path, str]], options: ImageJobOptions) -> lis
         unique, number, blocked = stem, 1, None
         while True:
             names = [OUTPUTS[kind].file_name.format(unique) for kind in kinds]
-            if not any(name.lower() in taken for name in names):
+            clash = next((name for name in names if name.lower() in taken), None)
+            if clash is None:
                 blocked_here = next((reason for name in names if (reason := why_not(name, source))), None)
                 if blocked_here is None:
                     break
-                blocked = blocked or blocked_here
+            else:
+                blocked_here = f"{options.out_dir / clash} is the output of another input of this run"
+            blocked = blocked or blocked_here
             number += 1
             unique = f"{stem}_{number}"
         taken.update(name.lower() for name in names)
