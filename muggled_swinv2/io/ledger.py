@@ -1,8 +1,8 @@
 """Which files in a folder this tool wrote, so that --overwrite never replaces anyone else's file.
 
 Each folder we write into gets a hidden ledger, `.muggled_swinv2-outputs.jsonl`: one JSON line per
-file written (name, size, modification time in ns, and the input it was made from where there is
-one), appended after the file is in place. A file is ours while it still has the size and time
+file written (name, size, modification time in ns, the input it was made from where there is
+one, and the settings it was made with where the writer says them), appended after the file is in place. A file is ours while it still has the size and time
 recorded; a file put there or changed by anyone else is not, and neither is any file when the
 ledger is missing (the safe side).
 
@@ -52,6 +52,7 @@ class Record(NamedTuple):  # a tuple: a million of them are made quickly
     size: int
     mtime_ns: int
     source: str | None = None  # the input the file was made from (absolute path), if any
+    settings: str | None = None  # what it was made with, as the writer put it (jobs/images.output_settings), if said
 
 
 @dataclass
@@ -173,8 +174,10 @@ def _parse(line: str) -> tuple[str, Record] | None:
     try:
         values = json.loads(line)
         name, size, mtime_ns, source = values["name"], values["size"], values["mtime_ns"], values.get("source")
-        if type(name) is str and type(size) is int and type(mtime_ns) is int and (source is None or type(source) is str):
-            return name, Record(size, mtime_ns, source)
+        settings = values.get("settings")
+        if (type(name) is str and type(size) is int and type(mtime_ns) is int and (source is None or type(source) is str)
+                and (settings is None or type(settings) is str)):
+            return name, Record(size, mtime_ns, source, settings)
         return None
     except (ValueError, KeyError, TypeError, AttributeError):
         return None  # a damaged line (a write cut short): that file is simply not known as ours
@@ -231,8 +234,9 @@ class OutputLedger:
         """True if `path` exists and is not ours: it must never be replaced."""
         return Path(path).exists() and not self.is_ours(path)
 
-    def record(self, path, source=None) -> None:
-        """Note a file we have just written (and the input it was made from). LedgerError (one line)
+    def record(self, path, source=None, settings: str | None = None) -> None:
+        """Note a file we have just written (and the input it was made from, and the settings it was
+        made with). LedgerError (one line)
         if the ledger cannot be used: the file is in place, but will count as not ours."""
         path = Path(path)
         folder = path.parent.absolute()
@@ -243,10 +247,12 @@ class OutputLedger:
                 entry = {"name": path.name, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
                 if source is not None:
                     entry["source"] = str(Path(source).absolute())
+                if settings is not None:
+                    entry["settings"] = settings
                 end = os.fstat(descriptor).st_size
                 newline = b"\n" if end and os.pread(descriptor, 1, end - 1) != b"\n" else b""  # after a line cut short
                 os.write(descriptor, newline + json.dumps(entry).encode("utf-8") + b"\n")
-                records[path.name] = Record(stat.st_size, stat.st_mtime_ns, entry.get("source"))
+                records[path.name] = Record(stat.st_size, stat.st_mtime_ns, entry.get("source"), settings)
                 known = self._read[folder]
                 # Stale lines: records replaced by later ones, or (looked at once per process and
                 # ledger) of files gone or changed since.
@@ -276,6 +282,8 @@ class OutputLedger:
             entry = {"name": name, "size": record.size, "mtime_ns": record.mtime_ns}
             if record.source is not None:
                 entry["source"] = record.source
+            if record.settings is not None:
+                entry["settings"] = record.settings
             lines.append(json.dumps(entry) + "\n")
         temp = reserve_temp(ledger_path(folder))
         try:
