@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from .errors import UserError, first_line
 from .io.images import IMAGE_SUFFIXES, ImageReadError, display_bgr, read_image, read_pfm
-from .synthetic.scenes import SPLITS, render_scene
+from .synthetic.scenes import SPLITS, has_photo_textures, render_scene
 
 GT_SUFFIXES = (".npy", ".pfm", ".tiff", ".tif", ".png", ".exr")
 
@@ -46,6 +46,16 @@ def _render_one(args):
     return image, depth
 
 
+TRAIN_EXTRA_HINT = "pip install 'muggled_swinv2[train]'"
+
+
+def check_scene_textures() -> None:
+    """DataError (one line) when the synthetic scenes cannot be rendered as trained and scored:
+    without scikit-image they would silently lose their photo textures."""
+    if not has_photo_textures():
+        raise DataError(f"--data synthetic needs scikit-image, whose photos texture the scenes: {TRAIN_EXTRA_HINT}")
+
+
 def check_split_count(split: str, count: int) -> None:
     """DataError (one line) when a synthetic split has fewer than `count` scenes."""
     start, stop = SPLITS[split]
@@ -60,6 +70,7 @@ def render_processes(count: int, workers: int = 2) -> int:
 
 def render_split(split: str, count: int, size: int, quiet: bool = False, workers: int = 2) -> list[Sample]:
     """The first `count` scenes of a split at size x size, rendered in `workers` processes."""
+    check_scene_textures()
     check_split_count(split, count)
     start = SPLITS[split][0]
     jobs = [(start + index, size) for index in range(count)]
@@ -111,6 +122,8 @@ def folder_pairs(folder) -> tuple[list[tuple[Path, Path, bool]], list[str]]:
     images_dir = folder / "images"
     gt_dirs = [(folder / "depth", False), (folder / "disparity", True)]
     gt_dirs = [(path, flag) for path, flag in gt_dirs if path.is_dir()]
+    if not folder.is_dir():
+        raise DataError(f"{folder}: {'not a folder' if folder.exists() else 'no such folder'}")
     if not images_dir.is_dir() or not gt_dirs:
         raise DataError(f"{folder}: expected sub-folders images/ and depth/ (or disparity/)")
     ground_truth, problems = {}, []
@@ -173,4 +186,4 @@ def load_folder(folder, gt_scale: float = 1.0, limit: int | None = None) -> tupl
 
 
 # the names meant for other modules, scripts and benchmarks (scripts' use is checked by tests/test_layers.py)
-__all__ = ["DataError", "Sample", "load_folder", "render_split"]
+__all__ = ["DataError", "Sample", "check_scene_textures", "load_folder", "render_split"]

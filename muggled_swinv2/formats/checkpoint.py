@@ -22,6 +22,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 
 from ..errors import UserError
+from .weights import onnx_graph_refusal
 from .key_table import HF, MIDAS, KeyMappingError, summarize, to_native
 from ..model import SwinV2DPT, SwinV2DPTConfig
 from ..model.config import RELEASES
@@ -63,6 +64,8 @@ def sniff_container(path: Path) -> str:
     """'directory', 'safetensors' or 'torch', from the first bytes of the file."""
     if path.is_dir():
         return "directory"
+    if refusal := onnx_graph_refusal(path):
+        raise CheckpointError(refusal)
     with open(path, "rb") as file:
         head = file.read(9)
     size = path.stat().st_size
@@ -331,17 +334,24 @@ def _mapped(state_dict: dict, column: int) -> tuple[dict, dict]:
         raise CheckpointError(str(error)) from None
 
 
+def check_checkpoint_path(path: Path) -> None:
+    """The checks of read_checkpoint that read no tensors (a missing path, an ONNX graph, a folder
+    that is no Hugging Face model, a file of another kind): CheckpointError (one line). Commands run
+    them before checking their outputs, so that a wrong input is named as such."""
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such file")
+    if sniff_container(path) == "directory" and not (path / "config.json").is_file():
+        raise CheckpointError(f"{path}: a folder without config.json, not a Hugging Face model folder")
+
+
 def read_checkpoint(path) -> Checkpoint:
     """Any supported checkpoint -> configuration + our state dict (not yet a model)."""
     path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"{path}: no such file")
+    check_checkpoint_path(path)
     container = sniff_container(path)
     config_json = {}
     source = path
     if container == "directory":
-        if not (path / "config.json").is_file():
-            raise CheckpointError(f"{path}: a folder without config.json, not a Hugging Face model folder")
         try:
             config_json = json.loads((path / "config.json").read_text())
         except (OSError, ValueError) as error:

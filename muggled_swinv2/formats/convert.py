@@ -283,6 +283,9 @@ def convert(source, target, dtype: str = "float32", to: str = "muggled", overwri
         target, "OUT", is_ours=is_our_model_folder if to == "hf" else None)
     if refusal:
         raise ConversionError(refusal)
+    if to == "muggled" and target.suffix.lower() != ".safetensors":  # a .pt name would promise a pickle
+        raise ConversionError(f"{target}: convert writes a .safetensors file; name OUT NAME.safetensors "
+                              f"(or --to hf for a Hugging Face folder)")
     check_writable_folder(target.parent, "OUT folder")  # made with its missing parents, as for every output
 
     checkpoint = read_checked_checkpoint(source)  # the loader's checks: what we write will load

@@ -64,17 +64,22 @@ def checkpoints_in(folder: Path) -> list[Path]:
     return found
 
 
+def onnx_graph_refusal(path: Path) -> str | None:
+    """What every loader says of an exported .onnx file passed as a checkpoint, or None for another path."""
+    if path.suffix.lower() != ".onnx":
+        return None
+    return (f"{path}: an exported ONNX graph, not a checkpoint; run it with ONNX Runtime (`muggled-swinv2 info "
+            f"{path}` describes it), or pass the checkpoint it came from (--engine onnx exports the graphs it needs)")
+
+
 def resolve_weights(path) -> Path:
     """The --weights argument, or else the checkpoint of the first search folder that has one
     (search_folders), or (none anywhere) the embedded demo model (is_demo() tells; callers say so
     with demo_note())."""
     if path:
         path = Path(path)
-        if path.suffix.lower() == ".onnx":
-            raise WeightsError(
-                f"{path}: an exported ONNX graph, not a checkpoint; run it with ONNX Runtime (`muggled-swinv2 info "
-                f"{path}` describes it), or pass the checkpoint it came from (--engine onnx exports the graphs it needs)"
-            )
+        if refusal := onnx_graph_refusal(path):
+            raise WeightsError(refusal)
         return path
     named = os.environ.get(WEIGHTS_ENV)
     if named and Path(named).is_file():

@@ -1,8 +1,9 @@
 """Which files in a folder this tool wrote, so that --overwrite never replaces anyone else's file.
 
 Each folder we write into gets a hidden ledger, `.muggled_swinv2-outputs.jsonl`: one JSON line per
-file written (name, size, modification time in ns, and the input it was made from where there is
-one, and `"partial": true` for an interrupted run's output), appended after the file is in place. A file is ours while it still has the size and time
+file written (name, size, modification time in ns, the input it was made from where there is
+one, the settings it was made with where the writer says them, and `"partial": true` for an
+interrupted run's output), appended after the file is in place. A file is ours while it still has the size and time
 recorded; a file put there or changed by anyone else is not, and neither is any file when the
 ledger is missing (the safe side).
 
@@ -53,6 +54,7 @@ class Record(NamedTuple):  # a tuple: a million of them are made quickly
     mtime_ns: int
     source: str | None = None  # the input the file was made from (absolute path), if any
     partial: bool = False  # an interrupted run's output (complete, but holding only part of the work)
+    settings: str | None = None  # what it was made with, as the writer put it (jobs/images.output_settings), if said
 
 
 @dataclass
@@ -174,10 +176,10 @@ def _parse(line: str) -> tuple[str, Record] | None:
     try:
         values = json.loads(line)
         name, size, mtime_ns, source = values["name"], values["size"], values["mtime_ns"], values.get("source")
-        partial = values.get("partial", False)
+        partial, settings = values.get("partial", False), values.get("settings")
         if (type(name) is str and type(size) is int and type(mtime_ns) is int and (source is None or type(source) is str)
-                and type(partial) is bool):
-            return name, Record(size, mtime_ns, source, partial)
+                and type(partial) is bool and (settings is None or type(settings) is str)):
+            return name, Record(size, mtime_ns, source, partial, settings)
         return None
     except (ValueError, KeyError, TypeError, AttributeError):
         return None  # a damaged line (a write cut short): that file is simply not known as ours
@@ -234,10 +236,10 @@ class OutputLedger:
         """True if `path` exists and is not ours: it must never be replaced."""
         return Path(path).exists() and not self.is_ours(path)
 
-    def record(self, path, source=None, partial: bool = False) -> None:
+    def record(self, path, source=None, partial: bool = False, settings: str | None = None) -> None:
         """Note a file we have just written (and the input it was made from; `partial`: by a run
-        that was interrupted). LedgerError (one line) if the ledger cannot be used: the file is in
-        place, but will count as not ours."""
+        that was interrupted; the settings it was made with). LedgerError (one line) if the ledger
+        cannot be used: the file is in place, but will count as not ours."""
         path = Path(path)
         folder = path.parent.absolute()
         try:
@@ -249,10 +251,12 @@ class OutputLedger:
                     entry["source"] = str(Path(source).absolute())
                 if partial:
                     entry["partial"] = True
+                if settings is not None:
+                    entry["settings"] = settings
                 end = os.fstat(descriptor).st_size
                 newline = b"\n" if end and os.pread(descriptor, 1, end - 1) != b"\n" else b""  # after a line cut short
                 os.write(descriptor, newline + json.dumps(entry).encode("utf-8") + b"\n")
-                records[path.name] = Record(stat.st_size, stat.st_mtime_ns, entry.get("source"), partial)
+                records[path.name] = Record(stat.st_size, stat.st_mtime_ns, entry.get("source"), partial, settings)
                 known = self._read[folder]
                 # Stale lines: records replaced by later ones, or (looked at once per process and
                 # ledger) of files gone or changed since.
@@ -284,6 +288,8 @@ class OutputLedger:
                 entry["source"] = record.source
             if record.partial:
                 entry["partial"] = True
+            if record.settings is not None:
+                entry["settings"] = record.settings
             lines.append(json.dumps(entry) + "\n")
         temp = reserve_temp(ledger_path(folder))
         try:

@@ -94,17 +94,18 @@ class OutputRule:
         if reason := self.refusal(path, option, is_ours):
             raise OutputError(reason)
 
-    def record(self, path, source=None, partial: bool = False) -> None:
+    def record(self, path, source=None, partial: bool = False, settings: str | None = None) -> None:
         """Mark a file just written as ours (so that a later --overwrite may replace it); `source`:
         the input it was made from; `partial`: an interrupted run's output (replaced without
-        --overwrite). OutputError (one line) if the folder's ledger cannot be used."""
+        --overwrite); `settings`: what it was made with (io/ledger.Record). OutputError (one line)
+        if the folder's ledger cannot be used."""
         try:
-            self.ledger.record(path, source, partial)
+            self.ledger.record(path, source, partial=partial, settings=settings)
         except LedgerError as error:
             raise OutputError(str(error)) from None
 
     @contextmanager
-    def writing(self, path, option: str = "", source=None) -> Iterator[None]:
+    def writing(self, path, option: str = "", source=None, settings: str | None = None) -> Iterator[None]:
         """Check `path`, let the with-block write it, record it: all under the folder's ledger lock,
         so that another run writing into the same folder sees the file and its record together."""
         path = Path(path)
@@ -112,7 +113,7 @@ class OutputRule:
             with locked_ledger(path.parent, write=True):
                 self.check(path, option)
                 yield
-                self.record(path, source)
+                self.record(path, source, settings=settings)
         except LedgerError as error:
             raise OutputError(str(error)) from None
 

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..build import load_model
+from ..formats.checkpoint import check_checkpoint_path
 from ..io.outputs import OutputRule
 from ..memory import SizeOptionNames
 from .models import find_weights
@@ -27,6 +28,7 @@ def run_export(weights, output, options: ExportOptions):
     from ..export.onnx import export_onnx, parse_export_size, require_onnx  # the [onnx] extra
 
     weights, output = find_weights(weights), Path(output)
+    check_checkpoint_path(weights)  # a wrong checkpoint named as such, not as the output it would contain
     rule = OutputRule(options.overwrite, inputs={weights: "the checkpoint"})
     rule.check(output, "OUT")
     require_onnx()

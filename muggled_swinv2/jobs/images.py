@@ -2,11 +2,12 @@
 the one table of output kinds (OUTPUTS) that every writer of the image job goes through."""
 
 import glob
+import json
 import os
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -63,11 +64,44 @@ class ImageJobOptions:
     metric: MetricOptions | None = None  # what the user knows, for the metric outputs (jobs/metric.py)
 
     @property
+    def output_settings(self) -> str:
+        """What the outputs' content is made with, as the ledger records it beside each output:
+        canonical JSON of the settings named in SETTING_FLAGS (a metric option as "metric.NAME")."""
+        values = {name: getattr(self, name) for name in SETTING_FLAGS if not name.startswith("metric.")}
+        metric = asdict(self.metric or MetricOptions())  # none given: as the defaults, which fit nothing
+        values.update({f"metric.{name}": value for name, value in metric.items()})
+        return json.dumps(values, sort_keys=True, default=str)
+
+    @property
     def output_kinds(self) -> tuple[str, ...]:
         """The rows of OUTPUTS this job writes for each picture, in this order: the colour map, the
         raw formats, and the camera with any metric output."""
         camera = ("camera",) if any(kind in METRIC_KINDS for kind in self.raw_formats) else ()
         return ("png", *self.raw_formats, *camera)
+
+
+# the settings that change what an output holds, and the option that gives each
+SETTING_FLAGS = {
+    "colormap": "--colormap", "side_by_side": "--side-by-side", "square": "--square", "size": "--size",
+    "value_range": "--range", "invert": "--invert", "fov_deg": "--fov", "depth_range": "--depth-range",
+    "point_step": "--point-step", "metric.known_points": "--known", "metric.sparse_depth": "--sparse-depth",
+    "metric.depth_range": "--depth-range", "metric.fit": "--fit", "metric.fov_deg": "--fov", "metric.focal_px": "--focal-px",
+}
+
+
+def changed_settings(path: Path, settings: str, ledger: OutputLedger) -> list[str] | None:
+    """The options (SETTING_FLAGS) whose values differ between `settings` and those the ledger
+    recorded for the output `path`, or None where it recorded none or the same (or `path` is not ours)."""
+    record = ledger.record_of(path)
+    if record is None or record.settings is None or record.settings == settings:
+        return None
+    try:
+        recorded = json.loads(record.settings)
+    except ValueError:
+        recorded = {}
+    current = json.loads(settings)
+    changed = [flag for name, flag in SETTING_FLAGS.items() if recorded.get(name) != current.get(name)]
+    return list(dict.fromkeys(changed)) or ["recorded by another version"]
 
 
 # ----------------------------------------------------------------------------- the output kinds: one table
@@ -306,11 +340,14 @@ def plan_tasks(sources: list[tuple[Path, str]], options: ImageJobOptions) -> lis
         unique, number, blocked = stem, 1, None
         while True:
             names = [OUTPUTS[kind].file_name.format(unique) for kind in kinds]
-            if not any(name.lower() in taken for name in names):
+            clash = next((name for name in names if name.lower() in taken), None)
+            if clash is None:
                 blocked_here = next((reason for name in names if (reason := why_not(name, source))), None)
                 if blocked_here is None:
                     break
-                blocked = blocked or blocked_here
+            else:
+                blocked_here = f"{options.out_dir / clash} is the output of another input of this run"
+            blocked = blocked or blocked_here
             number += 1
             unique = f"{stem}_{number}"
         taken.update(name.lower() for name in names)
@@ -400,7 +437,7 @@ def write_outputs(prediction: Prediction, ledger: OutputLedger) -> str | None:
             if path.exists() and not overwrite:
                 continue
             path.parent.mkdir(parents=True, exist_ok=True)
-            with rule.writing(path, source=task.source):  # checked, written and recorded under the ledger's lock
+            with rule.writing(path, source=task.source, settings=prediction.options.output_settings):  # checked, written and recorded under the ledger's lock
                 OUTPUTS[kind].write(prediction, path)
         except OutputError as error:
             return f"{task.source}: {error}"
@@ -439,6 +476,11 @@ def select_pending(tasks: list[ImageTask], options: ImageJobOptions, summary: Jo
                                       f"{len(os.fsencode(too_long.name))} bytes, the file system allows {name_max(too_long.parent)})")
             elif any(rule.overwritten_input(path) for path in task.outputs.values()):
                 summary.failed.append(f"{task.source}: its output would overwrite an input image; choose another --out")
+            elif not options.overwrite and (stale := next(
+                    ((path, changed) for path in task.outputs.values()
+                     if (changed := changed_settings(path, options.output_settings, rule.ledger))), None)):
+                summary.failed.append(f"{task.source}: {stale[0]} was made with other settings ({', '.join(stale[1])}); "
+                                      f"pass --overwrite to redo it")
             elif not options.overwrite and all(path.exists() for path in task.outputs.values()):
                 summary.skipped += 1
             else:

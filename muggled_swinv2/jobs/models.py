@@ -23,9 +23,10 @@ class ModelOptions:
 
 
 def find_weights(weights, quiet: bool = False) -> Path:
-    """--weights, or the checkpoint found (formats.weights.resolve_weights), or the embedded demo model (said in one line)."""
+    """--weights, or the checkpoint found (formats.weights.resolve_weights), or the embedded demo model
+    (said in one line, only where no checkpoint was named: one named is what the user asked for)."""
     path = resolve_weights(weights)
-    if is_demo(path) and not quiet:
+    if not weights and is_demo(path) and not quiet:
         print(f"note: {demo_note()}", file=sys.stderr)
     return path
 

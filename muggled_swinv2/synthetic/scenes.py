@@ -17,6 +17,7 @@ z forward; depth = the camera-frame z of the hit point. Sky: depth inf (disparit
 Splits never overlap: seeds [0, 1e6) train, [1e6, 1e6 + 1e4) validation, [2e6, 2e6 + 1e4) test.
 """
 
+import importlib.util
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -39,6 +40,11 @@ def split_seed(split: str, index: int) -> int:
 
 
 # ----------------------------------------------------------------------------- textures
+
+
+def has_photo_textures() -> bool:
+    """Whether scikit-image (the [train] extra), whose bundled photographs texture the scenes, is installed."""
+    return importlib.util.find_spec("skimage") is not None
 
 
 @lru_cache(maxsize=None)

@@ -24,7 +24,7 @@ import torch
 from tqdm import tqdm
 
 from ..build import load_model
-from ..datasets import DataError, Sample, load_folder, render_split
+from ..datasets import DataError, Sample, check_scene_textures, load_folder, render_split
 from ..devices import dtype_warning, training_autocast_dtype
 from ..errors import UserError, first_line
 from ..evaluation.protocol import evaluate_samples
@@ -356,6 +356,11 @@ def train(options: TrainOptions, resume: bool = False, log=None, overwrite: bool
     """
     log = log or (lambda line: print(line, file=sys.stderr))
     check_outputs(options, resume, overwrite, option_name)
+    if samples is None and options.data == "synthetic":  # before any folder is made or model built
+        try:
+            check_scene_textures()
+        except DataError as error:
+            raise TrainingError(str(error)) from None
     device = torch.device(options.device)
     out = Path(options.out)
     out.parent.mkdir(parents=True, exist_ok=True)

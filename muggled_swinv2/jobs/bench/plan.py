@@ -18,7 +18,7 @@ from ...model.config import RELEASES
 from ...predict import fits_network, parse_size_hw
 
 PEERS = ("transformers", "onnxruntime")
-PEER_MISSING = "the peer needs transformers: pip install -e .[test] (or run with --no-peer)"
+PEER_MISSING = "the peer needs transformers: pip install 'muggled_swinv2[test]' (or run with --no-peer)"
 QUICK_FILE_MIB = 500  # releases with smaller weights also run at batch 4 in the default plan
 WIDE_HW = (4, 7)  # the default plan's non-square shape (height : width), at the native height
 QUICK_BATCHES, BATCHES = [1, 4], [1]
