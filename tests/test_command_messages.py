@@ -11,7 +11,7 @@ import pytest
 from cli_runs import listing, run
 from pictures import photo
 
-import muggled_swinv2.synthetic.scenes as scenes
+import muggled_swinv2.datasets as datasets
 from muggled_swinv2.demo import DEMO_WEIGHTS
 from muggled_swinv2.jobs.bench.plan import PEER_MISSING
 
@@ -22,7 +22,7 @@ DEMO_NOTE_START = "note: no checkpoint given or found"
 @pytest.fixture
 def without_scikit_image(monkeypatch):
     """The import check answers as it does where the [train] extra is not installed."""
-    monkeypatch.setattr(scenes, "has_photo_textures", lambda: False)
+    monkeypatch.setattr(datasets, "has_photo_textures", lambda: False)  # the name check_scene_textures calls
 
 
 def one_error(err: str) -> str:
