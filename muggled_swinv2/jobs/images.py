@@ -104,6 +104,15 @@ def changed_settings(path: Path, settings: str, ledger: OutputLedger) -> list[st
     return list(dict.fromkeys(changed)) or ["recorded by another version"]
 
 
+def made_with_other_settings(task: ImageTask, settings: str, ledger: OutputLedger) -> str | None:
+    """The one-line failure of a task one of whose outputs the ledger says was made with other
+    settings than `settings` (changed_settings), else None."""
+    for path in task.outputs.values():
+        if changed := changed_settings(path, settings, ledger):
+            return f"{task.source}: {path} was made with other settings ({', '.join(changed)}); pass --overwrite to redo it"
+    return None
+
+
 # ----------------------------------------------------------------------------- the output kinds: one table
 
 
@@ -432,12 +441,13 @@ def write_outputs(prediction: Prediction, ledger: OutputLedger) -> str | None:
     tool wrote), and what is written is recorded in the folder's ledger."""
     task, overwrite = prediction.task, prediction.options.overwrite
     rule = OutputRule(overwrite, inputs={task.source: "the input image"}, ledger=ledger)
+    settings = prediction.options.output_settings
     for kind, path in task.outputs.items():
         try:
             if path.exists() and not overwrite:
                 continue
             path.parent.mkdir(parents=True, exist_ok=True)
-            with rule.writing(path, source=task.source, settings=prediction.options.output_settings):  # checked, written and recorded under the ledger's lock
+            with rule.writing(path, source=task.source, settings=settings):  # checked, written and recorded under the ledger's lock
                 OUTPUTS[kind].write(prediction, path)
         except OutputError as error:
             return f"{task.source}: {error}"
@@ -466,7 +476,7 @@ def select_pending(tasks: list[ImageTask], options: ImageJobOptions, summary: Jo
     failed (shared by the local job and the Ray pipeline). The temp files that a killed run left
     beside the outputs to be written are removed."""
     rule = OutputRule(options.overwrite, inputs={task.source: "an input image" for task in tasks})
-    pending, leftovers = [], LeftoverTemps()
+    pending, leftovers, settings = [], LeftoverTemps(), options.output_settings
     for task in tasks:
         if task.note:
             report_error(task.note)
@@ -476,11 +486,8 @@ def select_pending(tasks: list[ImageTask], options: ImageJobOptions, summary: Jo
                                       f"{len(os.fsencode(too_long.name))} bytes, the file system allows {name_max(too_long.parent)})")
             elif any(rule.overwritten_input(path) for path in task.outputs.values()):
                 summary.failed.append(f"{task.source}: its output would overwrite an input image; choose another --out")
-            elif not options.overwrite and (stale := next(
-                    ((path, changed) for path in task.outputs.values()
-                     if (changed := changed_settings(path, options.output_settings, rule.ledger))), None)):
-                summary.failed.append(f"{task.source}: {stale[0]} was made with other settings ({', '.join(stale[1])}); "
-                                      f"pass --overwrite to redo it")
+            elif not options.overwrite and (stale := made_with_other_settings(task, settings, rule.ledger)):
+                summary.failed.append(stale)
             elif not options.overwrite and all(path.exists() for path in task.outputs.values()):
                 summary.skipped += 1
             else:

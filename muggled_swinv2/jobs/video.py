@@ -239,7 +239,9 @@ def run_video_job(model, source: Path, target: Path, options: VideoJobOptions, q
     started = time.perf_counter()
     # on the CPU the model leaves one core to the writer thread (stabilising, colouring, encoding)
     on_cpu = next(model.parameters()).device.type == "cpu"
-    with one_opencv_thread(), torch_threads_beside(1) if on_cpu else contextlib.nullcontext(), tqdm(total=reader.frame_count, unit="frame", disable=quiet, dynamic_ncols=True) as bar:
+    model_threads = torch_threads_beside(1) if on_cpu else contextlib.nullcontext()
+    with one_opencv_thread(), model_threads, tqdm(total=reader.frame_count, unit="frame", disable=quiet,
+                                                  dynamic_ncols=True) as bar:
 
         def sink(item):  # in the writer thread
             writers.write(item.frame, item.result)
