@@ -334,21 +334,23 @@ def _mapped(state_dict: dict, column: int) -> tuple[dict, dict]:
         raise CheckpointError(str(error)) from None
 
 
-def check_checkpoint_path(path: Path) -> None:
+def check_checkpoint_path(path: Path) -> str:
     """The checks of read_checkpoint that read no tensors (a missing path, an ONNX graph, a folder
-    that is no Hugging Face model, a file of another kind): CheckpointError (one line). Commands run
-    them before checking their outputs, so that a wrong input is named as such."""
+    that is no Hugging Face model, a file of another kind): CheckpointError (one line); else the
+    container (sniff_container). Commands run them before checking their outputs, so that a wrong
+    input is named as such."""
     if not path.exists():
         raise CheckpointError(f"{path}: no such file")
-    if sniff_container(path) == "directory" and not (path / "config.json").is_file():
+    container = sniff_container(path)
+    if container == "directory" and not (path / "config.json").is_file():
         raise CheckpointError(f"{path}: a folder without config.json, not a Hugging Face model folder")
+    return container
 
 
 def read_checkpoint(path) -> Checkpoint:
     """Any supported checkpoint -> configuration + our state dict (not yet a model)."""
     path = Path(path)
-    check_checkpoint_path(path)
-    container = sniff_container(path)
+    container = check_checkpoint_path(path)
     config_json = {}
     source = path
     if container == "directory":
