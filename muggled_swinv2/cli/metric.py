@@ -73,12 +73,11 @@ def check_one_source(args) -> None:
 
 def known_sources(args) -> tuple[list, Path | None]:
     """(the known points of --known and --known-file, the --sparse-depth path) once checked: one
-    source at most (check_one_source), the points' distances and number for the fit, a sparse map
-    file readable (a folder's maps are matched later). UsageError (one line)."""
+    source at most (its callers have run check_one_source), the points' distances and number for
+    the fit, a sparse map file readable (a folder's maps are matched later). UsageError (one line)."""
     from ..geometry import CalibrationError, check_known_points
     from ..io.known_depth import read_known_points, read_sparse_depth
 
-    check_one_source(args)
     points = list(args.known or [])
     try:
         if args.known_file:
